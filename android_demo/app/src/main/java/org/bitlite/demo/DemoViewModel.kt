@@ -61,6 +61,9 @@ class DemoViewModel(application: Application) : AndroidViewModel(application) {
                 }
                 model = buffer
                 _state.update { it.copy(metadata = metadata) }
+                rerun() // in case the user drew while the model loaded
+            } catch (e: CancellationException) {
+                throw e
             } catch (e: Exception) {
                 _state.update { it.copy(error = "Could not load the bundled model: ${e.message}") }
             }
@@ -76,11 +79,16 @@ class DemoViewModel(application: Application) : AndroidViewModel(application) {
     fun pick(uri: Uri) {
         viewModelScope.launch {
             try {
-                val bitmap = withContext(Dispatchers.IO) { decode(uri) }
+                val (bitmap, pixels) = withContext(Dispatchers.IO) {
+                    val bitmap = decode(uri)
+                    val pixels = IntArray(bitmap.width * bitmap.height)
+                    bitmap.getPixels(pixels, 0, bitmap.width, 0, 0, bitmap.width, bitmap.height)
+                    bitmap to pixels
+                }
                 _state.update { it.copy(picked = bitmap) }
-                val pixels = IntArray(bitmap.width * bitmap.height)
-                bitmap.getPixels(pixels, 0, bitmap.width, 0, 0, bitmap.width, bitmap.height)
                 classify(pixels, bitmap.width, bitmap.height)
+            } catch (e: CancellationException) {
+                throw e
             } catch (e: Exception) {
                 _state.update { it.copy(error = "Could not read that image: ${e.message}") }
             }

@@ -22,6 +22,7 @@ import androidx.compose.material3.Button
 import androidx.compose.material3.Card
 import androidx.compose.material3.CardDefaults
 import androidx.compose.material3.CircularProgressIndicator
+import androidx.compose.material3.ExperimentalMaterial3Api
 import androidx.compose.material3.FilterChip
 import androidx.compose.material3.LinearProgressIndicator
 import androidx.compose.material3.MaterialTheme
@@ -133,6 +134,7 @@ private fun ModelLine(metadata: ModelMetadata) {
     )
 }
 
+@OptIn(ExperimentalMaterial3Api::class) // FilterChip, experimental in older Material 3
 @Composable
 private fun ThreadSelector(choices: List<Int>, selected: Int, onSelect: (Int) -> Unit) {
     Row(verticalAlignment = Alignment.CenterVertically, horizontalArrangement = Arrangement.spacedBy(8.dp)) {

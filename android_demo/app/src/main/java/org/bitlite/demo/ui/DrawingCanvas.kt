@@ -47,7 +47,7 @@ fun DrawingCanvas(
     onDrawn: (argb: IntArray, side: Int) -> Unit,
     modifier: Modifier = Modifier,
 ) {
-    var size by remember { mutableStateOf(IntSize.Zero) }
+    var canvasSize by remember { mutableStateOf(IntSize.Zero) }
     var current by remember { mutableStateOf<List<Offset>>(emptyList()) }
     // The gesture detector below is set up once; this always calls the latest callback.
     val latestOnDrawn by rememberUpdatedState(onDrawn)
@@ -55,14 +55,14 @@ fun DrawingCanvas(
     Canvas(
         modifier
             .fillMaxSize()
-            .onSizeChanged { size = it }
+            .onSizeChanged { canvasSize = it }
             .pointerInput(Unit) {
                 detectDragGestures(
                     onDragStart = { start -> current = listOf(start) },
                     onDragEnd = {
                         strokes.add(current)
                         current = emptyList()
-                        val side = minOf(size.width, size.height)
+                        val side = minOf(canvasSize.width, canvasSize.height)
                         if (side > 0) latestOnDrawn(render(strokes, side), side)
                     },
                     onDragCancel = { current = emptyList() },
