@@ -121,9 +121,8 @@ def phone_canvas(digit: np.ndarray, side: int = 1000) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def exported(trained_run: runs.Run) -> runs.Run:
-    export.export_run(trained_run)
-    return trained_run
+def exported(exported_run: tuple[runs.Run, dict]) -> runs.Run:
+    return exported_run[0]
 
 
 @pytest.fixture(scope="module")
