@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
 import tensorflow as tf
 
+import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
 from pipeline.quantizers.binary import ap2
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
 import tensorflow as tf
 
+import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
 from pipeline.quantizers.binary import ap2_ste
 
 smart_cond = tf.__internal__.smart_cond.smart_cond

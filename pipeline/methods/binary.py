@@ -73,14 +73,14 @@ class BNN(Method):
     each update. The first layer's input (the image) stays full precision, and there is
     no activation function: the sign in the next layer's input quantizer is the
     non-linearity, which is what LCE fuses into ``LceBconv2d``. The paper trains with
-    Adam and an exponentially decaying learning rate.
+    Adam and an exponentially decaying learning rate over hundreds of epochs; the default
+    here is a cosine decay, tuned for the few-epoch default run
+    (``--option lr_schedule=exponential`` gives the paper's).
     """
 
     name = "bnn"
     summary = "BinaryNet: sign weights and activations, hard-tanh STE"
     paper = "Hubara et al. 2016, arXiv:1602.02830"
-
-    lr_schedule: str = "exponential"
 
     def bits(self) -> dict[str, int]:
         return {"w": 1, "a": 1, "g": 32}
@@ -117,6 +117,7 @@ class BNNShift(BNN):
 
     learning_rate: float = 2.0**-10
     optimizer_name: str = "shift-adamax"
+    lr_schedule: str = "exponential"
 
     def normalization(self) -> tf.keras.layers.Layer:
         return ShiftBatchNormalization(momentum=0.9, epsilon=1e-4)

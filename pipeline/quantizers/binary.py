@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
 import larq as lq
 import tensorflow as tf
 from larq import math as lq_math
+
+import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
 
 register = tf.keras.utils.register_keras_serializable(package="bitlite")
 smart_cond = tf.__internal__.smart_cond.smart_cond

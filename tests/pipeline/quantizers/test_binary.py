@@ -2,10 +2,9 @@
 
 import numpy as np
 import pytest
-
-import pipeline  # noqa: F401
 import tensorflow as tf
 
+import pipeline  # noqa: F401
 from pipeline.quantizers.binary import (
     StochasticBinary,
     XnorWeightSign,

@@ -3,13 +3,12 @@ papers' gradients."""
 
 import itertools
 
+import larq as lq
 import numpy as np
 import pytest
-
-import pipeline  # noqa: F401
-import larq as lq
 import tensorflow as tf
 
+import pipeline  # noqa: F401
 from pipeline.quantizers.ternary import (
     ExactTernary,
     TtqTernary,
