@@ -51,6 +51,8 @@ def build_parser():
     p.add_argument("--lce-benchmark", help="ssh: lce_benchmark_model path on the device; "
                    "adb: the binary on this machine to push")
     p.add_argument("--identity", help="ssh: private key file (default: ssh's own choice)")
+    p.add_argument("--ssh-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="ssh: an extra ssh -o option (repeatable)")
     return p  # fmt: skip
 
 
@@ -101,6 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     given = {"remote_python": args.remote_python, "lce_benchmark": args.lce_benchmark,
              "identity": args.identity}  # fmt: skip
     options = {k: v for k, v in given.items() if v}
+    if args.ssh_option:
+        if not args.target.startswith("ssh://"):
+            raise UsageError("--ssh-option is for ssh:// targets")
+        options["ssh_options"] = tuple(args.ssh_option)
     target = make_target(args.target, progress=lambda s: print(s, file=sys.stderr), **options)
     settings = Settings(args.runs, args.warmup, args.threads, args.engine, args.input)
     results: list[Measurement] = []

@@ -69,12 +69,15 @@ class Measurement:
     warmup: int
     latencies_ms: list[float] = field(default_factory=list)
     latency_is_device: bool = True  # False under emulation: wall time says nothing there
+    tool_stats_ms: dict[str, float] | None = None  # a tool's own summary (min/mean), if no list
     instructions_per_invoke: int | None = None
     instructions_spread: float | None = None  # (max - min) / median over the timed invokes
     parity: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
 
     def latency(self) -> dict[str, float | None]:
+        if self.tool_stats_ms is not None:
+            return {"min_ms": self.tool_stats_ms["min_ms"], "median_ms": None, "p90_ms": None}
         if not self.latencies_ms or not self.latency_is_device:
             return {"min_ms": None, "median_ms": None, "p90_ms": None}
         lat = np.asarray(self.latencies_ms)
@@ -171,7 +174,8 @@ def run_command(
 ) -> subprocess.CompletedProcess:
     """Run a command with a time limit; a timeout is a one-line TargetError."""
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
+        kwargs.setdefault("text", True)
+        return subprocess.run(cmd, capture_output=True, timeout=timeout, **kwargs)
     except subprocess.TimeoutExpired:
         raise TargetError(f"{where}: no result after {timeout:.0f} s") from None
     except FileNotFoundError:

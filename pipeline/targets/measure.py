@@ -30,7 +30,7 @@ def measure(model_path: Path, target: Target, settings: Settings) -> Measurement
     with scratch_dir() as tmp:
         output = Path(tmp) / "output.npy"
         result = target.run(model, settings, output)
-        if target.checks_parity:
+        if target.checks_parity and output.exists():  # lce_benchmark_model saves none
             result.parity = _parity(model, settings, output, Path(tmp))
     return result
 
