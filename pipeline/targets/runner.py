@@ -127,8 +127,13 @@ class BitliteEngine:
             self.interpreter = bitlite_runtime.Interpreter(path, num_threads=threads)
         except (ValueError, RuntimeError, OSError) as err:
             raise RunnerError(f"bitlite_runtime cannot load the model: {err}") from None
-        self.shape, self.dtype, self.scale, self.zero_point = _input_signature(self.interpreter)
-        self.kernels = f"bitlite runtime ({bitlite_runtime.kernel_name()})"
+        detail = self.interpreter.input_details
+        if len(detail) != 1:
+            raise RunnerError(f"the model has {len(detail)} inputs; the bench feeds one")
+        self.shape = tuple(int(d) for d in detail[0]["shape"])
+        self.dtype = np.dtype(detail[0]["dtype"])
+        self.scale, self.zero_point = detail[0]["quantization"]
+        self.kernels = f"bitlite runtime ({bitlite_runtime.kernel_name()} binary GEMM)"
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.interpreter.predict(x))

@@ -1,23 +1,34 @@
 """Finding and staging bitlite's own runtime (``bitlite_runtime``) for a target.
 
-The runtime — TFLite plus our kernels for Larq Compute Engine's ops — lives in its own
-package; the bench only locates it on this machine and, for an ARM target, stages the
-package with a library cross-built for that architecture. Where the runtime is missing
-or cannot be built, the message says so: binary models then do not run, they are never
-given a made-up figure.
+The runtime — tflite-runtime plus our kernels for Larq Compute Engine's ops — lives in
+``runtime/`` (or is pip-installed); the bench only locates it on this machine and, for an
+ARM target, stages a copy of the package with its library cross-built for that
+architecture in ``lib/``, where the package looks for a shipped build first. Where the
+runtime is missing or cannot be built, the message says so: binary models then do not
+run — they never get a made-up figure.
 """
 
 from __future__ import annotations
 
 import importlib
 import shutil
+import sys
 from pathlib import Path
 from types import ModuleType
 
 from pipeline.targets.base import TargetError
 
+SOURCE_TREE = Path(__file__).resolve().parents[2] / "runtime"
+
 
 def load() -> ModuleType:
+    """The ``bitlite_runtime`` module: installed, or from this checkout's runtime/."""
+    try:
+        return importlib.import_module("bitlite_runtime")
+    except ImportError:
+        pass
+    if (SOURCE_TREE / "bitlite_runtime").is_dir() and str(SOURCE_TREE) not in sys.path:
+        sys.path.insert(0, str(SOURCE_TREE))
     try:
         return importlib.import_module("bitlite_runtime")
     except ImportError as err:
@@ -34,20 +45,28 @@ def package_dir() -> Path:
 def stage(arch: str, site: Path) -> Path:
     """Copy ``bitlite_runtime`` into ``site`` with its library built for ``arch``.
 
-    ``arch`` is "aarch64" or "armhf"; the runtime's own build function does the
-    cross-compiling, and says so with a clear error where it cannot.
+    ``arch`` is "aarch64", "armhf" or "host". The library is rebuilt only when missing or
+    older than the runtime's C++ sources; the runtime's own build module does the
+    (cross-)compiling and names the missing compiler where it cannot.
     """
-    runtime = load()
-    try:
-        from bitlite_runtime import build
-    except ImportError as err:
-        raise TargetError(f"bitlite_runtime has no build module ({err})") from None
-    source = Path(runtime.__file__).resolve().parent
+    module = load()
+    from bitlite_runtime import build
+
     dest = site / "bitlite_runtime"
+    library = dest / "lib" / build.LIBRARY_NAME
+    kept = None
+    if library.is_file() and not build.is_stale(library):
+        kept = library.read_bytes()
     if dest.exists():
         shutil.rmtree(dest)
-    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    shutil.copytree(Path(module.__file__).resolve().parent, dest,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.so", "lib"))  # fmt: skip
+    if kept is not None:
+        library.parent.mkdir(parents=True, exist_ok=True)
+        library.write_bytes(kept)
+        return library
     try:
-        return Path(build.build_library(arch, dest))
+        return Path(build.build_library(arch, library.parent))
     except Exception as err:  # the build's own failure, whatever its type, is one line here
-        raise TargetError(f"cannot build bitlite's runtime for {arch}: {err}") from None
+        first = str(err).strip().splitlines()[0]
+        raise TargetError(f"cannot build bitlite's runtime for {arch}: {first}") from None
