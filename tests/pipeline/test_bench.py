@@ -82,4 +82,4 @@ def test_corrupt_model_is_one_line(tmp_path):
     broken.write_bytes(tiny_models.models()["float"].read_bytes()[:1000])
     proc = bench("--model", broken, "--target", "host", "--json", tmp_path / "b.json")
     assert proc.returncode == 2
-    assert "damaged TFLite model" in proc.stderr and "Traceback" not in proc.stderr
+    assert "corrupt or truncated" in proc.stderr and "Traceback" not in proc.stderr
