@@ -45,12 +45,14 @@ def build_parser():
     p.add_argument("--engine", choices=ENGINES, default="auto",
                    help="auto: TFLite for float/int8, bitlite's runtime for binary models; "
                         "lce: Larq Compute Engine's interpreter (on x86: its reference kernels)")
-    p.add_argument("--input", type=Path, help=".npy input in [-1, 1] (default: a fixed pattern)")
-    p.add_argument("--json", type=Path, help="where to write the JSON (default: see below)")
+    p.add_argument("--input", type=Path, help=".npy input in [-1, 1]; none: a fixed pattern")
+    p.add_argument("--json", type=Path, help="JSON output; none: bench-<target>.json in the run directory "
+                   "(--run) or the current directory (--model)")
     p.add_argument("--remote-python", default="python3", help="ssh: the device's Python")
-    p.add_argument("--lce-benchmark", help="ssh: lce_benchmark_model path on the device; "
-                   "adb: the binary on this machine to push")
-    p.add_argument("--identity", help="ssh: private key file (default: ssh's own choice)")
+    p.add_argument("--lce-benchmark",
+                   help="ssh with --engine lce: lce_benchmark_model's path on the device "
+                        "(none: on its PATH); adb: the Android build on this machine to push")
+    p.add_argument("--identity", help="ssh: private key file; none: ssh's own choice")
     p.add_argument("--ssh-option", action="append", default=[], metavar="KEY=VALUE",
                    help="ssh: an extra ssh -o option (repeatable)")
     return p  # fmt: skip
