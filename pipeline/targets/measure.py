@@ -50,7 +50,10 @@ def _parity(model, settings: Settings, output: Path, tmp: Path) -> dict:
 
 def require_parity(m: Measurement) -> None:
     if m.parity and m.parity.get("ok") is False:
-        detail = m.parity.get("reason") or (
-            f"max |difference| {m.parity['max_abs_diff']:.3g} > {m.parity['tolerance']:g}"
-        )
+        if "reason" in m.parity:
+            detail = m.parity["reason"]
+        elif m.parity.get("criterion") == "top-1":
+            detail = "a different top-1 class"
+        else:
+            detail = f"max |difference| {m.parity['max_abs_diff']:.3g} > {m.parity['tolerance']:g}"
         raise ParityError(f"{m.target}: output differs from the host's ({detail})")

@@ -26,3 +26,21 @@ def test_quantize_uses_the_models_scale_and_zero_point():
     q = quantize(x, np.dtype(np.int8), 1 / 127, 0)
     assert q.dtype == np.int8 and q.tolist() == [-127, 0, 64, 127]  # 2.0 clips
     assert quantize(x, np.dtype(np.float32), 0.0, 0).dtype == np.float32
+
+
+def test_parity_rules_per_kind():
+    from pipeline.targets.base import compare_outputs
+
+    ref = np.array([[0.1, 0.7, 0.2]], np.float32)
+    assert compare_outputs("float", ref + 5e-4, ref)["ok"] is True
+    assert compare_outputs("float", ref + 5e-3, ref)["ok"] is False
+    q = np.array([[-3, 100, 7]], np.int8)
+    assert compare_outputs("int8", q + np.int8(1), q)["ok"] is True
+    assert compare_outputs("int8", q + np.int8(2), q)["ok"] is False
+    # binary: the top-1 class decides; the difference is still reported
+    moved = np.array([[0.2, 0.5, 0.3]], np.float32)
+    assert compare_outputs("binary", moved, ref) == {
+        "ok": True, "max_abs_diff": pytest.approx(0.2), "criterion": "top-1", "kind": "binary"
+    }
+    assert compare_outputs("binary", np.roll(ref, 1, axis=-1), ref)["ok"] is False
+    assert compare_outputs("float", ref[0], ref)["ok"] is False  # shapes differ
