@@ -10,6 +10,7 @@ runner's output comes back the same way. With ``--engine lce`` the board's own
 from __future__ import annotations
 
 import io
+import platform
 import shlex
 import tarfile
 import tempfile
@@ -129,12 +130,16 @@ class SshTarget(Target):
         files = {"model.tflite": model.path, "runner.py": RUNNER}
         if settings.input is not None:
             files["input.npy"] = settings.input
-        self.upload(files)
-        if engine == "bitlite":
-            self._upload_runtime(machine)
+        try:
+            self.upload(files)
+            if engine == "bitlite":
+                self._upload_runtime(machine)
+        except TargetError:
+            self.shell(f"rm -rf {shlex.quote(self.workdir)}")  # leave nothing behind
+            raise
 
     def _upload_runtime(self, machine: str) -> None:
-        arch = ARCH_OF_MACHINE.get(machine, "host" if machine == _local_machine() else None)
+        arch = ARCH_OF_MACHINE.get(machine, "host" if machine == platform.machine() else None)
         if arch is None:
             raise TargetError(f"{self.name}: no bitlite runtime build for a {machine} device")
         with tempfile.TemporaryDirectory(prefix="bitlite-runtime-") as tmp:
@@ -182,9 +187,3 @@ class SshTarget(Target):
         m.notes.append(f"lce_benchmark_model reports min and mean only (mean "
                        f"{stats['mean_ms']:.3f} ms); outputs are not compared")  # fmt: skip
         return m
-
-
-def _local_machine() -> str:
-    import platform
-
-    return platform.machine()
