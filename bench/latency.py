@@ -133,6 +133,26 @@ def _ms(m: Measurement | None, key: str = "median_ms") -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
+def _parity(m: Measurement) -> str:
+    if not m.parity or m.parity.get("ok") is None:
+        return "not checked"
+    word = "ok" if m.parity["ok"] else "FAIL"
+    how = "top-1 same, " if m.parity.get("criterion") == "top-1" else ""
+    return f"{word} ({how}max diff {m.parity['max_abs_diff']:.1e})"
+
+
+def weight_facts(path: Path) -> str:
+    """Share of multiply-accumulates that are binary, and bytes held in float32 weights."""
+    from pipeline.flatbuffer import read_model
+
+    model = read_model(path.read_bytes())
+    macs = model.macs()
+    share = macs["binary"] / max(1, sum(macs.values()))
+    float_bytes = sum(len(t.data) for t in model.tensors if t.data and t.dtype == "float32")
+    return (f"{share:.0%} of its multiply-accumulates are binary; {float_bytes / 1024:.0f} KiB "
+            f"of its {model.size_bytes / 1024:.0f} KiB are float32 weights")  # fmt: skip
+
+
 def _ratio(a: float | None, b: float | None) -> str:
     return "—" if not a or not b else f"{a / b:.2f}×"
 
@@ -163,10 +183,7 @@ def markdown(results: dict[str, dict[str, dict]], command: str, runs: int) -> st
     for name, rows in results.items():
         for kind, row in rows.items():
             host, lce, qemu = row["host"], row.get("lce"), row["qemu"]
-            parity = "—" if not qemu.parity else (
-                f"{'ok' if qemu.parity.get('ok') else 'FAIL'} "
-                f"({qemu.parity.get('max_abs_diff', float('nan')):.1e})"
-            )  # fmt: skip
+            parity = _parity(qemu)
             lce_cell = "—" if lce is None else f"{_ms(lce)} ({lce.kernels})"
             lines.append(
                 f"| {name} | {kind} | {host.size_bytes / 1024:.1f} | {_ms(host)} | "
@@ -190,6 +207,16 @@ def markdown(results: dict[str, dict[str, dict]], command: str, runs: int) -> st
                 f"{_ratio(f['host'].size_bytes, o['host'].size_bytes)} | "
                 f"{_ratio(f['qemu'].instructions_per_invoke, o['qemu'].instructions_per_invoke)} |"
             )
+    lines += ["", "Notes:", "",
+              "- Parity: outputs of the emulated AArch64 run against the host's for the same "
+              "input; float to 1e-3, int8 to one quantization step, binary by top-1 class "
+              "(a binary activation is the sign of a float; float kernels on different CPUs "
+              "round values near zero differently, so a few signs flip and the softmax "
+              "scores of these untrained nets move while the class stays)."]  # fmt: skip
+    for name, rows in results.items():
+        if "binary" in rows:
+            facts = weight_facts(Path(rows["binary"]["host"].model))
+            lines.append(f"- {name} binary export: {facts}.")
     return "\n".join(lines) + "\n"
 
 
@@ -216,7 +243,7 @@ def main() -> None:
         for name, exports in subjects.items():
             _log(f"benchmarking {name}")
             results[name] = bench_subject(exports, args.runs, args.qemu_runs)
-    text = markdown(results, command.strip(), args.runs)
+        text = markdown(results, command.strip(), args.runs)  # reads the exports: inside
     print(text)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
