@@ -45,28 +45,23 @@ def package_dir() -> Path:
 def stage(arch: str, site: Path) -> Path:
     """Copy ``bitlite_runtime`` into ``site`` with its library built for ``arch``.
 
-    ``arch`` is "aarch64", "armhf" or "host". The library is rebuilt only when missing or
-    older than the runtime's C++ sources; the runtime's own build module does the
-    (cross-)compiling and names the missing compiler where it cannot.
+    ``arch`` is "aarch64", "armhf" or "host". The runtime's own ``library_path`` builds
+    the library (cross-compiling for ARM) only when its build is missing or older than
+    the C++ sources, and names the missing compiler where it cannot; the copy goes to the
+    package's ``lib/``, where an installed package looks first.
     """
     module = load()
     from bitlite_runtime import build
 
+    try:
+        library = Path(module.library_path(arch))
+    except Exception as err:  # the build's own failure, whatever its type, is one line here
+        first = str(err).strip().splitlines()[0]
+        raise TargetError(f"cannot build bitlite's runtime for {arch}: {first}") from None
     dest = site / "bitlite_runtime"
-    library = dest / "lib" / build.LIBRARY_NAME
-    kept = None
-    if library.is_file() and not build.is_stale(library):
-        kept = library.read_bytes()
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(Path(module.__file__).resolve().parent, dest,
                     ignore=shutil.ignore_patterns("__pycache__", "*.so", "lib"))  # fmt: skip
-    if kept is not None:
-        library.parent.mkdir(parents=True, exist_ok=True)
-        library.write_bytes(kept)
-        return library
-    try:
-        return Path(build.build_library(arch, library.parent))
-    except Exception as err:  # the build's own failure, whatever its type, is one line here
-        first = str(err).strip().splitlines()[0]
-        raise TargetError(f"cannot build bitlite's runtime for {arch}: {first}") from None
+    (dest / "lib").mkdir()
+    return Path(shutil.copy2(library, dest / "lib" / build.LIBRARY_NAME))
