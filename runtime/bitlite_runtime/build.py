@@ -107,6 +107,33 @@ def build_library(arch: str = "host", out_dir: str | os.PathLike = "build",
     return target
 
 
+def build_kernel_check(arch: str = "host", out_dir: str | os.PathLike = "build",
+                       sanitize: bool = False) -> Path:
+    """Compile the standalone kernel check (runtime/check/kernel_check.cc) for `arch`.
+
+    It needs no Python or TFLite, so a cross build runs under qemu-user; cross builds
+    are linked statically so that qemu needs no target sysroot.
+    """
+    check = source_dir().parent / "check" / "kernel_check.cc"
+    if not check.is_file():
+        raise BuildError(f"{check} not found (it ships with the source tree only)")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / ("kernel_check" + ("-asan" if sanitize else ""))
+    cross = arch != "host" and arch != host_arch()
+    flags = [f for f in _COMMON_FLAGS if f not in ("-shared", "-fPIC", "-fvisibility=hidden")]
+    flags += _ARCH_FLAGS[arch if cross else "host"] + (_SANITIZE_FLAGS if sanitize else [])
+    srcs = [str(p) for p in sources() if p.name != "lce_ops.cc"]  # no TFLite glue
+    cmd = [compiler_for(arch), *flags, str(check), *srcs, "-o", str(target),
+           *(["-static"] if cross else [])]
+    if shutil.which(cmd[0]) is None:
+        raise BuildError(f"compiler {cmd[0]} not found")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"building kernel_check for {arch} failed:\n{proc.stderr[-4000:]}")
+    return target
+
+
 def is_stale(library: Path) -> bool:
     """True when `library` is missing or older than any C++ source or header."""
     if not library.is_file():

@@ -133,10 +133,16 @@ class Interpreter:
             return np.clip(q, -128, 127).astype(np.int8)
         return x.astype(dtype, copy=False)
 
-    def invoke(self, x: np.ndarray) -> list[np.ndarray]:
-        """One invoke on a batch matching the model's input shape; all outputs."""
-        detail = self.input_details[0]
-        self._interpreter.set_tensor(detail["index"], self._to_input(x, detail))
+    def invoke(self, x: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:
+        """One invoke with inputs matching the model's input shapes; all outputs.
+
+        `x` is one array, or a list with one array per model input.
+        """
+        xs = x if isinstance(x, (list, tuple)) else [x]
+        if len(xs) != len(self.input_details):
+            raise RuntimeModelError(f"model has {len(self.input_details)} inputs, got {len(xs)}")
+        for xi, detail in zip(xs, self.input_details):
+            self._interpreter.set_tensor(detail["index"], self._to_input(np.asarray(xi), detail))
         try:
             self._interpreter.invoke()
         except RuntimeError as e:
