@@ -56,8 +56,8 @@ def _randomize(model, seed: int) -> None:
 class _Branches:
     """Collects a model's outputs with their names and expected channel counts.
 
-    Each output passes through a layer named o000, o001, ...: the converted model lists
-    outputs sorted by name, so this keeps the TFLite output order equal to ours.
+    Each output passes through a layer named o000, o001, ...: the converted model's
+    signature names its outputs after them, which maps outputs back to branches.
     """
 
     def __init__(self):
@@ -88,7 +88,7 @@ def build_main_model():
 
     inputs = [tf.keras.Input((SIZE, SIZE, c)) for c in CINS]
     b = _Branches()
-    for i, (x, cin) in enumerate(zip(inputs, CINS)):
+    for i, (x, cin) in enumerate(zip(inputs, CINS, strict=True)):
         for j, (padding, pad_values) in enumerate(PADDINGS):
             stride, dilation = STRIDE_DILATION[(i + j) % 3]
             out_c = OUT_CHANNELS[len(b.names) % len(OUT_CHANNELS)]
@@ -139,7 +139,7 @@ def build_int8_model():
     cins = (31, 64)
     inputs = [tf.keras.Input((SIZE, SIZE, c)) for c in cins]
     b = _Branches()
-    for i, (x, cin) in enumerate(zip(inputs, cins)):
+    for i, (x, cin) in enumerate(zip(inputs, cins, strict=True)):
         for j, (padding, pad_values) in enumerate((("valid", 0.0), ("same", 1.0))):
             stride, dilation = STRIDE_DILATION[(i + 2 * j) % 3]
             y = batch_norm()(quant_conv(33, padding, pad_values, stride, dilation)(x))
@@ -172,9 +172,15 @@ class LceCase:
 
     def __init__(self, model_bytes: bytes, names: list[str], channels: list[int], seed: int,
                  lce_reference: bool = False):
+        from bitlite_runtime import Interpreter
         from larq_compute_engine.tflite.python.interpreter import Interpreter as LceInterpreter
 
         self.model = model_bytes
+        # Outputs are named o000, o001, ... after the branches; the converter orders
+        # them its own way, so look each one's branch up by name.
+        order = [int(n[1:]) for n in Interpreter(model_bytes).output_names]
+        names = [names[i] for i in order]
+        channels = [channels[i] for i in order]
         self.names = names
         self.inputs = make_inputs(model_bytes, seed)
         lce = LceInterpreter(model_bytes, use_reference_bconv=lce_reference)
@@ -184,27 +190,34 @@ class LceCase:
         assert got == channels, f"output order differs from the branches: {got} vs {channels}"
 
 
-def _cache_dir() -> Path:
-    """Converted models, keyed by this file's text and the converter's version: a
-    second session skips the conversions (the slow part); a cold one still works."""
+def _cache_dir(builder) -> Path:
+    """Converted models, keyed by the source of everything that shapes the model and by
+    the converter's version: a second session skips the conversions (the slow part);
+    a cold one still works."""
     import hashlib
+    import inspect
 
     import larq_compute_engine
     import tensorflow as tf
 
-    key = hashlib.sha256(Path(__file__).read_bytes() + tf.__version__.encode()
-                         + larq_compute_engine.__version__.encode()).hexdigest()[:16]
+    parts = [inspect.getsource(f) for f in (builder, quant_conv, batch_norm, _randomize,
+                                             _Branches, _sign_layer)]
+    parts += [tf.__version__, larq_compute_engine.__version__, repr((CINS, OUT_CHANNELS,
+                                                                     PADDINGS, SIZE))]
+    key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
     root = Path(os.environ.get("BITLITE_TEST_CACHE", Path.home() / ".cache" / "bitlite"))
     return root / "runtime-test-models" / key
 
 
-def convert_cached(model, name: str, seed: int, **kwargs) -> bytes:
-    """LCE-convert `model` (weights randomized with `seed`) unless `name` is cached."""
+def convert_cached(builder, seed: int, **kwargs) -> bytes:
+    """LCE-convert the model `builder` makes (weights randomized with `seed`), cached."""
     import larq_compute_engine as lce
 
-    cached = _cache_dir() / f"{name}-{seed}.tflite"
+    cached = _cache_dir(builder) / f"{builder.__name__}-{seed}.tflite"
     if cached.is_file():
         return cached.read_bytes()
+    model = builder()
+    model = model[0] if isinstance(model, tuple) else model
     _randomize(model, seed)
     model_bytes = lce.convert_keras_model(model, **kwargs)
     cached.parent.mkdir(parents=True, exist_ok=True)
@@ -217,15 +230,16 @@ def convert_cached(model, name: str, seed: int, **kwargs) -> bytes:
 def lce_case(builder, seed: int, lce_reference: bool = False, **kwargs) -> LceCase:
     import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
-    model, branches = builder()
-    model_bytes = convert_cached(model, builder.__name__, seed, **kwargs)
+    _, branches = builder()
+    model_bytes = convert_cached(builder, seed, **kwargs)
     return LceCase(model_bytes, branches.names, branches.channels, seed, lce_reference)
 
 
 def single_input_model() -> bytes:
     """bconv (bitpacked out) -> binary max pool -> strided bconv: what apps run."""
-    import pipeline  # noqa: F401
     import tensorflow as tf
+
+    import pipeline  # noqa: F401
 
     inp = tf.keras.Input((9, 9, 40))
     y = batch_norm()(quant_conv(64, "same", 1.0, 1, 1)(inp))
@@ -234,3 +248,26 @@ def single_input_model() -> bytes:
     return convert_cached(tf.keras.Model(inp, y), "single_input_model", seed=4)
 
 
+def run_ours(case: LceCase, num_threads: int = 1) -> list[np.ndarray]:
+    """Our runtime on the case's inputs, one sample per invoke (the models have batch 1)."""
+    from bitlite_runtime import Interpreter
+
+    interpreter = Interpreter(case.model, num_threads=num_threads)
+    batch = case.inputs[0].shape[0]
+    per_sample = [interpreter.invoke([x[i : i + 1] for x in case.inputs]) for i in range(batch)]
+    return [np.concatenate(outs) for outs in zip(*per_sample, strict=True)]
+
+
+def compare(case: LceCase, got: list[np.ndarray], exact_float: bool) -> None:
+    """Integer outputs equal; float ones within 1e-5 relative (or equal: exact_float)."""
+    assert len(got) == len(case.expected)
+    failures = []
+    for name, ours, lce in zip(case.names, got, case.expected, strict=True):
+        assert ours.dtype == lce.dtype and ours.shape == lce.shape, name
+        if np.issubdtype(lce.dtype, np.floating):
+            rel = np.max(np.abs(ours - lce) / np.maximum(np.abs(lce), 1.0))
+            if rel > 1e-5 or (exact_float and not np.array_equal(ours, lce)):
+                failures.append(f"{name}: max relative error {rel:.3g}")
+        elif not np.array_equal(ours, lce):
+            failures.append(f"{name}: {np.sum(ours != lce)} of {lce.size} values differ")
+    assert not failures, "\n".join(failures)

@@ -8,57 +8,35 @@ from __future__ import annotations
 
 import struct
 
+import bitlite_runtime
 import numpy as np
 import pytest
-from flatbuffers import flexbuffers
-
-import bitlite_runtime
 from bitlite_runtime import Interpreter, RuntimeModelError
-from runtime_models import single_input_model
+from flatbuffers import flexbuffers
+from runtime_models import compare, run_ours, single_input_model
 
 KERNELS = ("auto", "generic", "reference")
-
-
-def _run(case, num_threads: int = 1) -> list[np.ndarray]:
-    interpreter = Interpreter(case.model, num_threads=num_threads)
-    batch = case.inputs[0].shape[0]
-    per_sample = [interpreter.invoke([x[i : i + 1] for x in case.inputs]) for i in range(batch)]
-    return [np.concatenate(outs) for outs in zip(*per_sample)]
-
-
-def _compare(case, got: list[np.ndarray], exact_float: bool) -> None:
-    assert len(got) == len(case.expected)
-    failures = []
-    for name, ours, lce in zip(case.names, got, case.expected):
-        assert ours.dtype == lce.dtype and ours.shape == lce.shape, name
-        if np.issubdtype(lce.dtype, np.floating):
-            rel = np.max(np.abs(ours - lce) / np.maximum(np.abs(lce), 1.0))
-            if rel > 1e-5 or (exact_float and not np.array_equal(ours, lce)):
-                failures.append(f"{name}: max relative error {rel:.3g}")
-        elif not np.array_equal(ours, lce):
-            failures.append(f"{name}: {np.sum(ours != lce)} of {lce.size} values differ")
-    assert not failures, "\n".join(failures)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_main_matrix_matches_lce(main_case, kernel, monkeypatch):
     monkeypatch.setenv("BITLITE_KERNEL", kernel)
-    _compare(main_case, _run(main_case, num_threads=2), exact_float=True)
+    compare(main_case, run_ours(main_case, num_threads=2), exact_float=True)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_grouped_convolutions_match_lce_reference(groups_case, kernel, monkeypatch):
     monkeypatch.setenv("BITLITE_KERNEL", kernel)
-    _compare(groups_case, _run(groups_case), exact_float=False)
+    compare(groups_case, run_ours(groups_case), exact_float=False)
 
 
 @pytest.mark.parametrize("kernel", ("auto", "reference"))
 def test_int8_model_matches_lce(int8_case, kernel, monkeypatch):
     monkeypatch.setenv("BITLITE_KERNEL", kernel)
     assert Interpreter(int8_case.model).input_details[0]["dtype"] == np.int8
-    got = _run(int8_case)
+    got = run_ours(int8_case)
     assert all(g.dtype == np.int8 for g in got)
-    _compare(int8_case, got, exact_float=True)
+    compare(int8_case, got, exact_float=True)
 
 
 def test_predict_refuses_multi_input_model(main_case):
