@@ -18,9 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-
 import numpy as np
+
+import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 try:
     import bitlite_runtime  # noqa: F401  (pip install ./runtime)

@@ -72,11 +72,16 @@ def compiler_for(arch: str) -> str:
     return _CROSS_COMPILERS[arch]
 
 
-def compile_command(arch: str, output: Path, sanitize: bool = False) -> list[str]:
+def compile_flags(arch: str, sanitize: bool = False) -> list[str]:
+    """The compiler flags of a library build for `arch`."""
     cross = arch != "host" and arch != host_arch()
     flags = _COMMON_FLAGS + _ARCH_FLAGS["host" if not cross else arch]
-    if sanitize:
-        flags = flags + _SANITIZE_FLAGS
+    return flags + (_SANITIZE_FLAGS if sanitize else [])
+
+
+def compile_command(arch: str, output: Path, sanitize: bool = False) -> list[str]:
+    cross = arch != "host" and arch != host_arch()
+    flags = compile_flags(arch, sanitize)
     link = ["-ldl"] + (["-static-libstdc++", "-static-libgcc"] if cross else [])
     return [compiler_for(arch), *flags, *map(str, sources()), "-o", str(output), *link]
 

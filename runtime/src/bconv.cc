@@ -304,7 +304,10 @@ std::string PlanBConv(const BConvOptions& opt, const BConvTensors& t, BConvPlan*
   plan->zero_pad = ZeroPadMode::kNone;
   const Activation act = static_cast<Activation>(opt.activation);
   if (opt.padding == 0 && opt.pad_values == 0) {
-    if (t.out_type == OutputType::kFloat32 && act == Activation::kNone)
+    // Match the LCE kernel that runs such an op: its default kernel corrects float
+    // output without activation in float; grouped convolutions only run on its
+    // reference kernel, which counts channels/2 per outside tap.
+    if (t.out_type == OutputType::kFloat32 && act == Activation::kNone && s.groups == 1)
       plan->zero_pad = ZeroPadMode::kFloatCorrection;
     else if (s.channels_per_group % 2 == 0)
       plan->zero_pad = ZeroPadMode::kIntegerAccum;
