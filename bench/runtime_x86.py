@@ -110,8 +110,12 @@ def timer(name: str, model: bytes, engine: str, threads: int):
     return it.invoke, "tflite-runtime 2.14 + XNNPACK"
 
 
-def measure(runs: int, threads: int) -> list[dict]:
+def measure(runs: int, threads: int, save: Path | None = None) -> list[dict]:
     models = exports()
+    if save:  # e.g. for instruction counts under qemu (python -m pipeline.bench)
+        save.mkdir(parents=True, exist_ok=True)
+        for name, model in models.items():
+            (save / f"vgg_{name}.tflite").write_bytes(model)
     plan = [("binary", "bitlite"), ("int8", "tflite"), ("float", "tflite"), ("binary", "lce")]
     callables = []
     for name, engine in plan:
@@ -150,8 +154,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--save", type=Path, default=None, help="write the three exports here")
     args = parser.parse_args()
-    rows = measure(args.runs, args.threads)
+    rows = measure(args.runs, args.threads, args.save)
     command = f"python -m bench.runtime_x86 --runs {args.runs} --threads {args.threads}"
     text = table(rows, command, args.threads)
     print(text)

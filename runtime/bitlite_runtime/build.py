@@ -6,9 +6,10 @@ both call `build_library`, so the flags live only here.
     python -m bitlite_runtime.build --arch aarch64 --out build/aarch64
 
 Cross compilers are Debian's: g++-aarch64-linux-gnu (aarch64), g++-arm-linux-gnueabihf
-(armhf, ARMv7 + NEON, e.g. a Raspberry Pi 2/3/4 with a 32-bit OS). Cross builds link
-libstdc++ statically, so the target needs only glibc >= 2.34 (tflite-runtime 2.14's
-Arm wheels need that glibc anyway).
+(armhf, ARMv7 + NEON, e.g. a Raspberry Pi 2/3/4 with a 32-bit OS). The library needs
+glibc >= 2.34 and the system's libstdc++ (GCC >= 12's), as tflite-runtime 2.14's Arm
+wheels do; libstdc++ is not linked statically because its static archive would pull in
+glibc 2.36 symbols (arc4random, _dl_find_object).
 """
 
 from __future__ import annotations
@@ -74,16 +75,15 @@ def compiler_for(arch: str) -> str:
 
 def compile_flags(arch: str, sanitize: bool = False) -> list[str]:
     """The compiler flags of a library build for `arch`."""
+    compiler_for(arch)  # validates arch
     cross = arch != "host" and arch != host_arch()
     flags = _COMMON_FLAGS + _ARCH_FLAGS["host" if not cross else arch]
     return flags + (_SANITIZE_FLAGS if sanitize else [])
 
 
 def compile_command(arch: str, output: Path, sanitize: bool = False) -> list[str]:
-    cross = arch != "host" and arch != host_arch()
     flags = compile_flags(arch, sanitize)
-    link = ["-ldl"] + (["-static-libstdc++", "-static-libgcc"] if cross else [])
-    return [compiler_for(arch), *flags, *map(str, sources()), "-o", str(output), *link]
+    return [compiler_for(arch), *flags, *map(str, sources()), "-o", str(output), "-ldl"]
 
 
 def build_library(arch: str = "host", out_dir: str | os.PathLike = "build",

@@ -1,7 +1,7 @@
-// libFuzzer harness: the custom-options parser and prepare-time validation,
-// then a run of whatever prepare accepts, on small fuzzer-chosen shapes.
-// Model bytes are untrusted, so anything prepare lets through must be safe
-// to evaluate.
+// libFuzzer harness: the custom-options parser and prepare-time validation;
+// with BITLITE_FUZZ_EVAL=1 also a run of whatever prepare accepts, on small
+// fuzzer-chosen shapes (model bytes are untrusted, so anything prepare lets
+// through must be safe to evaluate; much slower per execution).
 //
 // Input layout: byte 0 selects the op (even: LceBconv2d, odd: LceBMaxPool2d);
 // bytes 1..8 pick shapes and the output type; the rest is the options buffer.
@@ -13,6 +13,7 @@
 // (bench/run_fuzz.sh does exactly this and records the numbers.)
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -23,6 +24,8 @@
 using namespace bitlite;
 
 namespace {
+
+const bool kEval = std::getenv("BITLITE_FUZZ_EVAL") != nullptr;
 
 void FuzzBConv(const uint8_t* shape, const uint8_t* options, size_t length) {
   BConvOptions opt;
@@ -43,7 +46,7 @@ void FuzzBConv(const uint8_t* shape, const uint8_t* options, size_t length) {
   BConvTensors t{in_dims, filter_dims, filter.data(), mul.data(), bias.data(),
                  thresholds.data(), type, 0.1f, 0};
   BConvPlan plan;
-  if (!PlanBConv(opt, t, &plan).empty()) return;
+  if (!PlanBConv(opt, t, &plan).empty() || !kEval) return;
   int dims[4];
   BConvOutputDims(plan, dims);
   const size_t out_n = size_t(dims[0]) * dims[1] * dims[2] * dims[3];
@@ -64,7 +67,7 @@ void FuzzMaxPool(const uint8_t* shape, const uint8_t* options, size_t length) {
   const int in_dims[4] = {1 + shape[0] % 2, 1 + shape[1] % 17, 1 + shape[2] % 17,
                           1 + shape[3] % 8};
   MaxPoolShape s;
-  if (!PlanMaxPool(opt, in_dims, &s).empty()) return;
+  if (!PlanMaxPool(opt, in_dims, &s).empty() || !kEval) return;
   std::vector<int32_t> input(size_t(in_dims[0]) * in_dims[1] * in_dims[2] * in_dims[3], -1);
   std::vector<int32_t> out(size_t(s.batch) * s.out_h * s.out_w * s.words);
   BMaxPool(opt, s, input.data(), out.data());

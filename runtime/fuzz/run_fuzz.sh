@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the libFuzzer harness (clang, ASan + UBSan) and fuzz the options parser and
-# prepare. Usage: runtime/fuzz/run_fuzz.sh [runs] [jobs]   (default 10000000 runs, 1 job)
+# prepare. Usage: runtime/fuzz/run_fuzz.sh [runs]   (default 10000000)
+# BITLITE_FUZZ_EVAL=1 also runs every accepted configuration (slower per execution).
 # Needs: apt-get install clang libclang-rt-14-dev. Writes build/fuzz/ (ignored) and
 # prints libFuzzer's final stats line.
 set -euo pipefail

@@ -13,7 +13,8 @@ namespace {
 
 constexpr int kBits = 32;
 constexpr int64_t kMaxDim = 1 << 20;        // any single dimension
-constexpr int64_t kMaxElements = 1LL << 31;  // any tensor or buffer, in elements
+// Any tensor or buffer, in elements (smaller where the address space is).
+constexpr int64_t kMaxElements = sizeof(void*) == 8 ? 1LL << 31 : 1LL << 26;
 constexpr int kPixelBlock = 32;              // pixels per im2col block
 
 int CeilDiv(int a, int b) { return (a + b - 1) / b; }

@@ -235,17 +235,21 @@ def lce_case(builder, seed: int, lce_reference: bool = False, **kwargs) -> LceCa
     return LceCase(model_bytes, branches.names, branches.channels, seed, lce_reference)
 
 
-def single_input_model() -> bytes:
+def build_single_input_model():
     """bconv (bitpacked out) -> binary max pool -> strided bconv: what apps run."""
     import tensorflow as tf
-
-    import pipeline  # noqa: F401
 
     inp = tf.keras.Input((9, 9, 40))
     y = batch_norm()(quant_conv(64, "same", 1.0, 1, 1)(inp))
     y = tf.keras.layers.MaxPool2D(2)(y)
     y = batch_norm()(quant_conv(10, "valid", 0.0, 2, 1)(y))
-    return convert_cached(tf.keras.Model(inp, y), "single_input_model", seed=4)
+    return tf.keras.Model(inp, y)
+
+
+def single_input_model() -> bytes:
+    import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+    return convert_cached(build_single_input_model, seed=4)
 
 
 def run_ours(case: LceCase, num_threads: int = 1) -> list[np.ndarray]:
