@@ -43,4 +43,4 @@ def int8_case(runtime_library) -> LceCase:
     import tensorflow as tf
 
     return lce_case(build_int8_model, seed=3, inference_input_type=tf.int8,
-                    inference_output_type=tf.int8, experimental_default_int8_range=(-3.0, 3.0))
+                    inference_output_type=tf.int8)

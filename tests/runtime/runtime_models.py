@@ -133,19 +133,25 @@ def build_groups_model():
 
 
 def build_int8_model():
-    """An int8 model: int8 input to LceQuantize, int8 bconv output, int8 LceDequantize."""
+    """An int8 model: fake quantization (range [-3, 3]) on the input and after every
+    bconv + BN makes LCE write int8 input to LceQuantize, int8 bconv outputs and int8
+    model outputs."""
     import tensorflow as tf
+
+    def fake_quant():
+        return tf.keras.layers.Lambda(
+            lambda t: tf.quantization.fake_quant_with_min_max_args(t, -3.0, 3.0))
 
     cins = (31, 64)
     inputs = [tf.keras.Input((SIZE, SIZE, c)) for c in cins]
     b = _Branches()
     for i, (x, cin) in enumerate(zip(inputs, cins, strict=True)):
+        x = fake_quant()(x)
         for j, (padding, pad_values) in enumerate((("valid", 0.0), ("same", 1.0))):
             stride, dilation = STRIDE_DILATION[(i + 2 * j) % 3]
             y = batch_norm()(quant_conv(33, padding, pad_values, stride, dilation)(x))
-            b.add(y, f"int8-cin{cin}-{padding}{int(pad_values)}-s{stride}d{dilation}", 33)
-        y = batch_norm()(quant_conv(35, "valid", 0.0, 1, 1)(x))
-        b.add(y, f"int8-sign-cin{cin}", 35, layer=_sign_layer)
+            b.add(fake_quant()(y), f"int8-cin{cin}-{padding}{int(pad_values)}-s{stride}d{dilation}",
+                  33)
     return tf.keras.Model(inputs, b.outputs), b
 
 

@@ -34,7 +34,15 @@ def test_grouped_convolutions_match_lce_reference(groups_case, kernel, monkeypat
 def test_int8_model_matches_lce(int8_case, kernel, monkeypatch):
     monkeypatch.setenv("BITLITE_KERNEL", kernel)
     assert Interpreter(int8_case.model).input_details[0]["dtype"] == np.int8
-    compare(int8_case, run_ours(int8_case), exact_float=True)
+    tfl = Interpreter(int8_case.model)._interpreter
+    dtypes = {t["index"]: t["dtype"] for t in tfl.get_tensor_details()}
+    ops = tfl._get_ops_details()
+    bconv_out = [dtypes[o["outputs"][0]] for o in ops if o["op_name"] == "LceBconv2d"]
+    quantize_in = [dtypes[o["inputs"][0]] for o in ops if o["op_name"] == "LceQuantize"]
+    assert np.int8 in bconv_out and np.int8 in quantize_in, (bconv_out, quantize_in)
+    got = run_ours(int8_case)
+    assert all(g.dtype == np.int8 for g in got)
+    compare(int8_case, got, exact_float=True)
 
 
 def test_predict_refuses_multi_input_model(main_case):
