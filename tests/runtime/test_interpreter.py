@@ -56,7 +56,7 @@ def test_predict_on_single_input_model(runtime_library):
     interpreter = Interpreter(model, num_threads=2)
     assert interpreter.input_details[0]["shape"][0] == 1  # predict loops over the batch
     got = interpreter.predict(x)
-    assert got.shape == (3, 2, 2, 10)
+    assert got.shape == (3, 1, 1, 10)
     from larq_compute_engine.tflite.python.interpreter import Interpreter as LceInterpreter
 
     np.testing.assert_array_equal(got, LceInterpreter(model).predict(x))
