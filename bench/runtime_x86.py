@@ -103,11 +103,13 @@ def timer(name: str, model: bytes, engine: str, threads: int):
         return (lambda: it.predict(x)), "LCE 0.16 x86 interpreter"
     from tflite_runtime.interpreter import Interpreter
 
-    it = Interpreter(model_content=model, num_threads=threads)  # XNNPACK applied by default
+    it = Interpreter(model_content=model, num_threads=threads)  # default delegates: XNNPACK
     it.allocate_tensors()
     detail = it.get_input_details()[0]
     it.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
-    return it.invoke, "tflite-runtime 2.14 + XNNPACK"
+    delegated = any(op["op_name"] == "DELEGATE" for op in it._get_ops_details())
+    return it.invoke, ("tflite-runtime 2.14 + XNNPACK" if delegated else
+                       "tflite-runtime 2.14 builtin kernels (no delegate applied)")
 
 
 def measure(runs: int, threads: int, save: Path | None = None) -> list[dict]:
