@@ -7,6 +7,7 @@ parallel branches (one output each), and converted models are cached on disk.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -183,10 +184,14 @@ class LceCase:
 
         self.model = model_bytes
         # Outputs are named o000, o001, ... after the branches; the converter orders
-        # them its own way, so look each one's branch up by name.
-        order = [int(n[1:]) for n in Interpreter(model_bytes).output_names]
-        names = [names[i] for i in order]
-        channels = [channels[i] for i in order]
+        # them its own way, so look each one's branch up by name. (A graphdef-based
+        # conversion, LCE's fallback for Lambda layers, keeps no names: then the branch
+        # names are only labels, and every branch has the same channel count.)
+        out_names = Interpreter(model_bytes).output_names
+        if all(re.fullmatch(r"o\d{3}", n) for n in out_names):
+            order = [int(n[1:]) for n in out_names]
+            names = [names[i] for i in order]
+            channels = [channels[i] for i in order]
         self.names = names
         self.inputs = make_inputs(model_bytes, seed)
         lce = LceInterpreter(model_bytes, use_reference_bconv=lce_reference)
