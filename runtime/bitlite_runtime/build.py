@@ -6,9 +6,10 @@ both call `build_library`, so the flags live only here.
     python -m bitlite_runtime.build --arch aarch64 --out build/aarch64
 
 Cross compilers are Debian's: g++-aarch64-linux-gnu (aarch64), g++-arm-linux-gnueabihf
-(armhf, ARMv7 + NEON, e.g. a Raspberry Pi 2/3/4 with a 32-bit OS). Cross builds link
-libstdc++ statically, so the target needs only glibc >= 2.34 (tflite-runtime 2.14's
-Arm wheels need that glibc anyway).
+(armhf, ARMv7 + NEON, e.g. a Raspberry Pi 2/3/4 with a 32-bit OS). The library needs
+glibc >= 2.34 and the system's libstdc++ (GCC >= 12's), as tflite-runtime 2.14's Arm
+wheels do; libstdc++ is not linked statically because its static archive would pull in
+glibc 2.36 symbols (arc4random, _dl_find_object).
 """
 
 from __future__ import annotations
@@ -72,13 +73,17 @@ def compiler_for(arch: str) -> str:
     return _CROSS_COMPILERS[arch]
 
 
-def compile_command(arch: str, output: Path, sanitize: bool = False) -> list[str]:
+def compile_flags(arch: str, sanitize: bool = False) -> list[str]:
+    """The compiler flags of a library build for `arch`."""
+    compiler_for(arch)  # validates arch
     cross = arch != "host" and arch != host_arch()
     flags = _COMMON_FLAGS + _ARCH_FLAGS["host" if not cross else arch]
-    if sanitize:
-        flags = flags + _SANITIZE_FLAGS
-    link = ["-ldl"] + (["-static-libstdc++", "-static-libgcc"] if cross else [])
-    return [compiler_for(arch), *flags, *map(str, sources()), "-o", str(output), *link]
+    return flags + (_SANITIZE_FLAGS if sanitize else [])
+
+
+def compile_command(arch: str, output: Path, sanitize: bool = False) -> list[str]:
+    flags = compile_flags(arch, sanitize)
+    return [compiler_for(arch), *flags, *map(str, sources()), "-o", str(output), "-ldl"]
 
 
 def build_library(arch: str = "host", out_dir: str | os.PathLike = "build",
@@ -104,6 +109,33 @@ def build_library(arch: str = "host", out_dir: str | os.PathLike = "build",
         tmp_path.unlink(missing_ok=True)
         raise BuildError(f"building {LIBRARY_NAME} for {arch} failed:\n{proc.stderr[-4000:]}")
     os.replace(tmp_path, target)
+    return target
+
+
+def build_kernel_check(arch: str = "host", out_dir: str | os.PathLike = "build",
+                       sanitize: bool = False) -> Path:
+    """Compile the standalone kernel check (runtime/check/kernel_check.cc) for `arch`.
+
+    It needs no Python or TFLite, so a cross build runs under qemu-user; cross builds
+    are linked statically so that qemu needs no target sysroot.
+    """
+    check = source_dir().parent / "check" / "kernel_check.cc"
+    if not check.is_file():
+        raise BuildError(f"{check} not found (it ships with the source tree only)")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / ("kernel_check" + ("-asan" if sanitize else ""))
+    cross = arch != "host" and arch != host_arch()
+    flags = [f for f in _COMMON_FLAGS if f not in ("-shared", "-fPIC", "-fvisibility=hidden")]
+    flags += _ARCH_FLAGS[arch if cross else "host"] + (_SANITIZE_FLAGS if sanitize else [])
+    srcs = [str(p) for p in sources() if p.name != "lce_ops.cc"]  # no TFLite glue
+    cmd = [compiler_for(arch), *flags, str(check), *srcs, "-o", str(target),
+           *(["-static"] if cross else [])]
+    if shutil.which(cmd[0]) is None:
+        raise BuildError(f"compiler {cmd[0]} not found")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"building kernel_check for {arch} failed:\n{proc.stderr[-4000:]}")
     return target
 
 

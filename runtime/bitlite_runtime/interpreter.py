@@ -9,8 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bitlite_runtime import build
-
 # Set to a library path to load that build instead (e.g. an ASan build in tests).
 LIBRARY_ENV = "BITLITE_LIBRARY"
 # Selects the binary-GEMM kernel at prepare: auto (default), reference (the direct
@@ -33,6 +31,8 @@ def library_path(arch: str = "host") -> Path:
     library is built on first use into runtime/build/<arch>/ (rebuilt when a C++ source
     changes), or ~/.cache/bitlite_runtime/<arch>/ when the tree is read-only.
     """
+    from bitlite_runtime import build  # lazily: `python -m bitlite_runtime.build` stays clean
+
     if arch == "host" and os.environ.get(LIBRARY_ENV):
         return Path(os.environ[LIBRARY_ENV])
     packaged = _package_dir() / "lib" / build.LIBRARY_NAME
@@ -104,7 +104,8 @@ class Interpreter:
     def __init__(self, model: str | os.PathLike | bytes, num_threads: int = 1):
         from tflite_runtime.interpreter import InterpreterWithCustomOps
 
-        content = bytes(model) if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes()
+        is_bytes = isinstance(model, (bytes, bytearray))
+        content = bytes(model) if is_bytes else Path(model).read_bytes()
         lib = load_library()
         try:
             self._interpreter = InterpreterWithCustomOps(
@@ -125,6 +126,15 @@ class Interpreter:
     def output_details(self) -> list[dict]:
         return self._interpreter.get_output_details()
 
+    @property
+    def output_names(self) -> list[str]:
+        """One name per output, in output order: the signature's output key when the
+        model has a signature (Keras layer names), else the tensor name."""
+        by_index = {}
+        for signature in self._interpreter._get_full_signature_list().values():
+            by_index.update({index: name for name, index in signature["outputs"].items()})
+        return [by_index.get(d["index"], d["name"]) for d in self.output_details]
+
     def _to_input(self, x: np.ndarray, detail: dict) -> np.ndarray:
         dtype = detail["dtype"]
         scale, zero_point = detail["quantization"]
@@ -133,10 +143,16 @@ class Interpreter:
             return np.clip(q, -128, 127).astype(np.int8)
         return x.astype(dtype, copy=False)
 
-    def invoke(self, x: np.ndarray) -> list[np.ndarray]:
-        """One invoke on a batch matching the model's input shape; all outputs."""
-        detail = self.input_details[0]
-        self._interpreter.set_tensor(detail["index"], self._to_input(x, detail))
+    def invoke(self, x: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:
+        """One invoke with inputs matching the model's input shapes; all outputs.
+
+        `x` is one array, or a list with one array per model input.
+        """
+        xs = x if isinstance(x, (list, tuple)) else [x]
+        if len(xs) != len(self.input_details):
+            raise RuntimeModelError(f"model has {len(self.input_details)} inputs, got {len(xs)}")
+        for xi, detail in zip(xs, self.input_details, strict=True):
+            self._interpreter.set_tensor(detail["index"], self._to_input(np.asarray(xi), detail))
         try:
             self._interpreter.invoke()
         except RuntimeError as e:

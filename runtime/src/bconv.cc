@@ -13,7 +13,8 @@ namespace {
 
 constexpr int kBits = 32;
 constexpr int64_t kMaxDim = 1 << 20;        // any single dimension
-constexpr int64_t kMaxElements = 1LL << 31;  // any tensor or buffer, in elements
+// Any tensor or buffer, in elements (smaller where the address space is).
+constexpr int64_t kMaxElements = sizeof(void*) == 8 ? 1LL << 31 : 1LL << 26;
 constexpr int kPixelBlock = 32;              // pixels per im2col block
 
 int CeilDiv(int a, int b) { return (a + b - 1) / b; }
@@ -304,7 +305,10 @@ std::string PlanBConv(const BConvOptions& opt, const BConvTensors& t, BConvPlan*
   plan->zero_pad = ZeroPadMode::kNone;
   const Activation act = static_cast<Activation>(opt.activation);
   if (opt.padding == 0 && opt.pad_values == 0) {
-    if (t.out_type == OutputType::kFloat32 && act == Activation::kNone)
+    // Match the LCE kernel that runs such an op: its default kernel corrects float
+    // output without activation in float; grouped convolutions only run on its
+    // reference kernel, which counts channels/2 per outside tap.
+    if (t.out_type == OutputType::kFloat32 && act == Activation::kNone && s.groups == 1)
       plan->zero_pad = ZeroPadMode::kFloatCorrection;
     else if (s.channels_per_group % 2 == 0)
       plan->zero_pad = ZeroPadMode::kIntegerAccum;

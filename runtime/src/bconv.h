@@ -9,11 +9,12 @@
 //   int8:      saturate(round(the float expression))
 //   bitpacked: bit = accum > threshold
 // Out-of-bounds taps: pad_values=1 (or VALID) read as +1 (bit 0). SAME with
-// pad_values=0 must act as 0: for float output without activation we add
-// LCE's correction term in float after the transform (bit-exact with LCE's
-// default kernel); otherwise each outside tap adds channels/2 to the
-// accumulator (LCE's reference kernel), exact only for an even number of
-// channels per group, so an odd one is refused at prepare.
+// pad_values=0 must act as 0: for float output without activation (and no
+// groups) we add LCE's correction term in float after the transform
+// (bit-exact with LCE's default kernel); otherwise each outside tap adds
+// channels/2 to the accumulator (bit-exact with LCE's reference kernel, the
+// only LCE kernel that runs grouped convolutions), exact only for an even
+// number of channels per group, so an odd one is refused at prepare.
 #ifndef BITLITE_BCONV_H_
 #define BITLITE_BCONV_H_
 

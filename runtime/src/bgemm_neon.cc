@@ -1,6 +1,6 @@
 // Arm NEON kernel: VEOR + VCNT (bits per byte) + VPADAL (pairwise widen and
 // accumulate into uint16 lanes). Tile: 4 pixels x 4 filters on AArch64 (32
-// vector registers), 2 x 2 on 32-bit Arm (16 quad registers). A uint16 lane
+// vector registers), 2 x 4 on 32-bit Arm (16 quad registers). A uint16 lane
 // gains at most 16 per 128-bit step, so lanes are widened every 2048 steps.
 #if defined(__ARM_NEON) || defined(__aarch64__)
 
@@ -15,7 +15,7 @@ namespace {
 constexpr int kP = 4, kO = 4;
 inline uint32_t SumLanes(uint32x4_t v) { return vaddvq_u32(v); }
 #else
-constexpr int kP = 2, kO = 2;
+constexpr int kP = 2, kO = 4;
 inline uint32_t SumLanes(uint32x4_t v) {
   const uint32x2_t s = vadd_u32(vget_low_u32(v), vget_high_u32(v));
   return vget_lane_u32(vpadd_u32(s, s), 0);

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <string>
 
 #include "bconv.h"
@@ -46,14 +47,16 @@ TfLiteTensor* Output(TfLiteContext* context, TfLiteNode* node, int i) {
 
 int NumDims(const TfLiteTensor* t) { return t->dims ? t->dims->size : -1; }
 
+// -1 for a negative dimension or more than 2^31 elements (so a `long` fits it
+// on 32-bit Arm too).
 long NumElements(const TfLiteTensor* t) {
-  long n = 1;
+  int64_t n = 1;
   for (int i = 0; i < t->dims->size; ++i) {
     if (t->dims->data[i] < 0) return -1;
     n *= t->dims->data[i];
-    if (n > (1L << 40)) return -1;
+    if (n > (int64_t(1) << 31)) return -1;
   }
-  return n;
+  return static_cast<long>(n);
 }
 
 bool IsConstant(const TfLiteTensor* t) {
@@ -69,7 +72,8 @@ std::string CheckConstant(const TfLiteTensor* t, TfLiteType type, int rank, long
   if (NumDims(t) != rank) return w + " has the wrong rank";
   if (!IsConstant(t)) return w + " must be a constant tensor (it is packed at prepare)";
   if (elems >= 0 && NumElements(t) != elems) return w + " has the wrong number of elements";
-  if (t->data.raw == nullptr || t->bytes < static_cast<size_t>(NumElements(t)) * 4)
+  if (t->data.raw == nullptr || NumElements(t) < 0 ||
+      uint64_t(t->bytes) < uint64_t(NumElements(t)) * 4)
     return w + " has no (or too little) data";
   return "";
 }
@@ -238,7 +242,7 @@ std::string BConvPrepareImpl(TfLiteContext* context, TfLiteNode* node, BConvOpDa
     t.post_bias = bias->data.f;
   }
   const long filter_elems = NumElements(filter);
-  if (filter_elems < 0 || filter->bytes < static_cast<size_t>(filter_elems) * 4)
+  if (filter_elems < 0 || uint64_t(filter->bytes) < uint64_t(filter_elems) * 4)
     return "LceBconv2d: filter has too little data";
   e = PlanBConv(d->options, t, &d->plan);
   return e;
@@ -246,7 +250,12 @@ std::string BConvPrepareImpl(TfLiteContext* context, TfLiteNode* node, BConvOpDa
 
 TfLiteStatus BConvPrepare(TfLiteContext* context, TfLiteNode* node) {
   auto* d = static_cast<BConvOpData*>(node->user_data);
-  const std::string e = BConvPrepareImpl(context, node, d);
+  std::string e;
+  try {  // packing copies the filters: a huge (hostile) model may not fit in memory
+    e = BConvPrepareImpl(context, node, d);
+  } catch (const std::bad_alloc&) {
+    e = "LceBconv2d: out of memory while packing the filters";
+  }
   if (!e.empty()) return Report(context, e);
   d->kernel = KernelForPrepare(context);
   if (d->kernel == nullptr) return kTfLiteError;

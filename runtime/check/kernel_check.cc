@@ -1,0 +1,187 @@
+// Standalone check of the optimized kernels against the oracle, with no
+// Python or TFLite: cross-compile it and run it under qemu to exercise NEON.
+//
+//   kernel_check [iterations] [seed]
+//
+// 1. every binary-GEMM kernel this CPU runs == the generic kernel, random sizes;
+// 2. whole binary convolutions (random options, shapes, groups, output types,
+//    thread counts): every kernel == the direct reference convolution;
+// 3. the options parser accepts a valid map and rejects every truncation and
+//    many corruptions of it with a message (and never crashes).
+// Prints "N passed, M failed" and exits non-zero on any failure.
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../src/bconv.h"
+#include "../src/bgemm.h"
+#include "../src/flexbuffer.h"
+#include "../src/simple_ops.h"
+#include "flexbuffer_builder.h"
+
+using namespace bitlite;
+
+namespace {
+
+int g_passed = 0, g_failed = 0;
+
+void Expect(bool ok, const std::string& what) {
+  if (ok) {
+    ++g_passed;
+  } else {
+    ++g_failed;
+    if (g_failed <= 20) std::printf("FAILED: %s\n", what.c_str());
+  }
+}
+
+std::vector<const BgemmKernel*> OptimizedKernels() {
+  std::vector<const BgemmKernel*> out;
+  for (const char* name : {"generic", "avx2", "avx512", "neon"}) {
+    const char* error = nullptr;
+    const BgemmKernel* k = SelectKernel(name, &error);
+    if (k != nullptr) out.push_back(k);
+  }
+  return out;
+}
+
+void CheckGemm(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernels, int iters) {
+  for (int it = 0; it < iters; ++it) {
+    const int n_pix = 1 + rng() % 13, n_out = 1 + rng() % 19;
+    // Mostly small depths; sometimes past the AVX2 byte-counter (31 steps) and
+    // NEON uint16 (2048 steps) flush points.
+    const int kwords = kKWordAlign * (1 + (it % 10 == 0 ? rng() % 2200 : rng() % 40));
+    std::vector<uint32_t> a(size_t(n_pix) * kwords), b(size_t(n_out) * kwords);
+    for (auto& v : a) v = rng();
+    for (auto& v : b) v = rng();
+    std::vector<int32_t> want(size_t(n_pix) * n_out), got(want.size());
+    BgemmGeneric(a.data(), n_pix, b.data(), n_out, kwords, want.data(), n_out);
+    for (const BgemmKernel* k : kernels) {
+      std::fill(got.begin(), got.end(), -1);
+      k->run(a.data(), n_pix, b.data(), n_out, kwords, got.data(), n_out);
+      Expect(got == want, std::string("gemm ") + k->name + " pix=" + std::to_string(n_pix) +
+                              " out=" + std::to_string(n_out) + " kwords=" +
+                              std::to_string(kwords));
+    }
+  }
+}
+
+void CheckConv(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernels, int iters) {
+  static const int kCins[] = {1, 31, 32, 33, 64, 200};
+  for (int it = 0; it < iters; ++it) {
+    BConvOptions o;
+    o.padding = rng() % 2;
+    o.pad_values = rng() % 2;
+    o.stride_height = 1 + rng() % 3;
+    o.stride_width = 1 + rng() % 3;
+    o.dilation_height = 1 + rng() % 2;
+    o.dilation_width = 1 + rng() % 2;
+    o.activation = rng() % 4;
+    int groups = 1;
+    if (rng() % 4 == 0) {
+      groups = 1 + rng() % 3;
+      o.channels_in = 32 * groups * (1 + rng() % 2);
+    } else {
+      o.channels_in = kCins[rng() % 6];
+    }
+    const int in_words = (o.channels_in + 31) / 32;
+    const int fh = 1 + rng() % 3, fw = 1 + rng() % 3;
+    const int out_c = groups * (1 + rng() % 40);
+    const int in_dims[4] = {1 + int(rng() % 2), 5 + int(rng() % 6), 5 + int(rng() % 6), in_words};
+    const int filter_dims[4] = {out_c, fh, fw, in_words / groups};
+    const OutputType type = static_cast<OutputType>(rng() % 3);
+    std::vector<int32_t> filter(size_t(out_c) * fh * fw * (in_words / groups));
+    for (auto& v : filter) v = static_cast<int32_t>(rng());
+    std::vector<float> mul(out_c), bias(out_c);
+    std::vector<int32_t> thr(out_c);
+    std::uniform_real_distribution<float> u(-2.0f, 2.0f);
+    for (int c = 0; c < out_c; ++c) {
+      mul[c] = u(rng);
+      bias[c] = 10 * u(rng);
+      thr[c] = static_cast<int32_t>(rng() % (fh * fw * o.channels_in + 1));
+    }
+    BConvTensors t{in_dims, filter_dims, filter.data(), mul.data(), bias.data(), thr.data(),
+                   type, 0.05f + 0.1f * (rng() % 5), static_cast<int32_t>(rng() % 21) - 10};
+    BConvPlan plan;
+    const std::string error = PlanBConv(o, t, &plan);
+    if (!error.empty()) continue;  // e.g. VALID larger than the input: refused, fine
+    std::vector<int32_t> input(size_t(in_dims[0]) * in_dims[1] * in_dims[2] * in_words);
+    const uint32_t tail_mask =
+        o.channels_in % 32 ? (uint32_t(1) << (o.channels_in % 32)) - 1 : ~uint32_t(0);
+    for (size_t i = 0; i < input.size(); ++i) {
+      uint32_t v = rng();
+      if (int(i % in_words) == in_words - 1) v &= tail_mask;  // LceQuantize pads with 0
+      input[i] = static_cast<int32_t>(v);
+    }
+    int dims[4];
+    BConvOutputDims(plan, dims);
+    const size_t n = size_t(dims[0]) * dims[1] * dims[2] * dims[3];
+    std::vector<int32_t> want(n), got(n);  // 4-byte slots hold float, int8 or words
+    const BgemmKernel reference = {"reference", nullptr};
+    RunBConv(plan, &reference, 1, input.data(), want.data());
+    for (const BgemmKernel* k : kernels)
+      for (int threads : {1, 3}) {
+        std::fill(got.begin(), got.end(), 0x55555555);
+        RunBConv(plan, k, threads, input.data(), got.data());
+        const size_t bytes = type == OutputType::kInt8 ? n : n * 4;
+        Expect(std::memcmp(got.data(), want.data(), bytes) == 0,
+               std::string("bconv ") + k->name + " threads=" + std::to_string(threads) +
+                   " cin=" + std::to_string(o.channels_in) + " groups=" +
+                   std::to_string(groups) + " type=" + std::to_string(int(type)) +
+                   " padding=" + std::to_string(o.padding) + " pad_values=" +
+                   std::to_string(o.pad_values));
+      }
+  }
+}
+
+void CheckParser(std::mt19937& rng) {
+  const std::vector<std::pair<std::string, int64_t>> entries = {
+      {"channels_in", 64},  {"dilation_height_factor", 1}, {"dilation_width_factor", 2},
+      {"fused_activation_function", 1}, {"pad_values", 1}, {"padding", 0},
+      {"stride_height", 2}, {"stride_width", 1}};
+  const std::vector<uint8_t> valid = BuildIntMap(entries, 1);
+  BConvOptions o;
+  Expect(ParseBConvOptions(valid.data(), valid.size(), &o).empty() && o.channels_in == 64 &&
+             o.dilation_width == 2 && o.stride_height == 2 && o.activation == 1,
+         "valid options parse");
+  for (int width : {2, 4, 8}) {
+    const std::vector<uint8_t> wide = BuildIntMap(entries, width);
+    Expect(ParseBConvOptions(wide.data(), wide.size(), &o).empty() && o.channels_in == 64,
+           "valid options parse at width " + std::to_string(width));
+  }
+  for (size_t len = 0; len < valid.size(); ++len) {
+    std::vector<uint8_t> cut(valid.begin() + (valid.size() - len), valid.end());
+    Expect(!ParseBConvOptions(cut.data(), cut.size(), &o).empty(), "truncated options refused");
+  }
+  auto missing = entries;
+  missing.erase(missing.begin() + 4);
+  const std::vector<uint8_t> no_pad = BuildIntMap(missing, 1);
+  Expect(ParseBConvOptions(no_pad.data(), no_pad.size(), &o).find("pad_values") !=
+             std::string::npos,
+         "missing key named in the message");
+  for (int i = 0; i < 20000; ++i) {  // corruptions: must not crash (ASan run checks reads)
+    std::vector<uint8_t> bad = valid;
+    for (int j = 0, n = 1 + rng() % 4; j < n; ++j) bad[rng() % bad.size()] = rng();
+    ParseBConvOptions(bad.data(), bad.size(), &o);
+  }
+  Expect(true, "corrupted options do not crash");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int iters = argc > 1 ? std::atoi(argv[1]) : 200;
+  std::mt19937 rng(argc > 2 ? std::atoi(argv[2]) : 12345);
+  const auto kernels = OptimizedKernels();
+  std::printf("kernels:");
+  for (const BgemmKernel* k : kernels) std::printf(" %s", k->name);
+  std::printf(" (best: %s)\n", SelectedKernelName());
+  CheckGemm(rng, kernels, iters);
+  CheckConv(rng, kernels, iters);
+  CheckParser(rng);
+  std::printf("%d passed, %d failed\n", g_passed, g_failed);
+  return g_failed == 0 ? 0 : 1;
+}

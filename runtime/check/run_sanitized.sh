@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The runtime under AddressSanitizer + UndefinedBehaviorSanitizer: the standalone kernel
+# check, then the LCE model matrix (tests/runtime/test_interpreter.py) with an ASan/UBSan
+# build of libbitlite_lce.so preloaded into Python. Run from the repository root:
+#   runtime/check/run_sanitized.sh
+# Any sanitizer report aborts the process, so a clean run ends with the pass counts.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+out="$root/runtime/build/asan"
+cd "$root/runtime"
+python -m bitlite_runtime.build --sanitize --out "$out" >/dev/null
+check="$(python -c "from bitlite_runtime import build; print(build.build_kernel_check('host', '$out', sanitize=True))")"
+"$check" 300
+cd "$root"
+export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:detect_odr_violation=0:alloc_dealloc_mismatch=0"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+export BITLITE_LIBRARY="$out/libbitlite_lce.so"
+LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)" \
+  python -m pytest tests/runtime/test_interpreter.py -q -p no:cacheprovider "$@"

@@ -1,0 +1,47 @@
+"""pip install ./runtime: compiles libbitlite_lce.so for this machine into the package.
+
+The compile command lives in bitlite_runtime/build.py (loaded here by path, so building
+needs neither numpy nor tflite-runtime). The C++ sources ship inside the package too,
+so an installed copy can still cross-build (python -m bitlite_runtime.build --arch ...).
+Needs a C++17 compiler (g++ >= 9; on Raspberry Pi OS: sudo apt install g++).
+"""
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+from setuptools.dist import Distribution
+
+HERE = Path(__file__).resolve().parent
+
+
+def _build_module():
+    spec = importlib.util.spec_from_file_location("_bitlite_build",
+                                                  HERE / "bitlite_runtime" / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class BuildPyWithLibrary(build_py):
+    def run(self):
+        super().run()
+        package = Path(self.build_lib) / "bitlite_runtime"
+        src = package / "src"
+        src.mkdir(parents=True, exist_ok=True)
+        for f in (HERE / "src").iterdir():
+            if f.suffix in {".cc", ".h"}:
+                shutil.copy2(f, src / f.name)
+        _build_module().build_library("host", package / "lib")
+
+
+class BinaryDistribution(Distribution):
+    """The wheel holds a native library: tag it for this platform, not 'any'."""
+
+    def has_ext_modules(self):
+        return True
+
+
+setup(cmdclass={"build_py": BuildPyWithLibrary}, distclass=BinaryDistribution)

@@ -1,0 +1,288 @@
+"""Tiny Larq models converted by LCE for the runtime tests, and LCE's outputs on them.
+
+Converting with LCE is the slow part, so each model packs many configurations as
+parallel branches (one output each), and converted models are cached on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+CINS = (1, 31, 32, 33, 64, 200)
+OUT_CHANNELS = (1, 31, 32, 33, 40)  # rotated over branches: packed-output tails
+PADDINGS = (("valid", 0.0), ("same", 0.0), ("same", 1.0))
+STRIDE_DILATION = ((1, 1), (2, 1), (1, 2))  # Keras refuses stride > 1 with dilation > 1
+SIZE = 9  # odd: SAME with stride 2 pads asymmetrically
+
+
+def quant_conv(filters, padding, pad_values, stride, dilation, groups=1, kernel=3):
+    import larq as lq
+
+    return lq.layers.QuantConv2D(
+        filters, kernel, strides=stride, dilation_rate=dilation, padding=padding,
+        pad_values=pad_values, groups=groups, input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign", kernel_constraint="weight_clip", use_bias=False)
+
+
+def batch_norm():
+    import tensorflow as tf
+
+    return tf.keras.layers.BatchNormalization()
+
+
+def _randomize(model, seed: int) -> None:
+    """Random weights; BN scales of both signs so post-multipliers flip thresholds."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            gamma, beta, mean, var = layer.get_weights()
+            sign = rng.choice([-1.0, 1.0], gamma.shape)
+            layer.set_weights([
+                (sign * rng.uniform(0.3, 2.0, gamma.shape)).astype("float32"),
+                rng.normal(0, 1, beta.shape).astype("float32"),
+                rng.normal(0, 2, mean.shape).astype("float32"),
+                rng.uniform(0.5, 3.0, var.shape).astype("float32"),
+            ])
+        elif layer.get_weights():
+            layer.set_weights([rng.normal(0, 1, w.shape).astype("float32")
+                               for w in layer.get_weights()])
+
+
+class _Branches:
+    """Collects a model's outputs with their names and expected channel counts.
+
+    Each output passes through a layer named o000, o001, ...: the converted model's
+    signature names its outputs after them, which maps outputs back to branches.
+    """
+
+    def __init__(self):
+        self.outputs, self.names, self.channels = [], [], []
+
+    def add(self, y, name: str, channels: int, layer=None):
+        import tensorflow as tf
+
+        layer = layer or (lambda n: tf.keras.layers.Activation("linear", name=n))
+        self.outputs.append(layer(f"o{len(self.outputs):03d}")(y))
+        self.names.append(name)
+        self.channels.append(channels)
+
+
+def _sign_layer(name):
+    import larq as lq
+    import tensorflow as tf
+
+    return tf.keras.layers.Activation(lq.quantizers.SteSign(), name=name)
+
+
+def build_main_model():
+    """Covers every Cin x padding/pad_values with float output, every Cin x {VALID,
+    SAME-one} with bitpacked output (bconv -> bconv), strides and dilations rotated over
+    them (each padding meets each stride/dilation twice), out channels rotated over
+    {1, 31, 32, 33, 40}; plus fused ReLU, binary max pooling and a sign output."""
+    import tensorflow as tf
+
+    inputs = [tf.keras.Input((SIZE, SIZE, c)) for c in CINS]
+    b = _Branches()
+    for i, (x, cin) in enumerate(zip(inputs, CINS, strict=True)):
+        for j, (padding, pad_values) in enumerate(PADDINGS):
+            stride, dilation = STRIDE_DILATION[(i + j) % 3]
+            out_c = OUT_CHANNELS[len(b.names) % len(OUT_CHANNELS)]
+            y = batch_norm()(quant_conv(out_c, padding, pad_values, stride, dilation)(x))
+            b.add(y, f"float-cin{cin}-{padding}{int(pad_values)}-s{stride}d{dilation}", out_c)
+        for j, (padding, pad_values) in enumerate((("valid", 0.0), ("same", 1.0))):
+            stride, dilation = STRIDE_DILATION[(i + j + 1) % 3]
+            out_c = OUT_CHANNELS[len(b.names) % len(OUT_CHANNELS)]
+            y = batch_norm()(quant_conv(out_c, padding, pad_values, stride, dilation)(x))
+            y = batch_norm()(quant_conv(8, "same", 1.0, 1, 1)(y))
+            b.add(y, f"packed-cin{cin}-{padding}{int(pad_values)}-s{stride}d{dilation}"
+                     f"-o{out_c}", 8)
+    for cin, padding in ((33, "valid"), (64, "same")):
+        x = inputs[CINS.index(cin)]
+        b.add(quant_conv(33, padding, 1.0, 1, 1)(x), f"relu-cin{cin}-{padding}", 33,
+              layer=lambda n: tf.keras.layers.ReLU(name=n))
+    for cin, pool_padding in ((31, "valid"), (200, "same")):
+        y = batch_norm()(quant_conv(40, "same", 1.0, 1, 1)(inputs[CINS.index(cin)]))
+        y = tf.keras.layers.MaxPool2D(3, 2, padding=pool_padding)(y)
+        y = batch_norm()(quant_conv(8, "valid", 0.0, 1, 1)(y))
+        b.add(y, f"maxpool-{pool_padding}-cin{cin}", 8)
+    y = batch_norm()(quant_conv(35, "valid", 0.0, 1, 1)(inputs[CINS.index(33)]))
+    b.add(y, "sign-cin33", 35, layer=_sign_layer)
+    return tf.keras.Model(inputs, b.outputs), b
+
+
+def build_groups_model():
+    """Grouped binary convolutions (LCE runs these only with its reference kernel)."""
+    import tensorflow as tf
+
+    x64, x128 = tf.keras.Input((SIZE, SIZE, 64)), tf.keras.Input((SIZE, SIZE, 128))
+    b = _Branches()
+    for padding, pad_values in PADDINGS:
+        y = batch_norm()(quant_conv(32, padding, pad_values, 1, 1, groups=2)(x64))
+        b.add(y, f"groups2-{padding}{int(pad_values)}", 32)
+    y = batch_norm()(quant_conv(64, "same", 1.0, 2, 1, groups=2)(x64))
+    y = batch_norm()(quant_conv(8, "valid", 0.0, 1, 1, groups=2)(y))
+    b.add(y, "groups2-packed", 8)
+    y = batch_norm()(quant_conv(40, "valid", 0.0, 1, 2, groups=4)(x128))
+    b.add(y, "groups4-valid-d2", 40)
+    return tf.keras.Model([x64, x128], b.outputs), b
+
+
+def build_int8_model():
+    """An int8 model: fake quantization (range [-3, 3]) on the input and after every
+    bconv + BN makes LCE write int8 input to LceQuantize, int8 bconv outputs and int8
+    model outputs."""
+    import tensorflow as tf
+
+    def fake_quant():
+        return tf.keras.layers.Lambda(
+            lambda t: tf.quantization.fake_quant_with_min_max_args(t, -3.0, 3.0))
+
+    cins = (31, 64)
+    inputs = [tf.keras.Input((SIZE, SIZE, c)) for c in cins]
+    b = _Branches()
+    for i, (x, cin) in enumerate(zip(inputs, cins, strict=True)):
+        x = fake_quant()(x)
+        for j, (padding, pad_values) in enumerate((("valid", 0.0), ("same", 1.0))):
+            stride, dilation = STRIDE_DILATION[(i + 2 * j) % 3]
+            y = batch_norm()(quant_conv(33, padding, pad_values, stride, dilation)(x))
+            b.add(fake_quant()(y), f"int8-cin{cin}-{padding}{int(pad_values)}-s{stride}d{dilation}",
+                  33)
+    return tf.keras.Model(inputs, b.outputs), b
+
+
+def make_inputs(model_bytes: bytes, seed: int, batch: int = 2) -> list[np.ndarray]:
+    """Random inputs for every model input, with exact zeros and -0.0 mixed in."""
+    from bitlite_runtime import Interpreter
+
+    rng = np.random.default_rng(seed)
+    xs = []
+    for detail in Interpreter(model_bytes).input_details:
+        shape = (batch, *detail["shape"][1:])
+        if detail["dtype"] == np.int8:
+            xs.append(rng.integers(-128, 128, shape).astype(np.int8))
+            continue
+        x = rng.normal(0, 1, shape).astype(np.float32)
+        x.flat[::7] = 0.0
+        x.flat[::11] = -0.0
+        xs.append(x)
+    return xs
+
+
+class LceCase:
+    """A converted model, its branch names, inputs and LCE's x86 interpreter outputs."""
+
+    def __init__(self, model_bytes: bytes, names: list[str], channels: list[int], seed: int,
+                 lce_reference: bool = False):
+        from bitlite_runtime import Interpreter
+        from larq_compute_engine.tflite.python.interpreter import Interpreter as LceInterpreter
+
+        self.model = model_bytes
+        # Outputs are named o000, o001, ... after the branches; the converter orders
+        # them its own way, so look each one's branch up by name. (A graphdef-based
+        # conversion, LCE's fallback for Lambda layers, keeps no names: then the branch
+        # names are only labels, and every branch has the same channel count.)
+        out_names = Interpreter(model_bytes).output_names
+        if all(re.fullmatch(r"o\d{3}", n) for n in out_names):
+            order = [int(n[1:]) for n in out_names]
+            names = [names[i] for i in order]
+            channels = [channels[i] for i in order]
+        self.names = names
+        self.inputs = make_inputs(model_bytes, seed)
+        lce = LceInterpreter(model_bytes, use_reference_bconv=lce_reference)
+        expected = lce.predict(self.inputs)
+        self.expected = expected if isinstance(expected, list) else [expected]
+        got = [e.shape[-1] for e in self.expected]
+        assert got == channels, f"output order differs from the branches: {got} vs {channels}"
+
+
+def _cache_dir(builder) -> Path:
+    """Converted models, keyed by the source of everything that shapes the model and by
+    the converter's version: a second session skips the conversions (the slow part);
+    a cold one still works."""
+    import hashlib
+    import inspect
+
+    import larq_compute_engine
+    import tensorflow as tf
+
+    parts = [inspect.getsource(f) for f in (builder, quant_conv, batch_norm, _randomize,
+                                             _Branches, _sign_layer)]
+    parts += [tf.__version__, larq_compute_engine.__version__, repr((CINS, OUT_CHANNELS,
+                                                                     PADDINGS, SIZE))]
+    key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+    root = Path(os.environ.get("BITLITE_TEST_CACHE", Path.home() / ".cache" / "bitlite"))
+    return root / "runtime-test-models" / key
+
+
+def convert_cached(builder, seed: int, **kwargs) -> bytes:
+    """LCE-convert the model `builder` makes (weights randomized with `seed`), cached."""
+    import larq_compute_engine as lce
+
+    cached = _cache_dir(builder) / f"{builder.__name__}-{seed}.tflite"
+    if cached.is_file():
+        return cached.read_bytes()
+    model = builder()
+    model = model[0] if isinstance(model, tuple) else model
+    _randomize(model, seed)
+    model_bytes = lce.convert_keras_model(model, **kwargs)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_bytes(model_bytes)
+    os.replace(tmp, cached)
+    return model_bytes
+
+
+def lce_case(builder, seed: int, lce_reference: bool = False, **kwargs) -> LceCase:
+    import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+    _, branches = builder()
+    model_bytes = convert_cached(builder, seed, **kwargs)
+    return LceCase(model_bytes, branches.names, branches.channels, seed, lce_reference)
+
+
+def build_single_input_model():
+    """bconv (bitpacked out) -> binary max pool -> strided bconv: what apps run."""
+    import tensorflow as tf
+
+    inp = tf.keras.Input((9, 9, 40))
+    y = batch_norm()(quant_conv(64, "same", 1.0, 1, 1)(inp))
+    y = tf.keras.layers.MaxPool2D(2)(y)
+    y = batch_norm()(quant_conv(10, "valid", 0.0, 2, 1)(y))
+    return tf.keras.Model(inp, y)
+
+
+def single_input_model() -> bytes:
+    import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+    return convert_cached(build_single_input_model, seed=4)
+
+
+def run_ours(case: LceCase, num_threads: int = 1) -> list[np.ndarray]:
+    """Our runtime on the case's inputs, one sample per invoke (the models have batch 1)."""
+    from bitlite_runtime import Interpreter
+
+    interpreter = Interpreter(case.model, num_threads=num_threads)
+    batch = case.inputs[0].shape[0]
+    per_sample = [interpreter.invoke([x[i : i + 1] for x in case.inputs]) for i in range(batch)]
+    return [np.concatenate(outs) for outs in zip(*per_sample, strict=True)]
+
+
+def compare(case: LceCase, got: list[np.ndarray], exact_float: bool) -> None:
+    """Integer outputs equal; float ones within 1e-5 relative (or equal: exact_float)."""
+    assert len(got) == len(case.expected)
+    failures = []
+    for name, ours, lce in zip(case.names, got, case.expected, strict=True):
+        assert ours.dtype == lce.dtype and ours.shape == lce.shape, name
+        if np.issubdtype(lce.dtype, np.floating):
+            rel = np.max(np.abs(ours - lce) / np.maximum(np.abs(lce), 1.0))
+            if rel > 1e-5 or (exact_float and not np.array_equal(ours, lce)):
+                failures.append(f"{name}: max relative error {rel:.3g}")
+        elif not np.array_equal(ours, lce):
+            failures.append(f"{name}: {np.sum(ours != lce)} of {lce.size} values differ")
+    assert not failures, "\n".join(failures)

@@ -1,0 +1,161 @@
+"""bitlite_runtime.Interpreter vs LCE's own x86 interpreter on a matrix of tiny models.
+
+Integer and bitpacked results must match exactly, float ones within 1e-5 relative; in
+fact every float output matches bit for bit, and the tests assert that.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import bitlite_runtime
+import numpy as np
+import pytest
+from bitlite_runtime import Interpreter, RuntimeModelError
+from flatbuffers import flexbuffers
+from runtime_models import compare, run_ours, single_input_model
+
+KERNELS = ("auto", "generic", "reference")
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_main_matrix_matches_lce(main_case, kernel, monkeypatch):
+    monkeypatch.setenv("BITLITE_KERNEL", kernel)
+    compare(main_case, run_ours(main_case, num_threads=2), exact_float=True)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_grouped_convolutions_match_lce_reference(groups_case, kernel, monkeypatch):
+    monkeypatch.setenv("BITLITE_KERNEL", kernel)
+    compare(groups_case, run_ours(groups_case), exact_float=True)
+
+
+@pytest.mark.parametrize("kernel", ("auto", "reference"))
+def test_int8_model_matches_lce(int8_case, kernel, monkeypatch):
+    monkeypatch.setenv("BITLITE_KERNEL", kernel)
+    assert Interpreter(int8_case.model).input_details[0]["dtype"] == np.int8
+    tfl = Interpreter(int8_case.model)._interpreter
+    dtypes = {t["index"]: t["dtype"] for t in tfl.get_tensor_details()}
+    ops = tfl._get_ops_details()
+    bconv_out = [dtypes[o["outputs"][0]] for o in ops if o["op_name"] == "LceBconv2d"]
+    quantize_in = [dtypes[o["inputs"][0]] for o in ops if o["op_name"] == "LceQuantize"]
+    assert np.int8 in bconv_out and np.int8 in quantize_in, (bconv_out, quantize_in)
+    got = run_ours(int8_case)
+    assert all(g.dtype == np.int8 for g in got)
+    compare(int8_case, got, exact_float=True)
+
+
+def test_predict_refuses_multi_input_model(main_case):
+    with pytest.raises(RuntimeModelError, match="single-input"):
+        Interpreter(main_case.model).predict(main_case.inputs[0])
+
+
+def test_predict_on_single_input_model(runtime_library):
+    x = np.random.default_rng(0).normal(size=(3, 9, 9, 40)).astype(np.float32)
+    model = single_input_model()
+    interpreter = Interpreter(model, num_threads=2)
+    assert interpreter.input_details[0]["shape"][0] == 1  # predict loops over the batch
+    got = interpreter.predict(x)
+    assert got.shape == (3, 1, 1, 10)
+    from larq_compute_engine.tflite.python.interpreter import Interpreter as LceInterpreter
+
+    np.testing.assert_array_equal(got, LceInterpreter(model).predict(x))
+    with pytest.raises(RuntimeModelError, match="does not match"):
+        Interpreter(model).predict(x[:, :8])
+
+
+def test_kernel_name_reports_selection(monkeypatch):
+    monkeypatch.delenv("BITLITE_KERNEL", raising=False)
+    assert bitlite_runtime.kernel_name() in {"avx512", "avx2", "neon", "generic"}
+    monkeypatch.setenv("BITLITE_KERNEL", "reference")
+    assert bitlite_runtime.kernel_name() == "reference"
+
+
+def test_unknown_kernel_fails_at_prepare(main_case, monkeypatch):
+    monkeypatch.setenv("BITLITE_KERNEL", "quantum")
+    with pytest.raises(RuntimeModelError, match="unknown BITLITE_KERNEL"):
+        Interpreter(main_case.model)
+
+
+# ------------------------------------------------------------------ options
+
+
+def _options(**overrides) -> bytes:
+    values = dict(channels_in=64, dilation_height_factor=1, dilation_width_factor=1,
+                  fused_activation_function=0, pad_values=1, padding=0, stride_height=1,
+                  stride_width=1)
+    values.update(overrides)
+    return bytes(flexbuffers.Dumps({k: v for k, v in values.items() if v is not None}))
+
+
+def test_valid_options_accepted():
+    assert bitlite_runtime.check_options("LceBconv2d", _options()) == ""
+    pool = bytes(flexbuffers.Dumps(dict(filter_height=2, filter_width=2, padding=1,
+                                        stride_height=2, stride_width=2)))
+    assert bitlite_runtime.check_options("LceBMaxPool2d", pool) == ""
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (_options(pad_values=None), "'pad_values' is missing"),
+    (_options(padding=2), "padding must be SAME"),
+    (_options(pad_values=3), "pad_values must be 0 or 1"),
+    (_options(fused_activation_function=4), "activation function 4 is not supported"),
+    (_options(stride_width=0), "strides must be >= 1"),
+    (_options(dilation_height_factor=-1), "dilation factors"),
+    (_options(channels_in=0), "channels_in out of range"),
+    (_options(stride_height=2**40), "not a 32-bit integer"),
+    (_options(stride_height=1.5), "not a 32-bit integer"),
+    (_options(stride_height="2"), "not a 32-bit integer"),
+    (b"", "buffer too short"),
+    (_options()[:-5], "malformed custom options"),
+    (bytes(flexbuffers.Dumps([1, 2, 3])), "root is not a map"),
+])
+def test_bad_options_give_clear_errors(options, message):
+    assert message in bitlite_runtime.check_options("LceBconv2d", options)
+
+
+def _patch_first_bconv_options(model: bytes, **overrides) -> bytes:
+    """Rewrite the first LceBconv2d's options in place (same keys, same byte widths)."""
+    start = model.index(b"channels_in\x00")  # the FlexBuffer begins with its first key
+    (length,) = struct.unpack_from("<I", model, start - 4)  # flatbuffer [ubyte] length
+    old = model[start : start + length]
+    values = flexbuffers.Loads(old)
+    values.update(overrides)
+    new = bytes(flexbuffers.Dumps(values))
+    assert len(new) == len(old)
+    return model[:start] + new + model[start + length :]
+
+
+def test_unsupported_option_in_model_fails_at_prepare(main_case):
+    model = _patch_first_bconv_options(main_case.model, fused_activation_function=4)
+    with pytest.raises(RuntimeModelError, match="activation function 4 is not supported"):
+        Interpreter(model)
+
+
+def test_malformed_options_in_model_fail_at_prepare(main_case):
+    start = main_case.model.index(b"channels_in\x00")
+    (length,) = struct.unpack_from("<I", main_case.model, start - 4)
+    end = start + length
+    model = main_case.model[: end - 1] + b"\x03" + main_case.model[end:]  # root width 3
+    with pytest.raises(RuntimeModelError, match="malformed custom options"):
+        Interpreter(model)
+
+
+def test_zero_padding_with_odd_channels_and_activation_is_refused(main_case):
+    # SAME zero padding with a fused activation (or int8/bitpacked output) and an odd
+    # channel count has no exact integer form; LCE's converter never writes one, LCE's
+    # runtime refuses it, and so do we, at prepare.
+    model = main_case.model
+    start = model.index(b"channels_in\x00")
+    while True:
+        (length,) = struct.unpack_from("<I", model, start - 4)
+        values = flexbuffers.Loads(model[start : start + length])
+        if values["channels_in"] == 31:
+            patched = {**values, "padding": 0, "pad_values": 0, "fused_activation_function": 1}
+            new = bytes(flexbuffers.Dumps(patched))
+            if len(new) == length:
+                model = model[:start] + new + model[start + length :]
+                break
+        start = model.index(b"channels_in\x00", start + 1)
+    with pytest.raises(RuntimeModelError, match="even number of input channels"):
+        Interpreter(model)

@@ -1,0 +1,98 @@
+"""The model matrix on emulated Arm: our cross-built library inside the real Arm
+tflite-runtime 2.14 wheel, under qemu-user, against LCE's x86 results.
+
+This runs the NEON kernels (and the reference one) end to end. It needs an Arm Python
+sysroot with numpy and tflite-runtime: pipeline.targets.sysroot builds one (about 25 MB
+of Debian packages and wheels), or point BITLITE_QEMU_SYSROOT_<ARCH> at one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bitlite_runtime import build
+from runtime_models import compare
+
+RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
+QEMU = {"aarch64": "qemu-aarch64", "armhf": "qemu-arm"}
+GUEST_SCRIPT = """
+import sys
+import numpy as np
+from bitlite_runtime import Interpreter
+results = {}
+for k, (model, inputs) in enumerate(zip(sys.argv[2::2], sys.argv[3::2])):
+    data = np.load(inputs)
+    xs = [data[f"arr_{i}"] for i in range(len(data.files))]
+    it = Interpreter(open(model, "rb").read(), num_threads=2)
+    per = [it.invoke([x[i : i + 1] for x in xs]) for i in range(xs[0].shape[0])]
+    for j, outs in enumerate(zip(*per)):
+        results[f"{k}_{j}"] = np.concatenate(outs)
+np.savez(sys.argv[1], **results)
+"""
+
+
+def _sysroot(arch: str) -> Path:
+    env = os.environ.get(f"BITLITE_QEMU_SYSROOT_{arch.upper()}")
+    if env:
+        return Path(env)
+    try:
+        from pipeline.targets import sysroot
+    except ImportError:
+        pytest.skip("pipeline.targets.sysroot is not available")
+    try:
+        return sysroot.ensure(arch, progress=lambda _: None).root
+    except Exception as e:  # no network, no dpkg-deb...: nothing to test against
+        pytest.skip(f"no {arch} sysroot: {e}")
+
+
+@pytest.fixture(scope="module", params=["aarch64", "armhf"])
+def arm_target(request, tmp_path_factory):
+    arch = request.param
+    if arch == "armhf" and not os.environ.get("BITLITE_TEST_ARMHF"):
+        # ARMv7 NEON is covered by test_build's kernel check under qemu-arm; the whole
+        # matrix there costs another emulated Python start (set BITLITE_TEST_ARMHF=1).
+        pytest.skip("armhf model matrix is opt-in: BITLITE_TEST_ARMHF=1")
+    if shutil.which(QEMU[arch]) is None or shutil.which(build.compiler_for(arch)) is None:
+        pytest.skip(f"{QEMU[arch]} or the {arch} cross compiler is not installed")
+    root = _sysroot(arch)
+    library = build.build_library(arch, tmp_path_factory.mktemp(f"lib-{arch}"))
+    return arch, root, library
+
+
+def _run_in_qemu(arch_target, cases, tmp_path) -> list[list[np.ndarray]]:
+    """Our runtime inside the Arm tflite-runtime under qemu: every case in one guest
+    process (starting Python under emulation is the slow part)."""
+    arch, root, library = arch_target
+    args = []
+    for k, case in enumerate(cases):
+        model, inputs = tmp_path / f"m{k}.tflite", tmp_path / f"x{k}.npz"
+        model.write_bytes(case.model)
+        np.savez(inputs, *case.inputs)
+        args += [str(model), str(inputs)]
+    env = {
+        "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8",
+        "PYTHONPATH": os.pathsep.join([str(root / "site-packages"), str(RUNTIME_DIR)]),
+        "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", "OPENBLAS_NUM_THREADS": "1",
+        "BITLITE_LIBRARY": str(library), "BITLITE_KERNEL": "neon",
+    }
+    out = tmp_path / "y.npz"
+    cmd = [QEMU[arch], "-L", str(root), str(root / "usr/bin/python3.11"), "-c", GUEST_SCRIPT,
+           str(out), *args]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = np.load(out)
+    return [[data[f"{k}_{j}"] for j in range(len(case.expected))]
+            for k, case in enumerate(cases)]
+
+
+def test_matrix_under_qemu_matches_lce(arm_target, main_case, int8_case, tmp_path):
+    """NEON kernels end to end (the reference kernel is checked against them under qemu
+    by test_build, and against LCE on the host by test_interpreter)."""
+    cases = [main_case, int8_case]
+    for case, got in zip(cases, _run_in_qemu(arm_target, cases, tmp_path), strict=True):
+        compare(case, got, exact_float=True)
