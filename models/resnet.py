@@ -61,7 +61,7 @@ def resnet18(method: Method, input_shape: tuple[int, ...], num_classes: int) -> 
 
 
 @register("resnet18_cifar")
-def resnet18_cifar(method: Method, input_shape: tuple[int, ...], num_classes: int) -> tf.keras.Model:
+def resnet18_cifar(method: Method, input_shape: tuple[int, ...], num_classes: int):
     """ResNet-18 for 32×32 inputs: a 3×3 stride-1 stem and no max pool."""
     inputs = tf.keras.Input(input_shape)
     x = blocks.conv(method, 64, 3, Position.FIRST)(inputs)

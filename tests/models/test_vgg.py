@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import larq as lq
 import numpy as np
 import pytest
-
-import pipeline  # noqa: F401
-import larq as lq
 import tensorflow as tf
 
+import pipeline  # noqa: F401
 from models import build_model
 from pipeline.methods import make_method
 
