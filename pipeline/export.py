@@ -117,24 +117,30 @@ def export_run(
 
 def summary(run: runs.Run, report: dict[str, Any]) -> str:
     ops = ", ".join(f"{k}×{v}" for k, v in sorted(report["ops"].items()))
-    return "\n".join([
-        f"exported {run.file(runs.TFLITE)}",
-        f"  size            {report['size_bytes'] / 1024:.1f} KiB",
-        f"  accuracy        keras {report['keras_accuracy']:.4f}  tflite {report['tflite_accuracy']:.4f}"
-        f"  ({report['test_samples']} test images)",
-        f"  parity          argmax agreement {report['argmax_agreement']:.4%}, "
-        f"max |diff| {report['max_abs_diff']:.2e}",
-        f"  binary MACs     {report['binary_mac_fraction']:.1%} of {sum(report['macs'].values()):,}",
-        f"  ops             {ops}",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            f"exported {run.file(runs.TFLITE)}",
+            f"  size            {report['size_bytes'] / 1024:.1f} KiB",
+            f"  accuracy        keras {report['keras_accuracy']:.4f}  tflite {report['tflite_accuracy']:.4f}"
+            f"  ({report['test_samples']} test images)",
+            f"  parity          argmax agreement {report['argmax_agreement']:.4%}, "
+            f"max |diff| {report['max_abs_diff']:.2e}",
+            f"  binary MACs     {report['binary_mac_fraction']:.1%} of {sum(report['macs'].values()):,}",
+            f"  ops             {ops}",
+        ]
+    )
 
 
 def make_parser() -> argparse.ArgumentParser:
     p = cli.parser("python -m pipeline.export", __doc__.split("\n\n")[0])
     p.add_argument("--run", help="run directory (default: the latest run under --root)")
     p.add_argument("--root", type=Path, default=runs.DEFAULT_ROOT, help="where runs live")
-    p.add_argument("--min-agreement", type=float, default=MIN_AGREEMENT,
-                   help="fail when Keras/TFLite argmax agreement is below this")  # fmt: skip
+    p.add_argument(
+        "--min-agreement",
+        type=float,
+        default=MIN_AGREEMENT,
+        help="fail when Keras/TFLite argmax agreement is below this",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 

@@ -29,7 +29,7 @@ class TrainConfig:
     model: str = DEFAULTS["model"]
     method: str = DEFAULTS["method"]
     dataset: str = DEFAULTS["dataset"]
-    epochs: int = 8
+    epochs: int = 6
     batch_size: int = 64
     learning_rate: float | None = None  # None: the method's default
     seed: int = 0
@@ -166,10 +166,14 @@ def _full_config(config: TrainConfig, method: Any, ds: data.Dataset) -> dict[str
     return {
         "train": asdict(config),
         "method": method.config(),
-        "data": {**ds.metadata(), "source": ds.source,
-                 "train_samples": ds.train_size, "test_samples": ds.test_size},
+        "data": {
+            **ds.metadata(),
+            "source": ds.source,
+            "train_samples": ds.train_size,
+            "test_samples": ds.test_size,
+        },
         "bitlite_version": pipeline.__version__,
-    }  # fmt: skip
+    }
 
 
 def _fit(run, config, ds, model, method, initial_epoch: int, progress: bool) -> runs.Run:
@@ -219,9 +223,14 @@ def _fit(run, config, ds, model, method, initial_epoch: int, progress: bool) -> 
 def make_parser() -> argparse.ArgumentParser:
     p = cli.parser("python -m pipeline.train", __doc__.split("\n\n")[0])
     p.add_argument("--model", default=DEFAULTS["model"], help="architecture (--list-models)")
-    p.add_argument("--method", default=DEFAULTS["method"], help="quantization method (--list-methods)")
-    p.add_argument("--dataset", default=DEFAULTS["dataset"],
-                   help="mnist | fashion_mnist | cifar10 | folder:DIR")  # fmt: skip
+    p.add_argument(
+        "--method", default=DEFAULTS["method"], help="quantization method (--list-methods)"
+    )
+    p.add_argument(
+        "--dataset",
+        default=DEFAULTS["dataset"],
+        help="mnist | fashion_mnist | cifar10 | folder:DIR",
+    )
     p.add_argument("--data-dir", help="read the dataset from this directory")
     p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
@@ -230,20 +239,34 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--wbits", type=int, help="weight bits, for methods that take a bit width")
     p.add_argument("--abits", type=int, help="activation bits, likewise")
     p.add_argument("--gbits", type=int, help="gradient bits, likewise (DoReFa)")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="any other method hyper-parameter, e.g. --option quantize_first=false")  # fmt: skip
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other method hyper-parameter, e.g. --option quantize_first=false",
+    )
     p.add_argument("--augment", default="none", help="none | flip | crop_flip (CIFAR)")
     p.add_argument("--strategy", default="default", help="default | mirrored | multiworker")
     p.add_argument("--weight-decay", type=float, default=0.0, help="decoupled weight decay")
-    p.add_argument("--lr-boundaries", type=int, nargs="*", default=[], metavar="EPOCH",
-                   help="multiply the learning rate by --lr-decay at these epochs")  # fmt: skip
+    p.add_argument(
+        "--lr-boundaries",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="EPOCH",
+        help="multiply the learning rate by --lr-decay at these epochs",
+    )
     p.add_argument("--lr-decay", type=float, default=0.1)
     p.add_argument("--init-from", help="start from this run's final weights (e.g. a float run)")
     p.add_argument("--train-samples", type=int, help="train on a random subset of this size")
     p.add_argument("--test-samples", type=int, help="evaluate on a random subset of this size")
     p.add_argument("--out", type=Path, help="run directory (default: runs/<model>-<method>-…)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out (default: the latest) from its last epoch")  # fmt: skip
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out (default: the latest) from its last epoch",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--list-methods", action="store_true", help="list methods and exit")
     p.add_argument("--list-models", action="store_true", help="list models and exit")
@@ -271,13 +294,24 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         if getattr(args, bits) is not None:
             options[bits] = getattr(args, bits)
     config = TrainConfig(
-        model=args.model, method=args.method, dataset=args.dataset, epochs=args.epochs,
-        batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
-        method_options=options, data_dir=args.data_dir,
-        train_samples=args.train_samples, test_samples=args.test_samples,
-        augment=args.augment, strategy=args.strategy, weight_decay=args.weight_decay,
-        lr_boundaries=args.lr_boundaries, lr_decay=args.lr_decay, init_from=args.init_from,
-    )  # fmt: skip
+        model=args.model,
+        method=args.method,
+        dataset=args.dataset,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        seed=args.seed,
+        method_options=options,
+        data_dir=args.data_dir,
+        train_samples=args.train_samples,
+        test_samples=args.test_samples,
+        augment=args.augment,
+        strategy=args.strategy,
+        weight_decay=args.weight_decay,
+        lr_boundaries=args.lr_boundaries,
+        lr_decay=args.lr_decay,
+        init_from=args.init_from,
+    )
     config.validate()
     from pipeline.methods import make_method
 
@@ -303,8 +337,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         run = train(config_from_args(args), out=args.out, progress=not args.quiet)
     result = run.result()
-    print(f"test accuracy {result['test_accuracy']:.4f} after {result['epochs']} epochs "
-          f"({result['train_time_s']:.0f} s) -> {run.path}")  # fmt: skip
+    print(
+        f"test accuracy {result['test_accuracy']:.4f} after {result['epochs']} epochs "
+        f"({result['train_time_s']:.0f} s) -> {run.path}"
+    )
     return 0
 
 

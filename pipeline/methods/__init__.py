@@ -14,6 +14,12 @@ from pipeline.methods.registry import (
 from pipeline.methods import baseline, binary  # noqa: E402,F401  isort: skip
 
 __all__ = [
-    "METHODS", "Method", "Position", "check_name", "describe", "make_method",
-    "method_names", "register",
-]  # fmt: skip
+    "METHODS",
+    "Method",
+    "Position",
+    "check_name",
+    "describe",
+    "make_method",
+    "method_names",
+    "register",
+]
