@@ -60,8 +60,18 @@ TOOLS = {"inq": "tools.inq", "progressive": "tools.progressive"}  # method -> mo
 TOOL_BITS = range(2, 9)  # INQ spends one bit on zero, so 1 bit leaves no levels
 BENCH_FILE = "bench.json"
 RESULTS_CSV = "results.csv"
-KEYS = {"name", "out", "models", "datasets", "methods", "options", "train", "quantize", "export",
-        "bench"}
+KEYS = {
+    "name",
+    "out",
+    "models",
+    "datasets",
+    "methods",
+    "options",
+    "train",
+    "quantize",
+    "export",
+    "bench",
+}
 
 
 class GridError(UsageError):
@@ -119,7 +129,9 @@ class Grid:
         cells = []
         for dataset in self.datasets:
             for model in self.models:
-                cells.append(Cell(model, FLOAT, FLOAT_BITS, dataset))
+                listed = self.methods.get(FLOAT)  # validation rejects widths other than 32
+                for bits in sorted(set(listed.bits if listed else ()) | {FLOAT_BITS}):
+                    cells.append(Cell(model, FLOAT, bits, dataset))
                 for method, spec in self.methods.items():
                     if method != FLOAT:
                         cells += [Cell(model, method, b, dataset) for b in spec.bits]
