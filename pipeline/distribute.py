@@ -36,8 +36,11 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
 
 
 def is_chief() -> bool:
-    """Whether this process writes results: true unless TF_CONFIG names another worker."""
-    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
-    return task.get("type", "chief") == "chief" or (
-        task.get("type") == "worker" and int(task.get("index", 0)) == 0
-    )
+    """Whether this process writes results: the chief, or worker 0 of a chief-less cluster
+    (TensorFlow's convention); a process without ``TF_CONFIG`` is alone, so it is."""
+    config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    task = config.get("task") or {"type": "chief"}
+    if task["type"] == "chief":
+        return True
+    chiefless = "chief" not in config.get("cluster", {})
+    return task["type"] == "worker" and int(task.get("index", 0)) == 0 and chiefless
