@@ -43,6 +43,7 @@ import csv
 import dataclasses
 import importlib.util
 import io
+import os
 import subprocess
 import sys
 import tomllib
@@ -385,7 +386,7 @@ def result_row(grid: Grid, cell: Cell, run: runs.Run) -> dict[str, Any]:
         "accuracy": accuracy, "float_accuracy": float(base),
         "delta_pt": round(100 * (accuracy - float(base)), 2),
         "params": result.get("params", ""), "train_time_s": result.get("train_time_s", ""),
-        "run": str(run.path),
+        "run": os.path.relpath(run.path, grid.out.resolve()),
     }  # fmt: skip
     if run.file(runs.EXPORT_REPORT).exists():
         report = runs.read_json(run.file(runs.EXPORT_REPORT))
