@@ -15,7 +15,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline import cli, runs
-from pipeline.grid import RESULTS_CSV, load_grid, results_markdown, run_grid
+from pipeline.errors import UsageError
+from pipeline.grid import (
+    RESULTS_CSV,
+    finished_rows,
+    load_grid,
+    results_markdown,
+    run_grid,
+    write_csv,
+)
 
 RESULTS_MD = "results.md"
 BITS_PNG = "accuracy_vs_bits.png"
@@ -27,6 +35,8 @@ def make_parser():
     p.add_argument("--grid", type=Path, required=True, help="grid file (TOML)")
     p.add_argument("--out", type=Path, help="output directory (default: the grid's 'out')")
     p.add_argument("--check", action="store_true", help="validate the grid, list its cells, exit")
+    p.add_argument("--report", action="store_true",
+                   help="only rewrite results.md and the plots from the cells finished so far")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress bars")
     return p
 
@@ -52,7 +62,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{cell.name:48s} {state}")
         print(f"{len(cells)} cells, valid")
         return 0
-    rows = run_grid(grid, progress=not args.quiet)
+    if args.report:
+        rows = finished_rows(grid)
+        if not rows:
+            raise UsageError(f"no finished cells under {grid.out}: run the grid first")
+        write_csv(grid.out / RESULTS_CSV, rows)
+    else:
+        rows = run_grid(grid, progress=not args.quiet)
     command = "python -m pipeline.compare " + shlex.join(argv if argv is not None else _argv())
     for path in write_report(grid, rows, command):
         print(f"wrote {path}")

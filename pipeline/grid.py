@@ -313,6 +313,13 @@ def run_grid(grid: Grid, progress: bool = True, log: Callable[[str], None] = pri
     return rows
 
 
+def finished_rows(grid: Grid) -> list[dict[str, Any]]:
+    """The result rows of the cells finished so far (and whose float baseline is)."""
+    done = [c for c in grid.cells() if grid.run_dir(c).has_result()]
+    done = [c for c in done if grid.run_dir(grid.baseline(c)).has_result()]
+    return [result_row(grid, c, grid.run_dir(c)) for c in done]
+
+
 def run_cell(grid: Grid, cell: Cell, run: runs.Run, progress: bool,
              log: Callable[[str], None]) -> None:  # fmt: skip
     if run.has_result():

@@ -108,6 +108,10 @@ def test_results_csv_markdown_and_plot(resumed):
     assert "python -m pipeline.compare --grid" in md
     assert (out / BITS_PNG).read_bytes()[:8] == PNG_MAGIC
     assert not (out / SIZE_PNG).exists()  # nothing exported yet: no size plot
+    (out / RESULTS_MD).unlink()
+    grid_file = resumed["grid_file"]
+    assert main(["--grid", str(grid_file), "--out", str(out), "--report"]) == 0  # no training
+    assert (out / RESULTS_MD).read_text().replace("--report", "--quiet") == md
 
 
 def test_export_added_later_converts_finished_cells_without_retraining(resumed, monkeypatch):
