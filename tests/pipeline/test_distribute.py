@@ -38,7 +38,7 @@ print(json.dumps({"replicas": seen, "accuracy": run.result()["test_accuracy"],
 def test_mirrored_training_over_two_logical_cpus(tmp_path):
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "run")], cwd=root,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+                          capture_output=True, text=True, timeout=1800)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["devices"] == 2
