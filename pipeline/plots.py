@@ -31,6 +31,13 @@ def _groups(rows: list[Row]) -> dict[tuple[str, str], list[Row]]:
     return groups
 
 
+def _colors(rows: list[Row]) -> dict[str, str]:
+    """One colour per method, the same in every plot; the float baseline is grey."""
+    cycle = _pyplot().rcParams["axes.prop_cycle"].by_key()["color"]
+    methods = sorted({str(r["method"]) for r in rows} - {"float"})
+    return {"float": "0.3", **{m: cycle[i % len(cycle)] for i, m in enumerate(methods)}}
+
+
 def _save(fig: Any, path: Path) -> Path:
     with runs.atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
@@ -43,21 +50,25 @@ def accuracy_vs_bits(rows: list[Row], path: Path) -> Path:
     with the float baseline as a dashed line."""
     plt = _pyplot()
     groups = _groups(rows)
+    colors = _colors(rows)
     fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4), squeeze=False)
     for ax, ((dataset, model), group) in zip(axes[0], sorted(groups.items()), strict=True):
         by_method: dict[str, list[Row]] = defaultdict(list)
         for row in group:
             by_method[str(row["method"])].append(row)
+        quantized = sorted(m for m in by_method if m != "float")
         for method, points in sorted(by_method.items()):
             points.sort(key=lambda r: int(r["bits"]))
             bits = [int(r["bits"]) for r in points]
             acc = [100 * float(r["accuracy"]) for r in points]
             if method == "float":  # the baseline: a point at 32 bits and a guide line
                 ax.axhline(acc[0], color="0.5", linestyle="--", linewidth=1)
-                ax.plot(bits, acc, marker="s", color="0.3", linestyle="none",
+                ax.plot(bits, acc, marker="s", color=colors[method], linestyle="none",
                         label=f"float ({acc[0]:.2f} %)")  # fmt: skip
-            else:
-                ax.plot(bits, acc, marker="o", label=method)
+            else:  # methods sharing a bit width are nudged apart so none hides another
+                k = quantized.index(method) - (len(quantized) - 1) / 2
+                nudged = [b * 2 ** (0.05 * k) for b in bits]
+                ax.plot(nudged, acc, marker="o", color=colors[method], label=method)
         ticks = sorted({int(r["bits"]) for r in group})
         ax.set_xscale("log", base=2)
         ax.set_xticks(ticks)
@@ -82,17 +93,15 @@ def accuracy_vs_size(rows: list[Row], path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     markers = "os^DvP*X"
     models = sorted({(str(r["dataset"]), str(r["model"])) for r in sized})
-    methods = sorted({str(r["method"]) for r in sized})
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = _colors(rows)
     for row in sized:
         m = models.index((str(row["dataset"]), str(row["model"])))
-        c = methods.index(str(row["method"]))
         x, y = int(row["tflite_bytes"]) / 1024, 100 * float(row["accuracy"])
-        ax.scatter(x, y, marker=markers[m % len(markers)], color=colors[c % len(colors)], s=50)
+        ax.scatter(x, y, marker=markers[m % len(markers)], color=colors[str(row["method"])], s=50)
         ax.annotate(f"{row['bits']}b", (x, y), textcoords="offset points", xytext=(5, 3),
                     fontsize="x-small")  # fmt: skip
-    for c, method in enumerate(methods):  # legend: colour = method, marker = model
-        ax.scatter([], [], color=colors[c % len(colors)], marker="o", label=method)
+    for method in sorted({str(r["method"]) for r in sized}):  # colour = method, marker = model
+        ax.scatter([], [], color=colors[method], marker="o", label=method)
     for m, (dataset, model) in enumerate(models):
         marker = markers[m % len(markers)]
         ax.scatter([], [], color="0.4", marker=marker, label=f"{model} · {dataset}")
