@@ -11,7 +11,7 @@ from pipeline.methods.registry import (
 )
 
 # Importing a module registers its methods.
-from pipeline.methods import baseline, binary  # noqa: E402,F401  isort: skip
+from pipeline.methods import baseline, binary, multibit, ternary  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "METHODS",

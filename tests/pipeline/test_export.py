@@ -14,8 +14,8 @@ from pipeline.export import export_run, main
 
 
 @pytest.fixture(scope="module")
-def exported(trained_run):
-    return trained_run, export_run(trained_run)
+def exported(exported_run):
+    return exported_run
 
 
 def test_export_writes_a_binary_tflite_that_matches_keras(exported):

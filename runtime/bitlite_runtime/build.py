@@ -1,0 +1,135 @@
+"""Build the bitlite kernel library (libbitlite_lce.so) for the host or cross for Arm.
+
+One compile command per architecture; `setup.py` (pip install) and the cross-build CLI
+both call `build_library`, so the flags live only here.
+
+    python -m bitlite_runtime.build --arch aarch64 --out build/aarch64
+
+Cross compilers are Debian's: g++-aarch64-linux-gnu (aarch64), g++-arm-linux-gnueabihf
+(armhf, ARMv7 + NEON, e.g. a Raspberry Pi 2/3/4 with a 32-bit OS). Cross builds link
+libstdc++ statically, so the target needs only glibc >= 2.34 (tflite-runtime 2.14's
+Arm wheels need that glibc anyway).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+LIBRARY_NAME = "libbitlite_lce.so"
+ARCHES = ("host", "aarch64", "armhf")
+
+_CROSS_COMPILERS = {"aarch64": "aarch64-linux-gnu-g++", "armhf": "arm-linux-gnueabihf-g++"}
+# -ffp-contract=off: no fused multiply-add, so the float output transform
+# x * mul + bias rounds exactly as LCE's does on every architecture.
+_COMMON_FLAGS = [
+    "-std=c++17", "-O3", "-ffp-contract=off", "-fPIC", "-shared", "-fvisibility=hidden",
+    "-pthread", "-Wall", "-Wextra",
+]
+_ARCH_FLAGS = {
+    "host": [],
+    "aarch64": [],  # NEON is part of the AArch64 baseline
+    "armhf": ["-march=armv7-a", "-mfpu=neon-vfpv4", "-mfloat-abi=hard"],
+}
+_SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+                   "-fno-omit-frame-pointer", "-g", "-O1"]
+
+
+class BuildError(RuntimeError):
+    """The compiler is missing or failed; the message says which and why."""
+
+
+def source_dir() -> Path:
+    """The C++ sources: shipped inside the installed package, or the source tree's src/."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "src", here.parent / "src"):
+        if (candidate / "lce_ops.cc").is_file():
+            return candidate
+    raise BuildError(f"C++ sources not found next to {here}")
+
+
+def sources() -> list[Path]:
+    return sorted(source_dir().glob("*.cc"))
+
+
+def host_arch() -> str:
+    """The host's name in ARCHES terms (x86_64 hosts build 'host' = x86_64)."""
+    machine = platform.machine().lower()
+    return {"arm64": "aarch64", "armv7l": "armhf"}.get(machine, machine)
+
+
+def compiler_for(arch: str) -> str:
+    if arch not in ARCHES:
+        raise BuildError(f"unknown arch {arch!r}; expected one of {', '.join(ARCHES)}")
+    if arch == "host" or arch == host_arch():
+        return os.environ.get("CXX", "c++")
+    return _CROSS_COMPILERS[arch]
+
+
+def compile_command(arch: str, output: Path, sanitize: bool = False) -> list[str]:
+    cross = arch != "host" and arch != host_arch()
+    flags = _COMMON_FLAGS + _ARCH_FLAGS["host" if not cross else arch]
+    if sanitize:
+        flags = flags + _SANITIZE_FLAGS
+    link = ["-ldl"] + (["-static-libstdc++", "-static-libgcc"] if cross else [])
+    return [compiler_for(arch), *flags, *map(str, sources()), "-o", str(output), *link]
+
+
+def build_library(arch: str = "host", out_dir: str | os.PathLike = "build",
+                  sanitize: bool = False) -> Path:
+    """Compile libbitlite_lce.so for `arch` into `out_dir`; returns the library path.
+
+    The file appears atomically (compiled to a temporary name, then renamed), so
+    concurrent test processes never load a half-written library.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / LIBRARY_NAME
+    cmd = compile_command(arch, target, sanitize)
+    if shutil.which(cmd[0]) is None:
+        hint = {"aarch64": "apt-get install g++-aarch64-linux-gnu",
+                "armhf": "apt-get install g++-arm-linux-gnueabihf"}.get(arch, "install g++")
+        raise BuildError(f"compiler {cmd[0]} not found ({hint})")
+    with tempfile.NamedTemporaryFile(dir=out, suffix=".so.tmp", delete=False) as tmp:
+        tmp_path = Path(tmp.name)
+    cmd[cmd.index("-o") + 1] = str(tmp_path)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tmp_path.unlink(missing_ok=True)
+        raise BuildError(f"building {LIBRARY_NAME} for {arch} failed:\n{proc.stderr[-4000:]}")
+    os.replace(tmp_path, target)
+    return target
+
+
+def is_stale(library: Path) -> bool:
+    """True when `library` is missing or older than any C++ source or header."""
+    if not library.is_file():
+        return True
+    newest = max(p.stat().st_mtime for p in source_dir().iterdir() if p.suffix in {".cc", ".h"})
+    return library.stat().st_mtime < newest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bitlite_runtime.build",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", choices=ARCHES, default="host")
+    parser.add_argument("--out", default=None, help="output folder (default build/<arch>)")
+    parser.add_argument("--sanitize", action="store_true", help="ASan + UBSan build")
+    args = parser.parse_args(argv)
+    try:
+        path = build_library(args.arch, args.out or Path("build") / args.arch, args.sanitize)
+    except BuildError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

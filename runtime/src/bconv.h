@@ -1,0 +1,96 @@
+// Binary 2D convolution (LceBconv2d) independent of TFLite's structs, so the
+// same code runs inside the registered op and inside the standalone C++
+// checks and fuzzers.
+//
+// Semantics follow LCE (larq_compute_engine/core/bconv2d): input and filters
+// are bitpacked along channels (bit 1 = -1), the accumulator counts sign
+// disagreements over the receptive field, and the output is
+//   float:     float(clamp(accum << 1)) * mul + bias        (fused, see below)
+//   int8:      saturate(round(the float expression))
+//   bitpacked: bit = accum > threshold
+// Out-of-bounds taps: pad_values=1 (or VALID) read as +1 (bit 0). SAME with
+// pad_values=0 must act as 0: for float output without activation we add
+// LCE's correction term in float after the transform (bit-exact with LCE's
+// default kernel); otherwise each outside tap adds channels/2 to the
+// accumulator (LCE's reference kernel), exact only for an even number of
+// channels per group, so an odd one is refused at prepare.
+#ifndef BITLITE_BCONV_H_
+#define BITLITE_BCONV_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bgemm.h"
+
+namespace bitlite {
+
+enum class OutputType { kFloat32, kInt8, kBitpacked };
+enum class Activation { kNone = 0, kRelu = 1, kReluN1To1 = 2, kRelu6 = 3 };
+enum class ZeroPadMode { kNone, kFloatCorrection, kIntegerAccum };
+
+struct BConvOptions {  // as read from the FlexBuffer custom options
+  int32_t channels_in = 0;
+  int32_t dilation_height = 1, dilation_width = 1;
+  int32_t activation = 0;  // tflite ActivationFunctionType
+  int32_t pad_values = 0;
+  int32_t padding = 0;  // tflite Padding: 0 = SAME, 1 = VALID
+  int32_t stride_height = 1, stride_width = 1;
+};
+
+// Reads and validates the options. Returns "" or an error message.
+std::string ParseBConvOptions(const uint8_t* buffer, size_t length, BConvOptions* out);
+
+struct BConvShape {
+  int batch = 0, in_h = 0, in_w = 0, in_words = 0;  // input [N, H, W, words]
+  int out_c = 0, fh = 0, fw = 0, words_per_group = 0;  // filter [O, fh, fw, words]
+  int out_h = 0, out_w = 0;
+  int pad_top = 0, pad_left = 0;
+  int groups = 1, channels_per_group = 0;
+};
+
+// Everything eval needs, computed once at prepare.
+struct BConvPlan {
+  BConvOptions opt;
+  BConvShape shape;
+  OutputType out_type = OutputType::kFloat32;
+  ZeroPadMode zero_pad = ZeroPadMode::kNone;
+  // Output transform (float / int8), fused exactly as LCE fuses it.
+  int32_t clamp_min = 0, clamp_max = 0;
+  std::vector<float> mul, bias;
+  std::vector<float> correction_mul;  // -post_activation_multiplier
+  std::vector<int32_t> thresholds;    // bitpacked output
+  // Filters, copied at prepare: per group, rows of kwords (zero-padded) words.
+  int kwords = 0;
+  std::vector<uint32_t> packed_filters;
+  std::vector<uint32_t> raw_filters;  // OHWI as in the model (for the oracle)
+  std::vector<int32_t> tap_popcount;  // [out_c][fh * fw]: set bits per tap
+};
+
+struct BConvTensors {  // raw inputs to plan construction
+  const int* in_dims;   // 4
+  const int* filter_dims;  // 4
+  const int32_t* filter;
+  const float* post_mul;   // out_c or null
+  const float* post_bias;  // out_c or null
+  const int32_t* thresholds;  // out_c or null
+  OutputType out_type;
+  float out_scale;  // int8 output
+  int32_t out_zero_point;
+};
+
+// Validates shapes and options against each other, fills `plan`.
+// Returns "" or an error message that says what is unsupported.
+std::string PlanBConv(const BConvOptions& opt, const BConvTensors& t, BConvPlan* plan);
+
+// Output dimensions [N, out_h, out_w, C or words].
+void BConvOutputDims(const BConvPlan& plan, int dims[4]);
+
+// Runs the convolution. `kernel->run == nullptr` selects the direct (oracle)
+// implementation. `output` is float*, int8_t* or int32_t* per plan.out_type.
+void RunBConv(const BConvPlan& plan, const BgemmKernel* kernel, int num_threads,
+              const int32_t* input, void* output);
+
+}  // namespace bitlite
+
+#endif  // BITLITE_BCONV_H_

@@ -1,0 +1,44 @@
+// The portable kernel: 64-bit XOR + popcount, 1 pixel x 4 filters per step.
+#include <cstring>
+
+#include "bgemm.h"
+
+namespace bitlite {
+
+static inline uint64_t Load64(const uint32_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, sizeof(v));  // rows are only 16-byte aligned in general
+  return v;
+}
+
+void BgemmGeneric(const uint32_t* patches, int n_pix, const uint32_t* filters,
+                  int n_out, int kwords, int32_t* accum, int ldc) {
+  for (int p = 0; p < n_pix; ++p) {
+    const uint32_t* a = patches + static_cast<long>(p) * kwords;
+    int o = 0;
+    for (; o + 4 <= n_out; o += 4) {
+      const uint32_t* b = filters + static_cast<long>(o) * kwords;
+      int64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (int k = 0; k < kwords; k += 2) {
+        const uint64_t x = Load64(a + k);
+        s0 += __builtin_popcountll(x ^ Load64(b + k));
+        s1 += __builtin_popcountll(x ^ Load64(b + kwords + k));
+        s2 += __builtin_popcountll(x ^ Load64(b + 2 * kwords + k));
+        s3 += __builtin_popcountll(x ^ Load64(b + 3 * kwords + k));
+      }
+      int32_t* c = accum + static_cast<long>(p) * ldc + o;
+      c[0] = static_cast<int32_t>(s0);
+      c[1] = static_cast<int32_t>(s1);
+      c[2] = static_cast<int32_t>(s2);
+      c[3] = static_cast<int32_t>(s3);
+    }
+    for (; o < n_out; ++o) {
+      const uint32_t* b = filters + static_cast<long>(o) * kwords;
+      int64_t s = 0;
+      for (int k = 0; k < kwords; k += 2) s += __builtin_popcountll(Load64(a + k) ^ Load64(b + k));
+      accum[static_cast<long>(p) * ldc + o] = static_cast<int32_t>(s);
+    }
+  }
+}
+
+}  // namespace bitlite

@@ -1,0 +1,402 @@
+// The four LCE custom ops as classic TfLiteRegistrations, and the entry point
+// that adds them to a tflite::MutableOpResolver of tflite-runtime 2.14.
+//
+// The model is untrusted input: every tensor index, type, shape and byte size
+// is checked at prepare, and every failure is reported through
+// context->ReportError with a message naming the op and the problem.
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "bconv.h"
+#include "simple_ops.h"
+#include "tflite_abi.h"
+
+namespace bitlite {
+namespace {
+
+using IntArrayCreateFn = TfLiteIntArray* (*)(int);
+IntArrayCreateFn g_int_array_create = nullptr;
+std::string g_last_error;
+
+TfLiteStatus Report(TfLiteContext* context, const std::string& msg) {
+  context->ReportError(context, "%s", msg.c_str());
+  return kTfLiteError;
+}
+
+const TfLiteTensor* Input(TfLiteContext* context, TfLiteNode* node, int i) {
+  if (node->inputs == nullptr || i >= node->inputs->size) return nullptr;
+  const int idx = node->inputs->data[i];
+  if (idx < 0 || static_cast<size_t>(idx) >= context->tensors_size) return nullptr;
+  return &context->tensors[idx];
+}
+
+TfLiteTensor* Output(TfLiteContext* context, TfLiteNode* node, int i) {
+  if (node->outputs == nullptr || i >= node->outputs->size) return nullptr;
+  const int idx = node->outputs->data[i];
+  if (idx < 0 || static_cast<size_t>(idx) >= context->tensors_size) return nullptr;
+  return &context->tensors[idx];
+}
+
+int NumDims(const TfLiteTensor* t) { return t->dims ? t->dims->size : -1; }
+
+long NumElements(const TfLiteTensor* t) {
+  long n = 1;
+  for (int i = 0; i < t->dims->size; ++i) {
+    if (t->dims->data[i] < 0) return -1;
+    n *= t->dims->data[i];
+    if (n > (1L << 40)) return -1;
+  }
+  return n;
+}
+
+bool IsConstant(const TfLiteTensor* t) {
+  return t->allocation_type == kTfLiteMmapRo || t->allocation_type == kTfLitePersistentRo;
+}
+
+// A constant tensor of the given type, rank and element count, with its data.
+std::string CheckConstant(const TfLiteTensor* t, TfLiteType type, int rank, long elems,
+                          const char* what) {
+  const std::string w = what;
+  if (t == nullptr) return w + " is missing";
+  if (t->type != type) return w + " has the wrong type";
+  if (NumDims(t) != rank) return w + " has the wrong rank";
+  if (!IsConstant(t)) return w + " must be a constant tensor (it is packed at prepare)";
+  if (elems >= 0 && NumElements(t) != elems) return w + " has the wrong number of elements";
+  if (t->data.raw == nullptr || t->bytes < static_cast<size_t>(NumElements(t)) * 4)
+    return w + " has no (or too little) data";
+  return "";
+}
+
+TfLiteStatus Resize(TfLiteContext* context, TfLiteTensor* t, int rank, const int* dims) {
+  TfLiteIntArray* a = g_int_array_create(rank);
+  if (a == nullptr) return kTfLiteError;
+  for (int i = 0; i < rank; ++i) a->data[i] = dims[i];
+  return context->ResizeTensor(context, t, a);  // takes ownership of `a`
+}
+
+// Selects the GEMM kernel from BITLITE_KERNEL (read at every prepare so tests
+// can switch between the oracle and the optimized kernels in one process).
+const BgemmKernel* KernelForPrepare(TfLiteContext* context) {
+  const char* error = nullptr;
+  const BgemmKernel* k = SelectKernel(std::getenv("BITLITE_KERNEL"), &error);
+  if (k == nullptr) Report(context, std::string("bitlite: ") + error);
+  return k;
+}
+
+// ------------------------------------------------------------ LceQuantize
+
+TfLiteStatus QuantizePrepare(TfLiteContext* context, TfLiteNode* node) {
+  const TfLiteTensor* in = Input(context, node, 0);
+  TfLiteTensor* out = Output(context, node, 0);
+  if (node->inputs->size != 1 || node->outputs->size != 1 || in == nullptr || out == nullptr)
+    return Report(context, "LceQuantize: expects one input and one output");
+  if (in->type != kTfLiteFloat32 && in->type != kTfLiteInt8 && in->type != kTfLiteBool)
+    return Report(context, "LceQuantize: input must be float32, int8 or bool");
+  if (out->type != kTfLiteInt32)
+    return Report(context, "LceQuantize: output must be int32 (got type " + std::to_string(out->type) + ", input " + std::to_string(in->type) + ")");
+  const int rank = NumDims(in);
+  if (rank < 1 || rank > 8 || NumDims(out) != rank || NumElements(in) < 0)
+    return Report(context, "LceQuantize: input and output must have the same rank (1..8)");
+  int dims[8];
+  for (int i = 0; i < rank; ++i) dims[i] = in->dims->data[i];
+  dims[rank - 1] = (dims[rank - 1] + 31) / 32;
+  return Resize(context, out, rank, dims);
+}
+
+TfLiteStatus QuantizeEval(TfLiteContext* context, TfLiteNode* node) {
+  const TfLiteTensor* in = Input(context, node, 0);
+  TfLiteTensor* out = Output(context, node, 0);
+  const int rank = NumDims(in);
+  const int channels = in->dims->data[rank - 1];
+  if (channels == 0) return kTfLiteOk;
+  const long rows = NumElements(in) / channels;
+  if (in->type == kTfLiteFloat32)
+    BitpackFloat(in->data.f, rows, channels, out->data.i32);
+  else if (in->type == kTfLiteInt8)
+    BitpackInt8(in->data.int8, rows, channels, in->params.zero_point, out->data.i32);
+  else
+    BitpackBool(in->data.b, rows, channels, out->data.i32);
+  return kTfLiteOk;
+}
+
+// ------------------------------------------------------------ LceDequantize
+
+TfLiteStatus DequantizePrepare(TfLiteContext* context, TfLiteNode* node) {
+  const TfLiteTensor* in = Input(context, node, 0);
+  const TfLiteTensor* out = Output(context, node, 0);
+  if (node->inputs->size != 1 || node->outputs->size != 1 || in == nullptr || out == nullptr)
+    return Report(context, "LceDequantize: expects one input and one output");
+  if (in->type != kTfLiteInt32) return Report(context, "LceDequantize: input must be int32");
+  if (out->type != kTfLiteFloat32 && out->type != kTfLiteInt8 && out->type != kTfLiteBool)
+    return Report(context, "LceDequantize: output must be float32, int8 or bool");
+  const int rank = NumDims(in);
+  if (rank < 1 || NumDims(out) != rank || NumElements(in) < 0 || NumElements(out) < 0)
+    return Report(context, "LceDequantize: input and output must have the same rank");
+  for (int i = 0; i < rank - 1; ++i)
+    if (in->dims->data[i] != out->dims->data[i])
+      return Report(context, "LceDequantize: input and output shapes differ");
+  if (in->dims->data[rank - 1] != (out->dims->data[rank - 1] + 31) / 32)
+    return Report(context, "LceDequantize: packed depth does not match the output depth");
+  if (out->type == kTfLiteInt8 && !(out->params.scale > 0.0f))
+    return Report(context, "LceDequantize: int8 output needs a positive scale");
+  return kTfLiteOk;
+}
+
+TfLiteStatus DequantizeEval(TfLiteContext* context, TfLiteNode* node) {
+  const TfLiteTensor* in = Input(context, node, 0);
+  TfLiteTensor* out = Output(context, node, 0);
+  const int rank = NumDims(out);
+  const int channels = out->dims->data[rank - 1];
+  if (channels == 0) return kTfLiteOk;
+  const long rows = NumElements(out) / channels;
+  if (out->type == kTfLiteFloat32) {
+    Unpack<float>(in->data.i32, rows, channels, 1.0f, -1.0f, out->data.f);
+  } else if (out->type == kTfLiteInt8) {
+    // +-1 in the output's quantized domain, as LCE computes it.
+    const float r = std::round(1.0f / out->params.scale);
+    const int32_t offset = r > 1e6f ? 1000000 : static_cast<int32_t>(r);
+    const int32_t zp = out->params.zero_point;
+    const int8_t plus = static_cast<int8_t>(std::max(-128, std::min(127, zp + offset)));
+    const int8_t minus = static_cast<int8_t>(std::max(-128, std::min(127, zp - offset)));
+    Unpack<int8_t>(in->data.i32, rows, channels, plus, minus, out->data.int8);
+  } else {
+    Unpack<bool>(in->data.i32, rows, channels, true, false, out->data.b);
+  }
+  return kTfLiteOk;
+}
+
+// ------------------------------------------------------------ LceBconv2d
+
+struct BConvOpData {
+  std::string init_error;
+  BConvOptions options;
+  BConvPlan plan;
+  const BgemmKernel* kernel = nullptr;
+};
+
+void* BConvInit(TfLiteContext*, const char* buffer, size_t length) {
+  auto* d = new BConvOpData;
+  d->init_error =
+      ParseBConvOptions(reinterpret_cast<const uint8_t*>(buffer), length, &d->options);
+  return d;
+}
+
+void BConvFree(TfLiteContext*, void* buffer) { delete static_cast<BConvOpData*>(buffer); }
+
+std::string BConvPrepareImpl(TfLiteContext* context, TfLiteNode* node, BConvOpData* d) {
+  if (!d->init_error.empty()) return d->init_error;
+  if (node->inputs->size != 5 || node->outputs->size != 1)
+    return "LceBconv2d: expects 5 inputs and 1 output";
+  const TfLiteTensor* in = Input(context, node, 0);
+  const TfLiteTensor* filter = Input(context, node, 1);
+  const TfLiteTensor* mul = Input(context, node, 2);
+  const TfLiteTensor* bias = Input(context, node, 3);
+  const TfLiteTensor* thr = Input(context, node, 4);
+  const TfLiteTensor* out = Output(context, node, 0);
+  if (in == nullptr || out == nullptr) return "LceBconv2d: input or output is missing";
+  if (in->type != kTfLiteInt32 || NumDims(in) != 4)
+    return "LceBconv2d: input must be a 4-D bitpacked int32 tensor";
+  std::string e = CheckConstant(filter, kTfLiteInt32, 4, -1, "LceBconv2d: filter");
+  if (!e.empty()) return e;
+  BConvTensors t{};
+  t.in_dims = in->dims->data;
+  t.filter_dims = filter->dims->data;
+  for (int i = 0; i < 4; ++i)
+    if (t.filter_dims[i] < 1) return "LceBconv2d: filter dimensions must be positive";
+  t.filter = filter->data.i32;
+  const long out_c = t.filter_dims[0];
+  if (out->type == kTfLiteFloat32) {
+    t.out_type = OutputType::kFloat32;
+  } else if (out->type == kTfLiteInt8) {
+    t.out_type = OutputType::kInt8;
+    if (out->quantization.type != kTfLiteAffineQuantization)
+      return "LceBconv2d: int8 output must be affine-quantized";
+    t.out_scale = out->params.scale;
+    t.out_zero_point = out->params.zero_point;
+  } else if (out->type == kTfLiteInt32) {
+    t.out_type = OutputType::kBitpacked;
+  } else {
+    return "LceBconv2d: output must be float32, int8 or bitpacked int32";
+  }
+  if (t.out_type == OutputType::kBitpacked) {
+    e = CheckConstant(thr, kTfLiteInt32, 1, out_c, "LceBconv2d: thresholds");
+    if (!e.empty()) return e;
+    t.thresholds = thr->data.i32;
+  } else {
+    e = CheckConstant(mul, kTfLiteFloat32, 1, out_c, "LceBconv2d: post_activation_multiplier");
+    if (e.empty()) e = CheckConstant(bias, kTfLiteFloat32, 1, out_c,
+                                     "LceBconv2d: post_activation_bias");
+    if (!e.empty()) return e;
+    t.post_mul = mul->data.f;
+    t.post_bias = bias->data.f;
+  }
+  const long filter_elems = NumElements(filter);
+  if (filter_elems < 0 || filter->bytes < static_cast<size_t>(filter_elems) * 4)
+    return "LceBconv2d: filter has too little data";
+  e = PlanBConv(d->options, t, &d->plan);
+  return e;
+}
+
+TfLiteStatus BConvPrepare(TfLiteContext* context, TfLiteNode* node) {
+  auto* d = static_cast<BConvOpData*>(node->user_data);
+  const std::string e = BConvPrepareImpl(context, node, d);
+  if (!e.empty()) return Report(context, e);
+  d->kernel = KernelForPrepare(context);
+  if (d->kernel == nullptr) return kTfLiteError;
+  int dims[4];
+  BConvOutputDims(d->plan, dims);
+  return Resize(context, Output(context, node, 0), 4, dims);
+}
+
+TfLiteStatus BConvEval(TfLiteContext* context, TfLiteNode* node) {
+  auto* d = static_cast<BConvOpData*>(node->user_data);
+  const TfLiteTensor* in = Input(context, node, 0);
+  TfLiteTensor* out = Output(context, node, 0);
+  const int threads = context->recommended_num_threads > 0 ? context->recommended_num_threads : 1;
+  RunBConv(d->plan, d->kernel, threads, in->data.i32, out->data.raw);
+  return kTfLiteOk;
+}
+
+// ------------------------------------------------------------ LceBMaxPool2d
+
+struct MaxPoolOpData {
+  std::string init_error;
+  MaxPoolOptions options;
+  MaxPoolShape shape{};
+};
+
+void* MaxPoolInit(TfLiteContext*, const char* buffer, size_t length) {
+  auto* d = new MaxPoolOpData;
+  d->init_error =
+      ParseMaxPoolOptions(reinterpret_cast<const uint8_t*>(buffer), length, &d->options);
+  return d;
+}
+
+void MaxPoolFree(TfLiteContext*, void* buffer) { delete static_cast<MaxPoolOpData*>(buffer); }
+
+TfLiteStatus MaxPoolPrepare(TfLiteContext* context, TfLiteNode* node) {
+  auto* d = static_cast<MaxPoolOpData*>(node->user_data);
+  if (!d->init_error.empty()) return Report(context, d->init_error);
+  const TfLiteTensor* in = Input(context, node, 0);
+  TfLiteTensor* out = Output(context, node, 0);
+  if (node->inputs->size != 1 || node->outputs->size != 1 || in == nullptr || out == nullptr)
+    return Report(context, "LceBMaxPool2d: expects one input and one output");
+  if (in->type != kTfLiteInt32 || out->type != kTfLiteInt32 || NumDims(in) != 4)
+    return Report(context, "LceBMaxPool2d: input and output must be 4-D bitpacked int32");
+  const std::string e = PlanMaxPool(d->options, in->dims->data, &d->shape);
+  if (!e.empty()) return Report(context, e);
+  const int dims[4] = {d->shape.batch, d->shape.out_h, d->shape.out_w, d->shape.words};
+  return Resize(context, out, 4, dims);
+}
+
+TfLiteStatus MaxPoolEval(TfLiteContext* context, TfLiteNode* node) {
+  auto* d = static_cast<MaxPoolOpData*>(node->user_data);
+  BMaxPool(d->options, d->shape, Input(context, node, 0)->data.i32,
+           Output(context, node, 0)->data.i32);
+  return kTfLiteOk;
+}
+
+TfLiteRegistration MakeRegistration(void* (*init)(TfLiteContext*, const char*, size_t),
+                                     void (*free_fn)(TfLiteContext*, void*),
+                                     TfLiteStatus (*prepare)(TfLiteContext*, TfLiteNode*),
+                                     TfLiteStatus (*invoke)(TfLiteContext*, TfLiteNode*)) {
+  TfLiteRegistration r;
+  std::memset(&r, 0, sizeof(r));
+  r.init = init;
+  r.free = free_fn;
+  r.prepare = prepare;
+  r.invoke = invoke;
+  r.version = 1;
+  return r;
+}
+
+// tflite::MutableOpResolver::AddCustom(const char*, const TfLiteRegistration*, int)
+using AddCustomFn = void (*)(void* self, const char* name, const TfLiteRegistration* reg,
+                             int version);
+constexpr const char* kAddCustomSymbol =
+    "_ZN6tflite17MutableOpResolver9AddCustomEPKcPK18TfLiteRegistrationi";
+
+}  // namespace
+}  // namespace bitlite
+
+extern "C" {
+
+__attribute__((visibility("default"))) const char* bitlite_last_error() {
+  return bitlite::g_last_error.c_str();
+}
+
+__attribute__((visibility("default"))) const char* bitlite_kernel_name() {
+  return bitlite::SelectedKernelName();
+}
+
+// Adds LceQuantize, LceDequantize, LceBconv2d and LceBMaxPool2d to the
+// tflite::MutableOpResolver at `resolver`. Python loads tflite-runtime's
+// wrapper RTLD_LOCAL, so its symbols are not global: find the library that
+// defines the resolver's vtable and look AddCustom up in it. Returns 0 on
+// success; otherwise see bitlite_last_error().
+__attribute__((visibility("default"))) int bitlite_register(void* resolver) {
+  using namespace bitlite;
+  if (resolver == nullptr) {
+    g_last_error = "null resolver";
+    return 1;
+  }
+  void* vtable = *static_cast<void**>(resolver);
+  Dl_info info;
+  if (dladdr(vtable, &info) == 0 || info.dli_fname == nullptr) {
+    g_last_error = "cannot find the library that defines the op resolver";
+    return 2;
+  }
+  void* handle = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+  if (handle == nullptr) {
+    g_last_error = std::string("cannot reopen ") + info.dli_fname;
+    return 3;
+  }
+  auto add_custom = reinterpret_cast<AddCustomFn>(dlsym(handle, kAddCustomSymbol));
+  g_int_array_create = reinterpret_cast<IntArrayCreateFn>(dlsym(handle, "TfLiteIntArrayCreate"));
+  dlclose(handle);  // RTLD_NOLOAD took a reference; the library stays loaded
+  if (add_custom == nullptr || g_int_array_create == nullptr) {
+    g_last_error = std::string(info.dli_fname) +
+                   " does not export MutableOpResolver::AddCustom / TfLiteIntArrayCreate "
+                   "(tflite-runtime 2.14 does)";
+    return 4;
+  }
+  static const TfLiteRegistration quantize =
+      MakeRegistration(nullptr, nullptr, QuantizePrepare, QuantizeEval);
+  static const TfLiteRegistration dequantize =
+      MakeRegistration(nullptr, nullptr, DequantizePrepare, DequantizeEval);
+  static const TfLiteRegistration bconv =
+      MakeRegistration(BConvInit, BConvFree, BConvPrepare, BConvEval);
+  static const TfLiteRegistration bmaxpool =
+      MakeRegistration(MaxPoolInit, MaxPoolFree, MaxPoolPrepare, MaxPoolEval);
+  add_custom(resolver, "LceQuantize", &quantize, 1);
+  add_custom(resolver, "LceDequantize", &dequantize, 1);
+  add_custom(resolver, "LceBconv2d", &bconv, 1);
+  add_custom(resolver, "LceBMaxPool2d", &bmaxpool, 1);
+  return 0;
+}
+
+// Validates custom options the way prepare does (for tests and fuzzing).
+// op: 0 = LceBconv2d, 1 = LceBMaxPool2d. Writes the message (or "") to `err`.
+__attribute__((visibility("default"))) int bitlite_check_options(int op, const uint8_t* buffer,
+                                                                 size_t length, char* err,
+                                                                 size_t err_len) {
+  std::string e;
+  if (op == 0) {
+    bitlite::BConvOptions o;
+    e = bitlite::ParseBConvOptions(buffer, length, &o);
+  } else {
+    bitlite::MaxPoolOptions o;
+    e = bitlite::ParseMaxPoolOptions(buffer, length, &o);
+  }
+  if (err != nullptr && err_len > 0) std::snprintf(err, err_len, "%s", e.c_str());
+  return e.empty() ? 0 : 1;
+}
+
+}  // extern "C"

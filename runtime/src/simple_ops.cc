@@ -1,0 +1,107 @@
+#include "simple_ops.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "flexbuffer.h"
+
+namespace bitlite {
+namespace {
+
+constexpr int64_t kMaxDim = 1 << 20;
+
+template <typename T, typename Negative>
+void Bitpack(const T* in, long rows, int channels, int32_t* out, Negative negative) {
+  const int words = (channels + 31) / 32;
+  for (long r = 0; r < rows; ++r) {
+    const T* x = in + r * channels;
+    uint32_t* o = reinterpret_cast<uint32_t*>(out) + r * words;
+    int c = 0;
+    for (int w = 0; w < words; ++w) {
+      const int end = std::min(channels, c + 32);
+      uint32_t bits = 0;
+      for (int i = 0; c < end; ++c, ++i) bits |= static_cast<uint32_t>(negative(x[c])) << i;
+      o[w] = bits;
+    }
+  }
+}
+
+}  // namespace
+
+void BitpackFloat(const float* in, long rows, int channels, int32_t* out) {
+  Bitpack(in, rows, channels, out, [](float v) { return v < 0.0f; });
+}
+
+void BitpackInt8(const int8_t* in, long rows, int channels, int32_t zero_point, int32_t* out) {
+  Bitpack(in, rows, channels, out, [zero_point](int8_t v) { return int32_t(v) < zero_point; });
+}
+
+void BitpackBool(const bool* in, long rows, int channels, int32_t* out) {
+  Bitpack(in, rows, channels, out, [](bool v) { return !v; });
+}
+
+std::string ParseMaxPoolOptions(const uint8_t* buffer, size_t length, MaxPoolOptions* out) {
+  static const std::vector<std::string> keys = {"filter_height", "filter_width", "padding",
+                                                "stride_height", "stride_width"};
+  std::vector<int32_t> v;
+  std::string error;
+  if (!ReadInt32Options(buffer, length, keys, &v, &error)) return "LceBMaxPool2d: " + error;
+  MaxPoolOptions o;
+  o.filter_height = v[0];
+  o.filter_width = v[1];
+  o.padding = v[2];
+  o.stride_height = v[3];
+  o.stride_width = v[4];
+  for (int32_t x : {o.filter_height, o.filter_width, o.stride_height, o.stride_width})
+    if (x < 1 || x > kMaxDim) return "LceBMaxPool2d: filter sizes and strides must be >= 1";
+  if (o.padding != 0 && o.padding != 1)
+    return "LceBMaxPool2d: padding must be SAME (0) or VALID (1)";
+  *out = o;
+  return "";
+}
+
+std::string PlanMaxPool(const MaxPoolOptions& o, const int in_dims[4], MaxPoolShape* s) {
+  for (int i = 0; i < 4; ++i)
+    if (in_dims[i] < 1 || in_dims[i] > kMaxDim)
+      return "LceBMaxPool2d: input dimensions must be in [1, 2^20]";
+  s->batch = in_dims[0];
+  s->in_h = in_dims[1];
+  s->in_w = in_dims[2];
+  s->words = in_dims[3];
+  if (int64_t(s->batch) * s->in_h * s->in_w * s->words > (1LL << 31))
+    return "LceBMaxPool2d: input too large";
+  if (o.padding == 0) {
+    s->out_h = (s->in_h + o.stride_height - 1) / o.stride_height;
+    s->out_w = (s->in_w + o.stride_width - 1) / o.stride_width;
+  } else {
+    if (o.filter_height > s->in_h || o.filter_width > s->in_w)
+      return "LceBMaxPool2d: VALID padding with a window larger than the input";
+    s->out_h = (s->in_h - o.filter_height) / o.stride_height + 1;
+    s->out_w = (s->in_w - o.filter_width) / o.stride_width + 1;
+  }
+  s->pad_top = static_cast<int>(std::max<int64_t>(
+      0, (int64_t(s->out_h - 1) * o.stride_height + o.filter_height - s->in_h) / 2));
+  s->pad_left = static_cast<int>(std::max<int64_t>(
+      0, (int64_t(s->out_w - 1) * o.stride_width + o.filter_width - s->in_w) / 2));
+  return "";
+}
+
+void BMaxPool(const MaxPoolOptions& o, const MaxPoolShape& s, const int32_t* in, int32_t* out) {
+  for (int b = 0; b < s.batch; ++b)
+    for (int oy = 0; oy < s.out_h; ++oy)
+      for (int ox = 0; ox < s.out_w; ++ox) {
+        int32_t* dst = out + ((static_cast<long>(b) * s.out_h + oy) * s.out_w + ox) * s.words;
+        std::fill(dst, dst + s.words, ~int32_t(0));
+        const int y0 = std::max(0, oy * o.stride_height - s.pad_top);
+        const int y1 = std::min(s.in_h, oy * o.stride_height - s.pad_top + o.filter_height);
+        const int x0 = std::max(0, ox * o.stride_width - s.pad_left);
+        const int x1 = std::min(s.in_w, ox * o.stride_width - s.pad_left + o.filter_width);
+        for (int y = y0; y < y1; ++y)
+          for (int x = x0; x < x1; ++x) {
+            const int32_t* src = in + ((static_cast<long>(b) * s.in_h + y) * s.in_w + x) * s.words;
+            for (int w = 0; w < s.words; ++w) dst[w] &= src[w];  // vectorizes
+          }
+      }
+}
+
+}  // namespace bitlite
