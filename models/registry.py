@@ -37,4 +37,4 @@ def build_model(name: str, method: Any, input_shape: tuple[int, ...], num_classe
 
 def _load_all() -> None:
     # Imported lazily: the builders import TensorFlow, the registry must not.
-    from models import lenet, mlp  # noqa: F401
+    from models import lenet, mlp, resnet, vgg  # noqa: F401

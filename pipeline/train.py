@@ -37,6 +37,12 @@ class TrainConfig:
     data_dir: str | None = None
     train_samples: int | None = None  # a random subset, for quick runs and tests
     test_samples: int | None = None
+    augment: str = "none"  # pipeline.data.augment: none | flip | crop_flip
+    strategy: str = "default"  # pipeline.distribute: default | mirrored | multiworker
+    weight_decay: float = 0.0  # decoupled, per step: w -= lr · weight_decay · w
+    lr_boundaries: list[int] = field(default_factory=list)  # epochs; replaces the schedule
+    lr_decay: float = 0.1  # the learning rate is multiplied by this at each boundary
+    init_from: str | None = None  # a run directory whose final weights start this run
 
     def validate(self) -> None:
         from models.registry import check_name as check_model
@@ -50,6 +56,14 @@ class TrainConfig:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise UsageError("--lr must be positive")
+        from pipeline.data.augment import check_augment
+        from pipeline.distribute import check_strategy
+
+        check_augment(self.augment)
+        check_strategy(self.strategy)
+        init = self.init_from
+        if init is not None and not runs.resolve(init).file(runs.MODEL).exists():
+            raise UsageError(f"--init-from {self.init_from}: that run has not finished training")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -80,12 +94,23 @@ def build(config: TrainConfig, ds: data.Dataset, steps_per_epoch: int):
     model = method.wrap_model(build_model(config.model, method, ds.input_shape, ds.num_classes))
     lr = config.learning_rate or method.learning_rate
     total = steps_per_epoch * config.epochs
-    if method.lr_schedule == "cosine":
+    if config.lr_boundaries:  # step decay at the given epochs (seed 004 tables 5–6)
+        values = [lr * config.lr_decay**i for i in range(len(config.lr_boundaries) + 1)]
+        bounds = [b * steps_per_epoch for b in config.lr_boundaries]
+        lr = tf.keras.optimizers.schedules.PiecewiseConstantDecay(bounds, values)
+    elif method.lr_schedule == "cosine":
         lr = tf.keras.optimizers.schedules.CosineDecay(lr, decay_steps=total, alpha=0.01)
     elif method.lr_schedule == "exponential":  # BinaryNet's schedule: ×0.01 over the run
         lr = tf.keras.optimizers.schedules.ExponentialDecay(lr, total, decay_rate=0.01)
+    if config.init_from:
+        from pipeline.warmstart import copy_weights
+
+        copy_weights(runs.resolve(config.init_from).load_model(), model)
+    optimizer = method.optimizer(lr)
+    if config.weight_decay:
+        optimizer.weight_decay = config.weight_decay  # Keras 2 optimizers apply it decoupled
     model.compile(
-        optimizer=method.optimizer(lr),
+        optimizer=optimizer,
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
@@ -95,13 +120,20 @@ def build(config: TrainConfig, ds: data.Dataset, steps_per_epoch: int):
 def train(config: TrainConfig, out: Path | None = None, progress: bool = True) -> runs.Run:
     """Train ``config`` into a new run directory and return it."""
     config.validate()
+    from pipeline import distribute
+
+    if not distribute.is_chief():  # other workers of a multi-worker run write to scratch
+        import tempfile
+
+        out = Path(tempfile.mkdtemp(prefix="bitlite-worker-"))
     run = runs.Run((out or default_run_dir(config)).resolve())
     if run.file(runs.CONFIG).exists():
         raise UsageError(f"{run.path} already holds a run; use --resume or another --out")
     run.path.mkdir(parents=True, exist_ok=True)
     ds = load_data(config)  # before anything is written: a missing dataset leaves no run
-    steps = math.ceil(len(ds.x_train) / config.batch_size)
-    model, method = build(config, ds, steps)
+    steps = math.ceil(ds.train_size / config.batch_size)
+    with distribute.make_strategy(config.strategy).scope():
+        model, method = build(config, ds, steps)
     run.write_config(_full_config(config, method, ds))
     runs.mark_latest(run)
     return _fit(run, config, ds, model, method, initial_epoch=0, progress=progress)
@@ -113,16 +145,19 @@ def resume(run: runs.Run, progress: bool = True) -> runs.Run:
         raise UsageError(f"{run.path} is already complete ({runs.RESULT} exists)")
     config = TrainConfig.from_dict(run.config()["train"])
     ds = load_data(config)
-    steps = math.ceil(len(ds.x_train) / config.batch_size)
-    if run.file(runs.CHECKPOINT).exists():
-        from pipeline.methods import make_method
+    steps = math.ceil(ds.train_size / config.batch_size)
+    from pipeline.distribute import make_strategy
 
-        model = run.load_model(runs.CHECKPOINT)
-        method = make_method(config.method, **config.method_options)
-        epoch = int(runs.read_json(run.file(runs.STATE))["epoch"])
-    else:  # interrupted before the first epoch finished
-        model, method = build(config, ds, steps)
-        epoch = 0
+    with make_strategy(config.strategy).scope():
+        if run.file(runs.CHECKPOINT).exists():
+            from pipeline.methods import make_method
+
+            model = run.load_model(runs.CHECKPOINT)
+            method = make_method(config.method, **config.method_options)
+            epoch = int(runs.read_json(run.file(runs.STATE))["epoch"])
+        else:  # interrupted before the first epoch finished
+            model, method = build(config, ds, steps)
+            epoch = 0
     runs.mark_latest(run)
     return _fit(run, config, ds, model, method, initial_epoch=epoch, progress=progress)
 
@@ -134,8 +169,8 @@ def _full_config(config: TrainConfig, method: Any, ds: data.Dataset) -> dict[str
         "data": {
             **ds.metadata(),
             "source": ds.source,
-            "train_samples": len(ds.x_train),
-            "test_samples": len(ds.x_test),
+            "train_samples": ds.train_size,
+            "test_samples": ds.test_size,
         },
         "bitlite_version": pipeline.__version__,
     }
@@ -148,13 +183,10 @@ def _fit(run, config, ds, model, method, initial_epoch: int, progress: bool) -> 
 
     tf.get_logger().setLevel("ERROR")  # autograph notes about larq internals are noise
 
-    x_train, x_test = data.normalize(ds.x_train), data.normalize(ds.x_test)
-    train_ds = (
-        tf.data.Dataset.from_tensor_slices((x_train, ds.y_train))
-        .shuffle(len(x_train), seed=config.seed)
-        .batch(config.batch_size)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    from pipeline.data.augment import eval_pipeline, train_pipeline
+
+    train_ds = train_pipeline(ds, config.batch_size, config.seed, config.augment)
+    test_ds = eval_pipeline(ds, 1024)
     callbacks = [EpochCheckpoint(run), *method.callbacks()]
     if progress:
         callbacks.append(ProgressBar(config.epochs))
@@ -164,13 +196,12 @@ def _fit(run, config, ds, model, method, initial_epoch: int, progress: bool) -> 
             train_ds,
             epochs=config.epochs,
             initial_epoch=initial_epoch,
-            validation_data=(x_test, ds.y_test),
-            validation_batch_size=1024,
+            validation_data=test_ds,
             callbacks=callbacks,
             verbose=0,
         )
     extra = method.finalize(model)
-    loss, accuracy = model.evaluate(x_test, ds.y_test, batch_size=1024, verbose=0)
+    loss, accuracy = model.evaluate(test_ds, verbose=0)
     run.save_model(model)
     elapsed = sum(float(r.get("epoch_time_s", 0)) for r in run.metrics())
     result = {
@@ -215,6 +246,19 @@ def make_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="any other method hyper-parameter, e.g. --option quantize_first=false",
     )
+    p.add_argument("--augment", default="none", help="none | flip | crop_flip (CIFAR)")
+    p.add_argument("--strategy", default="default", help="default | mirrored | multiworker")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="decoupled weight decay")
+    p.add_argument(
+        "--lr-boundaries",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="EPOCH",
+        help="multiply the learning rate by --lr-decay at these epochs",
+    )
+    p.add_argument("--lr-decay", type=float, default=0.1)
+    p.add_argument("--init-from", help="start from this run's final weights (e.g. a float run)")
     p.add_argument("--train-samples", type=int, help="train on a random subset of this size")
     p.add_argument("--test-samples", type=int, help="evaluate on a random subset of this size")
     p.add_argument("--out", type=Path, help="run directory (default: runs/<model>-<method>-…)")
@@ -261,6 +305,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         data_dir=args.data_dir,
         train_samples=args.train_samples,
         test_samples=args.test_samples,
+        augment=args.augment,
+        strategy=args.strategy,
+        weight_decay=args.weight_decay,
+        lr_boundaries=args.lr_boundaries,
+        lr_decay=args.lr_decay,
+        init_from=args.init_from,
     )
     config.validate()
     from pipeline.methods import make_method

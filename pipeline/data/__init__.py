@@ -40,6 +40,6 @@ def load_dataset(name: str, data_dir: Path | None = None) -> Dataset:
 
 
 # Loaders register themselves on import.
-from pipeline.data import cifar10, mnist  # noqa: E402,F401
+from pipeline.data import cifar10, imagenet, mnist  # noqa: E402,F401
 
 __all__ = ["Dataset", "LOADERS", "check_name", "dataset_names", "load_dataset", "normalize"]

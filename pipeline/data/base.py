@@ -41,6 +41,14 @@ class Dataset:
         return tuple(int(d) for d in self.x_train.shape[1:])  # type: ignore[return-value]
 
     @property
+    def train_size(self) -> int:
+        return len(self.x_train)
+
+    @property
+    def test_size(self) -> int:
+        return len(self.x_test)
+
+    @property
     def num_classes(self) -> int:
         return len(self.labels)
 
