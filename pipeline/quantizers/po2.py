@@ -42,7 +42,8 @@ def po2_magnitudes(n1: int, n2: int) -> np.ndarray:
 
 
 def po2_project(w: Any, n1: int, n2: int) -> tf.Tensor:
-    """Round every weight to the nearest element of ``P`` (eq. 4); ties go to the larger.
+    """Round every weight to the nearest element of ``P`` (eq. 4); ties go to the larger;
+    zero is +0.0.
 
     Eq. 4 read literally sends ``|W| >= 3·2^n1/2`` to zero. Eq. 2 puts no initial weight
     there, but weights still being retrained can grow past it; they are clamped to
@@ -54,4 +55,5 @@ def po2_project(w: Any, n1: int, n2: int) -> tf.Tensor:
     thresholds = tf.constant((mags[:-1] + mags[1:]) / 2)
     index = tf.searchsorted(thresholds, tf.reshape(tf.abs(w), [-1]), side="right")
     magnitude = tf.reshape(tf.gather(tf.constant(mags), index), tf.shape(w))
-    return tf.where(w < 0, -magnitude, magnitude)
+    # Negate only non-zero levels: zero is always +0.0, so projecting is idempotent bit for bit.
+    return tf.where((w < 0) & (magnitude > 0), -magnitude, magnitude)

@@ -38,8 +38,10 @@ def uniform_levels(step: float, bits: int) -> np.ndarray:
 
 
 def uniform_project(w: Any, step: float, bits: int) -> tf.Tensor:
-    """``clip(round(W/Δ), -L, L)·Δ``; halves round to even (``tf.round``)."""
+    """``clip(round(W/Δ), -L, L)·Δ``; halves round to even (``tf.round``); zero is +0.0."""
     top = float(uniform_max_level(bits))
     w = tf.convert_to_tensor(w, tf.float32)
     step32 = tf.constant(step, tf.float32)
-    return tf.clip_by_value(tf.round(w / step32), -top, top) * step32
+    q = tf.clip_by_value(tf.round(w / step32), -top, top) * step32
+    # round(-0.3) is -0.0: make zero one bit pattern, so projecting is idempotent bit for bit.
+    return tf.where(q == 0, tf.zeros_like(q), q)

@@ -61,6 +61,11 @@ def test_projection_is_nearest_and_idempotent_on_random_weights():
     assert np.array_equal(np.sign(q[q != 0]), np.sign(w[q != 0]))
 
 
+def test_zero_is_positive_zero():
+    q = po2_project(np.float32([-0.01, -0.0, 0.0, 0.01]), 0, -2).numpy()
+    np.testing.assert_array_equal(q.view(np.uint32), np.zeros(4, np.uint32))
+
+
 def test_invalid_inputs_are_rejected():
     with pytest.raises(ValueError, match="2 bits"):
         inq_exponents(1.0, 1)

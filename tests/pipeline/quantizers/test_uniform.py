@@ -43,6 +43,11 @@ def test_projection_is_nearest_on_random_weights(bits):
     np.testing.assert_array_equal(uniform_project(q, step, bits).numpy(), q)
 
 
+def test_zero_is_positive_zero():
+    q = uniform_project(np.float32([-0.01, -0.0, 0.0, 0.01]), 0.25, 3).numpy()
+    np.testing.assert_array_equal(q.view(np.uint32), np.zeros(4, np.uint32))
+
+
 def test_invalid_inputs_are_rejected():
     with pytest.raises(ValueError, match="2 bits"):
         uniform_max_level(1)
