@@ -63,6 +63,7 @@ def inq(
     learning_rate: float = 1e-4,
     batch_size: int = 64,
     seed: int = 0,
+    train_samples: int | None = None,
     resume: bool = False,
     progress: bool = True,
     on_step: steps.StepHook | None = None,
@@ -74,10 +75,11 @@ def inq(
 
     projections.get("po2").check_bits(bits)
     schedule = check_schedule(schedule)
-    steps.check_training(epochs_per_step, learning_rate, batch_size)
+    steps.check_training(epochs_per_step, learning_rate, batch_size, train_samples)
     settings = {"tool": "inq", "quantizer": "po2", "bits": bits, "schedule": list(schedule),
                 "epochs_per_step": epochs_per_step, "learning_rate": learning_rate,
-                "batch_size": batch_size, "seed": seed}  # fmt: skip
+                "batch_size": batch_size, "seed": seed,
+                "train_samples": train_samples}  # fmt: skip
     job = Job.open(out, source, settings, resume)
     job.total = len(schedule)
     if job.done:
@@ -139,7 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = inq(
         runs.resolve(args.run), args.out, args.bits, parse_schedule(args.schedule),
         epochs_per_step=args.epochs_per_step, learning_rate=args.lr,
-        batch_size=args.batch_size, seed=args.seed, resume=args.resume,
+        batch_size=args.batch_size, seed=args.seed, train_samples=args.train_samples,
+        resume=args.resume,
         progress=not args.quiet, on_step=steps.print_step,
     )  # fmt: skip
     steps.print_result(run)

@@ -44,6 +44,7 @@ def progressive(
     learning_rate: float = 1e-4,
     batch_size: int = 64,
     seed: int = 0,
+    train_samples: int | None = None,
     resume: bool = False,
     progress: bool = True,
     on_step: steps.StepHook | None = None,
@@ -55,10 +56,11 @@ def progressive(
     projection.check_bits(bits)
     if order not in ORDERS:
         raise UsageError(f"unknown order '{order}'; choose one of: {', '.join(ORDERS)}")
-    steps.check_training(epochs_per_step, learning_rate, batch_size)
+    steps.check_training(epochs_per_step, learning_rate, batch_size, train_samples)
     settings = {"tool": "progressive", "quantizer": quantizer, "bits": bits, "order": order,
                 "epochs_per_step": epochs_per_step, "learning_rate": learning_rate,
-                "batch_size": batch_size, "seed": seed}  # fmt: skip
+                "batch_size": batch_size, "seed": seed,
+                "train_samples": train_samples}  # fmt: skip
     job = Job.open(out, source, settings, resume)
     if job.done:
         return job.run
@@ -158,7 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs.resolve(args.run), args.out, args.quantizer, args.bits,
         order="all-at-once" if args.all_at_once else args.order,
         epochs_per_step=args.epochs_per_step, learning_rate=args.lr,
-        batch_size=args.batch_size, seed=args.seed, resume=args.resume,
+        batch_size=args.batch_size, seed=args.seed, train_samples=args.train_samples,
+        resume=args.resume,
         progress=not args.quiet, on_step=steps.print_step,
     )  # fmt: skip
     steps.print_result(run)

@@ -96,6 +96,9 @@ class Job:
         from tools.retrain import Data
 
         ds = load_data(TrainConfig.from_dict(self.source.config()["train"]))
+        # Retraining may use a random subset of the training images; the test set is the
+        # source run's own, so accuracies compare with the float run's.
+        ds = ds.subset(self.settings.get("train_samples"), None, seed=self.settings["seed"])
         return Data(data.normalize(ds.x_train), ds.y_train, data.normalize(ds.x_test), ds.y_test)
 
     def load_model(self) -> Any:
@@ -168,7 +171,11 @@ def print_result(run: runs.Run) -> None:
           f"{r['source_test_accuracy']:.4f}) -> {run.path}")  # fmt: skip
 
 
-def check_training(epochs_per_step: int, learning_rate: float, batch_size: int) -> None:
+def check_training(
+    epochs_per_step: int, learning_rate: float, batch_size: int, train_samples: int | None = None
+) -> None:
+    if train_samples is not None and train_samples < 1:
+        raise UsageError("--train-samples must be at least 1")
     if epochs_per_step < 1:
         raise UsageError("--epochs-per-step must be at least 1")
     if not learning_rate > 0:
@@ -186,6 +193,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="Adam learning rate, cosine-decayed within each step")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-samples", type=int,
+                   help="retrain on a random subset of this many training images")  # fmt: skip
     p.add_argument("--out", type=Path, required=True, help="output run directory")
     p.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
