@@ -130,7 +130,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = shlex.join(
             ["python", "-m", "bench.tools", *(sys.argv[1:] if argv is None else argv)]
         )
-        runs.write_bytes(args.table, f"{text}\n\nCommand: `{command}`\n".encode())
+        subset = f"{args.train_samples} random" if args.train_samples else "all"
+        notes = (
+            "LeNet-5 (32C5-MP2-64C5-MP2-512-10, batch norm), float run trained by "
+            "`pipeline.train --method float`; every tool retrains "
+            f"{args.epochs_per_step} epoch(s) per step on {subset} training images (Adam, lr "
+            f"{args.lr}, cosine within each step; an epoch is one pass over them) and is tested on "
+            "the full test set. Levels: "
+            "INQ's powers of two (`po2`) in every row, so rows differ only in how quantization "
+            "proceeds. INQ schedule 50/75/87.5/100 %; progressive = input side first; "
+            "all-at-once = seed 004's simple quantization (STE) for the same epochs. Wall "
+            "times: 2-core machine shared by ~8 jobs (load 15-25), only roughly comparable."
+        )
+        body = f"# Tools stage: INQ vs progressive vs all-at-once\n\n{notes}\n\n{text}\n\n"
+        runs.write_bytes(args.table, f"{body}Command: `{command}`\n".encode())
     return 0
 
 

@@ -67,3 +67,19 @@ register(Projection(
     fit=lambda w, bits: {"step": uniform.uniform_step(_max_abs(w), bits)},
     project=lambda w, p, bits: uniform.uniform_project(w, p["step"], bits),
 ))  # fmt: skip
+
+
+def _twn_project(w: Any, params: dict[str, Any], bits: int) -> tf.Tensor:
+    from pipeline.quantizers.ternary import twn_ternarize
+
+    # TWN's Δ and α are recomputed from the weights at every projection (per tensor),
+    # which is also how TWN trains: under --all-at-once they follow the float weights.
+    return twn_ternarize(w, axis=None, delta_factor=params["delta_factor"])
+
+
+register(Projection(
+    "twn", "TWN ternary α·{-1, 0, 1}, Δ = 0.7 E|W| (arXiv:1605.04711; pipeline.quantizers.ternary)",
+    fit=lambda w, bits: {"delta_factor": 0.7},
+    project=_twn_project,
+    bits=(2,),
+))  # fmt: skip

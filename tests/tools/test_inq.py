@@ -59,7 +59,8 @@ def inq_run(float_run, kernels, tmp_path_factory):
         if job.step == 1 and len(snapshots) == 1:
             raise KeyboardInterrupt  # as Ctrl-C would, right after the step's checkpoint
 
-    kwargs = dict(bits=BITS, schedule=SCHEDULE, epochs_per_step=1, progress=False, on_step=record)
+    kwargs = dict(bits=BITS, schedule=SCHEDULE, epochs_per_step=1, train_samples=500,
+                  progress=False, on_step=record)  # fmt: skip
     with pytest.raises(KeyboardInterrupt):
         inq(float_run, out, **kwargs)
     assert not runs.Run(out).has_result()
@@ -153,29 +154,23 @@ def test_saved_model_matches_the_last_step(inq_run, kernels):
 
 
 def test_export_matches_keras(inq_run):
-    from larq_compute_engine import convert_keras_model
-    from larq_compute_engine.tflite.python.interpreter import Interpreter
-
-    from pipeline import data
-    from pipeline.train import TrainConfig, load_data
+    from pipeline.export import export_run
 
     run, _ = inq_run
-    model = run.load_model()
-    ds = load_data(TrainConfig.from_dict(run.config()["train"]))
-    x = data.normalize(ds.x_test[:100])
-    flatbuffer = convert_keras_model(model)
-    tflite = np.asarray(Interpreter(flatbuffer).predict(x))
-    keras = model.predict(x, verbose=0)
-    assert np.mean(tflite.argmax(-1) == keras.argmax(-1)) >= 0.99
-    np.testing.assert_allclose(tflite, keras, atol=1e-4)
+    report = export_run(run)  # raises ParityError if the .tflite disagrees with Keras
+    assert run.file(runs.TFLITE).exists()
+    assert report["parity_ok"] and report["argmax_agreement"] >= 0.999
+    assert report["max_abs_diff"] < 1e-4
+    assert report["test_samples"] == 300  # the source run's own test subset
 
 
 def test_a_different_command_does_not_resume_it(inq_run, float_run):
     run, _ = inq_run
     with pytest.raises(UsageError, match="bits=3"):
-        inq(float_run, run.path, bits=4, schedule=SCHEDULE, epochs_per_step=1, progress=False)
+        inq(float_run, run.path, bits=4, schedule=SCHEDULE, epochs_per_step=1, train_samples=500)
     # The finished run is returned as it is, without retraining.
-    assert inq(float_run, run.path, BITS, SCHEDULE, epochs_per_step=1, progress=False) == run
+    same = dict(schedule=SCHEDULE, epochs_per_step=1, train_samples=500, progress=False)
+    assert inq(float_run, run.path, BITS, **same) == run
 
 
 @pytest.mark.parametrize(

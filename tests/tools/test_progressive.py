@@ -38,7 +38,8 @@ def progressive_run(float_run, kernels, tmp_path_factory):
         if job.step == 2 and len(snapshots) == 2:
             raise KeyboardInterrupt
 
-    kwargs = dict(quantizer="po2", bits=4, epochs_per_step=1, progress=False, on_step=record)
+    kwargs = dict(quantizer="po2", bits=4, epochs_per_step=1, train_samples=500, progress=False,
+                  on_step=record)  # fmt: skip
     with pytest.raises(KeyboardInterrupt):
         progressive(float_run, out, **kwargs)
     return progressive(float_run, out, **kwargs), snapshots
@@ -85,9 +86,8 @@ def test_result_and_reload(progressive_run, kernels):
 
 def test_all_at_once_trains_through_the_projection(float_run, kernels, tmp_path):
     out = tmp_path / "all-at-once"
-    run = progressive(
-        float_run, out, "uniform", 2, order="all-at-once", epochs_per_step=1, progress=False
-    )
+    run = progressive(float_run, out, "uniform", 2, order="all-at-once", epochs_per_step=1,
+                      train_samples=300, progress=False)  # fmt: skip
     levels = runs.read_json(run.file(runs.STATE))["levels"]
     rows = run.metrics()
     assert len(rows) == 1 and rows[0]["layer"] == "all"
@@ -102,6 +102,22 @@ def test_all_at_once_trains_through_the_projection(float_run, kernels, tmp_path)
 
     rounded = {n: uniform_project(source[n], levels[n]["step"], 2).numpy() for n in LENET}
     assert any(not np.array_equal(final[n], rounded[n]) for n in LENET)
+
+
+def test_twn_progressive_output_first(float_run, kernels, tmp_path):
+    """TWN projection (pipeline.quantizers.ternary), the reverse order, one retraining step."""
+    from tools.retrain import quantizable_layers
+
+    model = float_run.load_model()
+    names = [layer.name for layer in quantizable_layers(model)]
+    run = progressive(float_run, tmp_path / "twn", "twn", 2, order="output-first",
+                      epochs_per_step=1, train_samples=200, progress=False)  # fmt: skip
+    assert [r["layer"] for r in run.metrics()] == names[::-1]
+    for name, w in kernels(run.load_model()).items():
+        values = np.unique(w)
+        assert len(values) == 3 and values[1] == 0 and values[0] == -values[2], name
+    with pytest.raises(UsageError, match="--bits 2"):
+        progressive(float_run, tmp_path / "twn4", "twn", 4, progress=False)
 
 
 def test_refuses_a_binarized_run(tmp_path):
