@@ -82,6 +82,26 @@ class TFLiteModel:
     def custom_ops(self) -> list[str]:
         return sorted({op.type for op in self.ops if op.type.startswith("Lce")})
 
+    def producer(self, tensor: int) -> Op | None:
+        return next((op for op in self.ops if tensor in op.outputs), None)
+
+    def weights(self) -> list[WeightInfo]:
+        """Each weight tensor as stored in the file, behind any DEQUANTIZE (int8 weights)."""
+        found = []
+        for op in self.ops:
+            if op.type not in WEIGHT_OPS or len(op.inputs) < 2:
+                continue
+            idx = op.inputs[1]
+            source = self.producer(idx)
+            if source is not None and source.type == "DEQUANTIZE":
+                idx = source.inputs[0]
+            t = self.tensors[idx]
+            if t.data is None:
+                continue  # computed at run time, not a stored weight
+            found.append(WeightInfo(op.type, t.name, t.shape, t.dtype, len(t.data),
+                                    _logical_weights(self, op)))  # fmt: skip
+        return found
+
     def macs(self) -> dict[str, int]:
         """Multiply-accumulates per inference by kind: binary (LceBconv2d), int8, float."""
         totals: Counter[str] = Counter()
@@ -92,8 +112,32 @@ class TFLiteModel:
         return {k: int(totals.get(k, 0)) for k in ("binary", "int8", "float")}
 
 
+WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "LceBconv2d")
+
+
+@dataclass
+class WeightInfo:
+    op: str
+    name: str
+    shape: tuple[int, ...]  # as stored (LceBconv2d: 32 input channels per int32)
+    dtype: str
+    bytes: int
+    count: int  # weights the op multiplies with (unpacked)
+
+    @property
+    def bits_per_weight(self) -> float:
+        return 8 * self.bytes / self.count if self.count else 0.0
+
+
+def _logical_weights(model: TFLiteModel, op: Op) -> int:
+    shape = model.tensors[op.inputs[1]].shape
+    if op.type == "LceBconv2d":  # (out, kh, kw, words): channels_in bits used of each row
+        return int(shape[0] * shape[1] * shape[2] * int(custom_options(op)["channels_in"]))
+    return int(np.prod(shape))
+
+
 def _op_macs(model: TFLiteModel, op: Op) -> tuple[str, int]:
-    if op.type not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "LceBconv2d"):
+    if op.type not in WEIGHT_OPS:
         return "", 0
     out = model.tensors[op.outputs[0]]
     weights = model.tensors[op.inputs[1]]
@@ -109,7 +153,9 @@ def _op_macs(model: TFLiteModel, op: Op) -> tuple[str, int]:
         per_output = weights.shape[1] * weights.shape[2]
     else:  # FULLY_CONNECTED: weights (units, in_features)
         per_output = weights.shape[-1]
-    kind = "int8" if weights.dtype == "int8" else "float"
+    # int8 arithmetic needs int8 activations too; int8 weights behind a DEQUANTIZE (our
+    # low-bit storage) are multiplied in float.
+    kind = "int8" if model.tensors[op.inputs[0]].dtype == "int8" else "float"
     return kind, out_elems * per_output
 
 
