@@ -107,7 +107,7 @@ def describe_flatbuffer(flatbuffer: bytes) -> dict[str, Any]:
         "weight_count": count,
         "bits_per_weight": 8 * stored / count if count else 0.0,
         "weight_tensors": [
-            {"op": w.op, "name": w.name, "dtype": w.dtype, "bytes": w.bytes, "count": w.count,
+            {"op": w.op, "name": w.name, "output": w.output, "dtype": w.dtype, "bytes": w.bytes, "count": w.count,
              "bits_per_weight": round(w.bits_per_weight, 3)}
             for w in weights
         ],  # fmt: skip
@@ -250,8 +250,8 @@ def markdown(run: runs.Run, r: dict[str, Any]) -> str:
                      f"| {ratio:.1f} | {b['bits_per_weight']:.2f} | {acc} | – | {agree} |")  # fmt: skip
     lines += ["", f"Max |Keras − tflite| over {r['test_samples']} test images: "
               f"{r['max_abs_diff']:.2e}; parity needs argmax agreement ≥ {r['min_agreement']:.1%}.",
-              "", "| weight tensor | op | stored | bytes | bits/weight |", "|---|---|---|---:|---:|"]  # fmt: skip
-    lines += [f"| {w['name']} | {w['op']} | {w['dtype']} | {w['bytes']} | {w['bits_per_weight']:.2f} |"
+              "", "| layer (output tensor) | op | stored | bytes | bits/weight |", "|---|---|---|---:|---:|"]  # fmt: skip
+    lines += [f"| {w['output']} | {w['op']} | {w['dtype']} | {w['bytes']} | {w['bits_per_weight']:.2f} |"
               for w in r["weight_tensors"]]  # fmt: skip
     inexact = [w for w in r["int8_weights"] if not w["exact"]]
     if inexact:

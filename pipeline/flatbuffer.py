@@ -99,7 +99,8 @@ class TFLiteModel:
             if t.data is None:
                 continue  # computed at run time, not a stored weight
             found.append(WeightInfo(op.type, t.name, t.shape, t.dtype, len(t.data),
-                                    _logical_weights(self, op)))  # fmt: skip
+                                    _logical_weights(self, op),
+                                    self.tensors[op.outputs[0]].name.split(";")[0]))  # fmt: skip
         return found
 
     def macs(self) -> dict[str, int]:
@@ -123,6 +124,7 @@ class WeightInfo:
     dtype: str
     bytes: int
     count: int  # weights the op multiplies with (unpacked)
+    output: str = ""  # the op's output tensor: names the layer when the weight is "arith.constant"
 
     @property
     def bits_per_weight(self) -> float:
@@ -143,9 +145,12 @@ def _op_macs(model: TFLiteModel, op: Op) -> tuple[str, int]:
     weights = model.tensors[op.inputs[1]]
     out_elems = int(np.prod(out.shape)) if out.shape else 0
     if op.type == "LceBconv2d":
+        # The output may be bitpacked (32 channels per int32 when a binary layer follows):
+        # count output positions times the filter count instead of output elements.
         channels_in = int(custom_options(op).get("channels_in", 0))
-        _, kh, kw, _ = weights.shape
-        return "binary", out_elems * kh * kw * channels_in
+        filters, kh, kw, _ = weights.shape
+        positions = int(np.prod(out.shape[:-1])) if out.shape else 0
+        return "binary", positions * filters * kh * kw * channels_in
     if op.type == "CONV_2D":
         _, kh, kw, cin = weights.shape
         per_output = kh * kw * cin
@@ -169,7 +174,10 @@ def read_model(data: bytes) -> TFLiteModel:
     except ModelFormatError:
         raise
     except Exception as err:  # flatbuffers raises bare struct/index errors on bad input
-        raise ModelFormatError(f"corrupt or truncated .tflite file ({type(err).__name__})") from None
+        raise ModelFormatError(
+            f"corrupt or truncated .tflite file ({len(data):,} bytes; the flatbuffer does not "
+            f"parse: {type(err).__name__}: {str(err)[:80]})"
+        ) from None
 
 
 def _convert(model: Any, size: int) -> TFLiteModel:
