@@ -60,16 +60,18 @@ def fit_grid(channel: np.ndarray) -> tuple[float, np.ndarray] | None:
 
     ``s`` is the smallest non-zero magnitude divided by the smallest ``k`` that makes every
     value an integer multiple of ``s``; k > 1 covers grids whose level 1 is unused."""
-    mags = np.abs(channel[channel != 0]).astype(np.float64)
+    w = channel.astype(np.float64).ravel()
+    mags = np.abs(w[w != 0])
     if mags.size == 0:
         return 1.0, np.zeros(channel.shape, np.int8)
     smallest, largest = mags.min(), mags.max()
     tol = GRID_RTOL * largest
-    for k in range(1, int(QMAX * smallest / largest) + 1):
-        s = smallest / k
-        q = np.round(channel / s)
-        if np.all(np.abs(q * s - channel) <= tol):
-            return float(np.float32(s)), q.astype(np.int8)
+    for k in range(1, int(QMAX * smallest / largest * (1 + 1e-6)) + 1):
+        q = np.round(w / (smallest / k))
+        s = np.float32(np.dot(q, w) / np.dot(q, q))  # least squares: s from every value
+        back = (q.astype(np.float32) * s).astype(np.float64)  # what DEQUANTIZE computes
+        if np.abs(q).max() <= QMAX and np.all(np.abs(back - w) <= tol):
+            return float(s), q.astype(np.int8).reshape(channel.shape)
     return None
 
 
