@@ -14,7 +14,9 @@ grid ``w = s_c · q`` with integer ``|q| <= 127``:
   (``2^6 = 64 <= 127``; INQ 5-bit spans 8 and does not fit).
 
 Batch norm folded into the weights by the converter scales a whole output channel, so the
-grid survives. A fitting tensor is stored as int8 with per-channel scales (zero point 0,
+grid survives. A batch norm feeding a dense layer directly (no activation between) is
+folded into its *input* columns instead, which does break the grid: that tensor stays
+float32 and the report says so. A fitting tensor is stored as int8 with per-channel scales (zero point 0,
 TFLite's weight convention) and a DEQUANTIZE op in front of its consumer; TFLite
 dequantizes constant inputs once, at load, so the arithmetic stays float and the outputs
 equal the float32 model's (``s_c · q`` reproduces each value to float32 rounding). A
@@ -52,7 +54,7 @@ class WeightReport:
     int8_error: float = 0.0  # max |w - s q| / max|w| per channel, if stored as int8
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "shape": list(self.shape)}  # JSON-equal to what it reads back
 
 
 def fit_grid(channel: np.ndarray) -> tuple[float, np.ndarray] | None:

@@ -43,7 +43,7 @@ def _layer_kwargs(spec) -> tuple[dict, Any]:
     return (spec, None) if isinstance(spec, dict) else spec
 
 
-def _net(specs: list):
+def _net(specs: list, relu: bool = False):
     """conv(first) -> conv -> pool -> BN -> flatten -> dense(64) -> BN -> dense(10) -> BN.
 
     ``specs``: per layer, larq kwargs or (kwargs, kernel setter); the setter writes weights
@@ -67,6 +67,8 @@ def _net(specs: list):
     h = tf.keras.layers.Flatten()(h)
     h = layers[2](h)
     h = tf.keras.layers.BatchNormalization()(h)
+    if relu:  # a float-activation net; BN straight into a dense layer would be folded
+        h = tf.keras.layers.ReLU()(h)  # into its input columns by the converter
     h = layers[3](h)
     # A final BN, as in the real models: without it a binary net's logits are integer
     # multiples of α, and exact ties make argmax depend on summation order.
@@ -166,7 +168,7 @@ def exported(tmp_path_factory):
     tf.keras.utils.set_random_seed(0)
     tmp = tmp_path_factory.mktemp("export")
     x = rng.uniform(-1, 1, (SAMPLES, *INPUT)).astype(np.float32)
-    models = {name: _net(specs) for name, specs in HANDMADE.items()}
+    models = {name: _net(specs, relu=name == "low_bit") for name, specs in HANDMADE.items()}
     branches = _registry_models(_method_names())
     models.update({name: model for name, (model, _) in branches.items()})
     paths = []
