@@ -33,6 +33,7 @@ REPRESENTATIVE = 256  # training images that calibrate the int8 baseline
 BASELINE_FILES = {"float": "model_float.tflite", "int8": "model_int8.tflite"}
 
 Predict = Callable[[bytes, np.ndarray, bool], np.ndarray]
+ANDROID_ASSETS = Path("app/src/main/assets")  # where android_demo/ bundles the model
 
 
 def lce_predict(flatbuffer: bytes, x: np.ndarray, progress: bool = False) -> np.ndarray:
@@ -262,6 +263,19 @@ def markdown(run: runs.Run, r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def android_assets(app: Path) -> Path:
+    """The assets folder of the Android demo project ``app``; checked before any slow work."""
+    if not (app / "app" / "src" / "main" / "AndroidManifest.xml").is_file():
+        raise UsageError(f"{app} is not the Android demo project (expected android_demo/)")
+    return app / ANDROID_ASSETS
+
+
+def copy_to_android(run: runs.Run, assets: Path) -> None:
+    """Bundle the exported model and its sidecar into the app (read by ModelMetadata.kt)."""
+    for name in (runs.TFLITE, MODEL_JSON):  # the app's asset names are the run's file names
+        runs.write_bytes(assets / name, run.file(name).read_bytes())
+
+
 def summary(run: runs.Run, report: dict[str, Any]) -> str:
     ops = ", ".join(f"{k}×{v}" for k, v in sorted(report["ops"].items()))
     r = report
@@ -303,11 +317,14 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-inexact-int8", action="store_true",
                    help="store weights whose levels do not fit int8 exactly as plain int8 anyway")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--android", type=Path, metavar="DIR",
+                   help="also bundle the model into the Android demo project DIR")  # fmt: skip
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
+    assets = android_assets(args.android) if args.android is not None else None
     run = runs.resolve(args.run, root=args.root)
     report = export_run(
         run,
@@ -318,6 +335,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         allow_inexact=args.allow_inexact_int8,
     )
     print(summary(run, report))
+    if assets is not None:
+        copy_to_android(run, assets)
+        print(f"copied {runs.TFLITE} and {MODEL_JSON} to {assets}")
     return 0
 
 

@@ -11,5 +11,7 @@ def load_keras_model(path: Path) -> Any:
     import tensorflow as tf
 
     import pipeline.methods  # noqa: F401  (registers bitlite's quantizers and layers)
+    from pipeline.methods.baseline import load_scope
 
-    return tf.keras.models.load_model(path)
+    with load_scope(path):  # TF-MOT's int8-qat wrappers are not registered globally
+        return tf.keras.models.load_model(path)

@@ -11,9 +11,15 @@ from pipeline.methods.registry import (
 )
 
 # Importing a module registers its methods.
-from pipeline.methods import baseline, binary  # noqa: E402,F401  isort: skip
+from pipeline.methods import baseline, binary, multibit, ternary  # noqa: E402,F401  isort: skip
 
 __all__ = [
-    "METHODS", "Method", "Position", "check_name", "describe", "make_method",
-    "method_names", "register",
-]  # fmt: skip
+    "METHODS",
+    "Method",
+    "Position",
+    "check_name",
+    "describe",
+    "make_method",
+    "method_names",
+    "register",
+]

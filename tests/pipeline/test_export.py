@@ -286,29 +286,103 @@ def test_ternary_weights_round_trip_exactly_through_int8(exported):
     np.testing.assert_array_equal(back.ravel(), w)  # bit-exact
 
 
-def test_export_run_writes_model_sidecar_and_reports(trained_run):
+def test_export_run_writes_model_sidecar_and_reports(exported_run):
     from pipeline import runs
-    from pipeline.export import MODEL_JSON, export_run
+    from pipeline.export import MODEL_JSON
     from pipeline.flatbuffer import read_model
 
-    report = export_run(trained_run)
+    run, report = exported_run
     assert report["parity_ok"] and report["converter"] == "lce+rewrite"
     assert abs(report["tflite_accuracy"] - report["keras_accuracy"]) <= 0.0005
     assert "larq_compute_engine" in report["interpreter"]
     assert report["ratio_to_float"] >= 25  # binary LeNet-5, dense layers bitpacked
+    assert report["ops"]["LceBconv2d"] == 3 and "FULLY_CONNECTED" not in report["ops"]
     assert report["gzip_bytes"] < report["size_bytes"] * 1.01
     assert report["baselines"]["float"]["tflite_accuracy"] == pytest.approx(
         report["keras_accuracy"]
     )
-    model = (trained_run.file(runs.TFLITE)).read_bytes()
+    model = run.file(runs.TFLITE).read_bytes()
     assert len(model) == report["size_bytes"]
-    meta = json.loads(Path(trained_run.file(MODEL_JSON)).read_text())
+    meta = json.loads(Path(run.file(MODEL_JSON)).read_text())
     for key in ("format", "model", "method", "dataset", "input_shape", "input_dtype",
                 "normalization", "labels", "needs_lce", "output"):  # fmt: skip
         assert key in meta
-    assert meta["needs_lce"] is True
     assert json.loads(read_model(model).metadata["bitlite_metadata"]) == meta
-    md = trained_run.file("export_report.md").read_text()
+    md = run.file("export_report.md").read_text()
     assert "model.tflite" in md and "LceBconv2d" in md
-    leftovers = [p.name for p in trained_run.path.iterdir() if p.name.startswith(".")]
+    leftovers = [p.name for p in run.path.iterdir() if p.name.startswith(".")]
     assert not leftovers  # atomic writes leave no temporary files
+
+
+# -- the trained run (session fixture shared with the Android contract tests) ------------
+def test_export_writes_a_binary_tflite_that_matches_keras(exported_run):
+    from pipeline import runs
+
+    run, report = exported_run
+    assert run.file(runs.TFLITE).read_bytes()[4:8] == b"TFL3"
+    assert report["ops"]["LceBconv2d"] >= 1  # the hidden binary convolution is bitpacked
+    assert report["argmax_agreement"] >= 0.999 and report["parity_ok"]
+    assert report["tflite_accuracy"] == pytest.approx(report["keras_accuracy"], abs=0.002)
+    assert report["keras_accuracy"] == pytest.approx(run.result()["test_accuracy"], abs=1e-6)
+    assert report["test_samples"] == 500
+    assert 0.5 < report["binary_mac_fraction"] < 1.0  # first conv stays float
+    assert json.loads(run.file(runs.EXPORT_REPORT).read_text()) == report
+
+
+def test_sidecar_tells_apps_how_to_feed_the_model(exported_run):
+    run, _ = exported_run
+    meta = json.loads(run.file("model.json").read_text())
+    assert meta["input_shape"] == [28, 28, 1] and meta["labels"] == [str(d) for d in range(10)]
+    assert meta["normalization"] == {"scale": 1 / 127.5, "offset": -1.0}
+    assert meta["needs_lce"] is True
+
+
+def test_broken_parity_fails_the_export_and_writes_no_model(exported_run, monkeypatch):
+    """The converter is stood in by the run's own export (no second conversion)."""
+    from pipeline import convert, runs
+    from pipeline.errors import ParityError
+    from pipeline.export import export_run
+
+    run, _ = exported_run
+    before = run.file(runs.TFLITE).stat().st_mtime_ns
+    done = convert.Conversion(run.file(runs.TFLITE).read_bytes(), "lce+rewrite")
+    monkeypatch.setattr(convert, "convert", lambda *a, **k: done)
+    with pytest.raises(ParityError, match="parity broken"):
+        export_run(run, min_agreement=1.01, baselines=())  # nothing agrees on > 100 %
+    assert run.file(runs.TFLITE).stat().st_mtime_ns == before
+
+
+def test_export_without_any_run_says_how_to_get_one(tmp_path, capsys):
+    from pipeline import cli, runs
+    from pipeline.errors import UsageError
+    from pipeline.export import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(main, ["--root", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "train one first" in capsys.readouterr().err
+    with pytest.raises(UsageError, match="not a bitlite run"):
+        runs.resolve(tmp_path)
+
+
+def test_end_to_end_from_the_command_line(tmp_path):
+    """The two CLIs as a user runs them: train a small subset, then export it."""
+    import subprocess
+    import sys
+
+    from pipeline import runs
+
+    out = tmp_path / "e2e"
+    common = {"capture_output": True, "text": True, "timeout": 600}
+    train = subprocess.run(
+        [sys.executable, "-m", "pipeline.train", "--train-samples", "512", "--test-samples",
+         "200", "--epochs", "1", "--out", str(out), "--quiet"],
+        **common,
+    )  # fmt: skip
+    assert train.returncode == 0, train.stderr
+    export = subprocess.run(
+        [sys.executable, "-m", "pipeline.export", "--run", str(out), "--quiet"], **common
+    )
+    assert export.returncode == 0, export.stderr
+    assert "argmax agreement" in export.stdout and "LceBconv2d" in export.stdout
+    assert json.loads((out / runs.EXPORT_REPORT).read_text())["parity_ok"] is True
