@@ -24,8 +24,15 @@ from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results" / "export_sizes.md"
 GOALS = {"binary": 25.0, "ternary": 4.0}
-KIND = {"bnn": "binary", "binaryconnect": "binary", "xnor": "binary", "bwn": "binary",
-        "twn": "ternary", "ttq": "ternary", "ternary-exact": "ternary"}  # fmt: skip
+KIND = {
+    "bnn": "binary",
+    "binaryconnect": "binary",
+    "xnor": "binary",
+    "bwn": "binary",
+    "twn": "ternary",
+    "ttq": "ternary",
+    "ternary-exact": "ternary",
+}
 
 
 def _run(cmd: list[str]) -> None:
@@ -37,13 +44,27 @@ def _run(cmd: list[str]) -> None:
 def ensure_run(root: Path, model: str, method: str, args: argparse.Namespace) -> Path:
     out = root / f"{model}-{method}"
     if not (out / "model.keras").exists():
-        _run([sys.executable, "-m", "pipeline.train", "--model", model, "--method", method,
-              "--epochs", str(args.epochs), "--train-samples", str(args.train_samples),
-              "--out", str(out), "--quiet"]
-             + (["--test-samples", str(args.test_samples)] if args.test_samples else []))  # fmt: skip
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "pipeline.train",
+                "--model",
+                model,
+                "--method",
+                method,
+                "--epochs",
+                str(args.epochs),
+                "--train-samples",
+                str(args.train_samples),
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+            + (["--test-samples", str(args.test_samples)] if args.test_samples else [])
+        )
     if not (out / "export_report.json").exists() or args.reexport:
-        _run([sys.executable, "-m", "pipeline.export", "--run", str(out), "--baselines",
-              "--quiet"])  # fmt: skip
+        _run([sys.executable, "-m", "pipeline.export", "--run", str(out), "--baselines", "--quiet"])
     return out
 
 
@@ -52,14 +73,23 @@ def rows_for(model: str, method: str, run: Path) -> list[dict]:
     float_size = r["float_size_bytes"]
 
     def row(label: str, d: dict, keras: float | None) -> dict:
-        return {"model": model, "export": label, "size": d["size_bytes"], "gzip": d["gzip_bytes"],
-                "ratio": float_size / d["size_bytes"], "bits": d["bits_per_weight"],
-                "keras": keras, "tflite": d.get("tflite_accuracy"),
-                "agreement": d.get("argmax_agreement")}  # fmt: skip
+        return {
+            "model": model,
+            "export": label,
+            "size": d["size_bytes"],
+            "gzip": d["gzip_bytes"],
+            "ratio": float_size / d["size_bytes"],
+            "bits": d["bits_per_weight"],
+            "keras": keras,
+            "tflite": d.get("tflite_accuracy"),
+            "agreement": d.get("argmax_agreement"),
+        }
 
     if method == "float":
-        return [row("float32 (float run)", r, r["keras_accuracy"]),
-                row("int8 PTQ (float run)", r["baselines"]["int8"], r["keras_accuracy"])]  # fmt: skip
+        return [
+            row("float32 (float run)", r, r["keras_accuracy"]),
+            row("int8 PTQ (float run)", r["baselines"]["int8"], r["keras_accuracy"]),
+        ]
     kind = KIND.get(method, "low-bit")
     out = row(f"{kind} ({method})", r, r["keras_accuracy"])
     out["goal"] = GOALS.get(kind)
@@ -75,7 +105,9 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         delta = (r["tflite"] - r["keras"]) * 100 if r["keras"] is not None else float("nan")
         goal = r.get("goal")
-        verdict = "" if goal is None else f"≥ {goal:.0f}×: {'met' if r['ratio'] >= goal else 'MISSED'}"
+        verdict = (
+            "" if goal is None else f"≥ {goal:.0f}×: {'met' if r['ratio'] >= goal else 'MISSED'}"
+        )
         lines.append(
             f"| {r['model']} | {r['export']} | {r['size'] / 1024:.1f} | {r['gzip'] / 1024:.1f} | "
             f"{r['ratio']:.1f} | {r['bits']:.2f} | {r['keras']:.4f} | {r['tflite']:.4f} | "
@@ -109,7 +141,8 @@ def main() -> None:
         "short runs; sizes do not depend on training. Parity interpreter: LCE's Python "
         "Interpreter (x86 reference kernels) for the exports, stock TFLite for int8. "
         f"CPU shared with other jobs (load {os.getloadavg()[0]:.1f}); no timings here.\n\n"
-        + text + "\n"
+        + text
+        + "\n"
     )
 
 

@@ -76,8 +76,9 @@ def convert(
         main_bytes, layers = done[0].pop("model")
         missing = [b for b in baselines if b not in done[0]]
         failures += [f"baseline {b}: {error}" for b in missing] if i == 0 else []
-        return Conversion(main_bytes, strategy, layers, failures,
-                          {b: v[0] for b, v in done[0].items()})  # fmt: skip
+        return Conversion(
+            main_bytes, strategy, layers, failures, {b: v[0] for b, v in done[0].items()}
+        )
     raise ConversionError("; ".join(failures) + " — nothing was written")
 
 
@@ -104,8 +105,13 @@ def _run_child(
     with tempfile.TemporaryDirectory(prefix="bitlite-convert-") as tmp:
         job: dict[str, Any] = {"items": [], "representative": None}
         for i, (path, tasks) in enumerate(items):
-            job["items"].append({"keras": str(path), "out": str(Path(tmp) / str(i)),
-                                 "tasks": [list(t) for t in tasks]})  # fmt: skip
+            job["items"].append(
+                {
+                    "keras": str(path),
+                    "out": str(Path(tmp) / str(i)),
+                    "tasks": [list(t) for t in tasks],
+                }
+            )
         if representative is not None:
             job["representative"] = str(Path(tmp) / "representative.npy")
             np.save(job["representative"], representative)
@@ -119,8 +125,10 @@ def _run_child(
             for name, _ in item["tasks"]:
                 marker = Path(item["out"]) / f"{name}.done.json"
                 if marker.exists():  # written after the .tflite: its presence means success
-                    finished[name] = ((Path(item["out"]) / f"{name}.tflite").read_bytes(),
-                                      json.loads(marker.read_text()))  # fmt: skip
+                    finished[name] = (
+                        (Path(item["out"]) / f"{name}.tflite").read_bytes(),
+                        json.loads(marker.read_text()),
+                    )
             results.append(finished)
         return results, error or "the child process finished without output"
 
@@ -141,8 +149,10 @@ def _spawn(cmd: list[str]) -> subprocess.CompletedProcess:
 def _describe_failure(proc: subprocess.CompletedProcess) -> str:
     if proc.returncode < 0:
         name = signal.Signals(-proc.returncode).name
-        return (f"the converter crashed ({name}) on this model; this is a known "
-                "LCE 0.16 failure mode for some quantizers")  # fmt: skip
+        return (
+            f"the converter crashed ({name}) on this model; this is a known "
+            "LCE 0.16 failure mode for some quantizers"
+        )
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
     return "conversion failed: " + (lines[-1] if lines else f"exit code {proc.returncode}")
 
@@ -199,8 +209,9 @@ def _convert_baseline(model: Any, name: str, representative: np.ndarray | None) 
         # Full int8 where TFLite has int8 kernels; ops without one (e.g. the SIGN of a
         # binary net) stay float and show up as such in the report's MAC split.
         converter.target_spec.supported_ops = [
-            tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS,
-        ]  # fmt: skip
+            tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+            tf.lite.OpsSet.TFLITE_BUILTINS,
+        ]
     elif name != "float":
         raise ValueError(f"unknown baseline {name}")
     return converter.convert()

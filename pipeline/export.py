@@ -72,8 +72,10 @@ def register_interpreter(name: str, predict: Predict, description: str) -> None:
 
 def predict(flatbuffer: bytes, x: np.ndarray, interpreter: str, progress: bool = False):
     if interpreter not in INTERPRETERS:
-        raise UsageError(f"unknown interpreter '{interpreter}'; choose one of: "
-                         + ", ".join(sorted(INTERPRETERS)))  # fmt: skip
+        raise UsageError(
+            f"unknown interpreter '{interpreter}'; choose one of: "
+            + ", ".join(sorted(INTERPRETERS))
+        )
     return INTERPRETERS[interpreter][0](flatbuffer, x, progress)
 
 
@@ -108,10 +110,17 @@ def describe_flatbuffer(flatbuffer: bytes) -> dict[str, Any]:
         "weight_count": count,
         "bits_per_weight": 8 * stored / count if count else 0.0,
         "weight_tensors": [
-            {"op": w.op, "name": w.name, "output": w.output, "dtype": w.dtype, "bytes": w.bytes, "count": w.count,
-             "bits_per_weight": round(w.bits_per_weight, 3)}
+            {
+                "op": w.op,
+                "name": w.name,
+                "output": w.output,
+                "dtype": w.dtype,
+                "bytes": w.bytes,
+                "count": w.count,
+                "bits_per_weight": round(w.bits_per_weight, 3),
+            }
             for w in weights
-        ],  # fmt: skip
+        ],
     }
 
 
@@ -186,15 +195,16 @@ def export_run(
         "needs_lce": needs_lce,
     }
     report["parity_ok"] = report["argmax_agreement"] >= min_agreement
-    report["baselines"] = _baselines(run, conversion.baselines, baselines, keras_out, x_test,
-                                     ds.y_test, progress)  # fmt: skip
+    report["baselines"] = _baselines(
+        run, conversion.baselines, baselines, keras_out, x_test, ds.y_test, progress
+    )
     if "float" in conversion.baselines:
         float_size = len(conversion.baselines["float"])
         report["float_size_bytes"] = float_size
         report["ratio_to_float"] = float_size / len(flatbuffer)
-        report["gzip_ratio_to_float"] = gzip_size(conversion.baselines["float"]) / report[
-            "gzip_bytes"
-        ]
+        report["gzip_ratio_to_float"] = (
+            gzip_size(conversion.baselines["float"]) / report["gzip_bytes"]
+        )
     runs.write_json(run.file(runs.EXPORT_REPORT), report)
     runs.write_bytes(run.file(EXPORT_MD), markdown(run, report).encode())
     if not report["parity_ok"]:
@@ -234,26 +244,37 @@ def markdown(run: runs.Run, r: dict[str, Any]) -> str:
     """The export report for people: one table per question."""
     kib = 1024
     lines = [
-        f"# Export report: {run.name}", "",
+        f"# Export report: {run.name}",
+        "",
         f"Converter: {r['converter']}; parity interpreter: {r['interpreter']}.",
         f"Needs LCE's interpreter: {'yes (LCE custom ops: ' + ', '.join(r['custom_ops']) + ')' if r['needs_lce'] else 'no (any TFLite interpreter)'}.",
-        "", "| file | size KiB | gzip KiB | × smaller than float | bits/weight | tflite acc | keras acc | argmax agreement |",
+        "",
+        "| file | size KiB | gzip KiB | × smaller than float | bits/weight | tflite acc | keras acc | argmax agreement |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
         f"| model.tflite | {r['size_bytes'] / kib:.1f} | {r['gzip_bytes'] / kib:.1f} | "
         f"{r.get('ratio_to_float', float('nan')):.1f} | {r['bits_per_weight']:.2f} | "
         f"{r['tflite_accuracy']:.4f} | {r['keras_accuracy']:.4f} | {r['argmax_agreement']:.4%} |",
-    ]  # fmt: skip
+    ]
     for name, b in r["baselines"].items():
         acc = f"{b['tflite_accuracy']:.4f}" if "tflite_accuracy" in b else "–"
         agree = f"{b['argmax_agreement']:.4%}" if "argmax_agreement" in b else "–"
         ratio = r.get("float_size_bytes", 0) / b["size_bytes"]
-        lines.append(f"| {name} baseline | {b['size_bytes'] / kib:.1f} | {b['gzip_bytes'] / kib:.1f} "
-                     f"| {ratio:.1f} | {b['bits_per_weight']:.2f} | {acc} | – | {agree} |")  # fmt: skip
-    lines += ["", f"Max |Keras − tflite| over {r['test_samples']} test images: "
-              f"{r['max_abs_diff']:.2e}; parity needs argmax agreement ≥ {r['min_agreement']:.1%}.",
-              "", "| layer (output tensor) | op | stored | bytes | bits/weight |", "|---|---|---|---:|---:|"]  # fmt: skip
-    lines += [f"| {w['output']} | {w['op']} | {w['dtype']} | {w['bytes']} | {w['bits_per_weight']:.2f} |"
-              for w in r["weight_tensors"]]  # fmt: skip
+        lines.append(
+            f"| {name} baseline | {b['size_bytes'] / kib:.1f} | {b['gzip_bytes'] / kib:.1f} "
+            f"| {ratio:.1f} | {b['bits_per_weight']:.2f} | {acc} | – | {agree} |"
+        )
+    lines += [
+        "",
+        f"Max |Keras − tflite| over {r['test_samples']} test images: "
+        f"{r['max_abs_diff']:.2e}; parity needs argmax agreement ≥ {r['min_agreement']:.1%}.",
+        "",
+        "| layer (output tensor) | op | stored | bytes | bits/weight |",
+        "|---|---|---|---:|---:|",
+    ]
+    lines += [
+        f"| {w['output']} | {w['op']} | {w['dtype']} | {w['bytes']} | {w['bits_per_weight']:.2f} |"
+        for w in r["weight_tensors"]
+    ]
     inexact = [w for w in r["int8_weights"] if not w["exact"]]
     if inexact:
         lines += ["", "Weights whose levels do not fit int8 exactly:"]
@@ -282,8 +303,11 @@ def summary(run: runs.Run, report: dict[str, Any]) -> str:
     lines = [
         f"exported {run.file(runs.TFLITE)} ({r['converter']})",
         f"  size            {r['size_bytes'] / 1024:.1f} KiB, gzip {r['gzip_bytes'] / 1024:.1f} KiB"
-        + (f", {r['ratio_to_float']:.1f}× smaller than float32 ({r['float_size_bytes'] / 1024:.1f} KiB)"
-           if "ratio_to_float" in r else ""),
+        + (
+            f", {r['ratio_to_float']:.1f}× smaller than float32 ({r['float_size_bytes'] / 1024:.1f} KiB)"
+            if "ratio_to_float" in r
+            else ""
+        ),
         f"  weights         {r['bits_per_weight']:.2f} bits/weight stored on average",
         f"  accuracy        keras {r['keras_accuracy']:.4f}  tflite {r['tflite_accuracy']:.4f}"
         f"  ({r['test_samples']} test images, {r['interpreter']})",
@@ -292,14 +316,19 @@ def summary(run: runs.Run, report: dict[str, Any]) -> str:
         f"  binary MACs     {r['binary_mac_fraction']:.1%} of {sum(r['macs'].values()):,}",
         f"  ops             {ops}",
         f"  runs on         {'LCE interpreter only (custom ops)' if r['needs_lce'] else 'any TFLite interpreter'}",
-    ]  # fmt: skip
+    ]
     for name, b in r["baselines"].items():
         if "tflite_accuracy" in b:
-            lines.append(f"  {name:<6} baseline {b['size_bytes'] / 1024:.1f} KiB, gzip "
-                         f"{b['gzip_bytes'] / 1024:.1f} KiB, accuracy {b['tflite_accuracy']:.4f} "
-                         f"-> {run.file(b['file'])}")  # fmt: skip
-    lines += [f"  note            {w['tensor']}: {w['reason']}"
-              for w in r["int8_weights"] if not w["exact"]]  # fmt: skip
+            lines.append(
+                f"  {name:<6} baseline {b['size_bytes'] / 1024:.1f} KiB, gzip "
+                f"{b['gzip_bytes'] / 1024:.1f} KiB, accuracy {b['tflite_accuracy']:.4f} "
+                f"-> {run.file(b['file'])}"
+            )
+    lines += [
+        f"  note            {w['tensor']}: {w['reason']}"
+        for w in r["int8_weights"]
+        if not w["exact"]
+    ]
     lines += [f"  fallback        {f}" for f in r["conversion_failures"]]
     return "\n".join(lines)
 
@@ -308,17 +337,33 @@ def make_parser() -> argparse.ArgumentParser:
     p = cli.parser("python -m pipeline.export", __doc__.split("\n\n")[0])
     p.add_argument("--run", help="run directory (default: the latest run under --root)")
     p.add_argument("--root", type=Path, default=runs.DEFAULT_ROOT, help="where runs live")
-    p.add_argument("--min-agreement", type=float, default=MIN_AGREEMENT,
-                   help="fail when Keras/TFLite argmax agreement is below this")  # fmt: skip
-    p.add_argument("--baselines", action="store_true",
-                   help="also write and measure model_float.tflite and model_int8.tflite "
-                        "(post-training full int8) of the same network")  # fmt: skip
-    p.add_argument("--interpreter", default="lce", help=f"parity interpreter: {', '.join(INTERPRETERS)}")
-    p.add_argument("--allow-inexact-int8", action="store_true",
-                   help="store weights whose levels do not fit int8 exactly as plain int8 anyway")  # fmt: skip
+    p.add_argument(
+        "--min-agreement",
+        type=float,
+        default=MIN_AGREEMENT,
+        help="fail when Keras/TFLite argmax agreement is below this",
+    )
+    p.add_argument(
+        "--baselines",
+        action="store_true",
+        help="also write and measure model_float.tflite and model_int8.tflite "
+        "(post-training full int8) of the same network",
+    )
+    p.add_argument(
+        "--interpreter", default="lce", help=f"parity interpreter: {', '.join(INTERPRETERS)}"
+    )
+    p.add_argument(
+        "--allow-inexact-int8",
+        action="store_true",
+        help="store weights whose levels do not fit int8 exactly as plain int8 anyway",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--android", type=Path, metavar="DIR",
-                   help="also bundle the model into the Android demo project DIR")  # fmt: skip
+    p.add_argument(
+        "--android",
+        type=Path,
+        metavar="DIR",
+        help="also bundle the model into the Android demo project DIR",
+    )
     return p
 
 

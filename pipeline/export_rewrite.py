@@ -29,9 +29,11 @@ from typing import Any
 
 import numpy as np
 
+# isort: off
 import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
 import larq as lq
 import tensorflow as tf
+# isort: on
 
 BINARY_RTOL = 1e-6  # |W_q| equal to α_c within this: float32 rounding, not a second level
 
@@ -117,8 +119,12 @@ class DenseAsBinaryConv(tf.keras.layers.Layer):
 
 def _binary_config(config: dict[str, Any], alpha: np.ndarray) -> dict[str, Any]:
     scaled = not np.all(alpha == 1.0)
-    return {**config, "input_quantizer": "ste_sign", "kernel_constraint": None,
-            "kernel_quantizer": "magnitude_aware_sign" if scaled else "ste_sign"}  # fmt: skip
+    return {
+        **config,
+        "input_quantizer": "ste_sign",
+        "kernel_constraint": None,
+        "kernel_quantizer": "magnitude_aware_sign" if scaled else "ste_sign",
+    }
 
 
 def _rewrite_layer(layer: Any) -> tuple[Any, LayerPlan | None, list[np.ndarray] | None]:
@@ -131,8 +137,14 @@ def _rewrite_layer(layer: Any) -> tuple[Any, LayerPlan | None, list[np.ndarray] 
     binary_in = is_sign(layer.input_quantizer)
     alpha = channel_scales(w_q) if kind != "depthwise_conv2d" else None
     config = layer.get_config()
-    plan = LayerPlan(layer.name, kind, "baked", binary_in, alpha is not None,
-                     alpha is not None and not np.all(alpha == 1.0))  # fmt: skip
+    plan = LayerPlan(
+        layer.name,
+        kind,
+        "baked",
+        binary_in,
+        alpha is not None,
+        alpha is not None and not np.all(alpha == 1.0),
+    )
     if binary_in and alpha is not None:
         config = _binary_config(config, alpha)
         if kind == "conv2d":
@@ -140,8 +152,14 @@ def _rewrite_layer(layer: Any) -> tuple[Any, LayerPlan | None, list[np.ndarray] 
             return lq.layers.QuantConv2D.from_config(config), plan, [w_q, *bias]
         if len(layer.input_shape) == 2:
             plan.action = "dense->1x1 bconv"
-            conv = {**config, "filters": config["units"], "kernel_size": (1, 1),
-                    "strides": (1, 1), "padding": "valid", "name": "bconv"}  # fmt: skip
+            conv = {
+                **config,
+                "filters": config["units"],
+                "kernel_size": (1, 1),
+                "strides": (1, 1),
+                "padding": "valid",
+                "name": "bconv",
+            }
             conv.pop("units")
             new = DenseAsBinaryConv(conv, name=layer.name)
             return new, plan, [w_q.reshape(1, 1, *w_q.shape), *bias]
@@ -187,7 +205,9 @@ def float_reference(model: tf.keras.Model) -> tf.keras.Model:
         if _kind(layer) is None:
             return layer
         new = _baked(layer, layer.get_config())
-        pending.append((new, [effective_kernel(layer), *([layer.bias.numpy()] if layer.use_bias else [])]))
+        pending.append(
+            (new, [effective_kernel(layer), *([layer.bias.numpy()] if layer.use_bias else [])])
+        )
         return new
 
     baked = tf.keras.models.clone_model(model, clone_function=bake)

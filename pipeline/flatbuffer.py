@@ -98,9 +98,17 @@ class TFLiteModel:
             t = self.tensors[idx]
             if t.data is None:
                 continue  # computed at run time, not a stored weight
-            found.append(WeightInfo(op.type, t.name, t.shape, t.dtype, len(t.data),
-                                    _logical_weights(self, op),
-                                    self.tensors[op.outputs[0]].name.split(";")[0]))  # fmt: skip
+            found.append(
+                WeightInfo(
+                    op.type,
+                    t.name,
+                    t.shape,
+                    t.dtype,
+                    len(t.data),
+                    _logical_weights(self, op),
+                    self.tensors[op.outputs[0]].name.split(";")[0],
+                )
+            )
         return found
 
     def macs(self) -> dict[str, int]:

@@ -163,7 +163,9 @@ def _opcode_index(model: Any, builtin: int, version: int) -> int:
     return len(model.operatorCodes) - 1
 
 
-def int8_weights(flatbuffer: bytes, allow_inexact: bool = False) -> tuple[bytes, list[WeightReport]]:
+def int8_weights(
+    flatbuffer: bytes, allow_inexact: bool = False
+) -> tuple[bytes, list[WeightReport]]:
     """Store every low-bit float32 weight tensor as per-channel int8 (see module doc).
 
     ``allow_inexact`` also stores tensors whose levels do not fit, with plain max-abs
@@ -178,7 +180,11 @@ def int8_weights(flatbuffer: bytes, allow_inexact: bool = False) -> tuple[bytes,
     new_ops = []
     for op in graph.operators:
         code = codes[op.opcodeIndex]
-        kind = "" if code.customCode else names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "")
+        kind = (
+            ""
+            if code.customCode
+            else names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "")
+        )
         if kind in WEIGHT_OPS and len(op.inputs) > 1:
             idx = int(op.inputs[1])
             if idx not in dequantized:
@@ -217,9 +223,11 @@ def _quantize_weight(
     else:
         moved = np.moveaxis(w, axis, 0)
         rep.int8_error = max(plain_int8_error(c) for c in moved)
-        rep.reason = (f"{rep.levels} levels per channel do not lie on an int8 grid "
-                      f"(s·q, |q| <= {QMAX}); plain int8 would cost {rep.int8_error:.2e} "
-                      "of each channel's largest weight")  # fmt: skip
+        rep.reason = (
+            f"{rep.levels} levels per channel do not lie on an int8 grid "
+            f"(s·q, |q| <= {QMAX}); plain int8 would cost {rep.int8_error:.2e} "
+            "of each channel's largest weight"
+        )
         if not allow_inexact:
             return rep, None
         scales = np.maximum(np.abs(moved).reshape(len(moved), -1).max(1), 1e-30) / QMAX

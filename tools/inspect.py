@@ -24,11 +24,15 @@ METADATA_NAME = "bitlite_metadata"
 
 def interpreter_note(model: TFLiteModel) -> str:
     custom = model.custom_ops()
-    others = sorted({op.type for op in model.ops if not op.type.isupper() and op.type not in custom})
+    others = sorted(
+        {op.type for op in model.ops if not op.type.isupper() and op.type not in custom}
+    )
     if custom:
-        return (f"needs Larq Compute Engine's interpreter: custom ops {', '.join(custom)} are "
-                "not in stock TFLite or tflite-runtime (use larq_compute_engine's Interpreter "
-                "or a TFLite runtime built with LCE's kernels)")  # fmt: skip
+        return (
+            f"needs Larq Compute Engine's interpreter: custom ops {', '.join(custom)} are "
+            "not in stock TFLite or tflite-runtime (use larq_compute_engine's Interpreter "
+            "or a TFLite runtime built with LCE's kernels)"
+        )
     if others:
         return f"needs an interpreter that registers the custom ops {', '.join(others)}"
     return "any TFLite interpreter (builtin ops only: tflite-runtime, TensorFlow Lite)"
@@ -49,11 +53,18 @@ def inspect(data: bytes) -> dict[str, Any]:
         "custom_ops": model.custom_ops(),
         "interpreter": interpreter_note(model),
         "weights": [
-            {"op": w.op, "layer": w.output, "tensor": w.name, "dtype": w.dtype,
-             "shape": list(w.shape), "bytes": w.bytes, "count": w.count,
-             "bits_per_weight": round(w.bits_per_weight, 4)}
+            {
+                "op": w.op,
+                "layer": w.output,
+                "tensor": w.name,
+                "dtype": w.dtype,
+                "shape": list(w.shape),
+                "bytes": w.bytes,
+                "count": w.count,
+                "bits_per_weight": round(w.bits_per_weight, 4),
+            }
             for w in weights
-        ],  # fmt: skip
+        ],
         "weight_bytes": stored,
         "bits_per_weight": 8 * stored / count if count else 0.0,
         "macs": macs,
@@ -72,17 +83,26 @@ def render(path: Path, info: dict[str, Any]) -> str:
         f"{'op':<17} {'layer':<34} {'dtype':<8} {'bytes':>10} {'weights':>10} {'bits/w':>7}",
     ]
     for w in info["weights"]:
-        lines.append(f"{w['op']:<17} {w['layer'][-34:]:<34} {w['dtype']:<8} {w['bytes']:>10,} "
-                     f"{w['count']:>10,} {w['bits_per_weight']:>7.2f}")  # fmt: skip
-    lines.append(f"{'all weights':<17} {'':<34} {'':<8} {info['weight_bytes']:>10,} "
-                 f"{sum(w['count'] for w in info['weights']):>10,} {info['bits_per_weight']:>7.2f}")  # fmt: skip
+        lines.append(
+            f"{w['op']:<17} {w['layer'][-34:]:<34} {w['dtype']:<8} {w['bytes']:>10,} "
+            f"{w['count']:>10,} {w['bits_per_weight']:>7.2f}"
+        )
+    lines.append(
+        f"{'all weights':<17} {'':<34} {'':<8} {info['weight_bytes']:>10,} "
+        f"{sum(w['count'] for w in info['weights']):>10,} {info['bits_per_weight']:>7.2f}"
+    )
     macs = info["macs"]
-    lines += ["", "MACs per inference: " + ", ".join(
-        f"{k} {v:,} ({info['mac_fractions'][k]:.1%})" for k, v in macs.items())]  # fmt: skip
+    lines += [
+        "",
+        "MACs per inference: "
+        + ", ".join(f"{k} {v:,} ({info['mac_fractions'][k]:.1%})" for k, v in macs.items()),
+    ]
     app = info["app_metadata"]
     if app:
-        lines.append(f"app metadata: input {app.get('input_shape')} {app.get('input_dtype')}, "
-                     f"normalization {app.get('normalization')}, {len(app.get('labels', []))} labels")  # fmt: skip
+        lines.append(
+            f"app metadata: input {app.get('input_shape')} {app.get('input_dtype')}, "
+            f"normalization {app.get('normalization')}, {len(app.get('labels', []))} labels"
+        )
     return "\n".join(lines)
 
 

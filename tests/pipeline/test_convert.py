@@ -35,8 +35,9 @@ def fake_child(tmp_path, monkeypatch):
     script.write_text(FAKE_CHILD)
 
     def use(crash_on: str) -> None:
-        monkeypatch.setattr(convert, "child_command",
-                            lambda job: [sys.executable, str(script), str(job), crash_on])  # fmt: skip
+        monkeypatch.setattr(
+            convert, "child_command", lambda job: [sys.executable, str(script), str(job), crash_on]
+        )
 
     return use
 

@@ -100,12 +100,20 @@ XNOR = {"input_quantizer": "ste_sign", "kernel_quantizer": "magnitude_aware_sign
 HANDMADE = {
     "bnn": [{"kernel_quantizer": "ste_sign"}, SIGN, SIGN, SIGN],
     # XNOR-Net α per output channel; DoReFa's 1-bit E|W| (one α per layer) on dense1
-    "scaled_binary": [{"kernel_quantizer": "magnitude_aware_sign"}, XNOR,
-                      ({"input_quantizer": "ste_sign"}, _dorefa1), XNOR],
+    "scaled_binary": [
+        {"kernel_quantizer": "magnitude_aware_sign"},
+        XNOR,
+        ({"input_quantizer": "ste_sign"}, _dorefa1),
+        XNOR,
+    ],
     # float activations: BWN, ternary, power-of-two (7 octaves), DoReFa 4-bit weights
-    "low_bit": [{"kernel_quantizer": "magnitude_aware_sign"}, {"kernel_quantizer": "ste_tern"},
-                ({}, _po2(7)), {"kernel_quantizer": lq.quantizers.DoReFa(4, mode="weights")}],
-}  # fmt: skip
+    "low_bit": [
+        {"kernel_quantizer": "magnitude_aware_sign"},
+        {"kernel_quantizer": "ste_tern"},
+        ({}, _po2(7)),
+        {"kernel_quantizer": lq.quantizers.DoReFa(4, mode="weights")},
+    ],
+}
 LOW_BIT_LEVELS = {"conv1": 2, "conv2": 3, "dense1": 15, "dense2": 16}  # max per channel
 
 
@@ -234,8 +242,12 @@ def test_binary_layers_are_bitpacked_dense_included(exported, name):
     # 32 weights per int32 word: 32 input channels (conv) and 288/64 dense inputs
     assert all(w.bits_per_weight == 1.0 for w in bconv)
     actions = {p["layer"]: p["action"] for p in layers}
-    assert actions == {"conv1": "baked", "conv2": "bconv",
-                       "dense1": "dense->1x1 bconv", "dense2": "dense->1x1 bconv"}  # fmt: skip
+    assert actions == {
+        "conv1": "baked",
+        "conv2": "bconv",
+        "dense1": "dense->1x1 bconv",
+        "dense2": "dense->1x1 bconv",
+    }
     # the first layer (real-valued image input) is the only non-binary one, stored int8
     assert [w.dtype for w in fb.weights() if w.op == "CONV_2D"] == ["int8"]
 
@@ -304,8 +316,18 @@ def test_export_run_writes_model_sidecar_and_reports(exported_run):
     model = run.file(runs.TFLITE).read_bytes()
     assert len(model) == report["size_bytes"]
     meta = json.loads(Path(run.file(MODEL_JSON)).read_text())
-    for key in ("format", "model", "method", "dataset", "input_shape", "input_dtype",
-                "normalization", "labels", "needs_lce", "output"):  # fmt: skip
+    for key in (
+        "format",
+        "model",
+        "method",
+        "dataset",
+        "input_shape",
+        "input_dtype",
+        "normalization",
+        "labels",
+        "needs_lce",
+        "output",
+    ):
         assert key in meta
     assert json.loads(read_model(model).metadata["bitlite_metadata"]) == meta
     md = run.file("export_report.md").read_text()
@@ -375,10 +397,22 @@ def test_end_to_end_from_the_command_line(tmp_path):
     out = tmp_path / "e2e"
     common = {"capture_output": True, "text": True, "timeout": 600}
     train = subprocess.run(
-        [sys.executable, "-m", "pipeline.train", "--train-samples", "512", "--test-samples",
-         "200", "--epochs", "1", "--out", str(out), "--quiet"],
+        [
+            sys.executable,
+            "-m",
+            "pipeline.train",
+            "--train-samples",
+            "512",
+            "--test-samples",
+            "200",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
         **common,
-    )  # fmt: skip
+    )
     assert train.returncode == 0, train.stderr
     export = subprocess.run(
         [sys.executable, "-m", "pipeline.export", "--run", str(out), "--quiet"], **common

@@ -35,8 +35,9 @@ def test_channel_scales_accepts_only_one_magnitude_per_channel():
 @pytest.mark.parametrize("kernel_quantizer", ["ste_sign", "magnitude_aware_sign"])
 def test_binary_dense_becomes_a_1x1_binary_conv_with_the_same_outputs(kernel_quantizer):
     x = inputs = tf.keras.Input((200,))
-    layer = lq.layers.QuantDense(48, input_quantizer="ste_sign", use_bias=True,
-                                 kernel_quantizer=kernel_quantizer)  # fmt: skip
+    layer = lq.layers.QuantDense(
+        48, input_quantizer="ste_sign", use_bias=True, kernel_quantizer=kernel_quantizer
+    )
     model = tf.keras.Model(inputs, layer(x))
     layer.bias.assign(rng.normal(size=48).astype(np.float32))
     data = rng.normal(size=(256, 200)).astype(np.float32)
@@ -45,8 +46,9 @@ def test_binary_dense_becomes_a_1x1_binary_conv_with_the_same_outputs(kernel_qua
     assert plans[0].scaled == (kernel_quantizer == "magnitude_aware_sign")
     (new,) = [ly for ly in rewritten.layers if isinstance(ly, er.DenseAsBinaryConv)]
     assert new.conv.kernel.shape == (1, 1, 200, 48)
-    np.testing.assert_allclose(rewritten.predict(data, verbose=0), model.predict(data, verbose=0),
-                               rtol=1e-6, atol=1e-4)  # fmt: skip
+    np.testing.assert_allclose(
+        rewritten.predict(data, verbose=0), model.predict(data, verbose=0), rtol=1e-6, atol=1e-4
+    )
 
 
 def test_non_binary_layers_are_baked_and_the_float_reference_matches():
@@ -61,5 +63,6 @@ def test_non_binary_layers_are_baked_and_the_float_reference_matches():
     assert baked.kernel_quantizer is None
     assert set(np.unique(baked.kernel.numpy() / np.abs(baked.kernel.numpy()).max())) <= {-1, 0, 1}
     for other in (rewritten, er.float_reference(model)):
-        np.testing.assert_allclose(other.predict(data, verbose=0), model.predict(data, verbose=0),
-                                   rtol=1e-6, atol=1e-5)  # fmt: skip
+        np.testing.assert_allclose(
+            other.predict(data, verbose=0), model.predict(data, verbose=0), rtol=1e-6, atol=1e-5
+        )

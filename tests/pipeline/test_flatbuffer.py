@@ -7,7 +7,9 @@ import pytest
 from pipeline.flatbuffer import ModelFormatError, Op, custom_options, read_model
 
 
-@pytest.mark.parametrize("blob", [b"", b"TFL3", b"\x00" * 64, b"\x10\x00\x00\x00TFL3" + b"\xff" * 40])
+@pytest.mark.parametrize(
+    "blob", [b"", b"TFL3", b"\x00" * 64, b"\x10\x00\x00\x00TFL3" + b"\xff" * 40]
+)
 def test_garbage_is_a_model_format_error(blob):
     with pytest.raises(ModelFormatError):
         read_model(blob)

@@ -57,8 +57,9 @@ def test_grid_with_unused_first_level_still_fits():
 @pytest.fixture(scope="module")
 def ternary_tflite():
     """A float TFLite model (stock converter, in-process) whose dense weights are ternary."""
-    import pipeline  # noqa: F401
     import tensorflow as tf
+
+    import pipeline  # noqa: F401
 
     x = inputs = tf.keras.Input((16,))
     dense = tf.keras.layers.Dense(8)

@@ -41,7 +41,11 @@ def _op(model, graph, code: int | str, inputs, outputs, options: bytes = b"") ->
     oc.version = 1
     model.operatorCodes.append(oc)
     op = s.OperatorT()
-    op.opcodeIndex, op.inputs, op.outputs = len(model.operatorCodes) - 1, list(inputs), list(outputs)
+    op.opcodeIndex, op.inputs, op.outputs = (
+        len(model.operatorCodes) - 1,
+        list(inputs),
+        list(outputs),
+    )
     if options:
         op.customOptions = list(options)
     graph.operators.append(op)
@@ -81,17 +85,37 @@ def known_model(lce: bool = True) -> bytes:
 def test_bits_per_weight_and_macs_of_a_known_file():
     info = inspect(known_model())
     rows = {w["op"]: w for w in info["weights"]}
-    assert rows["CONV_2D"] == {**rows["CONV_2D"], "dtype": "float32", "bytes": 4608,
-                               "count": 1152, "bits_per_weight": 32.0}  # fmt: skip
+    assert rows["CONV_2D"] == {
+        **rows["CONV_2D"],
+        "dtype": "float32",
+        "bytes": 4608,
+        "count": 1152,
+        "bits_per_weight": 32.0,
+    }
     # 8 input channels in a 32-bit word: 4 bits stored per binary weight
-    assert rows["LceBconv2d"] == {**rows["LceBconv2d"], "dtype": "int32", "bytes": 576,
-                                  "count": 1152, "bits_per_weight": 4.0}  # fmt: skip
-    assert rows["FULLY_CONNECTED"] == {**rows["FULLY_CONNECTED"], "dtype": "int8",
-                                       "bytes": 10240, "count": 10240, "bits_per_weight": 8.0}  # fmt: skip
+    assert rows["LceBconv2d"] == {
+        **rows["LceBconv2d"],
+        "dtype": "int32",
+        "bytes": 576,
+        "count": 1152,
+        "bits_per_weight": 4.0,
+    }
+    assert rows["FULLY_CONNECTED"] == {
+        **rows["FULLY_CONNECTED"],
+        "dtype": "int8",
+        "bytes": 10240,
+        "count": 10240,
+        "bits_per_weight": 8.0,
+    }
     assert info["macs"] == {"binary": 64 * 16 * 72, "int8": 0, "float": 64 * 16 * 72 + 10240}
     assert info["custom_ops"] == ["LceBconv2d"]
-    assert info["ops"] == {"CONV_2D": 1, "DEQUANTIZE": 1, "FULLY_CONNECTED": 1,
-                           "LceBconv2d": 1, "RESHAPE": 1}  # fmt: skip
+    assert info["ops"] == {
+        "CONV_2D": 1,
+        "DEQUANTIZE": 1,
+        "FULLY_CONNECTED": 1,
+        "LceBconv2d": 1,
+        "RESHAPE": 1,
+    }
     assert info["weight_bytes"] == 4608 + 576 + 10240
 
 
@@ -102,8 +126,13 @@ def test_interpreter_is_named_plainly():
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     root = Path(__file__).resolve().parents[2]
-    return subprocess.run([sys.executable, "-m", "tools.inspect", *args], cwd=root,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "tools.inspect", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_cli_prints_table_and_json(tmp_path):
@@ -111,9 +140,13 @@ def test_cli_prints_table_and_json(tmp_path):
     path.write_bytes(known_model())
     out = _cli(str(path))
     assert out.returncode == 0, out.stderr
-    assert "LceBconv2d" in out.stdout and "4.00" in out.stdout and "Larq Compute Engine" in out.stdout
+    assert (
+        "LceBconv2d" in out.stdout and "4.00" in out.stdout and "Larq Compute Engine" in out.stdout
+    )
     data = json.loads(_cli(str(path), "--json").stdout)
-    assert data["bits_per_weight"] == pytest.approx(8 * (4608 + 576 + 10240) / (1152 + 1152 + 10240))
+    assert data["bits_per_weight"] == pytest.approx(
+        8 * (4608 + 576 + 10240) / (1152 + 1152 + 10240)
+    )
 
 
 @pytest.mark.parametrize("cut", [7, 100, -300])
