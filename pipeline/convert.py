@@ -117,7 +117,7 @@ def _run_child(
             np.save(job["representative"], representative)
         job_path = Path(tmp) / "job.json"
         job_path.write_text(json.dumps(job))
-        proc = _spawn(child_command(job_path))
+        proc = _spawn(child_command(job_path), TIMEOUT_S * len(items))
         error = "" if proc.returncode == 0 else _describe_failure(proc)
         results = []
         for item in job["items"]:
@@ -137,13 +137,13 @@ def child_command(job_path: Path) -> list[str]:
     return [sys.executable, "-m", "pipeline.convert", str(job_path)]
 
 
-def _spawn(cmd: list[str]) -> subprocess.CompletedProcess:
+def _spawn(cmd: list[str], timeout: float) -> subprocess.CompletedProcess:
     root = str(Path(__file__).resolve().parent.parent)  # the child imports this checkout
     env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
-        raise ConversionError(f"conversion took over {TIMEOUT_S} s and was stopped") from None
+        raise ConversionError(f"conversion took over {timeout:.0f} s and was stopped") from None
 
 
 def _describe_failure(proc: subprocess.CompletedProcess) -> str:
