@@ -82,6 +82,35 @@ class TFLiteModel:
     def custom_ops(self) -> list[str]:
         return sorted({op.type for op in self.ops if op.type.startswith("Lce")})
 
+    def producer(self, tensor: int) -> Op | None:
+        return next((op for op in self.ops if tensor in op.outputs), None)
+
+    def weights(self) -> list[WeightInfo]:
+        """Each weight tensor as stored in the file, behind any DEQUANTIZE (int8 weights)."""
+        found = []
+        for op in self.ops:
+            if op.type not in WEIGHT_OPS or len(op.inputs) < 2:
+                continue
+            idx = op.inputs[1]
+            source = self.producer(idx)
+            if source is not None and source.type == "DEQUANTIZE":
+                idx = source.inputs[0]
+            t = self.tensors[idx]
+            if t.data is None:
+                continue  # computed at run time, not a stored weight
+            found.append(
+                WeightInfo(
+                    op.type,
+                    t.name,
+                    t.shape,
+                    t.dtype,
+                    len(t.data),
+                    _logical_weights(self, op),
+                    self.tensors[op.outputs[0]].name.split(";")[0],
+                )
+            )
+        return found
+
     def macs(self) -> dict[str, int]:
         """Multiply-accumulates per inference by kind: binary (LceBconv2d), int8, float."""
         totals: Counter[str] = Counter()
@@ -92,16 +121,44 @@ class TFLiteModel:
         return {k: int(totals.get(k, 0)) for k in ("binary", "int8", "float")}
 
 
+WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "LceBconv2d")
+
+
+@dataclass
+class WeightInfo:
+    op: str
+    name: str
+    shape: tuple[int, ...]  # as stored (LceBconv2d: 32 input channels per int32)
+    dtype: str
+    bytes: int
+    count: int  # weights the op multiplies with (unpacked)
+    output: str = ""  # the op's output tensor: names the layer when the weight is "arith.constant"
+
+    @property
+    def bits_per_weight(self) -> float:
+        return 8 * self.bytes / self.count if self.count else 0.0
+
+
+def _logical_weights(model: TFLiteModel, op: Op) -> int:
+    shape = model.tensors[op.inputs[1]].shape
+    if op.type == "LceBconv2d":  # (out, kh, kw, words): channels_in bits used of each row
+        return int(shape[0] * shape[1] * shape[2] * int(custom_options(op)["channels_in"]))
+    return int(np.prod(shape))
+
+
 def _op_macs(model: TFLiteModel, op: Op) -> tuple[str, int]:
-    if op.type not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "LceBconv2d"):
+    if op.type not in WEIGHT_OPS:
         return "", 0
     out = model.tensors[op.outputs[0]]
     weights = model.tensors[op.inputs[1]]
     out_elems = int(np.prod(out.shape)) if out.shape else 0
     if op.type == "LceBconv2d":
+        # The output may be bitpacked (32 channels per int32 when a binary layer follows):
+        # count output positions times the filter count instead of output elements.
         channels_in = int(custom_options(op).get("channels_in", 0))
-        _, kh, kw, _ = weights.shape
-        return "binary", out_elems * kh * kw * channels_in
+        filters, kh, kw, _ = weights.shape
+        positions = int(np.prod(out.shape[:-1])) if out.shape else 0
+        return "binary", positions * filters * kh * kw * channels_in
     if op.type == "CONV_2D":
         _, kh, kw, cin = weights.shape
         per_output = kh * kw * cin
@@ -109,7 +166,9 @@ def _op_macs(model: TFLiteModel, op: Op) -> tuple[str, int]:
         per_output = weights.shape[1] * weights.shape[2]
     else:  # FULLY_CONNECTED: weights (units, in_features)
         per_output = weights.shape[-1]
-    kind = "int8" if weights.dtype == "int8" else "float"
+    # int8 arithmetic needs int8 activations too; int8 weights behind a DEQUANTIZE (our
+    # low-bit storage) are multiplied in float.
+    kind = "int8" if model.tensors[op.inputs[0]].dtype == "int8" else "float"
     return kind, out_elems * per_output
 
 
@@ -124,7 +183,8 @@ def read_model(data: bytes) -> TFLiteModel:
         raise
     except Exception as err:  # flatbuffers raises bare struct/index errors on bad input
         raise ModelFormatError(
-            f"corrupt or truncated .tflite file ({type(err).__name__})"
+            f"corrupt or truncated .tflite file ({len(data):,} bytes; the flatbuffer does not "
+            f"parse: {type(err).__name__}: {str(err)[:80]})"
         ) from None
 
 

@@ -1,25 +1,346 @@
-"""Export of a trained run: LCE conversion, parity on the test set, reports."""
+"""Export parity and storage for every method and every kind of weight.
+
+All tiny models convert in ONE child process (``convert_many``: one TensorFlow start-up),
+then run through LCE's interpreter. Parity tolerance: argmax agreement >= 99.9 % on 1,000
+random inputs (at most one disagreement; a tie broken differently by float32 summation
+order is the only legitimate cause) and max |Keras - tflite| <= 1e-4 on softmax outputs.
+"""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
-from pipeline import cli, runs
-from pipeline.errors import ParityError, UsageError
-from pipeline.export import export_run, main
+import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
+
+tf = pytest.importorskip("tensorflow")
+lq = pytest.importorskip("larq")
+
+SAMPLES = 1000
+INPUT = (8, 8, 1)
+
+
+def _randomize_batch_norm(model, rng: np.random.Generator) -> None:
+    """Untrained BN is the identity; random statistics make parity a real test."""
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            new = []
+            for w, v in zip(layer.weights, layer.get_weights(), strict=True):
+                if "variance" in w.name:
+                    new.append(rng.uniform(0.5, 2.0, v.shape).astype(np.float32))
+                elif "gamma" in w.name:
+                    new.append(rng.uniform(0.5, 1.5, v.shape).astype(np.float32))
+                else:
+                    new.append(rng.normal(0, 0.3, v.shape).astype(np.float32))
+            layer.set_weights(new)
+
+
+def _layer_kwargs(spec) -> tuple[dict, Any]:
+    return (spec, None) if isinstance(spec, dict) else spec
+
+
+def _net(specs: list, relu: bool = False):
+    """conv(first) -> conv -> pool -> BN -> flatten -> dense(64) -> BN -> dense(10) -> BN.
+
+    ``specs``: per layer, larq kwargs or (kwargs, kernel setter); the setter writes weights
+    that already lie on a method's grid (for quantizers larq does not have)."""
+    x = tf.keras.Input(INPUT)
+    kw = [_layer_kwargs(spec)[0] for spec in specs]
+    setters = {}
+    layers = [
+        lq.layers.QuantConv2D(32, 3, padding="same", use_bias=False, name="conv1", **kw[0]),
+        lq.layers.QuantConv2D(32, 3, use_bias=False, name="conv2", **kw[1]),
+        lq.layers.QuantDense(64, use_bias=False, name="dense1", **kw[2]),
+        lq.layers.QuantDense(10, use_bias=True, name="dense2", **kw[3]),
+    ]
+    for layer, spec in zip(layers, specs, strict=True):
+        setters[layer.name] = _layer_kwargs(spec)[1]
+    h = layers[0](x)
+    h = tf.keras.layers.BatchNormalization()(h)
+    h = layers[1](h)
+    h = tf.keras.layers.MaxPool2D(2)(h)
+    h = tf.keras.layers.BatchNormalization()(h)
+    h = tf.keras.layers.Flatten()(h)
+    h = layers[2](h)
+    h = tf.keras.layers.BatchNormalization()(h)
+    if relu:  # a float-activation net; BN straight into a dense layer would be folded
+        h = tf.keras.layers.ReLU()(h)  # into its input columns by the converter
+    h = layers[3](h)
+    # A final BN, as in the real models: without it a binary net's logits are integer
+    # multiples of α, and exact ties make argmax depend on summation order.
+    h = tf.keras.layers.BatchNormalization()(h)
+    model = tf.keras.Model(x, tf.keras.layers.Softmax()(h))
+    rng = np.random.default_rng(1)
+    for layer in layers:
+        if setters[layer.name] is not None:
+            layer.kernel.assign(setters[layer.name](layer.kernel.numpy(), rng).astype(np.float32))
+    return model
+
+
+def _dorefa1(k, rng):  # DoReFa's 1-bit weights: E|W| sign(W), one scale per layer
+    return np.abs(k).mean() * np.where(k >= 0, 1.0, -1.0)
+
+
+def _po2(octaves):
+    def fn(k, rng):
+        exps = rng.integers(-octaves + 1, 1, k.shape)
+        return rng.choice([-1.0, 0.0, 1.0], k.shape) * 2.0**exps * 0.25
+
+    return fn
+
+
+SIGN = {"input_quantizer": "ste_sign", "kernel_quantizer": "ste_sign"}
+XNOR = {"input_quantizer": "ste_sign", "kernel_quantizer": "magnitude_aware_sign"}
+
+# Each net: first layer (real-valued input), conv, dense, dense.
+HANDMADE = {
+    "bnn": [{"kernel_quantizer": "ste_sign"}, SIGN, SIGN, SIGN],
+    # XNOR-Net α per output channel; DoReFa's 1-bit E|W| (one α per layer) on dense1
+    "scaled_binary": [
+        {"kernel_quantizer": "magnitude_aware_sign"},
+        XNOR,
+        ({"input_quantizer": "ste_sign"}, _dorefa1),
+        XNOR,
+    ],
+    # float activations: BWN, ternary, power-of-two (7 octaves), DoReFa 4-bit weights
+    "low_bit": [
+        {"kernel_quantizer": "magnitude_aware_sign"},
+        {"kernel_quantizer": "ste_tern"},
+        ({}, _po2(7)),
+        {"kernel_quantizer": lq.quantizers.DoReFa(4, mode="weights")},
+    ],
+}
+LOW_BIT_LEVELS = {"conv1": 2, "conv2": 3, "dense1": 15, "dense2": 16}  # max per channel
+
+
+def _method_names() -> list[str]:
+    from pipeline.methods import method_names
+
+    return method_names()
+
+
+def _registry_branch(name: str, inputs):
+    """The tiny net built through a registered method (its own quantizers and policy)."""
+    from pipeline.methods import Position, make_method
+
+    method = make_method(name)
+    x = method.conv2d(32, 3, Position.FIRST, padding="same")(inputs)
+    x = method.normalization()(x)
+    x = method.activation(x)
+    x = method.conv2d(32, 3, Position.HIDDEN)(x)
+    x = tf.keras.layers.MaxPool2D(2)(x)
+    x = method.normalization()(x)
+    x = method.activation(x)
+    x = tf.keras.layers.Flatten()(x)
+    x = method.dense(64, Position.HIDDEN)(x)
+    x = method.normalization()(x)
+    x = method.activation(x)
+    x = method.dense(10, Position.LAST)(x)
+    x = method.normalization()(x)
+    return method, tf.keras.layers.Softmax()(x)
+
+
+def _registry_models(names: list[str]) -> dict[str, tuple[object, list[str]]]:
+    """Methods that keep the Keras model as built share ONE model (a branch each, outputs
+    concatenated: one conversion covers them all); a method that wraps the model (TF-MOT
+    QAT) gets its own."""
+    from pipeline.methods import Method
+
+    inputs = tf.keras.Input(INPUT)
+    shared, outs, models = [], [], {}
+    for name in names:
+        method, out = _registry_branch(name, inputs)
+        if type(method).wrap_model is Method.wrap_model:
+            shared.append(name)
+            outs.append(out)
+        else:
+            alone = tf.keras.Input(INPUT)
+            method, out = _registry_branch(name, alone)
+            models[f"method:{name}"] = (method.wrap_model(tf.keras.Model(alone, out)), [name])
+    cat = tf.keras.layers.Concatenate()(outs) if len(outs) > 1 else outs[0]
+    models["methods"] = (tf.keras.Model(inputs, cat), shared)
+    return models
 
 
 @pytest.fixture(scope="module")
-def exported(exported_run):
-    return exported_run
+def exported(tmp_path_factory):
+    """name -> (keras outputs, raw LCE flatbuffer, final flatbuffer, int8 reports, layers)."""
+    from pipeline.convert import convert_many
+    from pipeline.tflite_rewrite import int8_weights
+
+    rng = np.random.default_rng(0)
+    tf.keras.utils.set_random_seed(0)
+    tmp = tmp_path_factory.mktemp("export")
+    x = rng.uniform(-1, 1, (SAMPLES, *INPUT)).astype(np.float32)
+    models = {name: _net(specs, relu=name == "low_bit") for name, specs in HANDMADE.items()}
+    branches = _registry_models(_method_names())
+    models.update({name: model for name, (model, _) in branches.items()})
+    paths = []
+    for name, model in models.items():
+        _randomize_batch_norm(model, rng)
+        paths.append(tmp / f"{name.replace(':', '_')}.keras")
+        model.save(paths[-1])
+    conversions = convert_many(paths)
+    out = {}
+    for (name, model), conv in zip(models.items(), conversions, strict=True):
+        final, reports = int8_weights(conv.flatbuffer)
+        out[name] = (model.predict(x, verbose=0), conv.flatbuffer, final, reports, conv.layers)
+    return x, out, {name: names for name, (_, names) in branches.items()}
 
 
-def test_export_writes_a_binary_tflite_that_matches_keras(exported):
-    run, report = exported
+def _check_parity(x, keras_out, flatbuffer, branches: int = 1):
+    from pipeline.export import lce_predict
+
+    got = lce_predict(flatbuffer, x)
+    assert got.shape == keras_out.shape
+    for b in range(branches):  # one 10-way softmax per branch
+        k, g = keras_out[:, 10 * b : 10 * (b + 1)], got[:, 10 * b : 10 * (b + 1)]
+        agreement = np.mean(g.argmax(-1) == k.argmax(-1))
+        assert agreement >= 0.999, (b, agreement)
+        assert np.abs(g - k).max() <= 1e-4
+
+
+@pytest.mark.parametrize("name", sorted(HANDMADE))
+def test_handmade_models_export_with_parity(exported, name):
+    x, out, _ = exported
+    keras_out, _, final, _, _ = out[name]
+    _check_parity(x, keras_out, final)
+
+
+def test_every_registered_method_exports_with_parity(exported):
+    x, out, groups = exported
+    covered = [n for names in groups.values() for n in names]
+    assert sorted(covered) == _method_names() and {"float", "bnn"} <= set(covered)
+    for group, names in groups.items():
+        keras_out, _, final, _, _ = out[group]
+        _check_parity(x, keras_out, final, branches=len(names))
+
+
+def test_registered_binary_method_is_bitpacked(exported):
+    from pipeline.flatbuffer import read_model
+
+    _, out, _ = exported
+    ops = read_model(out["methods"][2]).op_counts()
+    assert ops.get("LceBconv2d", 0) >= 3  # bnn's conv and both dense layers
+
+
+@pytest.mark.parametrize("name", ["bnn", "scaled_binary"])
+def test_binary_layers_are_bitpacked_dense_included(exported, name):
+    from pipeline.flatbuffer import read_model
+
+    _, out, _ = exported
+    _, _, final, _, layers = out[name]
+    fb = read_model(final)
+    assert fb.op_counts().get("LceBconv2d") == 3  # conv + both dense layers
+    assert "FULLY_CONNECTED" not in fb.op_counts()
+    bconv = [w for w in fb.weights() if w.op == "LceBconv2d"]
+    assert [w.dtype for w in bconv] == ["int32"] * 3
+    # 32 weights per int32 word: 32 input channels (conv) and 288/64 dense inputs
+    assert all(w.bits_per_weight == 1.0 for w in bconv)
+    actions = {p["layer"]: p["action"] for p in layers}
+    assert actions == {
+        "conv1": "baked",
+        "conv2": "bconv",
+        "dense1": "dense->1x1 bconv",
+        "dense2": "dense->1x1 bconv",
+    }
+    # the first layer (real-valued image input) is the only non-binary one, stored int8
+    assert [w.dtype for w in fb.weights() if w.op == "CONV_2D"] == ["int8"]
+
+
+def test_scaled_binary_weights_fold_into_the_multiplier(exported):
+    from pipeline.flatbuffer import read_model
+
+    _, out, _ = exported
+    plans = {p["layer"]: p for p in out["scaled_binary"][4]}
+    assert all(plans[n]["scaled"] for n in ("conv2", "dense1", "dense2"))
+    fb = read_model(out["scaled_binary"][2])
+    bconv = [op for op in fb.ops if op.type == "LceBconv2d"]
+    # XNOR's α_c differs per channel and ends in LceBconv2d's post-activation multiplier
+    # (a bconv writing bitpacked output has thresholds instead: input 2 is then absent)
+    multipliers = [fb.tensors[op.inputs[2]].data for op in bconv if op.inputs[2] >= 0]
+    assert multipliers and all(np.ptp(np.frombuffer(m, np.float32)) > 0 for m in multipliers)
+
+
+def test_low_bit_weights_stored_as_exact_int8(exported):
+    from pipeline.flatbuffer import read_model
+
+    _, out, _ = exported
+    _, raw, final, reports, _ = out["low_bit"]
+    assert len(reports) == 4 and all(r.exact and r.stored == "int8" for r in reports)
+    assert sorted(r.levels for r in reports) == sorted(LOW_BIT_LEVELS.values())
+    fb = read_model(final)
+    assert not fb.custom_ops()
+    assert {w.dtype for w in fb.weights()} == {"int8"}
+    assert len(final) < len(raw) / 3
+
+
+def test_ternary_weights_round_trip_exactly_through_int8(exported):
+    from pipeline import tflite_rewrite as tr
+
+    _, out, _ = exported
+    _, raw, final, reports, _ = out["low_bit"]
+    before, after = tr.load(raw), tr.load(final)
+    graph = after.subgraphs[0]
+    ternary = [r.tensor for r in reports if r.levels == 3]
+    assert len(ternary) == 1
+    t = next(t for t in graph.tensors if tr._name(t.name) == ternary[0])
+    w = np.frombuffer(bytes(before.buffers[t.buffer].data), np.float32)
+    q = np.frombuffer(bytes(after.buffers[t.buffer].data), np.int8)
+    assert t.type == tr.schema().TensorType.INT8 and set(np.unique(q)) == {-1, 0, 1}
+    scale = np.asarray(t.quantization.scale, np.float32)
+    shape = [int(d) for d in t.shape]
+    back = q.reshape(shape).astype(np.float32) * scale.reshape(-1, 1, 1, 1)  # axis 0
+    np.testing.assert_array_equal(back.ravel(), w)  # bit-exact
+
+
+def test_export_run_writes_model_sidecar_and_reports(exported_run):
+    from pipeline import runs
+    from pipeline.export import MODEL_JSON
+    from pipeline.flatbuffer import read_model
+
+    run, report = exported_run
+    assert report["parity_ok"] and report["converter"] == "lce+rewrite"
+    assert abs(report["tflite_accuracy"] - report["keras_accuracy"]) <= 0.0005
+    assert "larq_compute_engine" in report["interpreter"]
+    assert report["ratio_to_float"] >= 25  # binary LeNet-5, dense layers bitpacked
+    assert report["ops"]["LceBconv2d"] == 3 and "FULLY_CONNECTED" not in report["ops"]
+    assert report["gzip_bytes"] < report["size_bytes"] * 1.01
+    assert report["baselines"]["float"]["tflite_accuracy"] == pytest.approx(
+        report["keras_accuracy"]
+    )
+    model = run.file(runs.TFLITE).read_bytes()
+    assert len(model) == report["size_bytes"]
+    meta = json.loads(Path(run.file(MODEL_JSON)).read_text())
+    for key in (
+        "format",
+        "model",
+        "method",
+        "dataset",
+        "input_shape",
+        "input_dtype",
+        "normalization",
+        "labels",
+        "needs_lce",
+        "output",
+    ):
+        assert key in meta
+    assert json.loads(read_model(model).metadata["bitlite_metadata"]) == meta
+    md = run.file("export_report.md").read_text()
+    assert "model.tflite" in md and "LceBconv2d" in md
+    leftovers = [p.name for p in run.path.iterdir() if p.name.startswith(".")]
+    assert not leftovers  # atomic writes leave no temporary files
+
+
+# -- the trained run (session fixture shared with the Android contract tests) ------------
+def test_export_writes_a_binary_tflite_that_matches_keras(exported_run):
+    from pipeline import runs
+
+    run, report = exported_run
     assert run.file(runs.TFLITE).read_bytes()[4:8] == b"TFL3"
     assert report["ops"]["LceBconv2d"] >= 1  # the hidden binary convolution is bitpacked
     assert report["argmax_agreement"] >= 0.999 and report["parity_ok"]
@@ -30,21 +351,34 @@ def test_export_writes_a_binary_tflite_that_matches_keras(exported):
     assert json.loads(run.file(runs.EXPORT_REPORT).read_text()) == report
 
 
-def test_sidecar_tells_apps_how_to_feed_the_model(exported):
-    run, _ = exported
+def test_sidecar_tells_apps_how_to_feed_the_model(exported_run):
+    run, _ = exported_run
     meta = json.loads(run.file("model.json").read_text())
     assert meta["input_shape"] == [28, 28, 1] and meta["labels"] == [str(d) for d in range(10)]
     assert meta["normalization"] == {"scale": 1 / 127.5, "offset": -1.0}
     assert meta["needs_lce"] is True
 
 
-def test_broken_parity_fails_the_export(exported):
-    run, _ = exported
+def test_broken_parity_fails_the_export_and_writes_no_model(exported_run, monkeypatch):
+    """The converter is stood in by the run's own export (no second conversion)."""
+    from pipeline import convert, runs
+    from pipeline.errors import ParityError
+    from pipeline.export import export_run
+
+    run, _ = exported_run
+    before = run.file(runs.TFLITE).stat().st_mtime_ns
+    done = convert.Conversion(run.file(runs.TFLITE).read_bytes(), "lce+rewrite")
+    monkeypatch.setattr(convert, "convert", lambda *a, **k: done)
     with pytest.raises(ParityError, match="parity broken"):
-        export_run(run, min_agreement=1.01)  # no model can agree on more than 100 %
+        export_run(run, min_agreement=1.01, baselines=())  # nothing agrees on > 100 %
+    assert run.file(runs.TFLITE).stat().st_mtime_ns == before
 
 
 def test_export_without_any_run_says_how_to_get_one(tmp_path, capsys):
+    from pipeline import cli, runs
+    from pipeline.errors import UsageError
+    from pipeline.export import main
+
     with pytest.raises(SystemExit) as exit_info:
         cli.run(main, ["--root", str(tmp_path)])
     assert exit_info.value.code == 2
@@ -55,6 +389,11 @@ def test_export_without_any_run_says_how_to_get_one(tmp_path, capsys):
 
 def test_end_to_end_from_the_command_line(tmp_path):
     """The two CLIs as a user runs them: train a small subset, then export it."""
+    import subprocess
+    import sys
+
+    from pipeline import runs
+
     out = tmp_path / "e2e"
     common = {"capture_output": True, "text": True, "timeout": 600}
     train = subprocess.run(

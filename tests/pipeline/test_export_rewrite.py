@@ -1,0 +1,68 @@
+"""Keras-level rewrites: the rewritten model computes what the trained one computes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
+
+tf = pytest.importorskip("tensorflow")
+lq = pytest.importorskip("larq")
+
+from pipeline import export_rewrite as er  # noqa: E402
+
+rng = np.random.default_rng(0)
+
+
+def test_sign_detection_is_numeric():
+    assert er.is_sign(lq.quantizers.SteSign())
+    assert er.is_sign(lq.quantizers.get("approx_sign"))  # same forward, other gradient
+    assert not er.is_sign(lq.quantizers.SteTern())
+    assert not er.is_sign(lq.quantizers.SteHeaviside())  # {0, 1}: not ±1
+    assert not er.is_sign(None)
+
+
+def test_channel_scales_accepts_only_one_magnitude_per_channel():
+    signs = rng.choice([-1.0, 1.0], (3, 3, 8, 4)).astype(np.float32)
+    alpha = np.array([0.5, 1.0, 2.0, 0.25], np.float32)
+    np.testing.assert_array_equal(er.channel_scales(signs * alpha), alpha)
+    tern = signs * rng.choice([0.0, 1.0], signs.shape).astype(np.float32)
+    assert er.channel_scales(tern) is None
+    assert er.channel_scales(signs * rng.uniform(1, 2, signs.shape).astype(np.float32)) is None
+
+
+@pytest.mark.parametrize("kernel_quantizer", ["ste_sign", "magnitude_aware_sign"])
+def test_binary_dense_becomes_a_1x1_binary_conv_with_the_same_outputs(kernel_quantizer):
+    x = inputs = tf.keras.Input((200,))
+    layer = lq.layers.QuantDense(
+        48, input_quantizer="ste_sign", use_bias=True, kernel_quantizer=kernel_quantizer
+    )
+    model = tf.keras.Model(inputs, layer(x))
+    layer.bias.assign(rng.normal(size=48).astype(np.float32))
+    data = rng.normal(size=(256, 200)).astype(np.float32)
+    rewritten, plans = er.prepare_for_lce(model)
+    assert [p.action for p in plans] == ["dense->1x1 bconv"]
+    assert plans[0].scaled == (kernel_quantizer == "magnitude_aware_sign")
+    (new,) = [ly for ly in rewritten.layers if isinstance(ly, er.DenseAsBinaryConv)]
+    assert new.conv.kernel.shape == (1, 1, 200, 48)
+    np.testing.assert_allclose(
+        rewritten.predict(data, verbose=0), model.predict(data, verbose=0), rtol=1e-6, atol=1e-4
+    )
+
+
+def test_non_binary_layers_are_baked_and_the_float_reference_matches():
+    x = inputs = tf.keras.Input((6, 6, 3))
+    x = lq.layers.QuantConv2D(8, 3, kernel_quantizer="ste_tern", use_bias=False)(x)
+    x = lq.layers.QuantConv2D(8, 3, input_quantizer="ste_sign", kernel_quantizer="ste_sign")(x)
+    model = tf.keras.Model(inputs, x)
+    data = rng.normal(size=(64, 6, 6, 3)).astype(np.float32)
+    rewritten, plans = er.prepare_for_lce(model)
+    assert [p.action for p in plans] == ["baked", "bconv"]
+    baked = rewritten.layers[1]
+    assert baked.kernel_quantizer is None
+    assert set(np.unique(baked.kernel.numpy() / np.abs(baked.kernel.numpy()).max())) <= {-1, 0, 1}
+    for other in (rewritten, er.float_reference(model)):
+        np.testing.assert_allclose(
+            other.predict(data, verbose=0), model.predict(data, verbose=0), rtol=1e-6, atol=1e-5
+        )

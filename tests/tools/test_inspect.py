@@ -1,0 +1,163 @@
+"""tools.inspect on .tflite files whose every byte the test decides (built with the
+schema's object API: no converter involved, so the expected numbers are exact)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.flatbuffer import ModelFormatError, read_model, schema
+from pipeline.tflite_rewrite import pack
+from tools.inspect import inspect, interpreter_note
+
+
+def _tensor(model, graph, shape, dtype, data: bytes | None = None, name="t") -> int:
+    s = schema()
+    t = s.TensorT()
+    t.shape, t.type, t.name = list(shape), getattr(s.TensorType, dtype.upper()), name
+    t.buffer = 0
+    if data is not None:
+        buf = s.BufferT()
+        buf.data = np.frombuffer(data, np.uint8).copy()
+        model.buffers.append(buf)
+        t.buffer = len(model.buffers) - 1
+    graph.tensors.append(t)
+    return len(graph.tensors) - 1
+
+
+def _op(model, graph, code: int | str, inputs, outputs, options: bytes = b"") -> None:
+    s = schema()
+    oc = s.OperatorCodeT()
+    if isinstance(code, str):
+        oc.builtinCode, oc.customCode = s.BuiltinOperator.CUSTOM, code
+        oc.deprecatedBuiltinCode = s.BuiltinOperator.CUSTOM
+    else:
+        oc.builtinCode = oc.deprecatedBuiltinCode = code
+    oc.version = 1
+    model.operatorCodes.append(oc)
+    op = s.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = (
+        len(model.operatorCodes) - 1,
+        list(inputs),
+        list(outputs),
+    )
+    if options:
+        op.customOptions = list(options)
+    graph.operators.append(op)
+
+
+def known_model(lce: bool = True) -> bytes:
+    """input (1,8,8,8) -> float CONV_2D 16×3×3×8 (same) -> LceBconv2d 16×3×3×(8 of 32 bits)
+    -> int8 weights via DEQUANTIZE -> FULLY_CONNECTED 10×64."""
+    from flatbuffers import flexbuffers
+
+    s = schema()
+    model, graph = s.ModelT(), s.SubGraphT()
+    model.version, model.buffers, model.operatorCodes = 3, [s.BufferT()], []
+    model.subgraphs, graph.tensors, graph.operators = [graph], [], []
+    x = _tensor(model, graph, (1, 8, 8, 8), "float32", name="input")
+    w1 = _tensor(model, graph, (16, 3, 3, 8), "float32", np.ones(16 * 72, np.float32).tobytes())
+    h1 = _tensor(model, graph, (1, 8, 8, 16), "float32", name="conv1")
+    _op(model, graph, s.BuiltinOperator.CONV_2D, [x, w1, -1], [h1])
+    h = h1
+    if lce:
+        w2 = _tensor(model, graph, (16, 3, 3, 1), "int32", np.zeros(144, np.int32).tobytes())
+        h2 = _tensor(model, graph, (1, 8, 8, 16), "float32", name="bconv")
+        opts = flexbuffers.Dumps({"channels_in": 8, "padding": 0})
+        _op(model, graph, "LceBconv2d", [h1, w2, -1, -1, -1], [h2], bytes(opts))
+        h = h2
+    flat = _tensor(model, graph, (1, 1024), "float32", name="flat")
+    _op(model, graph, s.BuiltinOperator.RESHAPE, [h], [flat])
+    w3 = _tensor(model, graph, (10, 1024), "int8", np.ones(10240, np.int8).tobytes(), "w3")
+    w3f = _tensor(model, graph, (10, 1024), "float32", name="w3/dequantized")
+    _op(model, graph, s.BuiltinOperator.DEQUANTIZE, [w3], [w3f])
+    y = _tensor(model, graph, (1, 10), "float32", name="logits")
+    _op(model, graph, s.BuiltinOperator.FULLY_CONNECTED, [flat, w3f, -1], [y])
+    graph.inputs, graph.outputs = [x], [y]
+    return pack(model)
+
+
+def test_bits_per_weight_and_macs_of_a_known_file():
+    info = inspect(known_model())
+    rows = {w["op"]: w for w in info["weights"]}
+    assert rows["CONV_2D"] == {
+        **rows["CONV_2D"],
+        "dtype": "float32",
+        "bytes": 4608,
+        "count": 1152,
+        "bits_per_weight": 32.0,
+    }
+    # 8 input channels in a 32-bit word: 4 bits stored per binary weight
+    assert rows["LceBconv2d"] == {
+        **rows["LceBconv2d"],
+        "dtype": "int32",
+        "bytes": 576,
+        "count": 1152,
+        "bits_per_weight": 4.0,
+    }
+    assert rows["FULLY_CONNECTED"] == {
+        **rows["FULLY_CONNECTED"],
+        "dtype": "int8",
+        "bytes": 10240,
+        "count": 10240,
+        "bits_per_weight": 8.0,
+    }
+    assert info["macs"] == {"binary": 64 * 16 * 72, "int8": 0, "float": 64 * 16 * 72 + 10240}
+    assert info["custom_ops"] == ["LceBconv2d"]
+    assert info["ops"] == {
+        "CONV_2D": 1,
+        "DEQUANTIZE": 1,
+        "FULLY_CONNECTED": 1,
+        "LceBconv2d": 1,
+        "RESHAPE": 1,
+    }
+    assert info["weight_bytes"] == 4608 + 576 + 10240
+
+
+def test_interpreter_is_named_plainly():
+    assert "Larq Compute Engine" in interpreter_note(read_model(known_model(lce=True)))
+    assert "any TFLite interpreter" in interpreter_note(read_model(known_model(lce=False)))
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.run(
+        [sys.executable, "-m", "tools.inspect", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_cli_prints_table_and_json(tmp_path):
+    path = tmp_path / "m.tflite"
+    path.write_bytes(known_model())
+    out = _cli(str(path))
+    assert out.returncode == 0, out.stderr
+    assert (
+        "LceBconv2d" in out.stdout and "4.00" in out.stdout and "Larq Compute Engine" in out.stdout
+    )
+    data = json.loads(_cli(str(path), "--json").stdout)
+    assert data["bits_per_weight"] == pytest.approx(
+        8 * (4608 + 576 + 10240) / (1152 + 1152 + 10240)
+    )
+
+
+@pytest.mark.parametrize("cut", [7, 100, -300])
+def test_truncated_or_corrupt_file_is_one_clear_error(tmp_path, cut):
+    blob = known_model()
+    bad = blob[:cut] if cut > 0 else blob[:-300] if cut == -300 else blob
+    with pytest.raises(ModelFormatError):
+        read_model(bad)
+    path = tmp_path / "bad.tflite"
+    path.write_bytes(bad)
+    out = _cli(str(path))
+    assert out.returncode == 1
+    assert out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in out.stderr

@@ -1,0 +1,124 @@
+"""``python -m tools.inspect MODEL.tflite``: what a .tflite file really stores and needs.
+
+Reads the flatbuffer itself (the ``flatbuffers`` package and TFLite's schema; no model
+is run): operators by type, each weight tensor's dtype, bytes and the bits per weight
+actually stored (a bitpacked ``LceBconv2d`` filter with 8 input channels still spends a
+32-bit word per 8 weights: 4 bits each), multiply-accumulates per inference split into
+binary / int8 / float, custom operators and which interpreter can run the file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline import cli
+from pipeline.errors import UsageError
+from pipeline.flatbuffer import TFLiteModel, read_model
+
+METADATA_NAME = "bitlite_metadata"
+
+
+def interpreter_note(model: TFLiteModel) -> str:
+    custom = model.custom_ops()
+    others = sorted(
+        {op.type for op in model.ops if not op.type.isupper() and op.type not in custom}
+    )
+    if custom:
+        return (
+            f"needs Larq Compute Engine's interpreter: custom ops {', '.join(custom)} are "
+            "not in stock TFLite or tflite-runtime (use larq_compute_engine's Interpreter "
+            "or a TFLite runtime built with LCE's kernels)"
+        )
+    if others:
+        return f"needs an interpreter that registers the custom ops {', '.join(others)}"
+    return "any TFLite interpreter (builtin ops only: tflite-runtime, TensorFlow Lite)"
+
+
+def inspect(data: bytes) -> dict[str, Any]:
+    model = read_model(data)
+    macs = model.macs()
+    total = sum(macs.values())
+    weights = model.weights()
+    stored = sum(w.bytes for w in weights)
+    count = sum(w.count for w in weights)
+    meta = model.metadata.get(METADATA_NAME)
+    return {
+        "size_bytes": len(data),
+        "gzip_bytes": len(gzip.compress(data, compresslevel=9, mtime=0)),
+        "ops": dict(sorted(model.op_counts().items())),
+        "custom_ops": model.custom_ops(),
+        "interpreter": interpreter_note(model),
+        "weights": [
+            {
+                "op": w.op,
+                "layer": w.output,
+                "tensor": w.name,
+                "dtype": w.dtype,
+                "shape": list(w.shape),
+                "bytes": w.bytes,
+                "count": w.count,
+                "bits_per_weight": round(w.bits_per_weight, 4),
+            }
+            for w in weights
+        ],
+        "weight_bytes": stored,
+        "bits_per_weight": 8 * stored / count if count else 0.0,
+        "macs": macs,
+        "mac_fractions": {k: v / total if total else 0.0 for k, v in macs.items()},
+        "metadata": sorted(model.metadata),
+        "app_metadata": json.loads(meta) if meta else None,
+    }
+
+
+def render(path: Path, info: dict[str, Any]) -> str:
+    lines = [
+        f"{path}: {info['size_bytes'] / 1024:.1f} KiB (gzip {info['gzip_bytes'] / 1024:.1f} KiB)",
+        f"runs on: {info['interpreter']}",
+        "ops: " + ", ".join(f"{k}×{v}" for k, v in info["ops"].items()),
+        "",
+        f"{'op':<17} {'layer':<34} {'dtype':<8} {'bytes':>10} {'weights':>10} {'bits/w':>7}",
+    ]
+    for w in info["weights"]:
+        lines.append(
+            f"{w['op']:<17} {w['layer'][-34:]:<34} {w['dtype']:<8} {w['bytes']:>10,} "
+            f"{w['count']:>10,} {w['bits_per_weight']:>7.2f}"
+        )
+    lines.append(
+        f"{'all weights':<17} {'':<34} {'':<8} {info['weight_bytes']:>10,} "
+        f"{sum(w['count'] for w in info['weights']):>10,} {info['bits_per_weight']:>7.2f}"
+    )
+    macs = info["macs"]
+    lines += [
+        "",
+        "MACs per inference: "
+        + ", ".join(f"{k} {v:,} ({info['mac_fractions'][k]:.1%})" for k, v in macs.items()),
+    ]
+    app = info["app_metadata"]
+    if app:
+        lines.append(
+            f"app metadata: input {app.get('input_shape')} {app.get('input_dtype')}, "
+            f"normalization {app.get('normalization')}, {len(app.get('labels', []))} labels"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = cli.parser("python -m tools.inspect", __doc__.split("\n\n")[0])
+    p.add_argument("model", type=Path, help="a .tflite file")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = p.parse_args(argv)
+    try:
+        data = args.model.read_bytes()
+    except OSError as err:
+        raise UsageError(f"cannot read {args.model}: {err.strerror}") from None
+    info = inspect(data)
+    print(json.dumps(info, indent=2) if args.json else render(args.model, info))
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)
