@@ -136,7 +136,7 @@ def app_metadata(run: runs.Run, needs_lce: bool) -> dict[str, Any]:
     return {
         "format": MODEL_FORMAT,
         "model": config["train"]["model"],
-        "method": config["train"]["method"],
+        "method": config["method"]["name"],  # a tool run names its tool (inq, progressive)
         "dataset": meta["dataset"],
         "input_shape": meta["input_shape"],
         "input_dtype": meta["input_dtype"],
