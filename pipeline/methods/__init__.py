@@ -11,7 +11,7 @@ from pipeline.methods.registry import (
 )
 
 # Importing a module registers its methods.
-from pipeline.methods import baseline, binary, multibit  # noqa: E402,F401  isort: skip
+from pipeline.methods import baseline, binary, multibit, soft_weight_sharing  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "METHODS", "Method", "Position", "check_name", "describe", "make_method",
