@@ -191,8 +191,9 @@ class SoftWeightSharing(Method):
     trains without the prior (the paper starts from a pre-trained network); then the
     non-zero means are spread evenly over the weights' range, every σ starts at their
     spacing (``init_std`` overrides it; the tutorial's fixed 0.25 suits its 30-epoch
-    retraining, not a few epochs) and the mixture is learned jointly with the weights. Finally every weight snaps to its most
-    responsible component's mean and the compression is reported.
+    retraining, not a few epochs) and the mixture is learned jointly with the weights.
+    Finally every weight snaps to its most responsible component's mean and the
+    compression is reported.
 
     All convolution and dense kernels are under the prior (the paper compresses every
     layer); layers are float otherwise. Adam as in the tutorial, with cosine decay.
