@@ -22,7 +22,9 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
     )
 
 
-def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> None:
+def run(
+    main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None
+) -> None:
     """Run a CLI entry point: BitliteError -> one line on stderr and its exit code.
 
     Ctrl-C exits 130 with a note instead of a traceback; training has already saved its

@@ -37,11 +37,16 @@ def convert_file(keras_path: Path) -> bytes:
     with tempfile.TemporaryDirectory(prefix="bitlite-convert-") as tmp:
         out = Path(tmp) / "model.tflite"
         cmd = [sys.executable, "-m", "pipeline.convert", str(keras_path), str(out)]
-        env = {**os.environ, "PYTHONPATH": _import_root() + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        env = {
+            **os.environ,
+            "PYTHONPATH": _import_root() + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        }
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
         except subprocess.TimeoutExpired:
-            raise ConversionError(f"LCE conversion took over {TIMEOUT_S} s and was stopped") from None
+            raise ConversionError(
+                f"LCE conversion took over {TIMEOUT_S} s and was stopped"
+            ) from None
         if proc.returncode != 0 or not out.exists():
             raise ConversionError(_describe_failure(proc))
         return out.read_bytes()
@@ -55,16 +60,18 @@ def _import_root() -> str:
 def _describe_failure(proc: subprocess.CompletedProcess) -> str:
     if proc.returncode < 0:
         name = signal.Signals(-proc.returncode).name
-        return (f"the LCE converter crashed ({name}) on this model; this is a known LCE 0.16 "
-                "failure mode for some quantizers — nothing was written")  # fmt: skip
+        return (
+            f"the LCE converter crashed ({name}) on this model; this is a known LCE 0.16 "
+            "failure mode for some quantizers — nothing was written"
+        )
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
     return "LCE conversion failed: " + (lines[-1] if lines else f"exit code {proc.returncode}")
 
 
 def _child(keras_path: str, out_path: str) -> None:
-    import pipeline  # noqa: F401
     import larq_compute_engine as lce
 
+    import pipeline  # noqa: F401
     from pipeline.serialization import load_keras_model
 
     model = load_keras_model(Path(keras_path))

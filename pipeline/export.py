@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 
 from pipeline import cli, data, runs
-from pipeline.errors import ParityError
+from pipeline.errors import ParityError, UsageError
 
 MIN_AGREEMENT = 0.999  # argmax agreement below this fails the export
 MODEL_JSON = "model.json"
 MODEL_FORMAT = "bitlite-model/1"
+ANDROID_ASSETS = Path("app/src/main/assets")  # where android_demo/ bundles the model
 
 
 def lce_predict(flatbuffer: bytes, x: np.ndarray, progress: bool = False) -> np.ndarray:
@@ -115,35 +116,60 @@ def export_run(
     return report
 
 
+def android_assets(app: Path) -> Path:
+    """The assets folder of the Android demo project ``app``; checked before any slow work."""
+    if not (app / "app" / "src" / "main" / "AndroidManifest.xml").is_file():
+        raise UsageError(f"{app} is not the Android demo project (expected android_demo/)")
+    return app / ANDROID_ASSETS
+
+
+def copy_to_android(run: runs.Run, assets: Path) -> None:
+    """Bundle the exported model and its sidecar into the app (read by ModelMetadata.kt)."""
+    for name in (runs.TFLITE, MODEL_JSON):  # the app's asset names are the run's file names
+        runs.write_bytes(assets / name, run.file(name).read_bytes())
+
+
 def summary(run: runs.Run, report: dict[str, Any]) -> str:
     ops = ", ".join(f"{k}×{v}" for k, v in sorted(report["ops"].items()))
-    return "\n".join([
-        f"exported {run.file(runs.TFLITE)}",
-        f"  size            {report['size_bytes'] / 1024:.1f} KiB",
-        f"  accuracy        keras {report['keras_accuracy']:.4f}  tflite {report['tflite_accuracy']:.4f}"
-        f"  ({report['test_samples']} test images)",
-        f"  parity          argmax agreement {report['argmax_agreement']:.4%}, "
-        f"max |diff| {report['max_abs_diff']:.2e}",
-        f"  binary MACs     {report['binary_mac_fraction']:.1%} of {sum(report['macs'].values()):,}",
-        f"  ops             {ops}",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            f"exported {run.file(runs.TFLITE)}",
+            f"  size            {report['size_bytes'] / 1024:.1f} KiB",
+            f"  accuracy        keras {report['keras_accuracy']:.4f}  tflite {report['tflite_accuracy']:.4f}"
+            f"  ({report['test_samples']} test images)",
+            f"  parity          argmax agreement {report['argmax_agreement']:.4%}, "
+            f"max |diff| {report['max_abs_diff']:.2e}",
+            f"  binary MACs     {report['binary_mac_fraction']:.1%} of {sum(report['macs'].values()):,}",
+            f"  ops             {ops}",
+        ]
+    )
 
 
 def make_parser() -> argparse.ArgumentParser:
     p = cli.parser("python -m pipeline.export", __doc__.split("\n\n")[0])
     p.add_argument("--run", help="run directory (default: the latest run under --root)")
     p.add_argument("--root", type=Path, default=runs.DEFAULT_ROOT, help="where runs live")
-    p.add_argument("--min-agreement", type=float, default=MIN_AGREEMENT,
-                   help="fail when Keras/TFLite argmax agreement is below this")  # fmt: skip
+    p.add_argument(
+        "--min-agreement",
+        type=float,
+        default=MIN_AGREEMENT,
+        help="fail when Keras/TFLite argmax agreement is below this",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--android", type=Path, metavar="DIR",
+                   help="also bundle the model into the Android demo project DIR")  # fmt: skip
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
+    assets = android_assets(args.android) if args.android is not None else None
     run = runs.resolve(args.run, root=args.root)
     report = export_run(run, min_agreement=args.min_agreement, progress=not args.quiet)
     print(summary(run, report))
+    if assets is not None:
+        copy_to_android(run, assets)
+        print(f"copied {runs.TFLITE} and {MODEL_JSON} to {assets}")
     return 0
 
 

@@ -123,7 +123,9 @@ def read_model(data: bytes) -> TFLiteModel:
     except ModelFormatError:
         raise
     except Exception as err:  # flatbuffers raises bare struct/index errors on bad input
-        raise ModelFormatError(f"corrupt or truncated .tflite file ({type(err).__name__})") from None
+        raise ModelFormatError(
+            f"corrupt or truncated .tflite file ({type(err).__name__})"
+        ) from None
 
 
 def _convert(model: Any, size: int) -> TFLiteModel:
@@ -136,7 +138,9 @@ def _convert(model: Any, size: int) -> TFLiteModel:
     tensors = []
     for t in graph.tensors or []:
         buf = buffers[t.buffer] if 0 <= t.buffer < len(buffers) else None
-        raw = bytes(buf.data) if buf is not None and buf.data is not None and len(buf.data) else None
+        raw = (
+            bytes(buf.data) if buf is not None and buf.data is not None and len(buf.data) else None
+        )
         shape = tuple(int(d) for d in t.shape) if t.shape is not None else ()
         name = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
         tensors.append(Tensor(name, shape, types.get(t.type, str(t.type)), raw))

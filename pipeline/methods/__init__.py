@@ -11,9 +11,17 @@ from pipeline.methods.registry import (
 )
 
 # Importing a module registers its methods.
-from pipeline.methods import baseline, binary, multibit, soft_weight_sharing  # noqa: E402,F401  isort: skip
+from pipeline.methods import (  # noqa: E402,F401  isort: skip
+    baseline, binary, multibit, soft_weight_sharing, ternary,
+)
 
 __all__ = [
-    "METHODS", "Method", "Position", "check_name", "describe", "make_method",
-    "method_names", "register",
-]  # fmt: skip
+    "METHODS",
+    "Method",
+    "Position",
+    "check_name",
+    "describe",
+    "make_method",
+    "method_names",
+    "register",
+]

@@ -14,12 +14,13 @@ import enum
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
 import larq as lq
 import tensorflow as tf
 
+import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
 
-class Position(str, enum.Enum):
+
+class Position(enum.StrEnum):
     """Where a layer sits: the first layer's input is never quantized (it is the image)."""
 
     FIRST = "first"

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
 import larq as lq
 import tensorflow as tf
+
+import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
 
 FLOAT_BITS = 32  # a bit width of 32 means "not quantized", as in the paper's tables
 

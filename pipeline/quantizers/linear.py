@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
 import larq as lq
 import tensorflow as tf
+
+import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
 
 
 @lq.utils.register_keras_custom_object

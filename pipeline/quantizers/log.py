@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
 import larq as lq
 import tensorflow as tf
+
+import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
 
 BASES = {"2": 1, "sqrt2": 2}  # base -> exponent steps per octave (log_base x = s · log2 x)
 

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
+import larq as lq
 import numpy as np
 import pytest
-
-import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
-import larq as lq
 import tensorflow as tf
 
+import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
 from pipeline.errors import UsageError
 from pipeline.methods import make_method
 from pipeline.quantizers.dorefa import DoReFaGradient, DoReFaWeights
 from pipeline.quantizers.linear import LinearQuant
 from pipeline.quantizers.log import LogQuant
-
 
 
 def quant_layers(model):

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
 import tensorflow as tf
 
+import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
 from pipeline.quantizers.linear import LinearQuant
 from pipeline.quantizers.log import LogQuant
 

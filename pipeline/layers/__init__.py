@@ -1,0 +1,1 @@
+"""Keras layers some methods need beyond larq's (each module registers its layers)."""

@@ -1,0 +1,98 @@
+"""Binary methods: policy (what is quantized where, optimizer, config) and, per method, a
+tiny model that trains without NaN and exports to a .tflite matching Keras."""
+
+import json
+
+import larq as lq
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import pipeline  # noqa: F401
+from pipeline.layers.shift_batchnorm import ShiftBatchNormalization
+from pipeline.layers.xnor import XnorConv2D, XnorDense
+from pipeline.methods import Position, make_method, method_names
+from pipeline.optimizers import ShiftAdaMax
+from pipeline.quantizers.binary import StochasticBinary, XnorWeightSign
+
+BINARY = ["binaryconnect", "binaryconnect-stochastic", "bnn", "bnn-shift", "bwn", "xnor"]
+# binary weights AND binary activations: LCE turns the hidden convolution into LceBconv2d
+BCONV = {"bnn", "bnn-shift", "xnor"}
+
+
+def test_all_binary_methods_are_registered_with_paper_and_bits():
+    assert set(BINARY) <= set(method_names())
+    for name in BINARY:
+        method = make_method(name)
+        assert method.paper.startswith(("Courbariaux", "Hubara", "Rastegari"))
+        assert method.bits()["w"] == 1
+        assert method.bits()["a"] == (1 if name in BCONV else 32)
+        config = json.loads(json.dumps(method.config()))  # recorded in config.json
+        assert {"quantize_first", "quantize_last", "optimizer_name", "lr_schedule"} <= set(config)
+
+
+def test_first_and_last_layer_policy_defaults_follow_the_papers():
+    for name in ("binaryconnect", "binaryconnect-stochastic", "bnn", "bnn-shift"):
+        m = make_method(name)
+        assert m.quantize_first and m.quantize_last
+    for name in ("bwn", "xnor"):
+        m = make_method(name)
+        assert not m.quantize_first and not m.quantize_last
+        assert m.dense(10, Position.LAST).kernel_quantizer is None
+    m = make_method("xnor", quantize_last=True)
+    assert isinstance(m.dense(10, Position.LAST), XnorDense)
+
+
+def test_binaryconnect_gradient_is_straight_through_without_mask():
+    method = make_method("binaryconnect")
+    layer = method.dense(2, Position.HIDDEN)
+    x = tf.constant([[2.0, -3.0]])  # float input: BinaryConnect never quantizes it
+    layer.build((None, 2))
+    layer.kernel.latent_variable.assign([[0.5, -0.2], [-0.7, 0.9]])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(layer(x) * tf.constant([[1.0, 2.0]]))
+    np.testing.assert_allclose(layer(x), [[2 + 3, -2 - 3]])  # x @ sign(W)
+    np.testing.assert_allclose(tape.gradient(loss, layer.kernel.latent_variable),
+                               [[2.0, 4.0], [-3.0, -6.0]])  # fmt: skip
+    np.testing.assert_allclose(tape.gradient(loss, x), [[1 - 2, -1 + 2]])  # unmasked
+
+
+def test_bnn_ste_masks_inputs_and_weights_outside_unit_interval():
+    layer = make_method("bnn").dense(1, Position.HIDDEN)
+    layer.build((None, 3))
+    layer.kernel.latent_variable.assign([[0.5], [-1.5], [0.2]])
+    x = tf.Variable([[0.3, -2.0, 1.0]])
+    with tf.GradientTape() as tape:
+        out = layer(x)
+    assert float(out) == 1 * 1 + (-1) * (-1) + 1 * 1
+    dx, dw = tape.gradient(out, [x, layer.kernel.latent_variable])
+    np.testing.assert_allclose(dx, [[1.0, 0.0, 1.0]])  # |x| > 1 masked
+    np.testing.assert_allclose(dw, [[1.0], [0.0], [1.0]])  # |w| > 1 masked (sign(x)=+1,-1,+1)
+
+
+def test_layer_classes_per_method():
+    assert isinstance(make_method("binaryconnect-stochastic").kernel_quantizer(Position.HIDDEN),
+                      StochasticBinary)  # fmt: skip
+    assert isinstance(make_method("bwn").kernel_quantizer(Position.HIDDEN), XnorWeightSign)
+    xnor = make_method("xnor")
+    assert isinstance(xnor.conv2d(32, 3, Position.HIDDEN), XnorConv2D)
+    assert type(xnor.conv2d(32, 3, Position.FIRST)) is lq.layers.QuantConv2D
+    shift = make_method("bnn-shift")
+    assert isinstance(shift.normalization(), ShiftBatchNormalization)
+    assert isinstance(shift.optimizer(shift.learning_rate), ShiftAdaMax)
+    assert shift.learning_rate == 2.0**-10
+    assert isinstance(make_method("bnn-shift", optimizer_name="adam").optimizer(1e-3),
+                      tf.keras.optimizers.Adam)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", BINARY)
+def test_trains_and_exports_matching_keras(name, train_and_export):
+    result = train_and_export(name)
+    assert np.isfinite(result["loss"]).all()
+    assert result["changed"] == result["n_weights"]  # every trainable weight moved
+    np.testing.assert_allclose(result["restored"], result["keras"], atol=1e-6)
+    np.testing.assert_allclose(result["tflite"], result["keras"], atol=1e-5)
+    assert (result["ops"].get("LceBconv2d", 0) >= 1) == (name in BCONV), result["ops"]
+    if name == "bnn-shift":  # the optimizer state is saved and reloaded too
+        assert isinstance(result["model"].optimizer, ShiftAdaMax)

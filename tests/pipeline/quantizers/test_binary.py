@@ -1,0 +1,88 @@
+"""Binary quantizers: forward values on hand-computed tensors, gradients against the papers."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import pipeline  # noqa: F401
+from pipeline.quantizers.binary import (
+    StochasticBinary,
+    XnorWeightSign,
+    ap2,
+    hard_sigmoid,
+    xnor_weight_sign,
+)
+
+
+def test_hard_sigmoid_is_clipped_linear():
+    x = tf.constant([-2.0, -1.0, -0.5, 0.0, 0.6, 1.0, 3.0])
+    np.testing.assert_allclose(hard_sigmoid(x), [0, 0, 0.25, 0.5, 0.8, 1, 1])
+
+
+def test_ap2_rounds_the_exponent_and_keeps_the_sign():
+    x = tf.constant([0.0, 1.0, 3.0, -3.0, 0.3, 5.0, -0.7, 1e-3])
+    # log2: 1.585 -> 2, 0.3 -> -1.737 -> -2, 5 -> 2.32 -> 2, 0.7 -> -0.515 -> -1, 1e-3 -> -10
+    np.testing.assert_array_equal(ap2(x), [0.0, 1.0, 4.0, -4.0, 0.25, 4.0, -0.5, 2.0**-10])
+
+
+def test_stochastic_binary_mean_is_hard_sigmoid():
+    """P(w_b = +1) = clip((w+1)/2, 0, 1): 40,000 draws per weight, fixed seed."""
+    tf.keras.utils.set_random_seed(1234)
+    w = tf.constant([-1.5, -0.8, -0.3, 0.0, 0.5, 0.9, 1.2])
+    draws = 40_000
+    q = StochasticBinary()
+    samples = q(tf.tile(w[None, :], [draws, 1]), training=True).numpy()
+    assert set(np.unique(samples)) == {-1.0, 1.0}
+    p_plus = (samples == 1.0).mean(axis=0)
+    expected = np.clip((w.numpy() + 1) / 2, 0, 1)
+    # 5 standard errors; sigmoid(0.5) = 0.62 vs hard sigmoid 0.75 would fail by far.
+    tolerance = 5 * np.sqrt(np.maximum(expected * (1 - expected), 1e-12) / draws)
+    assert np.all(np.abs(p_plus - expected) <= tolerance + 1e-9), (p_plus, expected)
+
+
+def test_stochastic_binary_resamples_in_training_and_is_sign_at_inference():
+    tf.keras.utils.set_random_seed(0)
+    w = tf.fill([1000], 0.1)
+    q = StochasticBinary()
+    first, second = q(w, training=True).numpy(), q(w, training=True).numpy()
+    assert (first != second).any()  # a fresh sample per forward pass
+    x = tf.constant([-0.4, 0.0, 0.4])
+    np.testing.assert_array_equal(q(x, training=False), [-1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(q(x), [-1.0, 1.0, 1.0])  # default: inference
+
+
+def test_stochastic_binary_gradient_is_straight_through():
+    w = tf.Variable([-0.9, 0.2, 0.7])
+    dy = tf.constant([1.0, -2.0, 3.0])
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(StochasticBinary()(w, training=True) * dy)
+    np.testing.assert_array_equal(tape.gradient(loss, w), dy)
+
+
+def test_xnor_weight_sign_scales_each_output_filter_by_its_mean_magnitude():
+    # Dense kernel (in=3, out=2): column 0 = [0.5, -1.0, 1.5], column 1 = [-0.2, 0.4, 0.0]
+    w = tf.constant([[0.5, -0.2], [-1.0, 0.4], [1.5, 0.0]])
+    alpha = np.array([1.0, 0.2])  # ||W||_1 / n per column
+    expected = alpha * np.array([[1, -1], [-1, 1], [1, 1]])
+    np.testing.assert_allclose(xnor_weight_sign(w), expected, rtol=1e-6)
+    np.testing.assert_allclose(XnorWeightSign()(w), expected, rtol=1e-6)
+
+
+def test_xnor_weight_gradient_is_one_over_n_plus_alpha_ste():
+    """∂C/∂W_i = ∂C/∂W̃_i (1/n + α 1{|W_i| ≤ 1}) — XNOR-Net §3.1."""
+    w = tf.Variable([[0.5, -0.2], [-1.0, 0.4], [1.5, 0.0]])
+    dy = tf.constant([[1.0, 2.0], [3.0, -1.0], [-2.0, 4.0]])
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(xnor_weight_sign(w) * dy)
+    n, alpha = 3.0, np.array([1.0, 0.2])
+    mask = np.abs(w.numpy()) <= 1.0  # 1.5 is outside
+    expected = dy.numpy() * (1 / n + alpha * mask)
+    np.testing.assert_allclose(tape.gradient(loss, w), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [StochasticBinary, XnorWeightSign])
+def test_quantizers_round_trip_through_keras_serialization(cls):
+    q = cls()
+    restored = tf.keras.utils.deserialize_keras_object(tf.keras.utils.serialize_keras_object(q))
+    assert type(restored) is cls
+    assert restored.get_config() == q.get_config()

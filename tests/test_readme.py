@@ -1,0 +1,26 @@
+"""README's promises: exactly two fenced set-up commands, and CI runs the second."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    quick = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return [b.strip() for b in re.findall(r"```sh\n(.*?)```", quick, re.S)]
+
+
+def test_readme_has_exactly_two_commands_install_run_and_test():
+    main_job, tests = readme_commands()
+    assert "python -m pipeline.train" in main_job and "python -m pipeline.export" in main_job
+    assert "pytest" in tests and "\n" not in main_job and "\n" not in tests
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    _, tests = readme_commands()
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert tests in ci
