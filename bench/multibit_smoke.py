@@ -57,7 +57,9 @@ def main() -> None:
                 extra = (f"{result['sws_distinct_values']} values, "
                          f"{result['sws_nonzero_fraction']:.1%} non-zero, "
                          f"{ratio:.0f}× (Han et al. format)" if ratio else "all zero")  # fmt: skip
-            label = method + (" " + " ".join(f"{k}={v}" for k, v in options.items()) if options else "")
+            label = method + (
+                " " + " ".join(f"{k}={v}" for k, v in options.items()) if options else ""
+            )
             rows.append((label, run.config()["method"]["bits"], result["test_accuracy"],
                          report["argmax_agreement"], time.perf_counter() - start, extra))  # fmt: skip
             print(f"done {label}: {result['test_accuracy']:.4f}", flush=True)

@@ -12,7 +12,11 @@ from pipeline.methods.registry import (
 
 # Importing a module registers its methods.
 from pipeline.methods import (  # noqa: E402,F401  isort: skip
-    baseline, binary, multibit, soft_weight_sharing, ternary,
+    baseline,
+    binary,
+    multibit,
+    soft_weight_sharing,
+    ternary,
 )
 
 __all__ = [

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-
-import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
 import tensorflow as tf
 
+import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
 from pipeline.methods import make_method
 
 

@@ -7,10 +7,9 @@ import math
 
 import numpy as np
 import pytest
-
-import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
 import tensorflow as tf
 
+import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
 from pipeline.errors import UsageError
 from pipeline.methods import make_method
 from pipeline.methods.soft_weight_sharing import GaussianMixturePrior, compression_report
