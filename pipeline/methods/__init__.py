@@ -11,7 +11,13 @@ from pipeline.methods.registry import (
 )
 
 # Importing a module registers its methods.
-from pipeline.methods import baseline, binary, multibit, ternary  # noqa: E402,F401  isort: skip
+from pipeline.methods import (  # noqa: E402,F401  isort: skip
+    baseline,
+    binary,
+    multibit,
+    soft_weight_sharing,
+    ternary,
+)
 
 __all__ = [
     "METHODS",

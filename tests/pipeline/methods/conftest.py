@@ -72,12 +72,19 @@ def train_tiny(tiny_data) -> Callable[..., Any]:
 
 
 def assert_export_matches(model: Any, x: np.ndarray, atol: float = 1e-4) -> bytes:
-    """Convert with the pipeline's exporter (save → load → LCE, in a child process) and
-    compare LCE's interpreter with Keras on ``x``."""
-    from pipeline.convert import convert_model
-    from pipeline.export import lce_predict
+    """Save, reload (as ``pipeline.convert`` does) and convert with LCE, then compare LCE's
+    interpreter with Keras on ``x``. In-process, like :func:`_train_and_export`: a child
+    process per model costs a TensorFlow import each."""
+    import tempfile
 
-    flatbuffer = convert_model(model)
+    import larq_compute_engine as lce
+
+    from pipeline.export import lce_predict
+    from pipeline.serialization import load_keras_model
+
+    with tempfile.TemporaryDirectory(prefix="bitlite-test-") as tmp:
+        model.save(Path(tmp) / "model.keras")
+        flatbuffer = lce.convert_keras_model(load_keras_model(Path(tmp) / "model.keras"))
     expected = model.predict(x, verbose=0)
     got = lce_predict(flatbuffer, x)
     np.testing.assert_allclose(got, expected, atol=atol)

@@ -34,16 +34,16 @@ def test_dorefa_paper_layer_policy(build_tiny):
     """First and last layers keep float weights and float gradients; the last layer's
     input is still quantized; a gradient quantizer follows each quantized layer."""
     model = build_tiny(make_method("dorefa", wbits=2, abits=2, gbits=4))
-    first, *hidden_layers, last = quant_layers(model)
+    first, *hidden, last = quant_layers(model)
     assert first.kernel_quantizer is None and first.input_quantizer is None
-    assert len(hidden_layers) == 2  # the tiny model's hidden conv and dense
-    assert all(isinstance(h.kernel_quantizer, DoReFaWeights) for h in hidden_layers)
+    assert len(hidden) == 2
+    assert all(isinstance(layer.kernel_quantizer, DoReFaWeights) for layer in hidden)
     assert last.kernel_quantizer is None
     assert isinstance(last.input_quantizer, lq.quantizers.DoReFa)
     grads = [layer for layer in model.layers if isinstance(layer, DoReFaGradient)]
-    assert len(grads) == 2 and all(g.k_bit == 4 for g in grads)
+    assert len(grads) == 2 and {g.k_bit for g in grads} == {4}
     # fg sits directly on each quantized layer's output, before batch norm.
-    assert [g._inbound_nodes[0].inbound_layers for g in grads] == hidden_layers
+    assert [g._inbound_nodes[0].inbound_layers for g in grads] == hidden
 
     everything = build_tiny(make_method("dorefa", quantize_first=True, quantize_last=True))
     assert sum(isinstance(layer, DoReFaGradient) for layer in everything.layers) == 4
@@ -75,11 +75,11 @@ def test_log_policy_and_defaults(build_tiny):
     assert method.base == "2" and (method.wfsr, method.afsr) == (-1, 2)
     assert method.config()["wfsr"] == -1  # resolved defaults are recorded
     model = build_tiny(method)
-    first, hidden, _, last = quant_layers(model)  # conv, conv, dense, dense
+    first, *rest = quant_layers(model)
     assert first.input_quantizer is None  # the image
-    for layer in (first, hidden, last):
+    for layer in (first, *rest):
         assert isinstance(layer.kernel_quantizer, LogQuant) and layer.kernel_quantizer.signed
-    for layer in (hidden, last):
+    for layer in rest:
         assert isinstance(layer.input_quantizer, LogQuant)
         assert not layer.input_quantizer.signed
     sqrt2 = make_method("log", base="sqrt2", wbits=5, afsr=1)
@@ -90,20 +90,18 @@ def test_log_policy_and_defaults(build_tiny):
 
 def test_qnn_policy(build_tiny):
     model = build_tiny(make_method("qnn", wbits=3, abits=2))
-    first, hidden, _, last = quant_layers(model)  # conv, conv, dense, dense
+    first, hidden, *_ = layers = quant_layers(model)
     assert first.input_quantizer is None
-    assert all(isinstance(layer.kernel_quantizer, LinearQuant) for layer in (first, hidden, last))
+    assert all(isinstance(layer.kernel_quantizer, LinearQuant) for layer in layers)
     assert first.kernel_quantizer.bits == 3 and hidden.input_quantizer.bits == 2
     assert isinstance(first.kernel_constraint, lq.constraints.WeightClip)
     one_bit = quant_layers(build_tiny(make_method("qnn", wbits=1, abits=1)))[1]
     assert isinstance(one_bit.kernel_quantizer, lq.quantizers.SteSign)
 
 
-METHODS = [
-    ("dorefa", {}),
-    ("dorefa", {"wbits": 4, "abits": 4, "gbits": 8, "quantize_first": True}),
-    ("log", {}),
-    ("log", {"base": "sqrt2", "wbits": 5, "abits": 5}),
+METHODS = [  # one export per method keeps the CI time down (a conversion costs ~10 s)
+    ("dorefa", {"wbits": 2, "abits": 3, "gbits": 4, "quantize_first": True}),
+    ("log", {"base": "sqrt2"}),
     ("qnn", {}),
 ]
 

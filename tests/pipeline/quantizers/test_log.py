@@ -44,9 +44,7 @@ def test_log_sqrt2_rounds_twice_log2():
     # 2 log2|x|: 0.3 → -3.47 → -3; 0.6 → -1.47 → -1; 0.9 → -0.30 → 0 → clipped to -1;
     # 0.1 → -6.64 → -7 (kept); 0.08 → -7.29 → -7; 0.07 → -7.67 → -8 → 0.
     y, _ = value_and_grad(q, [0.3, 0.6, 0.9, 0.1, 0.08, 0.07])
-    np.testing.assert_allclose(
-        y, [2**-1.5, 2**-0.5, 2**-0.5, 2**-3.5, 2**-3.5, 0.0], rtol=1e-6
-    )
+    np.testing.assert_allclose(y, [2**-1.5, 2**-0.5, 2**-0.5, 2**-3.5, 2**-3.5, 0.0], rtol=1e-6)
 
 
 @pytest.mark.parametrize("base", ["2", "sqrt2"])
