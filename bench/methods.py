@@ -40,7 +40,8 @@ PAPER_MNIST: dict[str, tuple[float, str]] = {
 RESULTS = Path(__file__).parent / "results"
 
 
-def run_cell(root: Path, model: str, method: str, dataset: str, epochs: int, batch: int):
+def run_cell(root: Path, model: str, method: str, dataset: str, epochs: int, batch: int,
+             train_missing: bool = True):  # fmt: skip
     from pipeline import runs
     from pipeline.train import TrainConfig, resume, train
 
@@ -48,6 +49,8 @@ def run_cell(root: Path, model: str, method: str, dataset: str, epochs: int, bat
     run = runs.Run(out.resolve())
     if run.has_result():
         return run
+    if not train_missing:
+        return None
     if run.file(runs.CONFIG).exists():
         return resume(run, progress=False)
     config = TrainConfig(model=model, method=method, dataset=dataset, epochs=epochs,
@@ -105,12 +108,15 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--root", type=Path, default=Path("runs/bench-methods"))
     p.add_argument("--results", type=Path, default=RESULTS / "methods.md")
+    p.add_argument("--no-train", action="store_true",
+                   help="tabulate only the cells already finished under --root")  # fmt: skip
     args = p.parse_args()
     methods = args.methods or method_names()
     if "float" in methods:  # the baseline first: every other row is compared with it
         methods = ["float"] + [m for m in methods if m != "float"]
     load = os.getloadavg()[0]
     sections = []
+    missing: list[str] = []
     for dataset in args.datasets:
         rows: list[dict[str, Any]] = []
         baseline = None
@@ -118,7 +124,10 @@ def main() -> None:
             started = time.strftime("%H:%M:%S")
             print(f"[{started}] {dataset} {method} ...", file=sys.stderr, flush=True)
             run = run_cell(args.root / args.model, args.model, method, dataset,
-                           args.epochs, args.batch_size)  # fmt: skip
+                           args.epochs, args.batch_size, not args.no_train)  # fmt: skip
+            if run is None:
+                missing.append(f"{dataset}/{method}")
+                continue
             r = row(run, baseline, dataset)
             if method == "float":
                 baseline, r["baseline"], r["delta"] = r["accuracy"], None, None
@@ -140,6 +149,8 @@ def main() -> None:
         f"at start), Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}. "
         "Training times are wall-clock on this contended CPU.\n\n" + "\n".join(sections)
     )
+    if missing:
+        text += "\nNot run (no finished cell): " + ", ".join(missing) + ".\n"
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(text)
     print(text)

@@ -1,5 +1,7 @@
-"""Helpers for method tests: a tiny model built through a method's factories, a few
-training steps, and a check that the LCE export computes what Keras computes."""
+"""Helpers for method tests: a tiny model built only from a method's factories, a few
+training steps, and checks that the LCE export computes what Keras computes. The binary
+and ternary methods are exported together in ONE LCE conversion (a multi-output model),
+which keeps the test time within the CI budget."""
 
 from __future__ import annotations
 
@@ -11,6 +13,10 @@ import numpy as np
 import pytest
 
 import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
+
+BINARY = ["binaryconnect", "binaryconnect-stochastic", "bnn", "bnn-shift", "bwn", "xnor"]
+TERNARY = ["twn", "ttq", "ternary-exact"]
+STEPS = 4
 
 
 def tiny_model(method: Any, input_shape=(12, 12, 1), num_classes: int = 4):
@@ -101,47 +107,57 @@ def export_matches() -> Callable[..., bytes]:
     return assert_export_matches
 
 
-def _train_and_export(name: str, tmp_path: Path, steps: int = 4) -> dict[str, Any]:
-    """Train ``name`` for a few steps with its own optimizer, save and reload it, convert
-    the reloaded model with LCE and compare the .tflite with Keras.
-
-    The conversion runs in-process (``pipeline.convert`` runs the same converter in a
-    child process, which costs a TensorFlow import per method: too slow for CI here)."""
-    import larq_compute_engine as lce
+def _train(name: str, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """A few ``fit`` steps with the method's own optimizer and constraints."""
     import tensorflow as tf
 
-    from pipeline.export import lce_predict
-    from pipeline.flatbuffer import read_model
     from pipeline.methods import make_method
-    from pipeline.serialization import load_keras_model
 
     method = make_method(name)
     tf.keras.utils.set_random_seed(0)
     model = tiny_model(method, num_classes=10)
     model.compile(method.optimizer(method.learning_rate), "sparse_categorical_crossentropy")
-    rng = np.random.default_rng(0)
-    x = rng.uniform(-1, 1, (16 * steps, 12, 12, 1)).astype(np.float32)
-    y = rng.integers(0, 10, 16 * steps)
     before = [w.numpy().copy() for w in model.trainable_weights]
     history = model.fit(x, y, batch_size=16, epochs=1, verbose=0)
     after = model.trainable_weights
-    changed = sum(not np.array_equal(b, w.numpy()) for b, w in zip(before, after, strict=True))
-    model.save(tmp_path / "model.keras")
-    restored = load_keras_model(tmp_path / "model.keras")
-    flatbuffer = lce.convert_keras_model(restored)
-    probe = x[:8]
     return {
-        "model": restored,
+        "model": model,
         "loss": history.history["loss"],
-        "changed": changed,
+        "changed": sum(
+            not np.array_equal(b, w.numpy()) for b, w in zip(before, after, strict=True)
+        ),
         "n_weights": len(before),
-        "keras": model(probe, training=False).numpy(),
-        "restored": restored(probe, training=False).numpy(),
-        "tflite": lce_predict(flatbuffer, probe),
-        "ops": read_model(flatbuffer).op_counts(),
     }
 
 
-@pytest.fixture
-def train_and_export(tmp_path):
-    return lambda name: _train_and_export(name, tmp_path)
+@pytest.fixture(scope="session")
+def exported_methods(tmp_path_factory) -> dict[str, Any]:
+    """Train each method, put the trained models side by side in one model, save and
+    reload it (every custom quantizer and layer must deserialize), convert the reloaded
+    model with LCE in-process and run the .tflite on a probe batch."""
+    import larq_compute_engine as lce
+    import tensorflow as tf
+
+    from pipeline.export import lce_predict
+    from pipeline.flatbuffer import read_model
+    from pipeline.serialization import load_keras_model
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (16 * STEPS, 12, 12, 1)).astype(np.float32)
+    y = rng.integers(0, 10, 16 * STEPS)
+    trained = {name: _train(name, x, y) for name in BINARY + TERNARY}
+    inputs = tf.keras.Input((12, 12, 1))
+    combined = tf.keras.Model(inputs, [t["model"](inputs) for t in trained.values()])
+    path = tmp_path_factory.mktemp("methods") / "all.keras"
+    combined.save(path)
+    restored = load_keras_model(path)
+    flatbuffer = lce.convert_keras_model(restored)
+    probe = x[:8]
+    outputs = lce_predict(flatbuffer, probe)
+    restored_outputs = restored(probe, training=False)
+    for t, r in zip(trained.values(), restored_outputs, strict=True):
+        t["keras"] = t["model"](probe, training=False).numpy()
+        t["restored"] = np.asarray(r)
+        # The converter may order outputs differently: find this method's by its values.
+        t["tflite"] = [o for o in outputs if np.abs(o - t["keras"]).max() < 1e-5]
+    return {"methods": trained, "ops": read_model(flatbuffer).op_counts(), "path": path}

@@ -86,3 +86,20 @@ def test_quantizers_round_trip_through_keras_serialization(cls):
     restored = tf.keras.utils.deserialize_keras_object(tf.keras.utils.serialize_keras_object(q))
     assert type(restored) is cls
     assert restored.get_config() == q.get_config()
+
+
+def test_stochastic_binary_follows_the_models_training_flag_inside_a_layer():
+    """Keras hands ``training`` down to the kernel quantizer of a larq layer, also in a
+    compiled (tf.function) call as ``fit`` makes it."""
+    import larq as lq
+
+    tf.keras.utils.set_random_seed(0)
+    inputs = tf.keras.Input((64,))
+    layer = lq.layers.QuantDense(64, kernel_quantizer=StochasticBinary(), use_bias=False)
+    model = tf.keras.Model(inputs, layer(inputs))
+    layer.kernel.latent_variable.assign(tf.fill((64, 64), 0.2))  # P(+1) = 0.6
+    x = tf.eye(64)  # the output rows are the quantized kernel's rows
+    call = tf.function(lambda training: model(x, training=training))
+    a, b = call(True).numpy(), call(True).numpy()
+    assert (a != b).any() and 0.5 < (a == 1).mean() < 0.7
+    np.testing.assert_array_equal(call(False), np.ones((64, 64)))
