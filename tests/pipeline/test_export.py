@@ -192,7 +192,7 @@ def exported(tmp_path_factory):
     return x, out, {name: names for name, (_, names) in branches.items()}
 
 
-def _check_parity(x, keras_out, flatbuffer, branches: int = 1):
+def _check_parity(x, keras_out, flatbuffer, branches: int = 1, atol: float = 1e-4):
     from pipeline.export import lce_predict
 
     got = lce_predict(flatbuffer, x)
@@ -201,7 +201,7 @@ def _check_parity(x, keras_out, flatbuffer, branches: int = 1):
         k, g = keras_out[:, 10 * b : 10 * (b + 1)], got[:, 10 * b : 10 * (b + 1)]
         agreement = np.mean(g.argmax(-1) == k.argmax(-1))
         assert agreement >= 0.999, (b, agreement)
-        assert np.abs(g - k).max() <= 1e-4
+        assert np.abs(g - k).max() <= atol
 
 
 @pytest.mark.parametrize("name", sorted(HANDMADE))
@@ -217,7 +217,10 @@ def test_every_registered_method_exports_with_parity(exported):
     assert sorted(covered) == _method_names() and {"float", "bnn"} <= set(covered)
     for group, names in groups.items():
         keras_out, _, final, _, _ = out[group]
-        _check_parity(x, keras_out, final, branches=len(names))
+        # TF-MOT's int8 model quantizes its softmax output to steps of 1/256: the .tflite
+        # is within one step of Keras's fake-quantized output, not bit-identical.
+        atol = 1 / 256 if group == "method:int8-qat" else 1e-4
+        _check_parity(x, keras_out, final, branches=len(names), atol=atol)
 
 
 def test_registered_binary_method_is_bitpacked(exported):
