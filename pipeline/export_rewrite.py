@@ -175,6 +175,13 @@ def _baked(layer: Any, config: dict[str, Any]) -> Any:
     return type(layer).from_config(config)
 
 
+def inference_network(model: tf.keras.Model) -> tf.keras.Model:
+    """The network that runs at inference: training-only wrappers (soft weight-sharing's
+    mixture prior, which only adds a loss) expose it as ``network``."""
+    inner = getattr(model, "network", None)
+    return inner if isinstance(inner, tf.keras.Model) else model
+
+
 def prepare_for_lce(model: tf.keras.Model) -> tuple[tf.keras.Model, list[LayerPlan]]:
     """A copy of ``model`` with baked weights and binary layers in LCE's bitpackable form.
 
@@ -190,7 +197,7 @@ def prepare_for_lce(model: tf.keras.Model) -> tuple[tf.keras.Model, list[LayerPl
             pending.append((new, weights))
         return new
 
-    rewritten = tf.keras.models.clone_model(model, clone_function=clone)
+    rewritten = tf.keras.models.clone_model(inference_network(model), clone_function=clone)
     for new, weights in pending:
         new.set_weights(weights)
     return rewritten, plans
@@ -210,7 +217,7 @@ def float_reference(model: tf.keras.Model) -> tf.keras.Model:
         )
         return new
 
-    baked = tf.keras.models.clone_model(model, clone_function=bake)
+    baked = tf.keras.models.clone_model(inference_network(model), clone_function=bake)
     for new, weights in pending:
         new.set_weights(weights)
     return baked

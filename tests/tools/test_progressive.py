@@ -12,7 +12,20 @@ from pipeline.quantizers.po2 import po2_magnitudes
 from pipeline.quantizers.uniform import uniform_levels
 from tools.progressive import main, ordered, progressive
 
-LENET = ["quant_conv2d", "quant_conv2d_1", "quant_dense", "quant_dense_1"]  # input to output
+# LeNet-5's quantizable layers, input to output. Keras numbers layer names per process,
+# so the real names are read from the float run (below) when other tests ran first.
+LENET = ["quant_conv2d", "quant_conv2d_1", "quant_dense", "quant_dense_1"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lenet_names(float_run):
+    global LENET
+    model = float_run.load_model()
+    by_name = {layer.name: layer for layer in model.layers}
+    names = [n for n in (layer.name for layer in model.layers) if n.startswith("quant_")]
+    kinds = [type(by_name[n]).__name__ for n in names]
+    assert kinds == ["QuantConv2D", "QuantConv2D", "QuantDense", "QuantDense"]
+    LENET = names
 
 
 def on_grid(w: np.ndarray, quantizer: str, params: dict, bits: int) -> bool:

@@ -43,7 +43,7 @@ def tiny_model(method: Any, input_shape=(12, 12, 1), num_classes: int = 4):
     x = method.dense(num_classes, Position.LAST)(x)
     x = method.normalization()(x)
     outputs = tf.keras.layers.Softmax()(x)
-    return tf.keras.Model(inputs, outputs, name="tiny")
+    return tf.keras.Model(inputs, outputs, name=method.name)  # unique when models are combined
 
 
 @pytest.fixture(scope="session")
