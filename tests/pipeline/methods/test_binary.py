@@ -71,6 +71,23 @@ def test_bnn_ste_masks_inputs_and_weights_outside_unit_interval():
     np.testing.assert_allclose(dw, [[1.0], [0.0], [1.0]])  # |w| > 1 masked (sign(x)=+1,-1,+1)
 
 
+def test_binaryconnect_latent_weights_start_and_stay_in_the_glorot_range():
+    """U(-H, H) initialisation and clipping to [-H, H], H = sqrt(1.5 / (fan_in + fan_out)):
+    the authors' [-1, 1] range with the per-layer learning rate x 1/H."""
+    from pipeline.quantizers.binary import GlorotClip, glorot_bound
+
+    for name in ("binaryconnect", "binaryconnect-stochastic"):
+        layer = make_method(name).conv2d(64, 5, Position.HIDDEN)
+        layer.build((None, 12, 12, 32))
+        w = layer.kernel.latent_variable.numpy()
+        h = glorot_bound(w.shape)  # 0.025
+        assert np.abs(w).max() <= h and np.abs(w).max() > 0.99 * h
+        assert abs(np.abs(w).mean() - h / 2) < 0.01 * h  # uniform: E|w| = H/2
+        assert isinstance(layer.kernel_constraint, GlorotClip)
+    old = make_method("binaryconnect", glorot_scaling=False).conv2d(64, 5, Position.HIDDEN)
+    assert old.kernel_constraint is not None and not isinstance(old.kernel_constraint, GlorotClip)
+
+
 def test_layer_classes_per_method():
     assert isinstance(make_method("binaryconnect-stochastic").kernel_quantizer(Position.HIDDEN),
                       StochasticBinary)  # fmt: skip
