@@ -109,7 +109,12 @@ def _calibration(shape: tuple[int, ...]) -> np.ndarray:
 
 
 def run_exports(run: Path) -> dict[str, Path]:
+    from pipeline.flatbuffer import read_model
+
     found = {kind: run / name for kind, name in EXPORTS.items() if (run / name).exists()}
+    # a float run's model.tflite is its float export again, not a binary one
+    if "binary" in found and not read_model(found["binary"].read_bytes()).macs()["binary"]:
+        del found["binary"]
     if not found:
         raise SystemExit(f"{run} has none of {', '.join(EXPORTS.values())}")
     return found
