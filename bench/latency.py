@@ -234,6 +234,11 @@ def markdown(results: dict[str, dict[str, dict]], command: str, runs: int) -> st
               "(a binary activation is the sign of a float; float kernels on different CPUs "
               "round values near zero differently, so a few signs flip and the softmax "
               "scores move while the class stays)."]  # fmt: skip
+    if any("no delegate" in row["host"].kernels for rows in results.values()
+           for row in rows.values()):  # fmt: skip
+        lines.append("- int8 rows: tflite-runtime 2.14's Python interpreter applied no XNNPACK "
+                     "delegate to these int8 graphs, so they ran on TFLite's builtin int8 "
+                     "kernels; int8 on XNNPACK is not measured here.")  # fmt: skip
     for name, rows in results.items():
         if "binary" in rows:
             facts = weight_facts(Path(rows["binary"]["host"].model))
