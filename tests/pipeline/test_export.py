@@ -382,6 +382,76 @@ def test_broken_parity_fails_the_export_and_writes_no_model(exported_run, monkey
     assert run.file(runs.TFLITE).stat().st_mtime_ns == before
 
 
+def _needs_bitlite():
+    from pipeline.export import BITLITE, INTERPRETERS
+
+    if BITLITE not in INTERPRETERS:
+        pytest.skip("bitlite_runtime is not installed: parity runs on LCE's interpreter only")
+
+
+def test_parity_is_checked_on_lce_and_on_bitlite_runtime(exported_run):
+    from pipeline.export import PARITY_KEYS
+
+    _needs_bitlite()
+    run, report = exported_run
+    parity = report["parity"]
+    assert sorted(parity) == ["bitlite", "lce"]
+    assert "larq_compute_engine" in parity["lce"]["interpreter"]
+    assert "bitlite_runtime" in parity["bitlite"]["interpreter"]
+    for check in parity.values():
+        assert check["ok"] and check["argmax_agreement"] >= 0.999
+        assert check["max_abs_diff"] <= 1e-4  # both run the same LceBconv2d math
+        assert check["keras_accuracy"] == report["keras_accuracy"]
+    assert {k: report[k] for k in PARITY_KEYS} == {k: parity["lce"][k] for k in PARITY_KEYS}
+    md = run.file("export_report.md").read_text()
+    assert "bitlite_runtime Interpreter" in md and "larq_compute_engine Python" in md
+
+
+def _fake_bitlite(kind: str):
+    """bitlite's predict, made to disagree (classes rotated) or to fail as it would on an
+    op option it does not support."""
+    from pipeline.export import bitlite_predict
+
+    def predict(flatbuffer, x, progress=False):
+        if kind == "raises":
+            raise RuntimeError("LceBconv2d: unsupported fused activation 7")
+        return np.roll(bitlite_predict(flatbuffer, x, progress), 1, axis=-1)
+
+    return predict
+
+
+@pytest.mark.parametrize("kind", ["disagrees", "raises"])
+def test_parity_broken_on_bitlite_alone_fails_the_cli(
+    exported_run, tmp_path, monkeypatch, capsys, kind
+):
+    """LCE's interpreter agrees; ours does not (or cannot run it): exit 1, report says so.
+    A copy of the session's run, and its own .tflite stands in for the converter."""
+    import shutil
+
+    from pipeline import cli, convert, export, runs
+
+    _needs_bitlite()
+    run = runs.Run(tmp_path / "run")
+    shutil.copytree(exported_run[0].path, run.path)
+    before = run.file(runs.TFLITE).stat().st_mtime_ns
+    done = convert.Conversion(run.file(runs.TFLITE).read_bytes(), "lce+rewrite")
+    monkeypatch.setattr(convert, "convert", lambda *a, **k: done)
+    desc = export.INTERPRETERS["bitlite"][1]
+    monkeypatch.setitem(export.INTERPRETERS, "bitlite", (_fake_bitlite(kind), desc))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(export.main, ["--run", str(run.path), "--quiet"])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: parity broken: bitlite_runtime") and len(err.splitlines()) == 1
+    assert "larq_compute_engine" not in err  # LCE's parity held
+    assert ("cannot run it" in err) == (kind == "raises")
+    report = runs.read_json(run.file(runs.EXPORT_REPORT))
+    assert report["parity_ok"] is False and report["parity"]["lce"]["ok"] is True
+    assert report["parity"]["bitlite"]["ok"] is False
+    assert report["argmax_agreement"] >= 0.999  # top level: LCE's figures, as before
+    assert run.file(runs.TFLITE).stat().st_mtime_ns == before  # nothing exported
+
+
 def test_export_without_any_run_says_how_to_get_one(tmp_path, capsys):
     from pipeline import cli, runs
     from pipeline.errors import UsageError
