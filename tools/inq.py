@@ -75,11 +75,9 @@ def inq(
 
     projections.get("po2").check_bits(bits)
     schedule = check_schedule(schedule)
-    steps.check_training(epochs_per_step, learning_rate, batch_size, train_samples)
     settings = {"tool": "inq", "quantizer": "po2", "bits": bits, "schedule": list(schedule),
-                "epochs_per_step": epochs_per_step, "learning_rate": learning_rate,
-                "batch_size": batch_size, "seed": seed,
-                "train_samples": train_samples}  # fmt: skip
+                **steps.training_settings(epochs_per_step, learning_rate, batch_size, seed,
+                                          train_samples)}  # fmt: skip
     job = Job.open(out, source, settings, resume)
     job.total = len(schedule)
     if job.done:
@@ -138,13 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--schedule", default=",".join(map(str, DEFAULT_SCHEDULE)),
                    help="cumulative fractions fixed at each step")  # fmt: skip
     args = p.parse_args(argv)
-    run = inq(
-        runs.resolve(args.run), args.out, args.bits, parse_schedule(args.schedule),
-        epochs_per_step=args.epochs_per_step, learning_rate=args.lr,
-        batch_size=args.batch_size, seed=args.seed, train_samples=args.train_samples,
-        resume=args.resume,
-        progress=not args.quiet, on_step=steps.print_step,
-    )  # fmt: skip
+    run = inq(runs.resolve(args.run), args.out, args.bits, parse_schedule(args.schedule),
+              **steps.common_kwargs(args))  # fmt: skip
     steps.print_result(run)
     return 0
 
