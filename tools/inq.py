@@ -8,6 +8,11 @@ fixed are fixed until that fraction is, each rounded to the nearest level in ``P
 (eq. 4), and the weights still float are retrained with the fixed ones' gradients masked
 to zero (eq. 5), so fixed weights never move. After the last step every weight is in
 ``P``. ``--bits 2`` gives ternary ``{-2^n1, 0, 2^n1}``.
+
+Batch normalization (the paper does not say how it is handled): after every
+projection and every retraining, each batch-norm layer's moving mean and variance are
+re-estimated on training images (:func:`tools.retrain.recalibrate_batch_norm`); weights,
+biases, γ and β are untouched, so the fixed weights stay exactly as eq. 4 set them.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from tools import steps
 from tools.steps import Job
 
 DEFAULT_SCHEDULE = (0.5, 0.75, 0.875, 1.0)
+BN_SAMPLES = 10_000  # training images that batch-norm statistics are re-estimated on
 
 
 def inq_partition(weights: np.ndarray, free: np.ndarray, fraction: float) -> np.ndarray:
@@ -71,11 +77,12 @@ def inq(
     """Run INQ on ``source``'s model into ``out`` (continuing it if it is unfinished)."""
     from pipeline.quantizers.po2 import po2_project
     from tools import projections
-    from tools.retrain import evaluate, quantizable_layers, retrain
+    from tools.retrain import evaluate, quantizable_layers, recalibrate_batch_norm, retrain
 
     projections.get("po2").check_bits(bits)
     schedule = check_schedule(schedule)
     settings = {"tool": "inq", "quantizer": "po2", "bits": bits, "schedule": list(schedule),
+                "batch_norm": "re-estimated after every projection and retraining",
                 **steps.training_settings(epochs_per_step, learning_rate, batch_size, seed,
                                           train_samples)}  # fmt: skip
     job = Job.open(out, source, settings, resume)
@@ -101,6 +108,7 @@ def inq(
             free[layer.name] = inq_partition(w, was_free, schedule[k])
             q = po2_project(w, levels[layer.name]["n1"], levels[layer.name]["n2"]).numpy()
             layer.kernel.assign(np.where(was_free & ~free[layer.name], q, w))  # only the new
+        recalibrate_batch_norm(model, data.x_train[:BN_SAMPLES])
         quantized_accuracy = evaluate(model, data)[0]
         stats = retrain(
             model, data, epochs=epochs_per_step if schedule[k] < 1.0 else 0,
@@ -108,6 +116,9 @@ def inq(
             masks={id(layer.kernel): free[layer.name].astype(np.float32) for layer in layers},
             desc=f"INQ step {k + 1}/{len(schedule)}", progress=progress,
         )  # fmt: skip
+        # Retraining's moving averages lag its last updates, and the last step has no
+        # retraining at all: the statistics would be those of the float weights.
+        recalibrate_batch_norm(model, data.x_train[:BN_SAMPLES])
         accuracy, loss = evaluate(model, data)
         row = {"fixed_fraction": schedule[k], "quantized_accuracy": f"{quantized_accuracy:.6f}",
                "test_accuracy": f"{accuracy:.6f}", "test_loss": f"{loss:.6f}",
