@@ -8,6 +8,11 @@ fixed are fixed until that fraction is, each rounded to the nearest level in ``P
 (eq. 4), and the weights still float are retrained with the fixed ones' gradients masked
 to zero (eq. 5), so fixed weights never move. After the last step every weight is in
 ``P``. ``--bits 2`` gives ternary ``{-2^n1, 0, 2^n1}``.
+
+Batch normalization (the paper does not say how it is handled): after every
+projection and every retraining, each batch-norm layer's moving mean and variance are
+re-estimated on training images (:func:`tools.retrain.recalibrate_batch_norm`); weights,
+biases, γ and β are untouched, so the fixed weights stay exactly as eq. 4 set them.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from tools import steps
 from tools.steps import Job
 
 DEFAULT_SCHEDULE = (0.5, 0.75, 0.875, 1.0)
+BN_SAMPLES = 10_000  # training images that batch-norm statistics are re-estimated on
 
 
 def inq_partition(weights: np.ndarray, free: np.ndarray, fraction: float) -> np.ndarray:
@@ -71,15 +77,14 @@ def inq(
     """Run INQ on ``source``'s model into ``out`` (continuing it if it is unfinished)."""
     from pipeline.quantizers.po2 import po2_project
     from tools import projections
-    from tools.retrain import evaluate, quantizable_layers, retrain
+    from tools.retrain import evaluate, quantizable_layers, recalibrate_batch_norm, retrain
 
     projections.get("po2").check_bits(bits)
     schedule = check_schedule(schedule)
-    steps.check_training(epochs_per_step, learning_rate, batch_size, train_samples)
     settings = {"tool": "inq", "quantizer": "po2", "bits": bits, "schedule": list(schedule),
-                "epochs_per_step": epochs_per_step, "learning_rate": learning_rate,
-                "batch_size": batch_size, "seed": seed,
-                "train_samples": train_samples}  # fmt: skip
+                "batch_norm": "re-estimated after every projection and retraining",
+                **steps.training_settings(epochs_per_step, learning_rate, batch_size, seed,
+                                          train_samples)}  # fmt: skip
     job = Job.open(out, source, settings, resume)
     job.total = len(schedule)
     if job.done:
@@ -103,6 +108,7 @@ def inq(
             free[layer.name] = inq_partition(w, was_free, schedule[k])
             q = po2_project(w, levels[layer.name]["n1"], levels[layer.name]["n2"]).numpy()
             layer.kernel.assign(np.where(was_free & ~free[layer.name], q, w))  # only the new
+        recalibrate_batch_norm(model, data.x_train[:BN_SAMPLES])
         quantized_accuracy = evaluate(model, data)[0]
         stats = retrain(
             model, data, epochs=epochs_per_step if schedule[k] < 1.0 else 0,
@@ -110,6 +116,9 @@ def inq(
             masks={id(layer.kernel): free[layer.name].astype(np.float32) for layer in layers},
             desc=f"INQ step {k + 1}/{len(schedule)}", progress=progress,
         )  # fmt: skip
+        # Retraining's moving averages lag its last updates, and the last step has no
+        # retraining at all: the statistics would be those of the float weights.
+        recalibrate_batch_norm(model, data.x_train[:BN_SAMPLES])
         accuracy, loss = evaluate(model, data)
         row = {"fixed_fraction": schedule[k], "quantized_accuracy": f"{quantized_accuracy:.6f}",
                "test_accuracy": f"{accuracy:.6f}", "test_loss": f"{loss:.6f}",
@@ -138,13 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--schedule", default=",".join(map(str, DEFAULT_SCHEDULE)),
                    help="cumulative fractions fixed at each step")  # fmt: skip
     args = p.parse_args(argv)
-    run = inq(
-        runs.resolve(args.run), args.out, args.bits, parse_schedule(args.schedule),
-        epochs_per_step=args.epochs_per_step, learning_rate=args.lr,
-        batch_size=args.batch_size, seed=args.seed, train_samples=args.train_samples,
-        resume=args.resume,
-        progress=not args.quiet, on_step=steps.print_step,
-    )  # fmt: skip
+    run = inq(runs.resolve(args.run), args.out, args.bits, parse_schedule(args.schedule),
+              **steps.common_kwargs(args))  # fmt: skip
     steps.print_result(run)
     return 0
 

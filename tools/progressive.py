@@ -56,11 +56,9 @@ def progressive(
     projection.check_bits(bits)
     if order not in ORDERS:
         raise UsageError(f"unknown order '{order}'; choose one of: {', '.join(ORDERS)}")
-    steps.check_training(epochs_per_step, learning_rate, batch_size, train_samples)
     settings = {"tool": "progressive", "quantizer": quantizer, "bits": bits, "order": order,
-                "epochs_per_step": epochs_per_step, "learning_rate": learning_rate,
-                "batch_size": batch_size, "seed": seed,
-                "train_samples": train_samples}  # fmt: skip
+                **steps.training_settings(epochs_per_step, learning_rate, batch_size, seed,
+                                          train_samples)}  # fmt: skip
     job = Job.open(out, source, settings, resume)
     if job.done:
         return job.run
@@ -158,11 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     run = progressive(
         runs.resolve(args.run), args.out, args.quantizer, args.bits,
-        order="all-at-once" if args.all_at_once else args.order,
-        epochs_per_step=args.epochs_per_step, learning_rate=args.lr,
-        batch_size=args.batch_size, seed=args.seed, train_samples=args.train_samples,
-        resume=args.resume,
-        progress=not args.quiet, on_step=steps.print_step,
+        order="all-at-once" if args.all_at_once else args.order, **steps.common_kwargs(args),
     )  # fmt: skip
     steps.print_result(run)
     return 0

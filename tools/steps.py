@@ -171,9 +171,11 @@ def print_result(run: runs.Run) -> None:
           f"{r['source_test_accuracy']:.4f}) -> {run.path}")  # fmt: skip
 
 
-def check_training(
-    epochs_per_step: int, learning_rate: float, batch_size: int, train_samples: int | None = None
-) -> None:
+def training_settings(
+    epochs_per_step: int, learning_rate: float, batch_size: int, seed: int,
+    train_samples: int | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The retraining settings every tool records in ``config.json`` (checked)."""
     if train_samples is not None and train_samples < 1:
         raise UsageError("--train-samples must be at least 1")
     if epochs_per_step < 1:
@@ -182,6 +184,8 @@ def check_training(
         raise UsageError("--lr must be positive")
     if batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
+    return {"epochs_per_step": epochs_per_step, "learning_rate": learning_rate,
+            "batch_size": batch_size, "seed": seed, "train_samples": train_samples}  # fmt: skip
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -198,6 +202,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="output run directory")
     p.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def common_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments every tool function takes, from :func:`add_arguments`' options."""
+    return {"epochs_per_step": args.epochs_per_step, "learning_rate": args.lr,
+            "batch_size": args.batch_size, "seed": args.seed,
+            "train_samples": args.train_samples, "resume": args.resume,
+            "progress": not args.quiet, "on_step": print_step}  # fmt: skip
 
 
 def _jsonable(value: Any) -> Any:
