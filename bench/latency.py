@@ -2,6 +2,7 @@
 
     python bench/latency.py                      # LeNet-5 (MNIST) and a VGG-like net
     python bench/latency.py --run runs/bnn-lenet5 --run runs/float-lenet5
+    python bench/latency.py --run runs/bnn-lenet5 --models vgg_small   # both
     python bench/latency.py --out bench/results/latency.md
 
 For each network: host latency of the float and int8 exports on stock TFLite (XNNPACK
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import platform
 import shlex
 import sys
@@ -39,6 +41,7 @@ from pipeline.targets.base import Measurement, Settings
 from pipeline.targets.measure import measure
 
 KINDS = ("float", "int8", "binary")
+DEFAULT_MODELS = "lenet5,vgg_small"
 
 
 def vgg_small(method, input_shape, num_classes):
@@ -106,7 +109,12 @@ def _calibration(shape: tuple[int, ...]) -> np.ndarray:
 
 
 def run_exports(run: Path) -> dict[str, Path]:
+    from pipeline.flatbuffer import read_model
+
     found = {kind: run / name for kind, name in EXPORTS.items() if (run / name).exists()}
+    # a float run's model.tflite is its float export again, not a binary one
+    if "binary" in found and not read_model(found["binary"].read_bytes()).macs()["binary"]:
+        del found["binary"]
     if not found:
         raise SystemExit(f"{run} has none of {', '.join(EXPORTS.values())}")
     return found
@@ -153,6 +161,18 @@ def weight_facts(path: Path) -> str:
             f"of its {model.size_bytes / 1024:.0f} KiB are float32 weights")  # fmt: skip
 
 
+def test_accuracy(path: Path) -> str:
+    """The export's test accuracy from its run's export_report.json ("—" for built nets)."""
+    report = path.parent / "export_report.json"
+    if not report.exists():
+        return "—"
+    r = json.loads(report.read_text())
+    entries = [r] + list(r.get("baselines", {}).values())
+    found = [e["tflite_accuracy"] for e in entries
+             if e.get("file", "model.tflite") == path.name and "tflite_accuracy" in e]  # fmt: skip
+    return f"{found[0]:.2%}" if found else "—"
+
+
 def _ratio(a: float | None, b: float | None) -> str:
     return "—" if not a or not b else f"{a / b:.2f}×"
 
@@ -176,9 +196,9 @@ def markdown(results: dict[str, dict[str, dict]], command: str, runs: int) -> st
         "runtime cross-built for AArch64), counted by the icount plugin: exact and "
         "repeatable, but an instruction count, not a time.",
         "",
-        "| network | export | size KiB | host median ms | host p90 ms | host kernels "
+        "| network | export | test acc. | size KiB | host median ms | host p90 ms | host kernels "
         "| LCE interpreter median ms | aarch64 instr/inference | aarch64 kernels | parity |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, rows in results.items():
         for kind, row in rows.items():
@@ -186,7 +206,8 @@ def markdown(results: dict[str, dict[str, dict]], command: str, runs: int) -> st
             parity = _parity(qemu)
             lce_cell = "—" if lce is None else f"{_ms(lce)} ({lce.kernels})"
             lines.append(
-                f"| {name} | {kind} | {host.size_bytes / 1024:.1f} | {_ms(host)} | "
+                f"| {name} | {kind} | {test_accuracy(Path(host.model))} "
+                f"| {host.size_bytes / 1024:.1f} | {_ms(host)} | "
                 f"{_ms(host, 'p90_ms')} | {host.kernels} | {lce_cell} | "
                 f"{qemu.instructions_per_invoke:,} | {qemu.kernels} | {parity} |"
             )
@@ -212,7 +233,12 @@ def markdown(results: dict[str, dict[str, dict]], command: str, runs: int) -> st
               "input; float to 1e-3, int8 to one quantization step, binary by top-1 class "
               "(a binary activation is the sign of a float; float kernels on different CPUs "
               "round values near zero differently, so a few signs flip and the softmax "
-              "scores of these untrained nets move while the class stays)."]  # fmt: skip
+              "scores move while the class stays)."]  # fmt: skip
+    if any("no delegate" in row["host"].kernels for rows in results.values()
+           for row in rows.values()):  # fmt: skip
+        lines.append("- int8 rows: tflite-runtime 2.14's Python interpreter applied no XNNPACK "
+                     "delegate to these int8 graphs, so they ran on TFLite's builtin int8 "
+                     "kernels; int8 on XNNPACK is not measured here.")  # fmt: skip
     for name, rows in results.items():
         if "binary" in rows:
             facts = weight_facts(Path(rows["binary"]["host"].model))
@@ -228,7 +254,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", action="append", type=Path, default=[],
                    help="a run directory with exports (repeatable); default: build nets here")
-    p.add_argument("--models", default="lenet5,vgg_small", help="nets to build without --run")
+    p.add_argument("--models", help="nets to build here, comma-separated "
+                   "(default: lenet5,vgg_small without --run, none with it)")
     p.add_argument("--runs", type=int, default=50, help="timed host inferences")
     p.add_argument("--qemu-runs", type=int, default=3, help="timed emulated inferences")
     p.add_argument("--out", type=Path, help="also write the markdown table here")
@@ -237,7 +264,8 @@ def main() -> None:
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bitlite-latency-") as tmp:
         subjects = {run.name: run_exports(run) for run in args.run}
-        for name in [] if args.run else args.models.split(","):
+        built = args.models if args.models is not None else "" if args.run else DEFAULT_MODELS
+        for name in filter(None, built.split(",")):
             _log(f"building {name}: float, int8 and binary exports")
             subjects[name] = build_exports(name, Path(tmp))
         for name, exports in subjects.items():

@@ -47,7 +47,7 @@ def build_parser():
                         "lce: Larq Compute Engine's interpreter (on x86: its reference kernels)")
     p.add_argument("--input", type=Path, help=".npy input in [-1, 1]; none: a fixed pattern")
     p.add_argument("--json", type=Path, help="JSON output; none: bench-<target>.json in the run directory "
-                   "(--run) or the current directory (--model)")
+                   "(--run) or next to the model (--model)")
     p.add_argument("--remote-python", default="python3", help="ssh: the device's Python")
     p.add_argument("--lce-benchmark",
                    help="ssh with --engine lce: lce_benchmark_model's path on the device "
@@ -76,7 +76,8 @@ def _models(args) -> tuple[list[Path], Path]:
     """The models to run, and the default JSON path."""
     slug = re.sub(r"[^A-Za-z0-9]+", "_", args.target).strip("_")
     if args.model is not None:
-        return [args.model], Path(f"bench-{slug}.json")
+        # next to the model, never the current directory: a checkout stays clean
+        return [args.model], Path(args.model).with_name(f"bench-{slug}.json")
     run = runs.resolve(args.run)
     default_json = run.file(f"bench-{slug}.json")
     if not args.compare:

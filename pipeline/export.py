@@ -58,16 +58,48 @@ def tflite_predict(flatbuffer: bytes, x: np.ndarray, progress: bool = False) -> 
     return np.stack(rows)
 
 
-# Interpreters parity can run with: name -> (predict, what the report says). The bitlite
-# runtime registers itself here (register_interpreter) once it exists.
+def bitlite_predict(flatbuffer: bytes, x: np.ndarray, progress: bool = False) -> np.ndarray:
+    """Run ``x`` through bitlite's own runtime (tflite-runtime 2.14 + our LCE kernels)."""
+    from pipeline.targets import runtime
+
+    interp = runtime.load().Interpreter(flatbuffer, num_threads=1)
+    return np.asarray(interp.predict(x), dtype=np.float32)
+
+
+# Interpreters parity can run with: name -> (predict, what the report says).
 INTERPRETERS: dict[str, tuple[Predict, str]] = {
     "lce": (lce_predict, "larq_compute_engine Python Interpreter (x86 reference kernels)"),
     "tflite": (tflite_predict, "tensorflow.lite.Interpreter (stock TFLite, no LCE ops)"),
 }
+BITLITE = "bitlite"
 
 
 def register_interpreter(name: str, predict: Predict, description: str) -> None:
     INTERPRETERS[name] = (predict, description)
+
+
+def _register_bitlite() -> None:
+    """Our runtime joins the parity interpreters wherever ``bitlite_runtime`` imports."""
+    from pipeline.targets import runtime
+    from pipeline.targets.base import TargetError
+
+    try:
+        runtime.load()
+    except TargetError:
+        return
+    register_interpreter(
+        BITLITE,
+        bitlite_predict,
+        "bitlite_runtime Interpreter (tflite-runtime 2.14 + bitlite kernels)",
+    )
+
+
+_register_bitlite()
+
+
+def default_interpreters() -> list[str]:
+    """LCE's interpreter (the reference), then ours where it is installed."""
+    return ["lce"] + ([BITLITE] if BITLITE in INTERPRETERS else [])
 
 
 def predict(flatbuffer: bytes, x: np.ndarray, interpreter: str, progress: bool = False):
@@ -88,6 +120,53 @@ def parity(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray) -> 
         "argmax_agreement": float(np.mean(ref_top == cand_top)),
         "max_abs_diff": float(np.max(np.abs(reference - candidate))),
     }
+
+
+PARITY_KEYS = ("keras_accuracy", "tflite_accuracy", "argmax_agreement", "max_abs_diff")
+
+
+def _interpreter_names(interpreter: str | Sequence[str] | None) -> list[str]:
+    names = default_interpreters() if interpreter is None else interpreter
+    names = [names] if isinstance(names, str) else list(dict.fromkeys(names))
+    unknown = [n for n in names if n not in INTERPRETERS]
+    if unknown or not names:
+        raise UsageError(
+            f"unknown interpreter '{', '.join(unknown)}'; choose from: "
+            + ", ".join(sorted(INTERPRETERS))
+            + ("" if BITLITE in INTERPRETERS else " (bitlite: bitlite_runtime is not installed)")
+        )
+    return names
+
+
+def check_parity(
+    flatbuffer: bytes,
+    x: np.ndarray,
+    keras_out: np.ndarray,
+    labels: np.ndarray,
+    interpreter: str,
+    min_agreement: float,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Parity of one interpreter's outputs with Keras's; an interpreter that cannot run
+    the file (unsupported op option, missing build) fails parity with its error."""
+    entry: dict[str, Any] = {"interpreter": INTERPRETERS[interpreter][1]}
+    try:
+        out = predict(flatbuffer, x, interpreter, progress=progress)
+    except Exception as err:  # noqa: BLE001  (any runtime's failure is one line in the report)
+        lines = str(err).strip().splitlines() or [""]
+        return {**entry, "error": f"{type(err).__name__}: {lines[0]}", "ok": False}
+    entry.update(parity(keras_out, out, labels))
+    entry["ok"] = entry["argmax_agreement"] >= min_agreement
+    return entry
+
+
+def _verdict(check: dict[str, Any], samples: int) -> str:
+    if "error" in check:
+        return f"{check['interpreter']} cannot run it ({check['error']})"
+    return (
+        f"{check['interpreter']} agrees with Keras on {check['argmax_agreement']:.2%} "
+        f"of {samples} test images"
+    )
 
 
 def describe_flatbuffer(flatbuffer: bytes) -> dict[str, Any]:
@@ -159,16 +238,20 @@ def export_run(
     min_agreement: float = MIN_AGREEMENT,
     progress: bool = False,
     baselines: Sequence[str] = ("float",),
-    interpreter: str = "lce",
+    interpreter: str | Sequence[str] | None = None,
     allow_inexact: bool = False,
 ) -> dict[str, Any]:
     """Convert ``run``'s model, check parity on its test set, write model + reports.
 
-    Every file is written atomically, and only after conversion and parity succeeded:
-    a failed export leaves the run as it was (except the report, which says why)."""
+    ``interpreter``: one name or several (default :func:`default_interpreters`: LCE's,
+    then bitlite's runtime where installed); parity must hold on every one, and the
+    report's top-level figures are the first one's. Every file is written atomically, and
+    only after conversion and parity succeeded: a failed export leaves the run as it was
+    (except the report, which says why)."""
     from pipeline.convert import convert
     from pipeline.tflite_rewrite import embed_metadata, int8_weights
 
+    names = _interpreter_names(interpreter)
     model = run.load_model()  # a clear error if the run has not finished training
     ds = test_data(run)
     x_test = data.normalize(ds.x_test)
@@ -181,20 +264,27 @@ def export_run(
     flatbuffer = embed_metadata(flatbuffer, meta)
 
     keras_out = model.predict(x_test, batch_size=256, verbose=0)
-    tflite_out = predict(flatbuffer, x_test, interpreter, progress=progress)
+    checks = {
+        name: check_parity(flatbuffer, x_test, keras_out, ds.y_test, name, min_agreement, progress)
+        for name in names
+    }
+    primary = checks[names[0]]
+    if "error" in primary:  # the reference interpreter cannot run the file: nothing to report
+        raise ParityError(f"{primary['interpreter']} cannot run the export: {primary['error']}")
     report: dict[str, Any] = {
         **describe_flatbuffer(flatbuffer),
-        **parity(keras_out, tflite_out, ds.y_test),
+        **{k: primary[k] for k in PARITY_KEYS},  # the first interpreter's (LCE's by default)
         "test_samples": int(len(x_test)),
         "min_agreement": min_agreement,
-        "interpreter": INTERPRETERS[interpreter][1],
+        "interpreter": primary["interpreter"],
+        "parity": checks,  # every interpreter checked, by name
         "converter": conversion.strategy,
         "conversion_failures": conversion.failures,
         "layers": conversion.layers,
         "int8_weights": [w.to_dict() for w in weight_reports],
         "needs_lce": needs_lce,
     }
-    report["parity_ok"] = report["argmax_agreement"] >= min_agreement
+    report["parity_ok"] = all(c["ok"] for c in checks.values())
     report["baselines"] = _baselines(
         run, conversion.baselines, baselines, keras_out, x_test, ds.y_test, progress
     )
@@ -208,9 +298,9 @@ def export_run(
     runs.write_json(run.file(runs.EXPORT_REPORT), report)
     runs.write_bytes(run.file(EXPORT_MD), markdown(run, report).encode())
     if not report["parity_ok"]:
+        broken = "; ".join(_verdict(c, len(x_test)) for c in checks.values() if not c["ok"])
         raise ParityError(
-            f"parity broken: the .tflite agrees with Keras on {report['argmax_agreement']:.2%} "
-            f"of {len(x_test)} test images (need {min_agreement:.1%}); nothing exported, see "
+            f"parity broken: {broken} (need {min_agreement:.1%}); nothing exported, see "
             f"{run.file(runs.EXPORT_REPORT)}"
         )
     runs.write_bytes(run.file(runs.TFLITE), flatbuffer)
@@ -247,7 +337,7 @@ def markdown(run: runs.Run, r: dict[str, Any]) -> str:
         f"# Export report: {run.name}",
         "",
         f"Converter: {r['converter']}; parity interpreter: {r['interpreter']}.",
-        f"Needs LCE's interpreter: {'yes (LCE custom ops: ' + ', '.join(r['custom_ops']) + ')' if r['needs_lce'] else 'no (any TFLite interpreter)'}.",
+        f"Runs on: {runs_on(r)}.",
         "",
         "| file | size KiB | gzip KiB | × smaller than float | bits/weight | tflite acc | keras acc | argmax agreement |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -265,8 +355,14 @@ def markdown(run: runs.Run, r: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        f"Max |Keras − tflite| over {r['test_samples']} test images: "
-        f"{r['max_abs_diff']:.2e}; parity needs argmax agreement ≥ {r['min_agreement']:.1%}.",
+        f"Parity over {r['test_samples']} test images (needs argmax agreement ≥ "
+        f"{r['min_agreement']:.1%} on every interpreter):",
+        "",
+        "| interpreter | tflite acc | argmax agreement | max abs diff | parity |",
+        "|---|---:|---:|---:|---|",
+    ]
+    lines += [_parity_row(c) for c in r.get("parity", {}).values()]
+    lines += [
         "",
         "| layer (output tensor) | op | stored | bytes | bits/weight |",
         "|---|---|---|---:|---:|",
@@ -282,6 +378,27 @@ def markdown(run: runs.Run, r: dict[str, Any]) -> str:
     if r["conversion_failures"]:
         lines += ["", "Conversion fallbacks: " + "; ".join(r["conversion_failures"])]
     return "\n".join(lines) + "\n"
+
+
+def runs_on(r: dict[str, Any]) -> str:
+    """Which interpreters can run the file: LCE ops need LCE's or bitlite's runtime."""
+    if not r["needs_lce"]:
+        return "any TFLite interpreter"
+    ours = r.get("parity", {}).get(BITLITE, {}).get("ok")
+    return (
+        f"LCE custom ops ({', '.join(r['custom_ops'])}): LCE's interpreter"
+        + (", or bitlite_runtime (parity checked)" if ours else "")
+        + "; not the stock TFLite interpreter"
+    )
+
+
+def _parity_row(c: dict[str, Any]) -> str:
+    if "error" in c:
+        return f"| {c['interpreter']} | – | – | – | cannot run: {c['error']} |"
+    return (
+        f"| {c['interpreter']} | {c['tflite_accuracy']:.4f} | {c['argmax_agreement']:.4%} | "
+        f"{c['max_abs_diff']:.2e} | {'ok' if c['ok'] else 'BROKEN'} |"
+    )
 
 
 def android_assets(app: Path) -> Path:
@@ -311,11 +428,14 @@ def summary(run: runs.Run, report: dict[str, Any]) -> str:
         f"  weights         {r['bits_per_weight']:.2f} bits/weight stored on average",
         f"  accuracy        keras {r['keras_accuracy']:.4f}  tflite {r['tflite_accuracy']:.4f}"
         f"  ({r['test_samples']} test images, {r['interpreter']})",
-        f"  parity          argmax agreement {r['argmax_agreement']:.4%}, "
-        f"max |diff| {r['max_abs_diff']:.2e}",
+        *(
+            f"  parity {name:<8} argmax agreement {c['argmax_agreement']:.4%}, "
+            f"max |diff| {c['max_abs_diff']:.2e} ({c['interpreter']})"
+            for name, c in r["parity"].items()
+        ),
         f"  binary MACs     {r['binary_mac_fraction']:.1%} of {sum(r['macs'].values()):,}",
         f"  ops             {ops}",
-        f"  runs on         {'LCE interpreter only (custom ops)' if r['needs_lce'] else 'any TFLite interpreter'}",
+        f"  runs on         {runs_on(r)}",
     ]
     for name, b in r["baselines"].items():
         if "tflite_accuracy" in b:
@@ -350,7 +470,11 @@ def make_parser() -> argparse.ArgumentParser:
         "(post-training full int8) of the same network",
     )
     p.add_argument(
-        "--interpreter", default="lce", help=f"parity interpreter: {', '.join(INTERPRETERS)}"
+        "--interpreter",
+        action="append",
+        choices=sorted(INTERPRETERS),
+        help="check parity on this interpreter; repeat for several (default: "
+        f"{' and '.join(default_interpreters())}); the first one's figures lead the report",
     )
     p.add_argument(
         "--allow-inexact-int8",

@@ -16,7 +16,12 @@ layer, and it only recognizes larq's own sign. So, for every larq quantized laye
   ``LceBconv2d`` multiplier — XNOR-Net, BNN and DoReFa's 1-bit ``E|W| sign(W)`` alike;
 - such a *dense* layer over a flat input becomes ``reshape(N,1,1,F) → 1×1 binary
   convolution → reshape(N,units)``: ``y_j = Σ_i x_i W_ij`` either way, so outputs are the
-  same and the weights end bitpacked (32 per int32 word) instead of float32.
+  same and the weights end bitpacked (32 per int32 word) instead of float32;
+- a layer that rescales its binary product by the input (XNOR-Net's ``K`` for
+  convolutions, ``β = ||X||_ℓ1/n`` for dense layers) keeps its class: the rescaling stays
+  a float branch (``ABS → MEAN → box CONV_2D → MUL``) beside the ``LceBconv2d``, and a
+  dense layer becomes a 1×1 ``XnorConv2D``, whose ``K`` over a ``(N,1,1,F)`` input is
+  exactly ``β``.
 
 Weights that are not binary (ternary, power-of-two, k-bit) stay float here and become
 int8 in the flatbuffer (:mod:`pipeline.tflite_rewrite`).
@@ -35,7 +40,14 @@ import larq as lq
 import tensorflow as tf
 # isort: on
 
+from pipeline.layers.xnor import XnorConv2D, XnorDense
+
 BINARY_RTOL = 1e-6  # |W_q| equal to α_c within this: float32 rounding, not a second level
+
+# The convolution a binary dense layer becomes (1×1, over a reshaped input). A layer that
+# scales its output by a function of its input needs the convolution that computes the
+# same scale: dropping it changes every output (issue 5's xnor parity failure).
+CONV_FOR_DENSE: dict[type, type] = {XnorDense: XnorConv2D}
 
 
 @dataclass
@@ -98,12 +110,15 @@ def _kind(layer: Any) -> str | None:
 
 @tf.keras.utils.register_keras_serializable("bitlite")
 class DenseAsBinaryConv(tf.keras.layers.Layer):
-    """A dense layer computed as a 1×1 binary convolution so LCE bitpacks it."""
+    """A dense layer computed as a 1×1 binary convolution so LCE bitpacks it.
+
+    ``conv`` is the serialized convolution (``tf.keras.layers.serialize``): a larq
+    ``QuantConv2D``, or a subclass that rescales its product (``XnorConv2D``)."""
 
     def __init__(self, conv: dict[str, Any], **kwargs: Any):
         super().__init__(**kwargs)
-        self.conv = lq.layers.QuantConv2D.from_config(conv)
-        self.units = int(conv["filters"])
+        self.conv = tf.keras.layers.deserialize(conv)
+        self.units = int(self.conv.filters)
 
     def build(self, input_shape: Any) -> None:
         self.conv.build((None, 1, 1, int(input_shape[-1])))
@@ -114,7 +129,7 @@ class DenseAsBinaryConv(tf.keras.layers.Layer):
         return tf.reshape(y, [-1, self.units])
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "conv": self.conv.get_config()}
+        return {**super().get_config(), "conv": tf.keras.layers.serialize(self.conv)}
 
 
 def _binary_config(config: dict[str, Any], alpha: np.ndarray) -> dict[str, Any]:
@@ -149,7 +164,8 @@ def _rewrite_layer(layer: Any) -> tuple[Any, LayerPlan | None, list[np.ndarray] 
         config = _binary_config(config, alpha)
         if kind == "conv2d":
             plan.action = "bconv"
-            return lq.layers.QuantConv2D.from_config(config), plan, [w_q, *bias]
+            # type(layer): a subclass (XnorConv2D) keeps its input-dependent scale
+            return type(layer).from_config(config), plan, [w_q, *bias]
         if len(layer.input_shape) == 2:
             plan.action = "dense->1x1 bconv"
             conv = {
@@ -161,7 +177,10 @@ def _rewrite_layer(layer: Any) -> tuple[Any, LayerPlan | None, list[np.ndarray] 
                 "name": "bconv",
             }
             conv.pop("units")
-            new = DenseAsBinaryConv(conv, name=layer.name)
+            conv_class = CONV_FOR_DENSE.get(type(layer), lq.layers.QuantConv2D)
+            new = DenseAsBinaryConv(
+                tf.keras.layers.serialize(conv_class.from_config(conv)), name=layer.name
+            )
             return new, plan, [w_q.reshape(1, 1, *w_q.shape), *bias]
     return _baked(layer, config), plan, [w_q, *bias]
 

@@ -14,7 +14,7 @@ from pipeline.layers.xnor import XnorConv2D, XnorDense
 from pipeline.methods.base import Method, Position
 from pipeline.methods.registry import register
 from pipeline.optimizers import ShiftAdaMax
-from pipeline.quantizers.binary import StochasticBinary, XnorWeightSign
+from pipeline.quantizers.binary import GlorotClip, StochasticBinary, XnorWeightSign
 
 
 @register
@@ -25,9 +25,17 @@ class BinaryConnect(Method):
 
     Weights ``w_b = sign(w)`` (eq. 1, ``sign(0) = +1``) in the forward and backward passes;
     the gradient with respect to ``w_b`` updates the float ``w`` unchanged (Algorithm 1),
-    which larq's ``SteSign(clip_value=None)`` is exactly, and ``w`` is clipped to [-1, 1]
-    after each update. Activations stay float (ReLU). Every layer's weights are binary, as
-    in the paper. The paper trains with Adam and an exponentially decaying learning rate.
+    which larq's ``SteSign(clip_value=None)`` is exactly, and ``w`` is clipped after each
+    update. Activations stay float (ReLU). Every layer's weights are binary, as in the
+    paper. The paper trains with Adam and an exponentially decaying learning rate.
+
+    ``glorot_scaling`` (default, as the authors' code trains): each layer's latent range
+    is ``[-H, H]`` with ``H`` = :func:`pipeline.quantizers.binary.glorot_bound`, initialised
+    ``U(-H, H)`` and clipped there (:class:`pipeline.quantizers.binary.GlorotClip`) — the
+    paper's ``[-1, 1]`` range with the per-layer learning rate ``× 1/H`` (see
+    :class:`~pipeline.quantizers.binary.StochasticBinary`). Without it the latent weights
+    start at Glorot's ``U(-2H, 2H)`` inside ``[-1, 1]`` and barely move relative to that
+    range, so the stochastic variant samples ``p ≈ 0.5`` everywhere: pure noise.
     """
 
     name = "binaryconnect"
@@ -35,6 +43,7 @@ class BinaryConnect(Method):
     paper = "Courbariaux et al. 2015, arXiv:1511.00363"
 
     lr_schedule: str = "exponential"
+    glorot_scaling: bool = True
 
     def bits(self) -> dict[str, int]:
         return {"w": 1, "a": 32, "g": 32}
@@ -43,23 +52,31 @@ class BinaryConnect(Method):
         return lq.quantizers.SteSign(clip_value=None)
 
     def kernel_constraint(self, position: Position) -> Any:
-        return "weight_clip"
+        return GlorotClip() if self.glorot_scaling else "weight_clip"
+
+    def _quant_kwargs(self, position: Position) -> dict[str, Any]:
+        kwargs = super()._quant_kwargs(position)
+        if kwargs and self.glorot_scaling:  # U(-H, H): H = sqrt(1.5 / (fan_in + fan_out))
+            kwargs["kernel_initializer"] = tf.keras.initializers.VarianceScaling(
+                0.25, mode="fan_avg", distribution="uniform"
+            )
+        return kwargs
 
 
 @register
 @dataclass
 class BinaryConnectStochastic(BinaryConnect):
     """BinaryConnect, stochastic (arXiv:1511.00363, eq. 2-3): ``w_b = +1`` with probability
-    ``hard_sigmoid(w) = clip((w+1)/2, 0, 1)``, resampled at every training forward pass;
-    deterministic ``sign(w)`` at inference and in the exported model (see
-    :class:`pipeline.quantizers.binary.StochasticBinary`)."""
+    ``hard_sigmoid(w / H)``, resampled at every training forward pass; deterministic
+    ``sign(w)`` at inference and in the exported model (see
+    :class:`pipeline.quantizers.binary.StochasticBinary`; ``H`` as in ``binaryconnect``)."""
 
     name = "binaryconnect-stochastic"
     summary = "BinaryConnect: weights sampled +1 w.p. hard_sigmoid(w); sign at inference"
     paper = "Courbariaux et al. 2015, arXiv:1511.00363"
 
     def kernel_quantizer(self, position: Position) -> Any:
-        return StochasticBinary()
+        return StochasticBinary(bound="glorot" if self.glorot_scaling else 1.0)
 
 
 @register
@@ -109,7 +126,9 @@ class BNNShift(BNN):
     shift-based batch normalization (Algorithm 3,
     :class:`pipeline.layers.shift_batchnorm.ShiftBatchNormalization`) and shift-based
     AdaMax (Algorithm 2, :class:`pipeline.optimizers.ShiftAdaMax`, with the paper's
-    ``α = 2^-10``). Weights and activations as in ``bnn``."""
+    ``α = 2^-10``). Weights, activations and the learning-rate schedule as in ``bnn``
+    (the paper trains both variants with the same schedule), so the two differ only in
+    the shift-based batch norm and optimizer."""
 
     name = "bnn-shift"
     summary = "BinaryNet with shift-based batch norm and shift-based AdaMax"
@@ -117,7 +136,6 @@ class BNNShift(BNN):
 
     learning_rate: float = 2.0**-10
     optimizer_name: str = "shift-adamax"
-    lr_schedule: str = "exponential"
 
     def normalization(self) -> tf.keras.layers.Layer:
         return ShiftBatchNormalization(momentum=0.9, epsilon=1e-4)

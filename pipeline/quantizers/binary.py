@@ -54,24 +54,52 @@ def ap2_ste(x: tf.Tensor) -> tf.Tensor:
     return straight_through(ap2, x)
 
 
+def glorot_bound(shape: Any) -> float:
+    """``H = sqrt(1.5 / (fan_in + fan_out))`` of a dense ``(in, out)`` or convolution
+    ``(kh, kw, in, out)`` kernel: half of Glorot & Bengio's uniform bound. BinaryConnect's
+    code (``W_LR_scale = "Glorot"``) scales each layer's learning rate by ``1/H``; see
+    :class:`StochasticBinary` for how the same training is expressed here."""
+    dims = [int(d) for d in shape]
+    receptive = 1
+    for d in dims[:-2]:
+        receptive *= d
+    fan_in, fan_out = dims[-2] * receptive, dims[-1] * receptive
+    return (1.5 / (fan_in + fan_out)) ** 0.5
+
+
+def _bound(bound: float | str, shape: Any) -> float:
+    if bound == "glorot":
+        return glorot_bound(shape)
+    return float(bound)
+
+
 @register
 class StochasticBinary(lq.quantizers._BaseQuantizer):
     r"""Stochastic BinaryConnect (Courbariaux et al., NIPS 2015, arXiv:1511.00363).
 
-    Training, eq. (2)-(3): every forward pass draws a fresh sample
+    Training, eq. (2)-(3), for a latent ``w`` in ``[-H, H]``: every forward pass draws a
+    fresh sample
 
-    \\[ w_b = +1 \text{ with probability } p = \sigma(w) = \mathrm{clip}(\tfrac{w+1}{2}, 0, 1),
-        \quad -1 \text{ with probability } 1 - p. \\]
+    \\[ w_b = +1 \text{ with probability } p = \sigma(w / H)
+        = \mathrm{clip}(\tfrac{w/H+1}{2}, 0, 1), \quad -1 \text{ with probability } 1-p. \\]
+
+    ``bound`` is ``H``: ``1`` gives the paper's eq. (3) literally; ``"glorot"`` gives the
+    layer's :func:`glorot_bound`, which is how the authors' code trains (``H = 1`` plus a
+    per-layer learning rate ``× 1/H_glorot``): with the latent ``w = H w'`` kept in
+    ``[-H, H]`` (:class:`GlorotClip`) and initialised ``U(-H, H)``, the sampled ``w_b``,
+    the gradient and so every Adam step are the same, and a step of ``lr`` on ``w`` is a
+    step of ``lr / H`` on ``w'`` — the paper's scaled rate, exactly.
 
     Backward (Algorithm 1): the gradient with respect to ``w_b`` is applied to the latent
-    ``w`` unchanged (straight through); the method clips ``w`` to [-1, 1] after each update.
-    Inference (``training`` false or unset): the deterministic ``sign(w)`` of eq. (1), so
-    the exported model has fixed ±1 weights (§2.6 lists this among the test-time options).
+    ``w`` unchanged (straight through). Inference (``training`` false or unset): the
+    deterministic ``sign(w)`` of eq. (1), so the exported model has fixed ±1 weights
+    (§2.6 lists this among the test-time options).
     """
 
     precision = 1
 
-    def __init__(self, seed: int | None = None, **kwargs: Any):
+    def __init__(self, bound: float | str = 1.0, seed: int | None = None, **kwargs: Any):
+        self.bound = bound
         self.seed = seed
         super().__init__(**kwargs)
 
@@ -87,11 +115,22 @@ class StochasticBinary(lq.quantizers._BaseQuantizer):
         return super().call(outputs)
 
     def _sample(self, w: tf.Tensor) -> tf.Tensor:
+        p = hard_sigmoid(w / _bound(self.bound, w.shape))
         u = tf.random.uniform(tf.shape(w), dtype=w.dtype, seed=self.seed)
-        return tf.where(u < hard_sigmoid(w), tf.ones_like(w), -tf.ones_like(w))
+        return tf.where(u < p, tf.ones_like(w), -tf.ones_like(w))
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "seed": self.seed}
+        return {**super().get_config(), "bound": self.bound, "seed": self.seed}
+
+
+@register
+class GlorotClip(tf.keras.constraints.Constraint):
+    """Clip a kernel to ``[-H, H]``, ``H`` = :func:`glorot_bound` of its shape: BinaryConnect's
+    latent-weight clipping (Algorithm 1) in the scaled form of :class:`StochasticBinary`."""
+
+    def __call__(self, w: tf.Tensor) -> tf.Tensor:
+        h = glorot_bound(w.shape)
+        return tf.clip_by_value(w, -h, h)
 
 
 def xnor_weight_sign(w: tf.Tensor, clip_value: float = 1.0) -> tf.Tensor:

@@ -63,14 +63,6 @@ class AdbTarget(Target):
         props = {key: self.adb("shell", "getprop", key).stdout.strip()
                  for key in ("ro.product.model", "ro.soc.model", "ro.build.version.release")}
         self.adb("shell", f"rm -f {shlex.quote(model_path)}")
-        m = Measurement(
-            target=self.name, model=str(model.path), kind=model.kind,
-            size_bytes=model.size_bytes, engine="lce", kernels=lce_benchmark.KERNELS,
-            cpu=props["ro.soc.model"] or props["ro.product.model"] or "unknown",
-            os=f"Android {props['ro.build.version.release']} ({props['ro.product.model']})",
-            threads=settings.threads, runs=stats["count"], warmup=settings.warmup,
-            tool_stats_ms=stats,
-        )  # fmt: skip
-        m.notes.append(f"lce_benchmark_model reports min and mean only (mean "
-                       f"{stats['mean_ms']:.3f} ms); outputs are not compared")  # fmt: skip
-        return m
+        cpu = props["ro.soc.model"] or props["ro.product.model"] or "unknown"
+        os = f"Android {props['ro.build.version.release']} ({props['ro.product.model']})"
+        return lce_benchmark.measurement(self.name, model, settings, stats, cpu, os)

@@ -156,18 +156,21 @@ def measurement(
     )
 
 
-def compare_outputs(kind: str, ours: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
+def compare_outputs(
+    kind: str, ours: np.ndarray, reference: np.ndarray, binarizes: bool = False
+) -> dict[str, Any]:
     """Do two runtimes agree? Float outputs to 1e-3, integer outputs to one step.
 
-    Binary models are compared by their top-1 class: a binary activation is the sign of a
-    float value, and float kernels on different CPUs (FMA or not, summation order) round
-    values near zero differently, which flips a few signs and moves the scores even when
-    every binary kernel is exact. The largest difference is still reported.
+    Models that binarize (binary models, and float or int8 exports of a binary network,
+    which keep TFLite SIGN ops) are compared by their top-1 class: a binary activation is
+    the sign of a float value, and float kernels on different CPUs (FMA or not, summation
+    order) round values near zero differently, which flips a few signs and moves the
+    scores even when every kernel is exact. The largest difference is still reported.
     """
     if ours.shape != reference.shape:
         return {"ok": False, "reason": f"output shapes differ: {ours.shape} vs {reference.shape}"}
     diff = float(np.max(np.abs(ours.astype(np.float64) - reference.astype(np.float64))))
-    if kind == "binary" and reference.shape[-1] > 1:
+    if (binarizes or kind == "binary") and reference.shape[-1] > 1:
         same = bool(np.array_equal(ours.argmax(-1), reference.argmax(-1)))
         return {"ok": same, "max_abs_diff": diff, "criterion": "top-1", "kind": kind}
     tolerance = 1.0 if np.issubdtype(reference.dtype, np.integer) else 1e-3

@@ -14,7 +14,8 @@ from __future__ import annotations
 import re
 import shlex
 
-from pipeline.targets.base import TargetError
+from pipeline.targets.base import Measurement, Settings, TargetError
+from pipeline.targets.model import ModelInfo
 
 STATS = re.compile(r"count=(\d+)\s.*?min=([\d.]+)\s+max=([\d.]+)\s+avg=([\d.]+)")
 KERNELS = "LCE optimized kernels (lce_benchmark_model)"
@@ -37,3 +38,18 @@ def parse(output: str, where: str) -> dict[str, float]:
         raise TargetError(f"{where}: lce_benchmark_model printed no timings: {tail[0]}")
     count, low, _high, mean = found[-1]
     return {"count": int(count), "min_ms": float(low) / 1e3, "mean_ms": float(mean) / 1e3}
+
+
+def measurement(
+    target: str, model: ModelInfo, settings: Settings, stats: dict[str, float], cpu: str, os: str
+) -> Measurement:
+    """The Measurement of one ``lce_benchmark_model`` run (parsed by :func:`parse`)."""
+    m = Measurement(
+        target=target, model=str(model.path), kind=model.kind,
+        size_bytes=model.size_bytes, engine="lce", kernels=KERNELS, cpu=cpu, os=os,
+        threads=settings.threads, runs=stats["count"], warmup=settings.warmup,
+        tool_stats_ms=stats,
+    )  # fmt: skip
+    m.notes.append(f"lce_benchmark_model reports min and mean only (mean "
+                   f"{stats['mean_ms']:.3f} ms); outputs are not compared")  # fmt: skip
+    return m

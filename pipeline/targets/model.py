@@ -27,6 +27,7 @@ class ModelInfo:
     kind: str  # "binary" | "int8" | "float"
     custom_ops: tuple[str, ...]
     n_ops: int
+    binarizes: bool = False  # takes the sign of float values (LCE ops or TFLite SIGN)
 
     @property
     def needs_lce_ops(self) -> bool:
@@ -49,4 +50,5 @@ def inspect_model(path: Path) -> ModelInfo:
         kind = "int8"
     else:
         kind = "float"
-    return ModelInfo(path, model.size_bytes, kind, custom, len(model.ops))
+    binarizes = bool(custom) or "SIGN" in model.op_counts()
+    return ModelInfo(path, model.size_bytes, kind, custom, len(model.ops), binarizes)

@@ -177,13 +177,5 @@ class SshTarget(Target):
         stats = lce_benchmark.parse(proc.stdout, self.name)
         about = self.shell("uname -srm; grep -m1 -E 'model name|Model' /proc/cpuinfo").stdout
         lines = about.strip().splitlines() + [""]
-        m = Measurement(
-            target=self.name, model=str(model.path), kind=model.kind,
-            size_bytes=model.size_bytes, engine="lce", kernels=lce_benchmark.KERNELS,
-            cpu=lines[1].split(":", 1)[-1].strip() or lines[0], os=lines[0],
-            threads=settings.threads, runs=stats["count"], warmup=settings.warmup,
-            tool_stats_ms=stats,
-        )  # fmt: skip
-        m.notes.append(f"lce_benchmark_model reports min and mean only (mean "
-                       f"{stats['mean_ms']:.3f} ms); outputs are not compared")  # fmt: skip
-        return m
+        cpu = lines[1].split(":", 1)[-1].strip() or lines[0]
+        return lce_benchmark.measurement(self.name, model, settings, stats, cpu, lines[0])

@@ -83,3 +83,15 @@ def test_corrupt_model_is_one_line(tmp_path):
     proc = bench("--model", broken, "--target", "host", "--json", tmp_path / "b.json")
     assert proc.returncode == 2
     assert "corrupt or truncated" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_model_json_goes_next_to_the_model(tmp_path):
+    """--model without --json writes beside the model, not into the current directory."""
+    import argparse
+
+    from pipeline.bench import _models
+
+    model = tmp_path / "sub" / "m.tflite"
+    args = argparse.Namespace(model=model, run=None, target="qemu-armhf", compare=False)
+    models, out = _models(args)
+    assert models == [model] and out == tmp_path / "sub" / "bench-qemu_armhf.json"

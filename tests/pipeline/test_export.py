@@ -192,16 +192,12 @@ def exported(tmp_path_factory):
     return x, out, {name: names for name, (_, names) in branches.items()}
 
 
-def _check_parity(
-    x, keras_out, flatbuffer, branches: int = 1, atol: float = 1e-4, skip: frozenset = frozenset()
-):
+def _check_parity(x, keras_out, flatbuffer, branches: int = 1, atol: float = 1e-4):
     from pipeline.export import lce_predict
 
     got = lce_predict(flatbuffer, x)
     assert got.shape == keras_out.shape
     for b in range(branches):  # one 10-way softmax per branch
-        if b in skip:
-            continue
         k, g = keras_out[:, 10 * b : 10 * (b + 1)], got[:, 10 * b : 10 * (b + 1)]
         agreement = np.mean(g.argmax(-1) == k.argmax(-1))
         assert agreement >= 0.999, (b, agreement)
@@ -226,20 +222,10 @@ def test_every_registered_method_exports_with_parity(exported):
         # The other branches differ by float32 summation order (LCE's fused kernels, the 1×1
         # rewrite); on 18 random-BN branches the largest seen was 1.08e-4.
         atol = 1 / 256 if group == "method:int8-qat" else 5e-4
-        # KNOWN BUG (issue 5): xnor's rewritten export disagrees with Keras on some random
-        # weight/BN draws (argmax agreement 0.296 seen once, 1.0 in other runs); its plain
-        # LCE export is checked in tests/pipeline/methods/test_binary.py. Checked below.
-        skip = frozenset(i for i, n in enumerate(names) if n == "xnor")
-        _check_parity(x, keras_out, final, branches=len(names), atol=atol, skip=skip)
-    xnor = [(g, names.index("xnor")) for g, names in groups.items() if "xnor" in names]
-    for group, b in xnor:
-        keras_out, _, final, _, _ = out[group]
-        from pipeline.export import lce_predict
-
-        got = lce_predict(final, x)[:, 10 * b : 10 * (b + 1)]
-        agreement = float(np.mean(got.argmax(-1) == keras_out[:, 10 * b : 10 * (b + 1)].argmax(-1)))
-        if agreement < 0.999:
-            pytest.xfail(f"known xnor export parity bug (issue 5): agreement {agreement:.3f}")
+        # xnor's K / β stay a float branch beside its LceBconv2d (export_rewrite); its
+        # 30 % agreement once was the rewrite dropping them (test_export_rewrite has the
+        # regression test).
+        _check_parity(x, keras_out, final, branches=len(names), atol=atol)
 
 
 def test_registered_binary_method_is_bitpacked(exported):
@@ -394,6 +380,76 @@ def test_broken_parity_fails_the_export_and_writes_no_model(exported_run, monkey
     with pytest.raises(ParityError, match="parity broken"):
         export_run(run, min_agreement=1.01, baselines=())  # nothing agrees on > 100 %
     assert run.file(runs.TFLITE).stat().st_mtime_ns == before
+
+
+def _needs_bitlite():
+    from pipeline.export import BITLITE, INTERPRETERS
+
+    if BITLITE not in INTERPRETERS:
+        pytest.skip("bitlite_runtime is not installed: parity runs on LCE's interpreter only")
+
+
+def test_parity_is_checked_on_lce_and_on_bitlite_runtime(exported_run):
+    from pipeline.export import PARITY_KEYS
+
+    _needs_bitlite()
+    run, report = exported_run
+    parity = report["parity"]
+    assert sorted(parity) == ["bitlite", "lce"]
+    assert "larq_compute_engine" in parity["lce"]["interpreter"]
+    assert "bitlite_runtime" in parity["bitlite"]["interpreter"]
+    for check in parity.values():
+        assert check["ok"] and check["argmax_agreement"] >= 0.999
+        assert check["max_abs_diff"] <= 1e-4  # both run the same LceBconv2d math
+        assert check["keras_accuracy"] == report["keras_accuracy"]
+    assert {k: report[k] for k in PARITY_KEYS} == {k: parity["lce"][k] for k in PARITY_KEYS}
+    md = run.file("export_report.md").read_text()
+    assert "bitlite_runtime Interpreter" in md and "larq_compute_engine Python" in md
+
+
+def _fake_bitlite(kind: str):
+    """bitlite's predict, made to disagree (classes rotated) or to fail as it would on an
+    op option it does not support."""
+    from pipeline.export import bitlite_predict
+
+    def predict(flatbuffer, x, progress=False):
+        if kind == "raises":
+            raise RuntimeError("LceBconv2d: unsupported fused activation 7")
+        return np.roll(bitlite_predict(flatbuffer, x, progress), 1, axis=-1)
+
+    return predict
+
+
+@pytest.mark.parametrize("kind", ["disagrees", "raises"])
+def test_parity_broken_on_bitlite_alone_fails_the_cli(
+    exported_run, tmp_path, monkeypatch, capsys, kind
+):
+    """LCE's interpreter agrees; ours does not (or cannot run it): exit 1, report says so.
+    A copy of the session's run, and its own .tflite stands in for the converter."""
+    import shutil
+
+    from pipeline import cli, convert, export, runs
+
+    _needs_bitlite()
+    run = runs.Run(tmp_path / "run")
+    shutil.copytree(exported_run[0].path, run.path)
+    before = run.file(runs.TFLITE).stat().st_mtime_ns
+    done = convert.Conversion(run.file(runs.TFLITE).read_bytes(), "lce+rewrite")
+    monkeypatch.setattr(convert, "convert", lambda *a, **k: done)
+    desc = export.INTERPRETERS["bitlite"][1]
+    monkeypatch.setitem(export.INTERPRETERS, "bitlite", (_fake_bitlite(kind), desc))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(export.main, ["--run", str(run.path), "--quiet"])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: parity broken: bitlite_runtime") and len(err.splitlines()) == 1
+    assert "larq_compute_engine" not in err  # LCE's parity held
+    assert ("cannot run it" in err) == (kind == "raises")
+    report = runs.read_json(run.file(runs.EXPORT_REPORT))
+    assert report["parity_ok"] is False and report["parity"]["lce"]["ok"] is True
+    assert report["parity"]["bitlite"]["ok"] is False
+    assert report["argmax_agreement"] >= 0.999  # top level: LCE's figures, as before
+    assert run.file(runs.TFLITE).stat().st_mtime_ns == before  # nothing exported
 
 
 def test_export_without_any_run_says_how_to_get_one(tmp_path, capsys):

@@ -66,3 +66,30 @@ def test_non_binary_layers_are_baked_and_the_float_reference_matches():
         np.testing.assert_allclose(
             other.predict(data, verbose=0), model.predict(data, verbose=0), rtol=1e-6, atol=1e-5
         )
+
+
+def test_xnor_layers_keep_their_input_scale_through_the_rewrite():
+    """Regression (issue 5): the rewrite made XnorConv2D / XnorDense plain larq layers,
+    dropping XNOR-Net's K (conv) and β (dense); the .tflite then agreed with Keras on as
+    few as 3 % of argmax on a tiny xnor net. K varies per sample and position, so outputs
+    scaled by it differ from unscaled ones far beyond float rounding."""
+    from pipeline.layers.xnor import XnorConv2D, XnorDense
+
+    quant = {"input_quantizer": "ste_sign", "kernel_quantizer": "magnitude_aware_sign"}
+    x = inputs = tf.keras.Input((7, 7, 3))
+    x = XnorConv2D(8, 3, padding="same", use_bias=False, name="xconv", **quant)(x)
+    # a BN shift, as in the real nets: a border output of zero-padded ±1 sums can be 0,
+    # and sign(±1 ulp) of it would flip with float32 summation order alone
+    bn = tf.keras.layers.BatchNormalization(name="bn")
+    x = tf.keras.layers.Flatten()(bn(x))
+    x = XnorDense(5, use_bias=False, name="xdense", **quant)(x)
+    model = tf.keras.Model(inputs, x)
+    bn.set_weights([np.ones(8), rng.normal(0, 0.3, 8), np.zeros(8), np.ones(8)])
+    data = rng.normal(size=(64, 7, 7, 3)).astype(np.float32)
+    rewritten, plans = er.prepare_for_lce(model)
+    assert [(p.action, p.scaled) for p in plans] == [("bconv", True), ("dense->1x1 bconv", True)]
+    assert isinstance(rewritten.get_layer("xconv"), XnorConv2D)
+    assert isinstance(rewritten.get_layer("xdense").conv, XnorConv2D)  # 1×1: K = β exactly
+    np.testing.assert_allclose(
+        rewritten.predict(data, verbose=0), model.predict(data, verbose=0), rtol=1e-5, atol=1e-5
+    )

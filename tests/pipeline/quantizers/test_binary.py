@@ -6,9 +6,11 @@ import tensorflow as tf
 
 import pipeline  # noqa: F401
 from pipeline.quantizers.binary import (
+    GlorotClip,
     StochasticBinary,
     XnorWeightSign,
     ap2,
+    glorot_bound,
     hard_sigmoid,
     xnor_weight_sign,
 )
@@ -38,6 +40,35 @@ def test_stochastic_binary_mean_is_hard_sigmoid():
     # 5 standard errors; sigmoid(0.5) = 0.62 vs hard sigmoid 0.75 would fail by far.
     tolerance = 5 * np.sqrt(np.maximum(expected * (1 - expected), 1e-12) / draws)
     assert np.all(np.abs(p_plus - expected) <= tolerance + 1e-9), (p_plus, expected)
+
+
+def test_glorot_bound_is_half_the_glorot_uniform_limit():
+    # BinaryConnect / BinaryNet code: H = sqrt(1.5 / (fan_in + fan_out)), receptive field
+    # counted in both fans for convolutions.
+    assert glorot_bound((784, 512)) == pytest.approx(np.sqrt(1.5 / 1296))
+    assert glorot_bound((5, 5, 32, 64)) == pytest.approx(np.sqrt(1.5 / (25 * 32 + 25 * 64)))
+    assert glorot_bound((5, 5, 32, 64)) == pytest.approx(0.025)
+
+
+def test_glorot_clip_clips_to_plus_minus_h_of_the_kernel_shape():
+    w = tf.constant([[-1.0, 0.01], [0.5, -0.02]])
+    h = np.sqrt(1.5 / 4)  # 0.612
+    np.testing.assert_allclose(GlorotClip()(w), [[-h, 0.01], [0.5, -0.02]], rtol=1e-6)
+
+
+def test_stochastic_binary_probability_scales_with_the_bound():
+    """P(w_b = +1) = hard_sigmoid(w / H): w = H/2 gives 0.75, w = -H gives 0, w = 0.6 H
+    with H = "glorot" of the kernel's shape gives 0.8 (mean 2p - 1 = 0.6)."""
+    tf.keras.utils.set_random_seed(7)
+    q = StochasticBinary(bound=0.2)
+    w = tf.tile(tf.constant([[0.1, -0.2, 0.0, 0.3]]), [40_000, 1])
+    p_plus = (q(w, training=True).numpy() == 1.0).mean(axis=0)
+    np.testing.assert_allclose(p_plus, [0.75, 0.0, 0.5, 1.0], atol=5 * np.sqrt(0.25 / 40_000))
+    shape = (400, 600)
+    w = tf.fill(shape, 0.6 * glorot_bound(shape))
+    mean = StochasticBinary(bound="glorot")(w, training=True).numpy().mean()
+    assert mean == pytest.approx(0.6, abs=5 * np.sqrt(1 / 240_000))
+    assert StochasticBinary(bound="glorot").get_config()["bound"] == "glorot"
 
 
 def test_stochastic_binary_resamples_in_training_and_is_sign_at_inference():

@@ -17,6 +17,7 @@ def test_kind_and_size_are_read_from_the_flatbuffer(kind):
     assert info.size_bytes == path.stat().st_size
     assert info.n_ops >= 3
     assert ("LceBconv2d" in info.custom_ops) == (kind == "binary")
+    assert info.binarizes == (kind == "binary")  # the float and int8 nets have no SIGN
 
 
 def test_not_a_tflite_file_is_one_clear_error(tmp_path):

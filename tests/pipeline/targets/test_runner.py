@@ -43,4 +43,7 @@ def test_parity_rules_per_kind():
         "ok": True, "max_abs_diff": pytest.approx(0.2), "criterion": "top-1", "kind": "binary"
     }
     assert compare_outputs("binary", np.roll(ref, 1, axis=-1), ref)["ok"] is False
+    # an int8 export of a binary network keeps float SIGN ops: judged by top-1 as well
+    assert compare_outputs("int8", q + np.int8(9), q, binarizes=True)["ok"] is True
+    assert compare_outputs("int8", np.roll(q, 1, axis=-1), q, binarizes=True)["ok"] is False
     assert compare_outputs("float", ref[0], ref)["ok"] is False  # shapes differ
