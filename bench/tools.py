@@ -69,31 +69,42 @@ def run_cell(source: runs.Run, out: Path, cell: tuple[str, str, str, int, str],
     return progressive(source, out, quantizer, bits, order=order, on_step=steps.print_step, **train)
 
 
+def nonzero_fraction(run: runs.Run) -> float:
+    """The fraction of conv/dense kernel weights that are not zero in the run's model."""
+    from tools.retrain import QUANTIZABLE
+
+    kernels = [layer.kernel.numpy() for layer in run.load_model().layers
+               if isinstance(layer, QUANTIZABLE)]  # fmt: skip
+    return sum(int((k != 0).sum()) for k in kernels) / sum(k.size for k in kernels)
+
+
 def table(root: Path, datasets: list[str]) -> str:
     lines = [
         "| dataset | model | test accuracy | Δ vs float (pt) | accuracy after 1st quantization "
-        "| retraining epochs | wall time (s, shared CPU) |",
-        "|---|---|---|---|---|---|---|",
+        "| non-zero weights | retraining epochs | wall time (s, shared CPU) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for dataset in datasets:
         src = runs.Run((root / dataset / "float").resolve())
         if not src.has_result():
-            lines.append(f"| {dataset} | float | not run | | | | |")
+            lines.append(f"| {dataset} | float | not run | | | | | |")
             continue
         r = src.result()
         lines.append(f"| {dataset} | float (32-bit) | {r['test_accuracy']:.4f} | 0 | | "
-                     f"{r['epochs']} (training) | {r['train_time_s']:.0f} |")  # fmt: skip
+                     f"{nonzero_fraction(src):.2%} | {r['epochs']} (training) | "
+                     f"{r['train_time_s']:.0f} |")  # fmt: skip
         for cell in CELLS:
             label, tool, _q, bits, order = cell
             run = runs.Run(cell_dir(root, dataset, tool, bits, order).resolve())
             if not run.has_result():
-                lines.append(f"| {dataset} | {label} | not run | | | | |")
+                lines.append(f"| {dataset} | {label} | not run | | | | | |")
                 continue
             r = run.result()
             first = float(run.metrics()[0]["quantized_accuracy"])
             lines.append(
                 f"| {dataset} | {label} | {r['test_accuracy']:.4f} | {r['delta_pt']:+.2f} | "
-                f"{first:.4f} | {r['epochs']} | {r['train_time_s']:.0f} |"
+                f"{first:.4f} | {nonzero_fraction(run):.2%} | {r['epochs']} | "
+                f"{r['train_time_s']:.0f} |"
             )
     return "\n".join(lines)
 
@@ -138,9 +149,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{args.lr}, cosine within each step; an epoch is one pass over them) and is tested on "
             "the full test set. Levels: "
             "INQ's powers of two (`po2`) in every row, so rows differ only in how quantization "
-            "proceeds. INQ schedule 50/75/87.5/100 %; progressive = input side first; "
-            "all-at-once = seed 004's simple quantization (STE) for the same epochs. Wall "
-            "times: 2-core machine shared by ~8 jobs (load 15-25), only roughly comparable."
+            "proceeds. INQ schedule 50/75/87.5/100 %, batch-norm statistics re-estimated on "
+            "training images after every projection and retraining; progressive = input side "
+            "first; all-at-once = seed 004's simple quantization (STE) for the same epochs. "
+            "Non-zero weights: of all conv/dense kernel weights. Wall times: 2-core CPU "
+            "shared with other jobs (contended), only roughly comparable."
         )
         body = f"# Tools stage: INQ vs progressive vs all-at-once\n\n{notes}\n\n{text}\n\n"
         runs.write_bytes(args.table, f"{body}Command: `{command}`\n".encode())
