@@ -83,6 +83,7 @@ def rows_for(model: str, method: str, run: Path) -> list[dict]:
             "keras": keras,
             "tflite": d.get("tflite_accuracy"),
             "agreement": d.get("argmax_agreement"),
+            "bitlite": d.get("parity", {}).get("bitlite", {}).get("argmax_agreement"),
         }
 
     if method == "float":
@@ -96,11 +97,15 @@ def rows_for(model: str, method: str, run: Path) -> list[dict]:
     return [out]
 
 
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{x:.2%}"
+
+
 def table(rows: list[dict]) -> str:
     lines = [
         "| model | export | size KiB | gzip KiB | × smaller than float32 | bits/weight | "
-        "Keras acc | .tflite acc | Δ pt | argmax agreement | goal |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "Keras acc | .tflite acc | Δ pt | argmax agreement | agreement (bitlite_runtime) | goal |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         delta = (r["tflite"] - r["keras"]) * 100 if r["keras"] is not None else float("nan")
@@ -111,7 +116,7 @@ def table(rows: list[dict]) -> str:
         lines.append(
             f"| {r['model']} | {r['export']} | {r['size'] / 1024:.1f} | {r['gzip'] / 1024:.1f} | "
             f"{r['ratio']:.1f} | {r['bits']:.2f} | {r['keras']:.4f} | {r['tflite']:.4f} | "
-            f"{delta:+.2f} | {r['agreement']:.2%} | {verdict} |"
+            f"{delta:+.2f} | {r['agreement']:.2%} | {_pct(r['bitlite'])} | {verdict} |"
         )
     return "\n".join(lines)
 
@@ -138,8 +143,9 @@ def main() -> None:
         "# Export sizes and accuracy (MNIST)\n\n"
         f"Command: `{cmd}`  \n"
         f"Training: {args.train_samples} images, {args.epochs} epoch(s) — accuracy is that of "
-        "short runs; sizes do not depend on training. Parity interpreter: LCE's Python "
-        "Interpreter (x86 reference kernels) for the exports, stock TFLite for int8. "
+        "short runs; sizes do not depend on training. Parity interpreters: LCE's Python "
+        "Interpreter (x86 reference kernels; 'argmax agreement') and bitlite_runtime "
+        "(tflite-runtime 2.14 + bitlite kernels) for the exports, stock TFLite for int8. "
         f"CPU shared with other jobs (load {os.getloadavg()[0]:.1f}); no timings here.\n\n"
         + text
         + "\n"
