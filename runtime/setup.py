@@ -1,8 +1,9 @@
 """pip install ./runtime: compiles libbitlite_lce.so for this machine into the package.
 
 The compile command lives in bitlite_runtime/build.py (loaded here by path, so building
-needs neither numpy nor tflite-runtime). The C++ sources ship inside the package too,
-so an installed copy can still cross-build (python -m bitlite_runtime.build --arch ...).
+needs neither numpy nor tflite-runtime). The C++ sources and the kernel check ship
+inside the package too, so an installed copy can still cross-build
+(python -m bitlite_runtime.build --arch ...) and check its kernels.
 Needs a C++17 compiler (g++ >= 9; on Raspberry Pi OS: sudo apt install g++).
 """
 
@@ -29,11 +30,14 @@ class BuildPyWithLibrary(build_py):
     def run(self):
         super().run()
         package = Path(self.build_lib) / "bitlite_runtime"
-        src = package / "src"
-        src.mkdir(parents=True, exist_ok=True)
-        for f in (HERE / "src").iterdir():
-            if f.suffix in {".cc", ".h"}:
-                shutil.copy2(f, src / f.name)
+        # the sources and the standalone kernel check, so an installed copy can still
+        # cross-build and check its kernels (build_kernel_check)
+        for folder in ("src", "check"):
+            dest = package / folder
+            dest.mkdir(parents=True, exist_ok=True)
+            for f in (HERE / folder).iterdir():
+                if f.suffix in {".cc", ".h"}:
+                    shutil.copy2(f, dest / f.name)
         _build_module().build_library("host", package / "lib")
 
 

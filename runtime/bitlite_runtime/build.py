@@ -121,7 +121,7 @@ def build_kernel_check(arch: str = "host", out_dir: str | os.PathLike = "build",
     """
     check = source_dir().parent / "check" / "kernel_check.cc"
     if not check.is_file():
-        raise BuildError(f"{check} not found (it ships with the source tree only)")
+        raise BuildError(f"{check} not found (reinstall bitlite_runtime: pip install ./runtime)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     target = out / ("kernel_check" + ("-asan" if sanitize else ""))
