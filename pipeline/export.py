@@ -15,7 +15,6 @@ and the share of multiply-accumulates that are binary. ``model.json`` beside the
 from __future__ import annotations
 
 import argparse
-import gzip
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import numpy as np
 
 from pipeline import cli, data, runs
 from pipeline.errors import ParityError, UsageError
+from pipeline.flatbuffer import gzip_size, read_model, weight_totals
 
 MIN_AGREEMENT = 0.999  # argmax agreement below this fails the export
 MODEL_JSON = "model.json"
@@ -170,14 +170,11 @@ def _verdict(check: dict[str, Any], samples: int) -> str:
 
 
 def describe_flatbuffer(flatbuffer: bytes) -> dict[str, Any]:
-    from pipeline.flatbuffer import read_model
-
     fb = read_model(flatbuffer)
     macs = fb.macs()
     total = sum(macs.values())
     weights = fb.weights()
-    stored = sum(w.bytes for w in weights)
-    count = sum(w.count for w in weights)
+    stored, count, bits = weight_totals(weights)
     return {
         "size_bytes": len(flatbuffer),
         "gzip_bytes": gzip_size(flatbuffer),
@@ -187,7 +184,7 @@ def describe_flatbuffer(flatbuffer: bytes) -> dict[str, Any]:
         "binary_mac_fraction": macs["binary"] / total if total else 0.0,
         "weight_bytes": stored,
         "weight_count": count,
-        "bits_per_weight": 8 * stored / count if count else 0.0,
+        "bits_per_weight": bits,
         "weight_tensors": [
             {
                 "op": w.op,
@@ -201,11 +198,6 @@ def describe_flatbuffer(flatbuffer: bytes) -> dict[str, Any]:
             for w in weights
         ],
     }
-
-
-def gzip_size(blob: bytes) -> int:
-    """What the file costs to download inside a compressed app bundle."""
-    return len(gzip.compress(blob, compresslevel=9, mtime=0))
 
 
 def app_metadata(run: runs.Run, needs_lce: bool) -> dict[str, Any]:

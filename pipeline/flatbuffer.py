@@ -8,6 +8,7 @@ of importing TensorFlow (seconds, and absent on a Raspberry Pi).
 from __future__ import annotations
 
 import functools
+import gzip
 import importlib.util
 from collections import Counter
 from dataclasses import dataclass, field
@@ -119,6 +120,18 @@ class TFLiteModel:
             if count:
                 totals[kind] += count
         return {k: int(totals.get(k, 0)) for k in ("binary", "int8", "float")}
+
+
+def gzip_size(data: bytes) -> int:
+    """What a file costs to download inside a compressed app bundle (gzip -9, no mtime)."""
+    return len(gzip.compress(data, compresslevel=9, mtime=0))
+
+
+def weight_totals(weights: list[WeightInfo]) -> tuple[int, int, float]:
+    """Bytes stored, weights held (unpacked) and the mean bits stored per weight."""
+    stored = sum(w.bytes for w in weights)
+    count = sum(w.count for w in weights)
+    return stored, count, 8 * stored / count if count else 0.0
 
 
 WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "LceBconv2d")

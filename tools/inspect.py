@@ -9,7 +9,6 @@ binary / int8 / float, custom operators and which interpreter can run the file.
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 from pipeline import cli
 from pipeline.errors import UsageError
-from pipeline.flatbuffer import TFLiteModel, read_model
+from pipeline.flatbuffer import TFLiteModel, gzip_size, read_model, weight_totals
 
 METADATA_NAME = "bitlite_metadata"
 
@@ -43,12 +42,11 @@ def inspect(data: bytes) -> dict[str, Any]:
     macs = model.macs()
     total = sum(macs.values())
     weights = model.weights()
-    stored = sum(w.bytes for w in weights)
-    count = sum(w.count for w in weights)
+    stored, _, bits = weight_totals(weights)
     meta = model.metadata.get(METADATA_NAME)
     return {
         "size_bytes": len(data),
-        "gzip_bytes": len(gzip.compress(data, compresslevel=9, mtime=0)),
+        "gzip_bytes": gzip_size(data),
         "ops": dict(sorted(model.op_counts().items())),
         "custom_ops": model.custom_ops(),
         "interpreter": interpreter_note(model),
@@ -66,7 +64,7 @@ def inspect(data: bytes) -> dict[str, Any]:
             for w in weights
         ],
         "weight_bytes": stored,
-        "bits_per_weight": 8 * stored / count if count else 0.0,
+        "bits_per_weight": bits,
         "macs": macs,
         "mac_fractions": {k: v / total if total else 0.0 for k, v in macs.items()},
         "metadata": sorted(model.metadata),
