@@ -201,6 +201,8 @@ def _fit(run, config, ds, model, method, initial_epoch: int, progress: bool) -> 
             verbose=0,
         )
     extra = method.finalize(model)
+    if method.recalibrate_bn:  # on the final network: the result and model.keras are these
+        extra["batch_norm_recalibration"] = _recalibrate_bn(model, ds, test_ds)
     loss, accuracy = model.evaluate(test_ds, verbose=0)
     run.save_model(model)
     elapsed = sum(float(r.get("epoch_time_s", 0)) for r in run.metrics())
@@ -215,6 +217,17 @@ def _fit(run, config, ds, model, method, initial_epoch: int, progress: bool) -> 
     }
     run.write_result(result)
     return run
+
+
+def _recalibrate_bn(model, ds: data.Dataset, test_ds) -> dict[str, Any]:
+    """Re-estimate batch-norm statistics on the first training images (exact, so doing it
+    again on a resumed run's checkpoint gives the same statistics)."""
+    from pipeline.layers.recalibrate import BN_SAMPLES, recalibrate_batch_norm
+
+    before = model.evaluate(test_ds, verbose=0)[1]
+    x = data.normalize(ds.x_train[:BN_SAMPLES])
+    layers = recalibrate_batch_norm(model, x)
+    return {"layers": layers, "images": len(x), "test_accuracy_before": float(before)}
 
 
 # -- command line ----------------------------------------------------------------------

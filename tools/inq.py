@@ -11,8 +11,9 @@ to zero (eq. 5), so fixed weights never move. After the last step every weight i
 
 Batch normalization (the paper does not say how it is handled): after every
 projection and every retraining, each batch-norm layer's moving mean and variance are
-re-estimated on training images (:func:`tools.retrain.recalibrate_batch_norm`); weights,
-biases, γ and β are untouched, so the fixed weights stay exactly as eq. 4 set them.
+re-estimated on training images
+(:func:`pipeline.layers.recalibrate.recalibrate_batch_norm`); weights, biases, γ and β are
+untouched, so the fixed weights stay exactly as eq. 4 set them.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from tools import steps
 from tools.steps import Job
 
 DEFAULT_SCHEDULE = (0.5, 0.75, 0.875, 1.0)
-BN_SAMPLES = 10_000  # training images that batch-norm statistics are re-estimated on
 
 
 def inq_partition(weights: np.ndarray, free: np.ndarray, fraction: float) -> np.ndarray:
@@ -75,9 +75,10 @@ def inq(
     on_step: steps.StepHook | None = None,
 ) -> runs.Run:
     """Run INQ on ``source``'s model into ``out`` (continuing it if it is unfinished)."""
+    from pipeline.layers.recalibrate import BN_SAMPLES, recalibrate_batch_norm
     from pipeline.quantizers.po2 import po2_project
     from tools import projections
-    from tools.retrain import evaluate, quantizable_layers, recalibrate_batch_norm, retrain
+    from tools.retrain import evaluate, quantizable_layers, retrain
 
     projections.get("po2").check_bits(bits)
     schedule = check_schedule(schedule)

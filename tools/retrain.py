@@ -70,36 +70,6 @@ def evaluate(model: tf.keras.Model, data: Data, batch_size: int = 1024) -> tuple
     return float(np.mean(probs.argmax(-1) == data.y_test)), loss
 
 
-def recalibrate_batch_norm(model: tf.keras.Model, x: np.ndarray, batch_size: int = 1000) -> int:
-    """Re-estimate every batch norm's moving mean and variance on ``x``; returns how many.
-
-    Quantizing weights changes the distribution of what each batch norm layer sees, so
-    the moving statistics gathered on the float network no longer normalize it (after
-    INQ's last projection nothing retrains, so nothing would update them). Each layer's
-    statistics are set to the exact mean and (biased, as Keras accumulates it) variance
-    of its input over ``x``, computed in inference mode with the layers before it already
-    re-estimated, i.e. as the exported model will run. Only these two statistics change:
-    no weight, bias, γ or β is touched. Top-level layers of a functional model only.
-    """
-    norms = [layer for layer in model.layers
-             if isinstance(layer, tf.keras.layers.BatchNormalization)]  # fmt: skip
-    for norm in norms:  # graph order: input side first
-        probe = tf.keras.Model(model.inputs, norm.input)
-        axes = [a % len(norm.input.shape) for a in np.atleast_1d(norm.axis)]
-        total, total_sq, count = 0.0, 0.0, 0
-        for i in range(0, len(x), batch_size):
-            h = probe(x[i : i + batch_size], training=False).numpy().astype(np.float64)
-            reduce = tuple(a for a in range(h.ndim) if a not in axes)
-            total = total + h.sum(axis=reduce)
-            total_sq = total_sq + np.square(h).sum(axis=reduce)
-            count += h.size // np.prod([h.shape[a] for a in axes])
-        mean = total / count
-        variance = np.maximum(total_sq / count - np.square(mean), 0.0)
-        norm.moving_mean.assign(mean.astype(np.float32))
-        norm.moving_variance.assign(variance.astype(np.float32))
-    return len(norms)
-
-
 Projector = Callable[[tf.Tensor], tf.Tensor]
 
 

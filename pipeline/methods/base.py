@@ -45,6 +45,10 @@ class Method:
     learning_rate: float = 1e-3
     optimizer_name: str = "adam"
     lr_schedule: str = "cosine"  # "cosine" | "exponential" | "constant"
+    # After training, re-estimate batch-norm statistics in inference mode on training
+    # images (pipeline.layers.recalibrate), for methods whose training forward pass is not
+    # the inference one (pipeline.train does it, after ``finalize``).
+    recalibrate_bn: bool = False
 
     # -- what is quantized where -------------------------------------------------------
     def quantizes(self, position: Position) -> bool:

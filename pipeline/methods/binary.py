@@ -69,11 +69,19 @@ class BinaryConnectStochastic(BinaryConnect):
     """BinaryConnect, stochastic (arXiv:1511.00363, eq. 2-3): ``w_b = +1`` with probability
     ``hard_sigmoid(w / H)``, resampled at every training forward pass; deterministic
     ``sign(w)`` at inference and in the exported model (see
-    :class:`pipeline.quantizers.binary.StochasticBinary`; ``H`` as in ``binaryconnect``)."""
+    :class:`pipeline.quantizers.binary.StochasticBinary`; ``H`` as in ``binaryconnect``).
+
+    Batch norm's moving statistics are collected under the *sampled* weights, so they do
+    not normalize the deterministic network evaluated and exported; ``recalibrate_bn``
+    (default) re-estimates them after training on training images with the weights
+    binarized as at inference (:mod:`pipeline.layers.recalibrate`). The paper does not say
+    how its inference-time batch norm was estimated."""
 
     name = "binaryconnect-stochastic"
     summary = "BinaryConnect: weights sampled +1 w.p. hard_sigmoid(w); sign at inference"
     paper = "Courbariaux et al. 2015, arXiv:1511.00363"
+
+    recalibrate_bn: bool = True
 
     def kernel_quantizer(self, position: Position) -> Any:
         return StochasticBinary(bound="glorot" if self.glorot_scaling else 1.0)

@@ -158,7 +158,7 @@ def test_batch_norm_statistics_match_the_quantized_weights(inq_run, float_run):
     on the retraining images (they were the 87.5 %-step's, stale, before this was done)."""
     import tensorflow as tf
 
-    from tools.inq import BN_SAMPLES
+    from pipeline.layers.recalibrate import BN_SAMPLES
     from tools.steps import Job
 
     run, _ = inq_run

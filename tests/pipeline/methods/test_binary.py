@@ -150,3 +150,78 @@ def test_stochastic_binaryconnect_learns_at_the_papers_learning_rate(build_tiny,
     method = make_method("binaryconnect-stochastic")
     train_acc, test_acc = _fit_at_method_rate(method, build_tiny, tiny_data, epochs=6)
     assert test_acc >= 0.9, (train_acc, test_acc)
+
+
+@pytest.fixture(scope="module")
+def stochastic_run(tmp_path_factory):
+    """binaryconnect-stochastic trained by ``pipeline.train`` for one epoch on 512 MNIST
+    images (fewer than BN_SAMPLES: all of them re-estimate the statistics)."""
+    from pipeline.train import TrainConfig, train
+
+    config = TrainConfig(method="binaryconnect-stochastic", epochs=1, train_samples=512,
+                         test_samples=256, batch_size=64)  # fmt: skip
+    return train(config, out=tmp_path_factory.mktemp("runs") / "bc-stoch", progress=False)
+
+
+def _norm_statistics(model, x):
+    """Each Keras batch norm's (moving mean, moving variance, input mean, input variance),
+    the input computed in inference mode, i.e. with the weights binarized by sign()."""
+    out = []
+    for norm in [n for n in model.layers if isinstance(n, tf.keras.layers.BatchNormalization)]:
+        probe = tf.keras.Model(model.inputs, norm.input)
+        h = probe(x, training=False).numpy().astype(np.float64)
+        np.testing.assert_array_equal(h, probe(x, training=False).numpy())  # deterministic
+        axes = tuple(range(h.ndim - 1))
+        out.append((norm.moving_mean.numpy(), norm.moving_variance.numpy(),
+                    h.mean(axes), h.var(axes)))  # fmt: skip
+    return out
+
+
+def test_stochastic_binaryconnect_batch_norm_is_re_estimated_with_sign_weights(stochastic_run):
+    """BN's moving statistics are collected under sampled weights during training; after
+    training they must be those of the deterministic (inference) network, and the
+    recorded accuracy that of the saved, re-estimated model. Before re-estimation existed
+    (the checkpoint's statistics here) they were far from it."""
+    from pipeline.data import normalize
+    from pipeline.runs import CHECKPOINT
+    from pipeline.train import TrainConfig, load_data
+
+    run = stochastic_run
+    assert run.config()["method"]["recalibrate_bn"] is True
+    assert make_method("binaryconnect").recalibrate_bn is False
+    result = run.result()
+    ds = load_data(TrainConfig.from_dict(run.config()["train"]))
+    x = normalize(ds.x_train)
+    model = run.load_model()
+    stats = _norm_statistics(model, x)
+    assert len(stats) == result["batch_norm_recalibration"]["layers"] >= 3
+    assert result["batch_norm_recalibration"]["images"] == 512
+    for moving_mean, moving_var, mean, var in stats:
+        np.testing.assert_allclose(moving_mean, mean, rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(moving_var, var, rtol=1e-3, atol=1e-5)
+    # The training-time statistics (saved in the last epoch's checkpoint) do not match.
+    stale = _norm_statistics(run.load_model(CHECKPOINT), x)
+    assert max(np.abs(s[1] / s[3] - 1).max() for s in stale) > 0.1
+    _, accuracy = model.evaluate(normalize(ds.x_test), ds.y_test, verbose=0)
+    assert accuracy == pytest.approx(result["test_accuracy"], abs=1e-6)
+    assert 0 <= result["batch_norm_recalibration"]["test_accuracy_before"] <= 1
+
+
+def test_resuming_after_training_re_estimates_from_the_checkpoint_once(stochastic_run, tmp_path):
+    """A run interrupted after its last epoch (before result.json) resumes from the
+    checkpoint without training and ends with the very same statistics and accuracy."""
+    import shutil
+
+    from pipeline import runs
+    from pipeline.train import resume
+
+    copy = runs.Run(tmp_path / "copy")
+    shutil.copytree(stochastic_run.path, copy.path)
+    copy.file(runs.RESULT).unlink()
+    copy.file(runs.MODEL).unlink()
+    resume(copy, progress=False)
+    assert len(copy.metrics()) == 1  # no epoch trained again
+    first, again = stochastic_run.load_model(), copy.load_model()
+    for a, b in zip(first.non_trainable_weights, again.non_trainable_weights, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
+    assert copy.result()["test_accuracy"] == stochastic_run.result()["test_accuracy"]

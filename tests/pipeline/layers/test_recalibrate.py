@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
-from tools.retrain import recalibrate_batch_norm
+from pipeline.layers.recalibrate import recalibrate_batch_norm
 
 
 def _model():
