@@ -143,14 +143,20 @@ class BNNShift(BNN):
     paper = "Hubara et al. 2016, arXiv:1602.02830 (Alg. 2, 3)"
 
     learning_rate: float = 2.0**-10
+    # "adam" (bnn's) or "adamax" (Kingma & Ba's, no shifts, same β): for ablations
     optimizer_name: str = "shift-adamax"
+    shift_batch_norm: bool = True  # false: bnn's batch norm (for ablations)
 
     def normalization(self) -> tf.keras.layers.Layer:
+        if not self.shift_batch_norm:
+            return super().normalization()
         return ShiftBatchNormalization(momentum=0.9, epsilon=1e-4)
 
     def optimizer(self, learning_rate: Any) -> tf.keras.optimizers.Optimizer:
         if self.optimizer_name == "shift-adamax":
             return ShiftAdaMax(learning_rate)
+        if self.optimizer_name == "adamax":
+            return tf.keras.optimizers.Adamax(learning_rate, 1.0 - 2.0**-3, 1.0 - 2.0**-10)
         return super().optimizer(learning_rate)
 
 

@@ -101,6 +101,12 @@ def test_layer_classes_per_method():
     assert shift.learning_rate == 2.0**-10
     assert isinstance(make_method("bnn-shift", optimizer_name="adam").optimizer(1e-3),
                       tf.keras.optimizers.Adam)  # fmt: skip
+    # The ablations that swap one shift-based part for its standard version.
+    adamax = make_method("bnn-shift", optimizer_name="adamax").optimizer(1e-3)
+    assert type(adamax) is tf.keras.optimizers.Adamax
+    assert (adamax.beta_1, adamax.beta_2) == (1 - 2.0**-3, 1 - 2.0**-10)
+    norm = make_method("bnn-shift", shift_batch_norm=False).normalization()
+    assert type(norm) is tf.keras.layers.BatchNormalization and not norm.scale  # as bnn's
 
 
 @pytest.mark.parametrize("name", BINARY)
