@@ -174,6 +174,12 @@ class QNN(Method):
     k-bit quantizer at the next layer's input (the quantizer's clip to [-1, 1) is the
     hard-tanh), and the backward pass is the hard-tanh STE. Defaults: 2-bit weights and
     activations; Adam with BinaryNet's exponential decay (×0.01 over the run).
+
+    Latent weights are initialised ``U(-1, 1)``, the clip range, as the authors' BinaryNet
+    code does (``H = 1``: ``W = Uniform((-H, H))``). Glorot's initialisation puts every
+    LeNet-5 weight within ``|w| < 0.09``, below half a step (0.25 at 2 bits): every
+    quantized kernel was 0, every gradient 0, and the network stayed at chance. Batch norm
+    after each layer makes the forward pass indifferent to the weights' overall scale.
     """
 
     name = "qnn"
@@ -204,6 +210,12 @@ class QNN(Method):
 
     def kernel_constraint(self, position: Position) -> Any:
         return "weight_clip"
+
+    def _quant_kwargs(self, position: Position) -> dict[str, Any]:
+        kwargs = super()._quant_kwargs(position)
+        if kwargs:
+            kwargs["kernel_initializer"] = tf.keras.initializers.RandomUniform(-1.0, 1.0)
+        return kwargs
 
     def activation(self, x: tf.Tensor) -> tf.Tensor:
         return x  # the next layer's input quantizer clips: that is the hard-tanh

@@ -99,6 +99,23 @@ def test_qnn_policy(build_tiny):
     assert isinstance(one_bit.kernel_quantizer, lq.quantizers.SteSign)
 
 
+def test_qnn_starts_with_nonzero_kernels_and_gradients(build_tiny, tiny_data):
+    """With Glorot's initialisation every 2-bit kernel rounded to 0 and no gradient
+    reached any weight (the network stayed at chance on Fashion-MNIST): the latent
+    weights start U(-1, 1), the clip range, so every level is used."""
+    tf.keras.utils.set_random_seed(0)
+    model = build_tiny(make_method("qnn"))
+    layers = quant_layers(model)
+    for layer in layers:
+        q = layer.kernel_quantizer(tf.identity(layer.kernel)).numpy()
+        assert set(np.unique(q)) == {-1.0, -0.5, 0.0, 0.5}, layer.name
+    x, y = tiny_data
+    with tf.GradientTape() as tape:
+        loss = tf.keras.losses.sparse_categorical_crossentropy(y[:64], model(x[:64], training=True))
+    grads = tape.gradient(loss, [layer.kernel for layer in layers])
+    assert all(float(tf.reduce_max(tf.abs(g))) > 0 for g in grads)
+
+
 METHODS = [  # one export per method keeps the CI time down (a conversion costs ~10 s)
     ("dorefa", {"wbits": 2, "abits": 3, "gbits": 4, "quantize_first": True}),
     ("log", {"base": "sqrt2"}),
