@@ -26,6 +26,8 @@ uint64_t PackedBytes(uint64_t count, int bits) { return (count * uint64_t(bits) 
 std::string PlanDecode(const DecodeOptions& o, const int* dims, int rank, const uint8_t* codes,
                        uint64_t code_bytes, long num_levels, long num_scales, DecodePlan* plan) {
   const std::string op = "BitliteDecodeWeights: ";
+  if (o.bits < 1 || o.bits > 8) return op + "bits must be in 1..8";
+  if (o.axis < 0) return op + "axis must not be negative";
   if (rank < 1 || rank > 8) return op + "output rank must be in 1..8";
   if (o.axis >= rank) return op + "axis is outside the output's rank";
   int64_t count = 1, inner = 1;
