@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 
 import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
+from pipeline import runs
 from pipeline.bench import EXPORTS
 from pipeline.targets import make_target
 from pipeline.targets.base import Measurement, Settings
@@ -274,8 +275,7 @@ def main() -> None:
         text = markdown(results, command.strip(), args.runs)  # reads the exports: inside
     print(text)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+        runs.write_text(args.out, text)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+from pipeline import runs
+
 try:
     from bitlite_runtime import build
 except ImportError:  # a source checkout: use its runtime/
@@ -76,8 +78,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+        runs.write_text(args.out, text)
 
 
 if __name__ == "__main__":

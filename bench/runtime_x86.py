@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from pipeline import runs
 
 try:
     import bitlite_runtime  # noqa: F401  (pip install ./runtime)
@@ -163,8 +164,7 @@ def main() -> None:
     text = table(rows, command, args.threads)
     print(text)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+        runs.write_text(args.out, text)
 
 
 if __name__ == "__main__":

@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "shared with other jobs (contended), only roughly comparable."
         )
         body = f"# Tools stage: INQ vs progressive vs all-at-once\n\n{notes}\n\n{text}\n\n"
-        runs.write_bytes(args.table, f"{body}Command: `{command}`\n".encode())
+        runs.write_text(args.table, f"{body}Command: `{command}`\n")
     return 0
 
 

@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from pipeline import runs
+
 TARGET_ACCURACY = 0.985
 TARGET_SECONDS = 300.0
 RESULTS = Path(__file__).parent / "results" / "train_default.md"
@@ -65,8 +67,7 @@ def main() -> None:
         "model/method/dataset flags).\n\n"
         f"Machine: {machine}.\n\n{table}\n"
     )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
+    runs.write_text(RESULTS, text)
     print(text)
 
 

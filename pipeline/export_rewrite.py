@@ -17,6 +17,13 @@ layer, and it only recognizes larq's own sign. So, for every larq quantized laye
 - such a *dense* layer over a flat input becomes ``reshape(N,1,1,F) → 1×1 binary
   convolution → reshape(N,units)``: ``y_j = Σ_i x_i W_ij`` either way, so outputs are the
   same and the weights end bitpacked (32 per int32 word) instead of float32;
+- a binary-weight *dense* layer fed straight by the image (the first layer, whose input is
+  real-valued) is split into its input's bit planes: an 8-bit pixel ``p = Σ_k 2^k b_k``
+  normalized as ``x = (p - 127.5) / 127.5`` is ``x = Σ_k 2^(k-1) s_k / 127.5`` with
+  ``s_k = 2 b_k - 1 ∈ {±1}`` (exact, no constant term), so ``x·W = Σ_k c_k (s_k·W)``: eight
+  binary products with the same bitpacked weights, the ±1 planes stacked on the batch axis
+  (BinaryNet §2.6's first layer, XNOR-popcount over bit planes). Without it the 784×1024
+  layer of a binary MLP stays int8 and alone is 3/4 of the file (issue 5);
 - a layer that rescales its binary product by the input (XNOR-Net's ``K`` for
   convolutions, ``β = ||X||_ℓ1/n`` for dense layers) keeps its class: the rescaling stays
   a float branch (``ABS → MEAN → box CONV_2D → MUL``) beside the ``LceBconv2d``, and a
@@ -40,6 +47,7 @@ import larq as lq
 import tensorflow as tf
 # isort: on
 
+from pipeline.data.base import PIXEL_OFFSET, PIXEL_SCALE
 from pipeline.layers.xnor import XnorConv2D, XnorDense
 
 BINARY_RTOL = 1e-6  # |W_q| equal to α_c within this: float32 rounding, not a second level
@@ -56,7 +64,7 @@ class LayerPlan:
 
     layer: str
     kind: str  # "conv2d" | "dense" | "depthwise_conv2d"
-    action: str  # "bconv" | "dense->1x1 bconv" | "baked" | "kept"
+    action: str  # "bconv" | "dense->1x1 bconv" | "bit planes->1x1 bconv" | "baked" | "kept"
     binary_input: bool
     binary_weights: bool
     scaled: bool  # α_c != 1 (folded into LceBconv2d's multiplier)
@@ -132,6 +140,60 @@ class DenseAsBinaryConv(tf.keras.layers.Layer):
         return {**super().get_config(), "conv": tf.keras.layers.serialize(self.conv)}
 
 
+@tf.keras.utils.register_keras_serializable("bitlite")
+class BitPlaneDense(DenseAsBinaryConv):
+    """A binary-weight dense layer over normalized 8-bit pixels, as 8 binary products.
+
+    ``x = (p - 127.5) · scale`` for an integer pixel ``p = Σ_k 2^k b_k`` (bits ``b_k``),
+    so ``x = scale · Σ_k 2^(k-1) s_k`` with ``s_k = 2 b_k - 1``: each plane is ±1 and goes
+    through the same 1×1 binary convolution (bitpacked once); the planes' outputs are
+    summed with weights ``scale · 2^(k-1)``. The bias is added once, after the sum."""
+
+    def __init__(self, conv: dict[str, Any], scale: float, bits: int = 8, **kwargs: Any):
+        super().__init__(conv, **kwargs)
+        self.scale = float(scale)
+        self.bits = int(bits)
+        self.center = (2**self.bits - 1) / 2  # the pixel value that normalizes to 0
+
+    def build(self, input_shape: Any) -> None:
+        self.bias = self.add_weight("bias", (self.units,), initializer="zeros")
+        super().build(input_shape)
+
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        pixels = tf.round(x * (1.0 / self.scale) + self.center)  # exact integers 0..255
+        planes = [tf.math.floormod(tf.floor(pixels * 2.0**-k), 2.0) for k in range(self.bits)]
+        # b_k - 1/2 has the sign of s_k: the binary convolution's sign() turns it into s_k
+        products = tf.split(super().call(tf.concat(planes, axis=0) - 0.5), self.bits, axis=0)
+        weights = [self.scale * 2.0 ** (k - 1) for k in range(self.bits)]
+        return tf.add_n([w * y for w, y in zip(weights, products, strict=True)]) + self.bias
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "scale": self.scale, "bits": self.bits}
+
+
+def pixels_are_centered() -> bool:
+    """True when the one preprocessing maps 8-bit pixels to ``(p - 127.5) · scale``: the
+    bit-plane identity then has no constant term."""
+    return bool(np.isclose(PIXEL_OFFSET, -127.5 * PIXEL_SCALE, rtol=1e-12, atol=0))
+
+
+def fed_by_image(layer: Any) -> bool:
+    """True when ``layer``'s input is the model's input, only flattened or reshaped."""
+    reshapes = (tf.keras.layers.Flatten, tf.keras.layers.Reshape)
+    while True:
+        nodes = getattr(layer, "_inbound_nodes", [])
+        if len(nodes) != 1:
+            return False
+        parents = tf.nest.flatten(nodes[0].inbound_layers)
+        if len(parents) != 1:
+            return False
+        layer = parents[0]
+        if isinstance(layer, tf.keras.layers.InputLayer):
+            return True
+        if not isinstance(layer, reshapes):
+            return False
+
+
 def _binary_config(config: dict[str, Any], alpha: np.ndarray) -> dict[str, Any]:
     scaled = not np.all(alpha == 1.0)
     return {
@@ -142,8 +204,12 @@ def _binary_config(config: dict[str, Any], alpha: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _rewrite_layer(layer: Any) -> tuple[Any, LayerPlan | None, list[np.ndarray] | None]:
-    """(new layer, plan, weights to set once built); the layer itself when untouched."""
+def _rewrite_layer(
+    layer: Any, image_input: bool = False
+) -> tuple[Any, LayerPlan | None, list[np.ndarray] | None]:
+    """(new layer, plan, weights to set once built); the layer itself when untouched.
+
+    ``image_input``: the layer reads the normalized 8-bit image (see :func:`fed_by_image`)."""
     kind = _kind(layer)
     if kind is None:
         return layer, None, None
@@ -160,6 +226,15 @@ def _rewrite_layer(layer: Any) -> tuple[Any, LayerPlan | None, list[np.ndarray] 
         alpha is not None,
         alpha is not None and not np.all(alpha == 1.0),
     )
+    # a layer scaling by its input (XNOR-Net's β) is not linear in the planes: not split
+    linear = type(layer) not in CONV_FOR_DENSE
+    if image_input and linear and kind == "dense" and not binary_in and alpha is not None:
+        plan.action = "bit planes->1x1 bconv"
+        config = {**_binary_config(config, alpha), "use_bias": False}
+        conv = _dense_as_conv(config, lq.layers.QuantConv2D)
+        new = BitPlaneDense(conv, scale=PIXEL_SCALE, name=layer.name)
+        bias = bias or [np.zeros(w_q.shape[-1], np.float32)]
+        return new, plan, [*bias, w_q.reshape(1, 1, *w_q.shape)]
     if binary_in and alpha is not None:
         config = _binary_config(config, alpha)
         if kind == "conv2d":
@@ -168,21 +243,24 @@ def _rewrite_layer(layer: Any) -> tuple[Any, LayerPlan | None, list[np.ndarray] 
             return type(layer).from_config(config), plan, [w_q, *bias]
         if len(layer.input_shape) == 2:
             plan.action = "dense->1x1 bconv"
-            conv = {
-                **config,
-                "filters": config["units"],
-                "kernel_size": (1, 1),
-                "strides": (1, 1),
-                "padding": "valid",
-                "name": "bconv",
-            }
-            conv.pop("units")
             conv_class = CONV_FOR_DENSE.get(type(layer), lq.layers.QuantConv2D)
-            new = DenseAsBinaryConv(
-                tf.keras.layers.serialize(conv_class.from_config(conv)), name=layer.name
-            )
+            new = DenseAsBinaryConv(_dense_as_conv(config, conv_class), name=layer.name)
             return new, plan, [w_q.reshape(1, 1, *w_q.shape), *bias]
     return _baked(layer, config), plan, [w_q, *bias]
+
+
+def _dense_as_conv(config: dict[str, Any], conv_class: type) -> dict[str, Any]:
+    """The serialized 1×1 convolution that computes dense layer ``config`` on (N,1,1,F)."""
+    conv = {
+        **config,
+        "filters": config["units"],
+        "kernel_size": (1, 1),
+        "strides": (1, 1),
+        "padding": "valid",
+        "name": "bconv",
+    }
+    conv.pop("units")
+    return tf.keras.layers.serialize(conv_class.from_config(conv))
 
 
 def _baked(layer: Any, config: dict[str, Any]) -> Any:
@@ -208,15 +286,17 @@ def prepare_for_lce(model: tf.keras.Model) -> tuple[tf.keras.Model, list[LayerPl
     """
     plans: list[LayerPlan] = []
     pending: list[tuple[Any, list[np.ndarray]]] = []
+    network = inference_network(model)
+    image_fed = {ly.name for ly in network.layers if pixels_are_centered() and fed_by_image(ly)}
 
     def clone(layer: Any) -> Any:
-        new, plan, weights = _rewrite_layer(layer)
+        new, plan, weights = _rewrite_layer(layer, layer.name in image_fed)
         if plan is not None:
             plans.append(plan)
             pending.append((new, weights))
         return new
 
-    rewritten = tf.keras.models.clone_model(inference_network(model), clone_function=clone)
+    rewritten = tf.keras.models.clone_model(network, clone_function=clone)
     for new, weights in pending:
         new.set_weights(weights)
     return rewritten, plans

@@ -54,6 +54,11 @@ def write_bytes(path: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def write_text(path: Path, text: str) -> None:
+    """Atomically write ``text`` (UTF-8), creating ``path``'s folder: e.g. a bench table."""
+    write_bytes(path, text.encode())
+
+
 def write_json(path: Path, obj: Any) -> None:
     write_bytes(
         path, (json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n").encode()

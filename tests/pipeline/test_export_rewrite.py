@@ -93,3 +93,56 @@ def test_xnor_layers_keep_their_input_scale_through_the_rewrite():
     np.testing.assert_allclose(
         rewritten.predict(data, verbose=0), model.predict(data, verbose=0), rtol=1e-5, atol=1e-5
     )
+
+
+def _image_mlp(first: type, **first_kwargs) -> tf.keras.Model:
+    """Flatten → binary-weight dense on real pixels (bias) → BN → binary dense."""
+    x = inputs = tf.keras.Input((28, 28, 1))
+    x = tf.keras.layers.Flatten()(x)
+    x = first(64, kernel_quantizer="magnitude_aware_sign", name="first", **first_kwargs)(x)
+    x = tf.keras.layers.BatchNormalization()(x)
+    quant = {"input_quantizer": "ste_sign", "kernel_quantizer": "ste_sign"}
+    x = lq.layers.QuantDense(10, name="last", **quant)(x)
+    return tf.keras.Model(inputs, x)
+
+
+def _pixels(n: int) -> np.ndarray:
+    from pipeline.data import normalize
+
+    return normalize(rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8))
+
+
+def test_binary_dense_on_the_image_is_computed_on_its_bit_planes():
+    """Issue 5: a binary MLP's first layer (binary weights, real pixels) was stored int8;
+    split into 8 ±1 planes it becomes bitpacked, and the sum of the planes' binary
+    products with weights 2^(k-1)/127.5 is exactly the original product."""
+    from pipeline.convert import convert_model
+    from pipeline.export import lce_predict
+    from pipeline.flatbuffer import read_model
+
+    model = _image_mlp(lq.layers.QuantDense, use_bias=True)
+    model.get_layer("first").bias.assign(rng.normal(size=64).astype(np.float32))
+    data = _pixels(300)
+    rewritten, plans = er.prepare_for_lce(model)
+    assert [p.action for p in plans] == ["bit planes->1x1 bconv", "dense->1x1 bconv"]
+    reference = model.predict(data, verbose=0)
+    np.testing.assert_allclose(rewritten.predict(data, verbose=0), reference, atol=1e-4)
+    flatbuffer = convert_model(model)
+    fb = read_model(flatbuffer)
+    assert fb.op_counts()["LceBconv2d"] == 2
+    assert "FULLY_CONNECTED" not in fb.op_counts()
+    assert [w.dtype for w in fb.weights()] == ["int32", "int32"]  # both bitpacked
+    assert (lce_predict(flatbuffer, data).argmax(1) == reference.argmax(1)).all()
+
+
+def test_bit_planes_only_for_linear_layers_reading_the_image():
+    from pipeline.layers.xnor import XnorDense
+
+    assert er.pixels_are_centered()  # the identity needs (p - 127.5)·scale
+    _, plans = er.prepare_for_lce(_image_mlp(XnorDense, use_bias=False))
+    assert plans[0].action == "baked"  # β depends on the input: not linear in the planes
+    x = inputs = tf.keras.Input((784,))
+    x = tf.keras.layers.Dense(32)(x)
+    x = lq.layers.QuantDense(8, kernel_quantizer="ste_sign")(x)
+    _, plans = er.prepare_for_lce(tf.keras.Model(inputs, x))
+    assert [p.action for p in plans] == ["baked"]  # fed by a layer, not the image
