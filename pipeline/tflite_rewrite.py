@@ -242,7 +242,7 @@ def int8_weights(
 
 
 def _quantize_weight(
-    model: Any, graph: Any, idx: int, kind: str, allow_inexact: bool, pack: bool
+    model: Any, graph: Any, idx: int, kind: str, allow_inexact: bool, packed: bool
 ) -> tuple[WeightReport | None, Any]:
     """The tensor's report and the op (DEQUANTIZE / BitliteDecodeWeights) that now
     produces its float32 weights, or None where it stays float32."""
@@ -268,9 +268,10 @@ def _quantize_weight(
             f"(s·q, |q| <= {QMAX}); plain int8 would cost {rep.int8_error:.2e} "
             "of each channel's largest weight"
         )
-        shared = code_levels(w) if pack else None
+        shared = code_levels(w) if packed else None
         if shared is not None:  # e.g. soft weight-sharing: few values, off any int8 grid
             rep.exact = True
+            rep.reason = f"off the int8 grid: its {len(shared[1])} values are the level table"
             ones = np.ones(shape[axis], np.float32)
             return rep, _replace_with_codes(model, graph, idx, rep, shared, ones, axis)
         if not allow_inexact:
@@ -281,7 +282,7 @@ def _quantize_weight(
         bshape[axis] = -1
         q = np.round(w / scales.reshape(bshape)).astype(np.int8)
         rep.stored = "int8"
-    coded = code_levels(q) if pack else None
+    coded = code_levels(q) if packed else None
     if coded is not None:  # integer levels: s_c · level is DEQUANTIZE's s_c · float(q)
         return rep, _replace_with_codes(model, graph, idx, rep, coded, scales, axis)
     out = _replace_with_int8(model, graph, idx, q, scales, axis)
