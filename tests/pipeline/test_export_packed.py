@@ -17,7 +17,7 @@ def packed_export(tmp_path_factory, checkout_runtime, monkeypatch_module):
     from pipeline.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("runs") / "twn-lenet5"
-    config = TrainConfig(method="twn", epochs=1, train_samples=600, test_samples=200)
+    config = TrainConfig(method="twn", epochs=1, train_samples=256, test_samples=100)
     run = train(config, out=out, progress=False)
     raw = []
     original = tflite_rewrite.int8_weights
