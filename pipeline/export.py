@@ -244,9 +244,11 @@ def export_run(
 
     ``interpreter``: one name or several (default :func:`default_interpreters`: LCE's,
     then bitlite's runtime where installed); parity must hold on every one, and the
-    report's top-level figures are the first one's. Every file is written atomically, and
-    only after conversion and parity succeeded: a failed export leaves the run as it was
-    (except the report, which says why)."""
+    report's top-level figures are the first one's. ``pack``: weights of <= 16 levels as
+    k-bit codes (:mod:`pipeline.tflite_rewrite`); the file then runs only on bitlite's
+    runtime, the default (and only possible) parity interpreter. Every file is written
+    atomically, and only after conversion and parity succeeded: a failed export leaves
+    the run as it was (except the report, which says why)."""
     from pipeline.convert import convert
     from pipeline.tflite_rewrite import embed_metadata, int8_weights
 
