@@ -1,8 +1,8 @@
 """Latency and emulated-AArch64 cost of float, int8 and binary exports of the same nets.
 
-    python bench/latency.py                      # LeNet-5 (MNIST) and a VGG-like net
+    python bench/latency.py                      # LeNet-5 (MNIST) and VGG-8 (CIFAR-10)
     python bench/latency.py --run runs/bnn-lenet5 --run runs/float-lenet5
-    python bench/latency.py --run runs/bnn-lenet5 --models vgg_small   # both
+    python bench/latency.py --run runs/bnn-lenet5 --models vgg8   # both
     python bench/latency.py --out bench/results/latency.md
 
 For each network: host latency of the float and int8 exports on stock TFLite (XNNPACK
@@ -15,7 +15,7 @@ against the float export.
 Without ``--run`` the networks are built here from the models registry with the
 ``float`` and ``bnn`` methods and converted untrained: latency and instruction counts do
 not depend on weight values (int8 calibration uses real MNIST images for LeNet-5 and
-uniform [-1, 1] noise for the VGG-like net). With ``--run DIR`` a run's own exports are
+uniform [-1, 1] noise for the 32×32 nets). With ``--run DIR`` a run's own exports are
 used (model_float.tflite, model_int8.tflite, model.tflite — whichever exist).
 """
 
@@ -42,33 +42,7 @@ from pipeline.targets.base import Measurement, Settings
 from pipeline.targets.measure import measure
 
 KINDS = ("float", "int8", "binary")
-DEFAULT_MODELS = "lenet5,vgg_small"
-
-
-def vgg_small(method, input_shape, num_classes):
-    """A VGG-like net: 3 blocks of two 3×3 convolutions (32-64-128) + max-pool, FC 256."""
-    import tensorflow as tf
-
-    from pipeline.methods import Position
-
-    inputs = tf.keras.Input(input_shape)
-    x = inputs
-    for block, filters in enumerate((32, 64, 128)):
-        for conv in range(2):
-            first = block == 0 and conv == 0
-            x = method.conv2d(filters, 3, Position.FIRST if first else Position.HIDDEN,
-                              padding="same")(x)  # fmt: skip
-            if conv == 1:
-                x = tf.keras.layers.MaxPool2D(2)(x)
-            x = method.normalization()(x)
-            x = method.activation(x)
-    x = tf.keras.layers.Flatten()(x)
-    x = method.dense(256, Position.HIDDEN)(x)
-    x = method.normalization()(x)
-    x = method.activation(x)
-    x = method.dense(num_classes, Position.LAST)(x)
-    x = method.normalization()(x)
-    return tf.keras.Model(inputs, tf.keras.layers.Softmax()(x), name="vgg_small")
+DEFAULT_MODELS = "lenet5,vgg8"
 
 
 def build_exports(name: str, out: Path) -> dict[str, Path]:
@@ -82,8 +56,6 @@ def build_exports(name: str, out: Path) -> dict[str, Path]:
     shape = (28, 28, 1) if name == "lenet5" else (32, 32, 3)
 
     def make(method: str):
-        if name == "vgg_small":
-            return vgg_small(make_method(method), shape, 10)
         return build_model(name, make_method(method), shape, 10)
 
     tf.keras.utils.set_random_seed(0)
@@ -256,7 +228,7 @@ def main() -> None:
     p.add_argument("--run", action="append", type=Path, default=[],
                    help="a run directory with exports (repeatable); default: build nets here")
     p.add_argument("--models", help="nets to build here, comma-separated "
-                   "(default: lenet5,vgg_small without --run, none with it)")
+                   "(default: lenet5,vgg8 without --run, none with it)")
     p.add_argument("--runs", type=int, default=50, help="timed host inferences")
     p.add_argument("--qemu-runs", type=int, default=3, help="timed emulated inferences")
     p.add_argument("--out", type=Path, help="also write the markdown table here")

@@ -1,4 +1,4 @@
-"""Runtime benchmark on this x86-64 host: a VGG-like binary net through bitlite_runtime,
+"""Runtime benchmark on this x86-64 host: binary VGG-8 (CIFAR-10) through bitlite_runtime,
 against the same architecture's int8 and float exports on stock TFLite + XNNPACK, and
 against LCE's own x86 interpreter running the same binary model.
 
@@ -28,63 +28,18 @@ try:
 except ImportError:  # a source checkout: use its runtime/
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
 
+MODEL = "vgg8"  # the registered CIFAR-10 net (seed 004 table 2), untrained
 SHAPE = (32, 32, 3)
-BLOCKS = ((64, 2), (128, 2), (256, 2))  # (channels, convs) per stage, max pool after each
-
-
-def vgg_like(binary: bool):
-    """VGG-like: 3 stages of 3x3 convs + BN (+ max pool), then a dense classifier.
-
-    The binary variant keeps the first conv and the classifier in float (as BNNs do)
-    and binarizes every other conv (ste_sign inputs and weights)."""
-    import larq as lq
-    import tensorflow as tf
-
-    x = inp = tf.keras.Input(SHAPE)
-    first = True
-    for channels, convs in BLOCKS:
-        for _ in range(convs):
-            if binary and not first:
-                x = lq.layers.QuantConv2D(
-                    channels, 3, padding="same", pad_values=1.0, use_bias=False,
-                    input_quantizer="ste_sign", kernel_quantizer="ste_sign",
-                    kernel_constraint="weight_clip")(x)
-            else:
-                x = tf.keras.layers.Conv2D(channels, 3, padding="same", use_bias=False)(x)
-            x = tf.keras.layers.BatchNormalization()(x)
-            if not binary:
-                x = tf.keras.layers.ReLU()(x)
-            first = False
-        x = tf.keras.layers.MaxPool2D(2)(x)
-    x = tf.keras.layers.Flatten()(x)
-    x = tf.keras.layers.Dense(10)(x)
-    return tf.keras.Model(inp, x)
 
 
 def exports() -> dict[str, bytes]:
-    """binary (LCE), float and int8 (TFLite full-integer) exports."""
-    import larq_compute_engine as lce
-    import tensorflow as tf
+    """binary (LCE, bitlite's export rewrite), float and int8 (TFLite full-integer)."""
+    import tempfile
 
-    rng = np.random.default_rng(0)
-    binary = vgg_like(binary=True)
-    real = vgg_like(binary=False)
-    calibration = rng.normal(size=(16, *SHAPE)).astype(np.float32)
+    from bench.latency import build_exports
 
-    def representative():
-        for x in calibration:
-            yield [x[None]]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(real)
-    float_model = converter.convert()
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    int8_model = converter.convert()
-    return {"binary": lce.convert_keras_model(binary), "float": float_model,
-            "int8": int8_model}
+    with tempfile.TemporaryDirectory(prefix="bitlite-rt-") as tmp:
+        return {kind: path.read_bytes() for kind, path in build_exports(MODEL, Path(tmp)).items()}
 
 
 def timer(name: str, model: bytes, engine: str, threads: int):
@@ -118,7 +73,7 @@ def measure(runs: int, threads: int, save: Path | None = None) -> list[dict]:
     if save:  # e.g. for instruction counts under qemu (python -m pipeline.bench)
         save.mkdir(parents=True, exist_ok=True)
         for name, model in models.items():
-            (save / f"vgg_{name}.tflite").write_bytes(model)
+            (save / f"{MODEL}_{name}.tflite").write_bytes(model)
     plan = [("binary", "bitlite"), ("int8", "tflite"), ("float", "tflite"), ("binary", "lce")]
     callables = []
     for name, engine in plan:
@@ -140,7 +95,7 @@ def table(rows: list[dict], command: str, threads: int) -> str:
     lines = [
         f"# bitlite runtime on x86-64 ({platform.processor() or platform.machine()})", "",
         f"Command: `{command}`", "",
-        f"VGG-like net on {SHAPE[0]}x{SHAPE[1]}x{SHAPE[2]}, batch 1, {threads} thread(s); "
+        f"{MODEL} on {SHAPE[0]}x{SHAPE[1]}x{SHAPE[2]} (untrained), batch 1, {threads} thread(s); "
         "median latency. Shared, contended CPU: absolute times are noisy, ratios come "
         "from one interleaved run.", "",
         "| model | engine | size (KiB) | latency (ms) | bitlite binary is faster by |",

@@ -8,8 +8,8 @@ does not count its output layer).
 Deviations from the seed (Chainer, with biases, ReLU): no biases, because batch norm
 follows every layer (larq's convention and BinaryNet's); each layer's activation comes
 from the method (BinaryNet's sign lives in the next layer's input quantizer); the dense
-layers are 1×1 convolutions and binarized inputs use 'same-one' padding, as LCE's
-optimization guide asks (see :mod:`models.blocks`). Parameter counts per layer match the
+layers are convolutions (FC1 4×4 over the last feature map, then 1×1) and binarized
+inputs use 'same-one' padding, as LCE's optimization guide asks (see :mod:`models.blocks`). Parameter counts per layer match the
 seed's tables exactly; pooling sits between a convolution and its batch norm, larq's
 order (as in :mod:`models.lenet`).
 """
@@ -36,8 +36,8 @@ def vgg(method: Method, input_shape: tuple[int, ...], num_classes: int, fc: tupl
             x = tf.keras.layers.MaxPool2D(2)(x)
         x = method.normalization()(x)
         x = method.activation(x)
-    # Flatten in (H, W, C) order, then the dense layers as 1×1 convolutions.
-    x = tf.keras.layers.Reshape((1, 1, -1))(x)
+    # FC1 is a 4×4 'valid' convolution (dense over the (H, W, C)-ordered 8192 features),
+    # the later dense layers 1×1 convolutions.
     for units in fc:
         x = blocks.dense(method, units, Position.HIDDEN, x)
         x = method.normalization()(x)

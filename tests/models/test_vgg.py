@@ -33,7 +33,9 @@ def test_layers_match_the_seed_tables(name, table):
     for layer, (label, cin, cout, size) in zip(layers, table, strict=True):
         k = 3 if label.startswith("Conv") else 1
         assert layer.count_params() == k * k * cin * cout, label  # no biases: BN follows
-        assert tuple(layer.kernel.shape)[-2:] == (cin, cout), label
+        # FC1 reads the 4 × 4 × 512 map as a 4×4 'valid' convolution: 8192 inputs
+        assert np.prod(layer.kernel.shape[:-1]) == k * k * cin, label
+        assert layer.kernel.shape[-1] == cout, label
         assert layer.output.shape[1] == size, label  # before the pooling that follows
     # Every weight count is the seed's; the remainder is batch norm (4 per channel).
     weights = sum((9 if lbl.startswith("Conv") else 1) * ci * co for lbl, ci, co, _ in table)
@@ -55,3 +57,17 @@ def test_binary_vgg_uses_lce_friendly_padding_and_runs():
     y = model(x, training=False).numpy()
     assert y.shape == (2, 10)
     np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_float_vgg_converts_with_stock_tflite_and_xnnpack_takes_it():
+    """Regression: FC1 behind a Keras ``Reshape`` traced a SHAPE/PACK chain (unknown batch),
+    the plain converter rejected the 1×1 Conv2D that followed (tf.Conv2D, flex op needed),
+    so ``--baselines`` and the latency bench failed on VGG."""
+    from tflite_runtime.interpreter import Interpreter
+
+    model = build_model("vgg8", make_method("float"), (32, 32, 3), 10)
+    flatbuffer = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    interpreter = Interpreter(model_content=flatbuffer)
+    interpreter.allocate_tensors()
+    ops = {op["op_name"] for op in interpreter._get_ops_details()}
+    assert "DELEGATE" in ops and not ops & {"SHAPE", "PACK"}

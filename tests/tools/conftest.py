@@ -26,3 +26,20 @@ def kernels():
         return {layer.name: layer.kernel.numpy().copy() for layer in quantizable_layers(model)}
 
     return snapshot
+
+
+@pytest.fixture
+def rejected_in_one_line(float_run, tmp_path, capsys):
+    """``check(main, args)``: the tool's CLI exits 2 with one ``error:`` line and writes
+    no output folder when run on ``float_run`` with bad ``args``."""
+    from pipeline import cli
+
+    def check(main, args: list[str]) -> None:
+        with pytest.raises(SystemExit) as exit_:
+            cli.run(main, ["--run", str(float_run.path), "--out", str(tmp_path / "o"), *args])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "o").exists()
+
+    return check
