@@ -340,15 +340,14 @@ def _replace_with_codes(
     data = pack_codes(codes, bits)
     model.buffers[t.buffer].data = np.frombuffer(data, np.uint8).copy()
     t.type, t.shape, t.quantization = s.TensorType.UINT8, [len(data)], None
-    table = _constant(model, graph, name + "/levels", levels.astype(np.float32))
-    scale = _constant(model, graph, name + "/scales", np.asarray(scales, np.float32))
-    out = s.TensorT()
-    out.shape, out.type, out.buffer = shape, s.TensorType.FLOAT32, 0
-    out.name = name + "/decoded"
-    graph.tensors.append(out)
+    table = add_tensor(model, graph, [len(levels)], "float32", levels.astype(np.float32).tobytes(),
+                       name + "/levels")  # fmt: skip
+    scales = np.asarray(scales, np.float32)
+    scale = add_tensor(model, graph, [len(scales)], "float32", scales.tobytes(), name + "/scales")
+    out = add_tensor(model, graph, shape, "float32", None, name + "/decoded")
     op = s.OperatorT()
     op.opcodeIndex = _custom_opcode_index(model, DECODE_OP)
-    op.inputs, op.outputs = [idx, table, scale], [len(graph.tensors) - 1]
+    op.inputs, op.outputs = [idx, table, scale], [out]
     options = flexbuffers.Dumps({"axis": int(axis), "bits": int(bits)})
     op.customOptions = np.frombuffer(bytes(options), np.uint8).copy()
     op.customOptionsFormat = s.CustomOptionsFormat.FLEXBUFFERS
@@ -356,15 +355,24 @@ def _replace_with_codes(
     return op
 
 
-def _constant(model: Any, graph: Any, name: str, values: np.ndarray) -> int:
-    """A new 1-D constant tensor (with its own buffer); returns its index."""
+def add_tensor(
+    model: Any,
+    graph: Any,
+    shape: tuple[int, ...] | list[int],
+    dtype: str,
+    data: bytes | None = None,
+    name: str = "t",
+) -> int:
+    """Append a tensor (``dtype`` a TensorType name: ``"float32"``, ``"INT8"``...) to
+    ``graph``, constant with its own buffer when ``data`` is given; returns its index."""
     s = schema()
-    buf = s.BufferT()
-    buf.data = np.frombuffer(values.tobytes(), np.uint8).copy()
-    model.buffers.append(buf)
     t = s.TensorT()
-    t.shape, t.type, t.name = [len(values)], s.TensorType.FLOAT32, name
-    t.buffer = len(model.buffers) - 1
+    t.shape, t.type, t.name, t.buffer = list(shape), getattr(s.TensorType, dtype.upper()), name, 0
+    if data is not None:
+        buf = s.BufferT()
+        buf.data = np.frombuffer(data, np.uint8).copy()
+        model.buffers.append(buf)
+        t.buffer = len(model.buffers) - 1
     graph.tensors.append(t)
     return len(graph.tensors) - 1
 

@@ -10,6 +10,7 @@ from flatbuffers import flexbuffers
 
 from pipeline.flatbuffer import schema
 from pipeline.tflite_rewrite import DECODE_OP, pack, pack_codes
+from pipeline.tflite_rewrite import add_tensor as _tensor
 
 
 @dataclass
@@ -50,19 +51,6 @@ def random_spec(
         bits,
         axis,
     )
-
-
-def _tensor(model, graph, shape, dtype: str, data: bytes | None = None, name: str = "t") -> int:
-    s = schema()
-    t = s.TensorT()
-    t.shape, t.type, t.name, t.buffer = list(shape), getattr(s.TensorType, dtype), name, 0
-    if data is not None:
-        buf = s.BufferT()
-        buf.data = np.frombuffer(data, np.uint8).copy()
-        model.buffers.append(buf)
-        t.buffer = len(model.buffers) - 1
-    graph.tensors.append(t)
-    return len(graph.tensors) - 1
 
 
 def _opcode(model, builtin: int, custom: str | None = None) -> int:

@@ -12,22 +12,9 @@ import numpy as np
 import pytest
 
 from pipeline.flatbuffer import ModelFormatError, read_model, schema
+from pipeline.tflite_rewrite import add_tensor as _tensor
 from pipeline.tflite_rewrite import pack
 from tools.inspect import inspect, interpreter_note
-
-
-def _tensor(model, graph, shape, dtype, data: bytes | None = None, name="t") -> int:
-    s = schema()
-    t = s.TensorT()
-    t.shape, t.type, t.name = list(shape), getattr(s.TensorType, dtype.upper()), name
-    t.buffer = 0
-    if data is not None:
-        buf = s.BufferT()
-        buf.data = np.frombuffer(data, np.uint8).copy()
-        model.buffers.append(buf)
-        t.buffer = len(model.buffers) - 1
-    graph.tensors.append(t)
-    return len(graph.tensors) - 1
 
 
 def _op(model, graph, code: int | str, inputs, outputs, options: bytes = b"") -> None:
