@@ -9,8 +9,12 @@ test set, next to the Keras model's (export must lose nothing: ±0.05 pt).
 Goals (issue 5): binary LeNet-5 / MLP >= 25× smaller than the float .tflite of the same
 network, dense layers included; ternary >= 4×; |tflite − Keras| <= 0.05 pt.
 
+``--pack`` adds a row per low-bit run exported again with ``--pack-weights`` (weights of
+<= 16 levels as k-bit codes, ternary: 2 bits) into ``<root>/<model>-<method>-packed``:
+such files run only on bitlite_runtime, so their parity is measured there alone.
+
     python bench/export_sizes.py [--models lenet5 mlp1024] [--methods float bnn twn]
-        [--train-samples N] [--epochs E] [--root runs/bench-export]
+        [--train-samples N] [--epochs E] [--root runs/bench-export] [--pack]
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -68,7 +73,18 @@ def ensure_run(root: Path, model: str, method: str, args: argparse.Namespace) ->
     return out
 
 
-def rows_for(model: str, method: str, run: Path) -> list[dict]:
+def ensure_packed(run: Path, args: argparse.Namespace) -> Path:
+    """A copy of ``run`` (training files only) exported with --pack-weights."""
+    out = run.with_name(run.name + "-packed")
+    if not (out / "export_report.json").exists() or args.reexport:
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.copytree(run, out, ignore=shutil.ignore_patterns("*.tflite", "export_report.*"))
+        _run([sys.executable, "-m", "pipeline.export", "--run", str(out), "--pack-weights",
+              "--quiet"])  # fmt: skip
+    return out
+
+
+def rows_for(model: str, method: str, run: Path, packed: bool = False) -> list[dict]:
     r = json.loads((run / "export_report.json").read_text())
     float_size = r["float_size_bytes"]
 
@@ -82,7 +98,9 @@ def rows_for(model: str, method: str, run: Path) -> list[dict]:
             "bits": d["bits_per_weight"],
             "keras": keras,
             "tflite": d.get("tflite_accuracy"),
-            "agreement": d.get("argmax_agreement"),
+            "agreement": d.get("parity", {}).get("lce", {}).get("argmax_agreement")
+            if "parity" in d
+            else d.get("argmax_agreement"),  # baselines: stock TFLite's
             "bitlite": d.get("parity", {}).get("bitlite", {}).get("argmax_agreement"),
         }
 
@@ -92,7 +110,13 @@ def rows_for(model: str, method: str, run: Path) -> list[dict]:
             row("int8 PTQ (float run)", r["baselines"]["int8"], r["keras_accuracy"]),
         ]
     kind = KIND.get(method, "low-bit")
-    out = row(f"{kind} ({method})", r, r["keras_accuracy"])
+    if packed:  # the flag packs only weights of <= 16 levels (binary ones are bitpacked)
+        uses = "BitliteDecodeWeights" in r["custom_ops"]
+        packed_note = (
+            ", packed k-bit (bitlite_runtime only)" if uses else ", --pack: nothing to pack"
+        )
+    label = f"{kind} ({method})" + (packed_note if packed else "")
+    out = row(label, r, r["keras_accuracy"])
     out["goal"] = GOALS.get(kind)
     return [out]
 
@@ -116,7 +140,7 @@ def table(rows: list[dict]) -> str:
         lines.append(
             f"| {r['model']} | {r['export']} | {r['size'] / 1024:.1f} | {r['gzip'] / 1024:.1f} | "
             f"{r['ratio']:.1f} | {r['bits']:.2f} | {r['keras']:.4f} | {r['tflite']:.4f} | "
-            f"{delta:+.2f} | {r['agreement']:.2%} | {_pct(r['bitlite'])} | {verdict} |"
+            f"{delta:+.2f} | {_pct(r['agreement'])} | {_pct(r['bitlite'])} | {verdict} |"
         )
     return "\n".join(lines)
 
@@ -130,11 +154,17 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--root", type=Path, default=Path("runs/bench-export"))
     p.add_argument("--reexport", action="store_true", help="export again even if reported")
+    p.add_argument(
+        "--pack", action="store_true", help="also export low-bit runs with --pack-weights"
+    )
     args = p.parse_args()
     rows = []
     for model in args.models:
         for method in args.methods:
-            rows += rows_for(model, method, ensure_run(args.root, model, method, args))
+            run = ensure_run(args.root, model, method, args)
+            rows += rows_for(model, method, run)
+            if args.pack and method != "float":
+                rows += rows_for(model, method, ensure_packed(run, args), packed=True)
     text = table(rows)
     print(text)
     cmd = "python bench/export_sizes.py " + " ".join(sys.argv[1:])
@@ -145,7 +175,11 @@ def main() -> None:
         f"Training: {args.train_samples} images, {args.epochs} epoch(s) — accuracy is that of "
         "short runs; sizes do not depend on training. Parity interpreters: LCE's Python "
         "Interpreter (x86 reference kernels; 'argmax agreement') and bitlite_runtime "
-        "(tflite-runtime 2.14 + bitlite kernels) for the exports, stock TFLite for int8. "
+        "(tflite-runtime 2.14 + bitlite kernels) for the exports, stock TFLite for int8; "
+        "packed rows run on bitlite_runtime only (LCE's interpreter cannot load "
+        "BitliteDecodeWeights; their parity, checked there, is the last agreement column). "
+        "Bits/weight count the stored weight codes (int8 and packed: without the "
+        "per-channel scales and level tables, which the file size includes). "
         f"CPU shared with other jobs (load {os.getloadavg()[0]:.1f}); no timings here.\n\n"
         + text
         + "\n"

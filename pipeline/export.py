@@ -4,7 +4,9 @@ Conversion is Larq Compute Engine's, in a child process (:mod:`pipeline.convert`
 the model as rewritten by :mod:`pipeline.export_rewrite`: binary convolutions *and*
 binary dense layers become bitpacked ``LceBconv2d`` (scales folded in). Ternary,
 power-of-two and k-bit weights are then stored as int8 with per-channel scales where
-their levels fit exactly (:mod:`pipeline.tflite_rewrite`). The whole test set goes
+their levels fit exactly, or with ``--pack-weights`` as k-bit codes (<= 16 levels) that
+only bitlite's runtime decodes (:mod:`pipeline.tflite_rewrite`; parity is then checked
+on bitlite_runtime alone). The whole test set goes
 through the .tflite and through Keras; ``export_report.json`` / ``export_report.md``
 record size (raw, gzip, ratio to the float32 .tflite of the same network), accuracy of
 both, argmax agreement, the largest output difference, how each weight tensor is stored
@@ -125,7 +127,11 @@ def parity(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray) -> 
 PARITY_KEYS = ("keras_accuracy", "tflite_accuracy", "argmax_agreement", "max_abs_diff")
 
 
-def _interpreter_names(interpreter: str | Sequence[str] | None) -> list[str]:
+def _interpreter_names(interpreter: str | Sequence[str] | None, pack: bool = False) -> list[str]:
+    if pack and interpreter is None:  # packed weights: LCE's interpreter cannot load the file
+        if BITLITE not in INTERPRETERS:
+            raise UsageError("--pack-weights files run only on bitlite_runtime: install it")
+        interpreter = [BITLITE]
     names = default_interpreters() if interpreter is None else interpreter
     names = [names] if isinstance(names, str) else list(dict.fromkeys(names))
     unknown = [n for n in names if n not in INTERPRETERS]
@@ -232,27 +238,33 @@ def export_run(
     baselines: Sequence[str] = ("float",),
     interpreter: str | Sequence[str] | None = None,
     allow_inexact: bool = False,
+    pack: bool = False,
 ) -> dict[str, Any]:
     """Convert ``run``'s model, check parity on its test set, write model + reports.
 
     ``interpreter``: one name or several (default :func:`default_interpreters`: LCE's,
     then bitlite's runtime where installed); parity must hold on every one, and the
-    report's top-level figures are the first one's. Every file is written atomically, and
-    only after conversion and parity succeeded: a failed export leaves the run as it was
-    (except the report, which says why)."""
+    report's top-level figures are the first one's. ``pack``: weights of <= 16 levels as
+    k-bit codes (:mod:`pipeline.tflite_rewrite`); the file then runs only on bitlite's
+    runtime, the default (and only possible) parity interpreter. Every file is written
+    atomically, and only after conversion and parity succeeded: a failed export leaves
+    the run as it was (except the report, which says why)."""
     from pipeline.convert import convert
     from pipeline.tflite_rewrite import embed_metadata, int8_weights
 
-    names = _interpreter_names(interpreter)
+    names = _interpreter_names(interpreter, pack)
     model = run.load_model()  # a clear error if the run has not finished training
     ds = test_data(run)
     x_test = data.normalize(ds.x_test)
     rep = data.normalize(ds.x_train[:REPRESENTATIVE]) if "int8" in baselines else None
     wanted = sorted(set(baselines) | {"float"})  # the float file is the size reference
     conversion = convert(run.file(runs.MODEL), baselines=wanted, representative=rep)
-    flatbuffer, weight_reports = int8_weights(conversion.flatbuffer, allow_inexact=allow_inexact)
-    needs_lce = bool(describe_flatbuffer(flatbuffer)["custom_ops"])
-    meta = app_metadata(run, needs_lce=needs_lce)
+    flatbuffer, weight_reports = int8_weights(
+        conversion.flatbuffer, allow_inexact=allow_inexact, packed=pack
+    )
+    fb = read_model(flatbuffer)
+    needs_lce, needs_bitlite = bool(fb.lce_ops()), bool(fb.bitlite_ops())
+    meta = {**app_metadata(run, needs_lce=needs_lce), "needs_bitlite_runtime": needs_bitlite}
     flatbuffer = embed_metadata(flatbuffer, meta)
 
     keras_out = model.predict(x_test, batch_size=256, verbose=0)
@@ -275,6 +287,7 @@ def export_run(
         "layers": conversion.layers,
         "int8_weights": [w.to_dict() for w in weight_reports],
         "needs_lce": needs_lce,
+        "needs_bitlite_runtime": needs_bitlite,
     }
     report["parity_ok"] = all(c["ok"] for c in checks.values())
     report["baselines"] = _baselines(
@@ -374,6 +387,11 @@ def markdown(run: runs.Run, r: dict[str, Any]) -> str:
 
 def runs_on(r: dict[str, Any]) -> str:
     """Which interpreters can run the file: LCE ops need LCE's or bitlite's runtime."""
+    if r.get("needs_bitlite_runtime"):
+        return (
+            "needs bitlite_runtime only (custom op BitliteDecodeWeights: k-bit packed "
+            "weights); LCE's interpreter and stock TFLite cannot load it"
+        )
     if not r["needs_lce"]:
         return "any TFLite interpreter"
     ours = r.get("parity", {}).get(BITLITE, {}).get("ok")
@@ -473,6 +491,12 @@ def make_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="store weights whose levels do not fit int8 exactly as plain int8 anyway",
     )
+    p.add_argument(
+        "--pack-weights",
+        action="store_true",
+        help="store weights of <= 16 levels (ternary, po2, weight-shared) as k-bit codes; "
+        "the file then runs only on bitlite_runtime (parity is checked there)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--android",
@@ -485,6 +509,10 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
+    if args.pack_weights and args.android is not None:
+        raise UsageError(
+            "--pack-weights files need bitlite_runtime; the Android demo cannot run them"
+        )
     assets = android_assets(args.android) if args.android is not None else None
     run = runs.resolve(args.run, root=args.root)
     report = export_run(
@@ -494,6 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         baselines=("float", "int8") if args.baselines else (),
         interpreter=args.interpreter,
         allow_inexact=args.allow_inexact_int8,
+        pack=args.pack_weights,
     )
     print(summary(run, report))
     if assets is not None:

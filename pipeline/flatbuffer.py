@@ -81,21 +81,34 @@ class TFLiteModel:
         return dict(Counter(op.type for op in self.ops))
 
     def custom_ops(self) -> list[str]:
-        return sorted({op.type for op in self.ops if op.type.startswith("Lce")})
+        """Custom ops stock TFLite lacks: LCE's (Lce*) and bitlite_runtime's (Bitlite*)."""
+        return sorted({op.type for op in self.ops if op.type.startswith(("Lce", "Bitlite"))})
+
+    def lce_ops(self) -> list[str]:
+        return [op for op in self.custom_ops() if op.startswith("Lce")]
+
+    def bitlite_ops(self) -> list[str]:
+        """Ops only bitlite_runtime has (LCE's interpreter cannot load such a file)."""
+        return [op for op in self.custom_ops() if op.startswith("Bitlite")]
 
     def producer(self, tensor: int) -> Op | None:
         return next((op for op in self.ops if tensor in op.outputs), None)
 
     def weights(self) -> list[WeightInfo]:
-        """Each weight tensor as stored in the file, behind any DEQUANTIZE (int8 weights)."""
+        """Each weight tensor as stored in the file, behind any DEQUANTIZE (int8 weights)
+        or BitliteDecodeWeights (k-bit codes: dtype ``packed{k}``, bytes = the codes; the
+        level table and per-channel scales, like int8's scales, are not counted)."""
         found = []
         for op in self.ops:
             if op.type not in WEIGHT_OPS or len(op.inputs) < 2:
                 continue
             idx = op.inputs[1]
             source = self.producer(idx)
-            if source is not None and source.type == "DEQUANTIZE":
+            dtype = None
+            if source is not None and source.type in ("DEQUANTIZE", DECODE_OP) and source.inputs:
                 idx = source.inputs[0]
+                if source.type == DECODE_OP:
+                    dtype = f"packed{int(custom_options(source).get('bits', 0))}"
             t = self.tensors[idx]
             if t.data is None:
                 continue  # computed at run time, not a stored weight
@@ -104,7 +117,7 @@ class TFLiteModel:
                     op.type,
                     t.name,
                     t.shape,
-                    t.dtype,
+                    dtype or t.dtype,
                     len(t.data),
                     _logical_weights(self, op),
                     self.tensors[op.outputs[0]].name.split(";")[0],
@@ -135,6 +148,7 @@ def weight_totals(weights: list[WeightInfo]) -> tuple[int, int, float]:
 
 
 WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "LceBconv2d")
+DECODE_OP = "BitliteDecodeWeights"  # k-bit packed weights (pipeline.tflite_rewrite)
 
 
 @dataclass
@@ -179,8 +193,8 @@ def _op_macs(model: TFLiteModel, op: Op) -> tuple[str, int]:
         per_output = weights.shape[1] * weights.shape[2]
     else:  # FULLY_CONNECTED: weights (units, in_features)
         per_output = weights.shape[-1]
-    # int8 arithmetic needs int8 activations too; int8 weights behind a DEQUANTIZE (our
-    # low-bit storage) are multiplied in float.
+    # int8 arithmetic needs int8 activations too; int8 weights behind a DEQUANTIZE and
+    # packed ones behind BitliteDecodeWeights (our low-bit storage) multiply in float.
     kind = "int8" if model.tensors[op.inputs[0]].dtype == "int8" else "float"
     return kind, out_elems * per_output
 

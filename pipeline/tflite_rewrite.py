@@ -23,6 +23,18 @@ equal the float32 model's (``s_c · q`` reproduces each value to float32 roundin
 tensor that does not fit stays float32, and the report says so and what storing it as
 plain per-channel int8 anyway would cost (the largest error relative to the channel's
 largest weight).
+
+Packing (opt-in, ``packed=True``; ``python -m pipeline.export --pack-weights``): int8 caps
+the ratio to float32 at 4×. A tensor whose values, per output channel divided by its
+scale ``s_c``, take at most ``2^k`` levels for ``k <= 4`` (ternary: 3 levels, k = 2;
+power-of-two sets of up to 15 levels; soft weight-sharing's <= 16 shared means) is
+stored as k-bit codes (LSB first), a float32 level table and the per-channel scales, and
+bitlite's custom op ``BitliteDecodeWeights`` in front of its consumer computes
+``w = s_c · levels[code]`` once, at the first invoke. On the int8 grid the level table
+holds the integers ``q`` and the scales are the int8 path's, so the decoded weights equal
+DEQUANTIZE's ``s_c · float(q)`` bit for bit; a shared-value tensor off the grid keeps its
+own values as levels with ``s_c = 1`` (exact too). Such a file runs only on bitlite's
+runtime (``bitlite_runtime``): neither LCE's interpreter nor stock TFLite has the op.
 """
 
 from __future__ import annotations
@@ -34,12 +46,13 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.flatbuffer import TFLITE_MAGIC, ModelFormatError, schema
+from pipeline.flatbuffer import DECODE_OP, TFLITE_MAGIC, ModelFormatError, schema
 
 QMAX = 127
 GRID_RTOL = 2e-6  # relative to the channel's largest |w|: float32 rounding of s·q
 WEIGHT_OPS = {"CONV_2D": 0, "FULLY_CONNECTED": 0, "DEPTHWISE_CONV_2D": 3}  # channel axis
 METADATA_NAME = "bitlite_metadata"  # JSON for apps, same content as the model.json sidecar
+PACK_MAX_BITS = 4  # above 16 levels int8 is as small as it gets (k = 5..8 saves <= 3 bits)
 
 
 @dataclass
@@ -47,7 +60,7 @@ class WeightReport:
     tensor: str
     op: str
     shape: tuple[int, ...]
-    stored: str  # "int8" | "float32"
+    stored: str  # "int8" | "float32" | "packed{k}" (k-bit codes, see module doc)
     levels: int  # distinct values in the tensor (max over channels)
     exact: bool  # int8 grid reproduces every value
     reason: str = ""
@@ -97,6 +110,33 @@ def quantize_tensor(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray] |
         scales.append(fit[0])
         qs.append(fit[1])
     return np.moveaxis(np.stack(qs), 0, axis), np.asarray(scales, np.float32)
+
+
+def pack_codes(codes: np.ndarray, bits: int) -> bytes:
+    """k-bit codes, code ``i`` in bits ``[i·k, (i+1)·k)`` of the stream, LSB first."""
+    c = np.asarray(codes, np.uint32).ravel()
+    if c.size and (bits < 1 or bits > 8 or int(c.max()) >= 1 << bits):
+        raise ValueError(f"codes do not fit {bits} bits")
+    stream = ((c[:, None] >> np.arange(bits, dtype=np.uint32)) & 1).astype(np.uint8)
+    return np.packbits(stream.ravel(), bitorder="little").tobytes()
+
+
+def unpack_codes(data: bytes, bits: int, count: int) -> np.ndarray:
+    """The inverse of :func:`pack_codes` (what BitliteDecodeWeights reads)."""
+    if len(data) != (count * bits + 7) // 8:
+        raise ValueError(f"{len(data)} bytes do not hold {count} codes of {bits} bits")
+    stream = np.unpackbits(np.frombuffer(data, np.uint8), bitorder="little")[: count * bits]
+    return (stream.reshape(count, bits).astype(np.uint32) << np.arange(bits)).sum(1)
+
+
+def code_levels(values: np.ndarray, max_bits: int = PACK_MAX_BITS):
+    """``(bits, levels, codes)`` with ``values == levels[codes]``, or None above
+    ``2^max_bits`` distinct values. ``bits >= 1`` (a single level still needs a code)."""
+    levels, codes = np.unique(values, return_inverse=True)
+    if len(levels) > 1 << max_bits:
+        return None
+    bits = max(1, int(np.ceil(np.log2(len(levels)))))
+    return bits, levels, codes.reshape(values.shape)
 
 
 def _name(raw: Any) -> str:
@@ -164,12 +204,13 @@ def _opcode_index(model: Any, builtin: int, version: int) -> int:
 
 
 def int8_weights(
-    flatbuffer: bytes, allow_inexact: bool = False
+    flatbuffer: bytes, allow_inexact: bool = False, packed: bool = False
 ) -> tuple[bytes, list[WeightReport]]:
     """Store every low-bit float32 weight tensor as per-channel int8 (see module doc).
 
     ``allow_inexact`` also stores tensors whose levels do not fit, with plain max-abs
-    int8 scales (their error is in the report)."""
+    int8 scales (their error is in the report). ``packed`` stores tensors of at most 16
+    levels as k-bit codes behind ``BitliteDecodeWeights`` instead (bitlite_runtime only)."""
     s = schema()
     model = load(flatbuffer)
     graph = model.subgraphs[0]
@@ -188,15 +229,12 @@ def int8_weights(
         if kind in WEIGHT_OPS and len(op.inputs) > 1:
             idx = int(op.inputs[1])
             if idx not in dequantized:
-                rep, out = _quantize_weight(model, graph, idx, kind, allow_inexact)
+                rep, deq = _quantize_weight(model, graph, idx, kind, allow_inexact, packed)
                 if rep is not None:
                     reports.append(rep)
-                if out is not None:
-                    dequantized[idx] = out
-                    deq = s.OperatorT()
-                    deq.opcodeIndex = _opcode_index(model, s.BuiltinOperator.DEQUANTIZE, 5)
-                    deq.inputs, deq.outputs = [idx], [out]
-                    new_ops.append(deq)  # constant input: may run before everything else
+                if deq is not None:
+                    dequantized[idx] = deq.outputs[0]
+                    new_ops.append(deq)  # constant inputs: may run before everything else
             if idx in dequantized:
                 op.inputs[1] = dequantized[idx]
     graph.operators = new_ops + list(graph.operators)
@@ -204,8 +242,10 @@ def int8_weights(
 
 
 def _quantize_weight(
-    model: Any, graph: Any, idx: int, kind: str, allow_inexact: bool
-) -> tuple[WeightReport | None, int | None]:
+    model: Any, graph: Any, idx: int, kind: str, allow_inexact: bool, packed: bool
+) -> tuple[WeightReport | None, Any]:
+    """The tensor's report and the op (DEQUANTIZE / BitliteDecodeWeights) that now
+    produces its float32 weights, or None where it stays float32."""
     s = schema()
     t = graph.tensors[idx]
     buf = model.buffers[t.buffer]
@@ -228,6 +268,12 @@ def _quantize_weight(
             f"(s·q, |q| <= {QMAX}); plain int8 would cost {rep.int8_error:.2e} "
             "of each channel's largest weight"
         )
+        shared = code_levels(w) if packed else None
+        if shared is not None:  # e.g. soft weight-sharing: few values, off any int8 grid
+            rep.exact = True
+            rep.reason = f"off the int8 grid: its {len(shared[1])} values are the level table"
+            ones = np.ones(shape[axis], np.float32)
+            return rep, _replace_with_codes(model, graph, idx, rep, shared, ones, axis)
         if not allow_inexact:
             return rep, None
         scales = np.maximum(np.abs(moved).reshape(len(moved), -1).max(1), 1e-30) / QMAX
@@ -236,8 +282,14 @@ def _quantize_weight(
         bshape[axis] = -1
         q = np.round(w / scales.reshape(bshape)).astype(np.int8)
         rep.stored = "int8"
+    coded = code_levels(q) if packed else None
+    if coded is not None:  # integer levels: s_c · level is DEQUANTIZE's s_c · float(q)
+        return rep, _replace_with_codes(model, graph, idx, rep, coded, scales, axis)
     out = _replace_with_int8(model, graph, idx, q, scales, axis)
-    return rep, out
+    deq = s.OperatorT()
+    deq.opcodeIndex = _opcode_index(model, s.BuiltinOperator.DEQUANTIZE, 5)
+    deq.inputs, deq.outputs = [idx], [out]
+    return rep, deq
 
 
 def _grid_error(w: np.ndarray, q: np.ndarray, scales: np.ndarray, axis: int) -> float:
@@ -266,6 +318,74 @@ def _replace_with_int8(
     t.type, t.quantization = s.TensorType.INT8, quant
     graph.tensors.append(out)
     return len(graph.tensors) - 1
+
+
+def _replace_with_codes(
+    model: Any,
+    graph: Any,
+    idx: int,
+    rep: WeightReport,
+    coded: tuple[int, np.ndarray, np.ndarray],
+    scales: np.ndarray,
+    axis: int,
+) -> Any:
+    """Make tensor ``idx`` the uint8 code stream; return the BitliteDecodeWeights op
+    (inputs: codes, level table, scales; output: a new float32 tensor of the weights)."""
+    from flatbuffers import flexbuffers
+
+    s = schema()
+    bits, levels, codes = coded
+    t = graph.tensors[idx]
+    name, shape = _name(t.name), list(t.shape)
+    data = pack_codes(codes, bits)
+    model.buffers[t.buffer].data = np.frombuffer(data, np.uint8).copy()
+    t.type, t.shape, t.quantization = s.TensorType.UINT8, [len(data)], None
+    table = add_tensor(model, graph, [len(levels)], "float32", levels.astype(np.float32).tobytes(),
+                       name + "/levels")  # fmt: skip
+    scales = np.asarray(scales, np.float32)
+    scale = add_tensor(model, graph, [len(scales)], "float32", scales.tobytes(), name + "/scales")
+    out = add_tensor(model, graph, shape, "float32", None, name + "/decoded")
+    op = s.OperatorT()
+    op.opcodeIndex = _custom_opcode_index(model, DECODE_OP)
+    op.inputs, op.outputs = [idx, table, scale], [out]
+    options = flexbuffers.Dumps({"axis": int(axis), "bits": int(bits)})
+    op.customOptions = np.frombuffer(bytes(options), np.uint8).copy()
+    op.customOptionsFormat = s.CustomOptionsFormat.FLEXBUFFERS
+    rep.stored = f"packed{bits}"
+    return op
+
+
+def add_tensor(
+    model: Any,
+    graph: Any,
+    shape: tuple[int, ...] | list[int],
+    dtype: str,
+    data: bytes | None = None,
+    name: str = "t",
+) -> int:
+    """Append a tensor (``dtype`` a TensorType name: ``"float32"``, ``"INT8"``...) to
+    ``graph``, constant with its own buffer when ``data`` is given; returns its index."""
+    s = schema()
+    t = s.TensorT()
+    t.shape, t.type, t.name, t.buffer = list(shape), getattr(s.TensorType, dtype.upper()), name, 0
+    if data is not None:
+        buf = s.BufferT()
+        buf.data = np.frombuffer(data, np.uint8).copy()
+        model.buffers.append(buf)
+        t.buffer = len(model.buffers) - 1
+    graph.tensors.append(t)
+    return len(graph.tensors) - 1
+
+
+def _custom_opcode_index(model: Any, custom: str) -> int:
+    for i, code in enumerate(model.operatorCodes):
+        if code.customCode and _name(code.customCode) == custom:
+            return i
+    code = schema().OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema().BuiltinOperator.CUSTOM
+    code.customCode, code.version = custom, 1
+    model.operatorCodes.append(code)
+    return len(model.operatorCodes) - 1
 
 
 def embed_metadata(flatbuffer: bytes, meta: dict[str, Any]) -> bytes:

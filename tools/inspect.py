@@ -3,7 +3,8 @@
 Reads the flatbuffer itself (the ``flatbuffers`` package and TFLite's schema; no model
 is run): operators by type, each weight tensor's dtype, bytes and the bits per weight
 actually stored (a bitpacked ``LceBconv2d`` filter with 8 input channels still spends a
-32-bit word per 8 weights: 4 bits each), multiply-accumulates per inference split into
+32-bit word per 8 weights: 4 bits each; k-bit codes behind ``BitliteDecodeWeights`` show
+as ``packed{k}``, k bits each), multiply-accumulates per inference split into
 binary / int8 / float, custom operators and which interpreter can run the file.
 """
 
@@ -26,6 +27,14 @@ def interpreter_note(model: TFLiteModel) -> str:
     others = sorted(
         {op.type for op in model.ops if not op.type.isupper() and op.type not in custom}
     )
+    if model.bitlite_ops():
+        lce = model.lce_ops()
+        return (
+            f"needs bitlite_runtime: custom op {', '.join(model.bitlite_ops())} (k-bit "
+            "packed weights) exists only in bitlite's runtime (bitlite_runtime.Interpreter); "
+            "LCE's interpreter and stock TFLite cannot load this file"
+            + (f" (bitlite_runtime also runs its LCE ops {', '.join(lce)})" if lce else "")
+        )
     if custom:
         return (
             f"needs Larq Compute Engine's interpreter: custom ops {', '.join(custom)} are "

@@ -49,7 +49,7 @@ def runner_engine(model: ModelInfo, engine: str) -> str:
     """Which interpreter the runner uses: the one engine name every target agrees on."""
     if engine == "lce":
         return "lce"
-    return "bitlite" if model.needs_lce_ops else "tflite"
+    return "bitlite" if model.needs_custom_ops else "tflite"
 
 
 @dataclass

@@ -4,7 +4,8 @@ TFLite's Python interpreter trusts its input: a truncated or damaged flatbuffer 
 the process instead of raising. So the bench reads the whole flatbuffer first with
 bitlite's reader (pipeline.flatbuffer), which turns damage into one clear message, and
 takes from it what kind of model this is: ``binary`` (Larq Compute Engine custom ops),
-``int8`` (int8 weights) or ``float``.
+``packed`` (k-bit weights behind bitlite's ``BitliteDecodeWeights``), ``int8`` (int8
+weights) or ``float``.
 """
 
 from __future__ import annotations
@@ -24,14 +25,15 @@ class CorruptModel(UsageError):
 class ModelInfo:
     path: Path
     size_bytes: int
-    kind: str  # "binary" | "int8" | "float"
+    kind: str  # "binary" | "packed" | "int8" | "float"
     custom_ops: tuple[str, ...]
     n_ops: int
     binarizes: bool = False  # takes the sign of float values (LCE ops or TFLite SIGN)
 
     @property
-    def needs_lce_ops(self) -> bool:
-        return self.kind == "binary"
+    def needs_custom_ops(self) -> bool:
+        """LCE's or bitlite's ops: only bitlite_runtime (or LCE, for LCE ops) runs it."""
+        return bool(self.custom_ops)
 
 
 def inspect_model(path: Path) -> ModelInfo:
@@ -44,11 +46,13 @@ def inspect_model(path: Path) -> ModelInfo:
     except ModelFormatError as err:
         raise CorruptModel(f"{path}: {err}") from None
     custom = tuple(model.custom_ops())
-    if custom:
+    if model.lce_ops():
         kind = "binary"
+    elif model.bitlite_ops():
+        kind = "packed"
     elif any(t.dtype in ("int8", "uint8") and t.data for t in model.tensors):
         kind = "int8"
     else:
         kind = "float"
-    binarizes = bool(custom) or "SIGN" in model.op_counts()
+    binarizes = bool(model.lce_ops()) or "SIGN" in model.op_counts()
     return ModelInfo(path, model.size_bytes, kind, custom, len(model.ops), binarizes)

@@ -61,6 +61,7 @@ def _load(path: str) -> ctypes.CDLL:
     lib.bitlite_check_options.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t,
                                           ctypes.c_char_p, ctypes.c_size_t]
     lib.bitlite_check_options.restype = ctypes.c_int
+    lib.bitlite_decode_count.restype = ctypes.c_long
     return lib
 
 
@@ -77,12 +78,18 @@ def kernel_name() -> str:
 
 def check_options(op: str, options: bytes) -> str:
     """Validate a custom-options buffer as prepare does: '' if valid, else the message."""
-    codes = {"LceBconv2d": 0, "LceBMaxPool2d": 1}
+    codes = {"LceBconv2d": 0, "LceBMaxPool2d": 1, "BitliteDecodeWeights": 2}
     if op not in codes:
         raise ValueError(f"op must be one of {sorted(codes)}")
     err = ctypes.create_string_buffer(512)
     load_library().bitlite_check_options(codes[op], options, len(options), err, len(err))
     return err.value.decode()
+
+
+def decode_count() -> int:
+    """How many times BitliteDecodeWeights has decoded a weight tensor in this process
+    (once per op per prepare: the decoded weights persist across invokes)."""
+    return int(load_library().bitlite_decode_count())
 
 
 def _registerer(lib: ctypes.CDLL):
@@ -94,15 +101,22 @@ def _registerer(lib: ctypes.CDLL):
 
 
 class Interpreter:
-    """A tflite-runtime interpreter with LCE's ops registered.
+    """A tflite-runtime interpreter with LCE's ops and BitliteDecodeWeights registered.
 
     Args:
         model: path to a .tflite file, or its bytes.
         num_threads: threads for TFLite's builtin ops and for our binary convolutions.
+        xnnpack: let tflite-runtime apply its default XNNPACK delegate (float ops with
+            constant weights). False runs TFLite's builtin kernels only: weights decoded
+            by BitliteDecodeWeights are not constant, so their consumers always run
+            there, and comparing such a file with its int8 twin bit for bit needs both on
+            the same kernels.
     """
 
-    def __init__(self, model: str | os.PathLike | bytes, num_threads: int = 1):
-        from tflite_runtime.interpreter import InterpreterWithCustomOps
+    def __init__(
+        self, model: str | os.PathLike | bytes, num_threads: int = 1, xnnpack: bool = True
+    ):
+        from tflite_runtime.interpreter import InterpreterWithCustomOps, OpResolverType
 
         is_bytes = isinstance(model, (bytes, bytearray))
         content = bytes(model) if is_bytes else Path(model).read_bytes()
@@ -112,6 +126,11 @@ class Interpreter:
                 model_content=content,
                 custom_op_registerers=[_registerer(lib)],
                 num_threads=num_threads,
+                experimental_op_resolver_type=(
+                    OpResolverType.AUTO
+                    if xnnpack
+                    else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+                ),
             )
             self._interpreter.allocate_tensors()
         except (RuntimeError, ValueError) as e:
@@ -134,6 +153,14 @@ class Interpreter:
         for signature in self._interpreter._get_full_signature_list().values():
             by_index.update({index: name for name, index in signature["outputs"].items()})
         return [by_index.get(d["index"], d["name"]) for d in self.output_details]
+
+    def tensor(self, name: str) -> np.ndarray:
+        """A tensor's current value by name: after an invoke, persistent ones (weights
+        decoded by BitliteDecodeWeights or DEQUANTIZE) hold what the kernels used."""
+        for detail in self._interpreter.get_tensor_details():
+            if detail["name"] == name:
+                return self._interpreter.get_tensor(detail["index"])
+        raise KeyError(name)
 
     def _to_input(self, x: np.ndarray, detail: dict) -> np.ndarray:
         dtype = detail["dtype"]

@@ -7,7 +7,9 @@
 // 2. whole binary convolutions (random options, shapes, groups, output types,
 //    thread counts): every kernel == the direct reference convolution;
 // 3. the options parser accepts a valid map and rejects every truncation and
-//    many corruptions of it with a message (and never crashes).
+//    many corruptions of it with a message (and never crashes);
+// 4. BitliteDecodeWeights: k = 1..8 codes packed bit by bit decode exactly, and
+//    malformed code streams, level tables, scales and options are refused.
 // Prints "N passed, M failed" and exits non-zero on any failure.
 #include <cstdint>
 #include <cstdio>
@@ -19,6 +21,7 @@
 
 #include "../src/bconv.h"
 #include "../src/bgemm.h"
+#include "../src/decode_weights.h"
 #include "../src/flexbuffer.h"
 #include "../src/simple_ops.h"
 #include "flexbuffer_builder.h"
@@ -170,6 +173,88 @@ void CheckParser(std::mt19937& rng) {
   Expect(true, "corrupted options do not crash");
 }
 
+// Packs codes bit by bit (independently of CodeAt): code i at bits [i*k, (i+1)*k).
+std::vector<uint8_t> PackBits(const std::vector<uint32_t>& codes, int bits) {
+  std::vector<uint8_t> out(PackedBytes(codes.size(), bits), 0);
+  for (size_t i = 0; i < codes.size(); ++i)
+    for (int b = 0; b < bits; ++b)
+      if ((codes[i] >> b) & 1u) out[(i * bits + b) / 8] |= uint8_t(1u << ((i * bits + b) % 8));
+  return out;
+}
+
+void CheckDecode(std::mt19937& rng, int iters) {
+  int decoded = 0;
+  for (int it = 0; it < iters; ++it) {
+    const int bits = 1 + it % 8;
+    const int dims[2] = {1 + int(rng() % 5), 1 + int(rng() % 60)};
+    const int axis = int(rng() % 2);
+    const long n = long(dims[0]) * dims[1];
+    const long levels_n = 1 + long(rng() % (1u << bits));
+    std::vector<uint32_t> codes(n);
+    for (auto& c : codes) c = rng() % levels_n;
+    std::vector<float> levels(levels_n), scales(dims[axis]);
+    for (auto& l : levels) l = float(int(rng() % 255) - 127) / 8.0f;
+    for (auto& x : scales) x = 0.001f + float(rng() % 1000) / 333.0f;
+    const std::vector<uint8_t> packed = PackBits(codes, bits);
+    DecodeOptions o;
+    o.bits = bits;
+    o.axis = axis;
+    DecodePlan plan;
+    const std::string e = PlanDecode(o, dims, 2, packed.data(), packed.size(), levels_n,
+                                     long(scales.size()), &plan);
+    Expect(e.empty(), "valid packed weights accepted: " + e);
+    if (!e.empty()) continue;
+    std::vector<float> out(n);
+    DecodeWeights(plan, packed.data(), levels.data(), scales.data(), out.data());
+    bool same = true;
+    for (long i = 0; i < n; ++i) {
+      const long c = axis == 0 ? i / dims[1] : i % dims[1];
+      const float want = scales[c] * levels[codes[i]];
+      same = same && std::memcmp(&want, &out[i], sizeof(float)) == 0;
+    }
+    Expect(same, "k=" + std::to_string(bits) + " codes decode exactly");
+    ++decoded;
+    // Every malformation is refused with a message before anything is decoded.
+    Expect(!PlanDecode(o, dims, 2, packed.data(), packed.size() - 1, levels_n,
+                       long(scales.size()), &plan).empty(), "short code stream refused");
+    std::vector<uint8_t> longer = packed;
+    longer.push_back(0);
+    Expect(!PlanDecode(o, dims, 2, longer.data(), longer.size(), levels_n,
+                       long(scales.size()), &plan).empty(), "long code stream refused");
+    Expect(!PlanDecode(o, dims, 2, packed.data(), packed.size(), (1L << bits) + 1,
+                       long(scales.size()), &plan).empty(), "too many levels refused");
+    Expect(!PlanDecode(o, dims, 2, packed.data(), packed.size(), levels_n,
+                       long(scales.size()) + 1, &plan).empty(), "scale count refused");
+    if (levels_n < (1L << bits)) {
+      std::vector<uint32_t> bad = codes;
+      bad[rng() % n] = uint32_t(levels_n);
+      const std::vector<uint8_t> bad_packed = PackBits(bad, bits);
+      Expect(PlanDecode(o, dims, 2, bad_packed.data(), bad_packed.size(), levels_n,
+                        long(scales.size()), &plan).find("is not below") != std::string::npos,
+             "code >= levels refused");
+    }
+    o.axis = 2;
+    Expect(!PlanDecode(o, dims, 2, packed.data(), packed.size(), levels_n,
+                       long(scales.size()), &plan).empty(), "axis outside the rank refused");
+  }
+  const std::vector<uint8_t> valid = BuildIntMap({{"axis", 3}, {"bits", 2}}, 1);
+  DecodeOptions o;
+  Expect(ParseDecodeOptions(valid.data(), valid.size(), &o).empty() && o.axis == 3 &&
+             o.bits == 2, "decode options parse");
+  const std::vector<uint8_t> nine = BuildIntMap({{"axis", 0}, {"bits", 9}}, 1);
+  Expect(!ParseDecodeOptions(nine.data(), nine.size(), &o).empty(), "bits 9 refused");
+  for (size_t len = 0; len < valid.size(); ++len) {
+    std::vector<uint8_t> cut(valid.begin() + (valid.size() - len), valid.end());
+    Expect(!ParseDecodeOptions(cut.data(), cut.size(), &o).empty(), "truncated decode options");
+  }
+  for (int i = 0; i < 5000; ++i) {  // corruptions: must not crash (ASan run checks reads)
+    std::vector<uint8_t> bad = valid;
+    for (int j = 0, n = 1 + rng() % 3; j < n; ++j) bad[rng() % bad.size()] = rng();
+    ParseDecodeOptions(bad.data(), bad.size(), &o);
+  }
+  std::printf("decode: %d packed tensors (k = 1..8) checked\n", decoded);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -182,6 +267,7 @@ int main(int argc, char** argv) {
   CheckGemm(rng, kernels, iters);
   CheckConv(rng, kernels, iters);
   CheckParser(rng);
+  CheckDecode(rng, iters);
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;
 }

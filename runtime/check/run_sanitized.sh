@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The runtime under AddressSanitizer + UndefinedBehaviorSanitizer: the standalone kernel
-# check, then the LCE model matrix (tests/runtime/test_interpreter.py) with an ASan/UBSan
+# check, then the LCE model matrix (tests/runtime/test_interpreter.py) and the packed-weight
+# decoder tests (tests/runtime/test_decode_weights.py) with an ASan/UBSan
 # build of libbitlite_lce.so preloaded into Python. Run from the repository root:
 #   runtime/check/run_sanitized.sh
 # Any sanitizer report aborts the process, so a clean run ends with the pass counts.
@@ -16,4 +17,5 @@ export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:detect_odr_violation=0:allo
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 export BITLITE_LIBRARY="$out/libbitlite_lce.so"
 LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)" \
-  python -m pytest tests/runtime/test_interpreter.py -q -p no:cacheprovider "$@"
+  python -m pytest tests/runtime/test_interpreter.py tests/runtime/test_decode_weights.py -q \
+  -p no:cacheprovider "$@"

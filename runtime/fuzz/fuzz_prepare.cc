@@ -3,8 +3,11 @@
 // fuzzer-chosen shapes (model bytes are untrusted, so anything prepare lets
 // through must be safe to evaluate; much slower per execution).
 //
-// Input layout: byte 0 selects the op (even: LceBconv2d, odd: LceBMaxPool2d);
-// bytes 1..8 pick shapes and the output type; the rest is the options buffer.
+// Input layout: byte 0 selects the op (0 mod 3: LceBconv2d, 1: LceBMaxPool2d,
+// 2: BitliteDecodeWeights); bytes 1..8 pick shapes and the output type; the rest is
+// the options buffer (for BitliteDecodeWeights: parsed as options, and also used as
+// the packed code stream, with bits/axis/dims/table sizes from bytes 1..8, so that
+// prepare's checks of untrusted codes are fuzzed; accepted streams are decoded).
 //
 //   clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined \
 //     runtime/fuzz/fuzz_prepare.cc runtime/src/{bconv,bgemm_generic,bgemm_x86,\
@@ -19,6 +22,7 @@
 
 #include "../src/bconv.h"
 #include "../src/bgemm.h"
+#include "../src/decode_weights.h"
 #include "../src/simple_ops.h"
 
 using namespace bitlite;
@@ -73,15 +77,35 @@ void FuzzMaxPool(const uint8_t* shape, const uint8_t* options, size_t length) {
   BMaxPool(opt, s, input.data(), out.data());
 }
 
+void FuzzDecode(const uint8_t* shape, const uint8_t* bytes, size_t length) {
+  DecodeOptions parsed;
+  ParseDecodeOptions(bytes, length, &parsed);
+  DecodeOptions o;
+  o.bits = shape[0] % 10;  // 0 and 9 included: PlanDecode must refuse them too
+  o.axis = shape[1] % 3;
+  const int rank = 1 + shape[2] % 3;
+  const int dims[3] = {shape[3] % 17, 1 + shape[4] % 13, 1 + shape[5] % 7};
+  const long levels_n = shape[6] % 260;
+  const long scales_n = shape[7] % 18;
+  DecodePlan plan;
+  if (!PlanDecode(o, dims, rank, length ? bytes : nullptr, length, levels_n, scales_n, &plan)
+           .empty())
+    return;
+  std::vector<float> levels(levels_n, 0.5f), scales(scales_n, 2.0f), out(plan.count);
+  DecodeWeights(plan, bytes, levels.data(), scales.data(), out.data());
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 9) return 0;
   // Copy the options so that ASan sees the exact buffer end.
   std::vector<uint8_t> options(data + 9, data + size);
-  if (data[0] % 2 == 0)
+  if (data[0] % 3 == 0)
     FuzzBConv(data + 1, options.data(), options.size());
-  else
+  else if (data[0] % 3 == 1)
     FuzzMaxPool(data + 1, options.data(), options.size());
+  else
+    FuzzDecode(data + 1, options.data(), options.size());
   return 0;
 }

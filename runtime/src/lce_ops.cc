@@ -1,5 +1,6 @@
-// The four LCE custom ops as classic TfLiteRegistrations, and the entry point
-// that adds them to a tflite::MutableOpResolver of tflite-runtime 2.14.
+// The four LCE custom ops and bitlite's own BitliteDecodeWeights (k-bit packed
+// weights) as classic TfLiteRegistrations, and the entry point that adds them to a
+// tflite::MutableOpResolver of tflite-runtime 2.14.
 //
 // The model is untrusted input: every tensor index, type, shape and byte size
 // is checked at prepare, and every failure is reported through
@@ -7,6 +8,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +18,7 @@
 #include <string>
 
 #include "bconv.h"
+#include "decode_weights.h"
 #include "simple_ops.h"
 #include "tflite_abi.h"
 
@@ -312,6 +315,80 @@ TfLiteStatus MaxPoolEval(TfLiteContext* context, TfLiteNode* node) {
   return kTfLiteOk;
 }
 
+// ------------------------------------------------------------ BitliteDecodeWeights
+
+// Decodes done since the library was loaded (tests check that each op decodes once).
+std::atomic<long> g_decode_count{0};
+
+struct DecodeOpData {
+  std::string init_error;
+  DecodePlan plan;
+  bool decoded = false;  // the persistent output holds the weights
+};
+
+void* DecodeInit(TfLiteContext*, const char* buffer, size_t length) {
+  auto* d = new DecodeOpData;
+  d->init_error = ParseDecodeOptions(reinterpret_cast<const uint8_t*>(buffer), length,
+                                     &d->plan.options);
+  return d;
+}
+
+void DecodeFree(TfLiteContext*, void* buffer) { delete static_cast<DecodeOpData*>(buffer); }
+
+// A constant 1-D tensor of `type` holding at least `elem_size` bytes per element.
+std::string CheckTable(const TfLiteTensor* t, TfLiteType type, size_t elem_size,
+                       const char* what) {
+  const std::string w = std::string("BitliteDecodeWeights: ") + what;
+  if (t == nullptr) return w + " is missing";
+  if (t->type != type) return w + " has the wrong type";
+  if (NumDims(t) != 1 || NumElements(t) < 0) return w + " must be 1-D";
+  if (!IsConstant(t)) return w + " must be a constant tensor";
+  if (NumElements(t) > 0 &&
+      (t->data.raw == nullptr || uint64_t(t->bytes) < uint64_t(NumElements(t)) * elem_size))
+    return w + " has no (or too little) data";
+  return "";
+}
+
+std::string DecodePrepareImpl(TfLiteContext* context, TfLiteNode* node, DecodeOpData* d) {
+  if (!d->init_error.empty()) return d->init_error;
+  if (node->inputs->size != 3 || node->outputs->size != 1)
+    return "BitliteDecodeWeights: expects 3 inputs (codes, levels, scales) and 1 output";
+  const TfLiteTensor* codes = Input(context, node, 0);
+  const TfLiteTensor* levels = Input(context, node, 1);
+  const TfLiteTensor* scales = Input(context, node, 2);
+  TfLiteTensor* out = Output(context, node, 0);
+  std::string e = CheckTable(codes, kTfLiteUInt8, 1, "codes");
+  if (e.empty()) e = CheckTable(levels, kTfLiteFloat32, 4, "level table");
+  if (e.empty()) e = CheckTable(scales, kTfLiteFloat32, 4, "scales");
+  if (!e.empty()) return e;
+  if (out == nullptr || out->type != kTfLiteFloat32 || out->dims == nullptr)
+    return "BitliteDecodeWeights: output must be a float32 tensor with a shape";
+  return PlanDecode(d->plan.options, out->dims->data, NumDims(out), codes->data.uint8,
+                    NumElements(codes), NumElements(levels), NumElements(scales), &d->plan);
+}
+
+TfLiteStatus DecodePrepare(TfLiteContext* context, TfLiteNode* node) {
+  auto* d = static_cast<DecodeOpData*>(node->user_data);
+  const std::string e = DecodePrepareImpl(context, node, d);
+  if (!e.empty()) return Report(context, e);
+  // As TFLite's DEQUANTIZE does for constant inputs: the output lives in the
+  // persistent arena (never reused by other tensors), so one decode serves every
+  // invoke; a new prepare (after a resize) may move it, so decode again then.
+  Output(context, node, 0)->allocation_type = kTfLiteArenaRwPersistent;
+  d->decoded = false;
+  return kTfLiteOk;
+}
+
+TfLiteStatus DecodeEval(TfLiteContext* context, TfLiteNode* node) {
+  auto* d = static_cast<DecodeOpData*>(node->user_data);
+  if (d->decoded) return kTfLiteOk;
+  DecodeWeights(d->plan, Input(context, node, 0)->data.uint8, Input(context, node, 1)->data.f,
+                Input(context, node, 2)->data.f, Output(context, node, 0)->data.f);
+  d->decoded = true;
+  g_decode_count.fetch_add(1);
+  return kTfLiteOk;
+}
+
 TfLiteRegistration MakeRegistration(void* (*init)(TfLiteContext*, const char*, size_t),
                                      void (*free_fn)(TfLiteContext*, void*),
                                      TfLiteStatus (*prepare)(TfLiteContext*, TfLiteNode*),
@@ -345,8 +422,8 @@ __attribute__((visibility("default"))) const char* bitlite_kernel_name() {
   return bitlite::SelectedKernelName();
 }
 
-// Adds LceQuantize, LceDequantize, LceBconv2d and LceBMaxPool2d to the
-// tflite::MutableOpResolver at `resolver`. Python loads tflite-runtime's
+// Adds LceQuantize, LceDequantize, LceBconv2d, LceBMaxPool2d and
+// BitliteDecodeWeights to the tflite::MutableOpResolver at `resolver`. Python loads tflite-runtime's
 // wrapper RTLD_LOCAL, so its symbols are not global: find the library that
 // defines the resolver's vtable and look AddCustom up in it. Returns 0 on
 // success; otherwise see bitlite_last_error().
@@ -387,12 +464,19 @@ __attribute__((visibility("default"))) int bitlite_register(void* resolver) {
   add_custom(resolver, "LceQuantize", &quantize, 1);
   add_custom(resolver, "LceDequantize", &dequantize, 1);
   add_custom(resolver, "LceBconv2d", &bconv, 1);
+  static const TfLiteRegistration decode =
+      MakeRegistration(DecodeInit, DecodeFree, DecodePrepare, DecodeEval);
   add_custom(resolver, "LceBMaxPool2d", &bmaxpool, 1);
+  add_custom(resolver, "BitliteDecodeWeights", &decode, 1);
   return 0;
 }
 
+__attribute__((visibility("default"))) long bitlite_decode_count() {
+  return bitlite::g_decode_count.load();
+}
+
 // Validates custom options the way prepare does (for tests and fuzzing).
-// op: 0 = LceBconv2d, 1 = LceBMaxPool2d. Writes the message (or "") to `err`.
+// op: 0 = LceBconv2d, 1 = LceBMaxPool2d, 2 = BitliteDecodeWeights. Writes the message (or "") to `err`.
 __attribute__((visibility("default"))) int bitlite_check_options(int op, const uint8_t* buffer,
                                                                  size_t length, char* err,
                                                                  size_t err_len) {
@@ -400,9 +484,12 @@ __attribute__((visibility("default"))) int bitlite_check_options(int op, const u
   if (op == 0) {
     bitlite::BConvOptions o;
     e = bitlite::ParseBConvOptions(buffer, length, &o);
-  } else {
+  } else if (op == 1) {
     bitlite::MaxPoolOptions o;
     e = bitlite::ParseMaxPoolOptions(buffer, length, &o);
+  } else {
+    bitlite::DecodeOptions o;
+    e = bitlite::ParseDecodeOptions(buffer, length, &o);
   }
   if (err != nullptr && err_len > 0) std::snprintf(err, err_len, "%s", e.c_str());
   return e.empty() ? 0 : 1;

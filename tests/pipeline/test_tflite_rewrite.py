@@ -1,4 +1,5 @@
-"""int8 storage of low-bit weights: which level sets fit exactly, and a real round trip."""
+"""int8 storage of low-bit weights: which level sets fit exactly, and a real round trip;
+k-bit packing (BitliteDecodeWeights) of the same weights, exact against the int8 file."""
 
 from __future__ import annotations
 
@@ -107,3 +108,76 @@ def test_metadata_embeds_and_replaces(ternary_tflite):
 def test_rewriting_garbage_is_a_format_error():
     with pytest.raises(ModelFormatError):
         tr.int8_weights(b"not a model at all")
+
+
+# -- k-bit packing -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 4])
+@pytest.mark.parametrize("count", [1, 7, 13, 1001])
+def test_codes_round_trip(bits, count):
+    codes = rng.integers(0, 2**bits, count)
+    codes[-1] = 2**bits - 1  # the top code in the last (partial) byte
+    data = tr.pack_codes(codes, bits)
+    assert len(data) == (count * bits + 7) // 8
+    np.testing.assert_array_equal(tr.unpack_codes(data, bits, count), codes)
+
+
+def test_codes_are_lsb_first_across_bytes():
+    assert tr.pack_codes(np.array([1, 2, 3, 0]), 2) == bytes([0b00111001])
+    # 3-bit codes 5, 6, 7: bits 101 011 111 -> byte 0 = 0b11_110_101, byte 1 = 0b1
+    assert tr.pack_codes(np.array([5, 6, 7]), 3) == bytes([0b11110101, 0b1])
+    with pytest.raises(ValueError):
+        tr.pack_codes(np.array([4]), 2)
+    with pytest.raises(ValueError):
+        tr.unpack_codes(b"\x00", 3, 3)  # 9 bits need 2 bytes
+
+
+def test_code_levels_choose_the_fewest_bits():
+    assert tr.code_levels(np.array([-1.0, 0.0, 1.0, 1.0]))[0] == 2
+    assert tr.code_levels(np.array([0.5, 0.5]))[0] == 1
+    bits, levels, codes = tr.code_levels(np.arange(16.0) - 7)
+    assert bits == 4 and np.array_equal(levels[codes], np.arange(16.0) - 7)
+    assert tr.code_levels(np.arange(17.0)) is None  # int8 is as good past 16 levels
+
+
+def test_packed_weights_decode_to_the_int8_files_weights(ternary_tflite, checkout_runtime):
+    """Same float weights bit for bit, hence the same outputs as the int8 file, on
+    bitlite_runtime (both on TFLite's builtin kernels: XNNPACK takes only the int8
+    file's constant weights and would sum in another order)."""
+    raw, expected, data = ternary_tflite
+    int8_file, _ = tr.int8_weights(raw)
+    packed_file, reports = tr.int8_weights(raw, packed=True)
+    assert [r.stored for r in reports] == ["packed2", "float32"]
+    model = read_model(packed_file)
+    assert model.op_counts()["BitliteDecodeWeights"] == 1 and "DEQUANTIZE" not in model.ops
+    assert sorted(w.dtype for w in model.weights()) == ["float32", "packed2"]
+    ours = checkout_runtime.Interpreter(packed_file, xnnpack=False)
+    twin = checkout_runtime.Interpreter(int8_file, xnnpack=False)
+    got = ours.predict(data)
+    np.testing.assert_array_equal(got, twin.predict(data))
+    name = reports[0].tensor
+    decoded, dequantized = ours.tensor(name + "/decoded"), twin.tensor(name + "/dequantized")
+    assert decoded.tobytes() == dequantized.tobytes()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
+def test_shared_values_off_the_int8_grid_pack_exactly(checkout_runtime):
+    """Soft weight-sharing: 16 arbitrary shared means fit no int8 grid (the int8 path
+    keeps float32) but pack as 4-bit codes with scale 1, reproducing every value."""
+    import tensorflow as tf
+
+    means = np.sort(rng.normal(size=16)).astype(np.float32)
+    x = inputs = tf.keras.Input((12,))
+    dense = tf.keras.layers.Dense(9, use_bias=False)
+    model = tf.keras.Model(inputs, dense(x))
+    dense.set_weights([means[rng.integers(0, 16, (12, 9))]])
+    raw = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    assert [r.stored for r in tr.int8_weights(raw)[1]] == ["float32"]
+    packed_file, reports = tr.int8_weights(raw, packed=True)
+    assert [(r.stored, r.exact) for r in reports] == [("packed4", True)]
+    data = rng.normal(size=(8, 12)).astype(np.float32)
+    ours = checkout_runtime.Interpreter(packed_file, xnnpack=False)
+    ours.predict(data)
+    decoded = ours.tensor(reports[0].tensor + "/decoded")
+    assert decoded.tobytes() == dense.get_weights()[0].T.tobytes()  # (units, features)

@@ -43,6 +43,7 @@ def _run_check(binary: Path, arch: str, iterations: int) -> str:
 def test_host_kernels_match_reference(tmp_path):
     out = _run_check(build.build_kernel_check("host", tmp_path), "host", 150)
     assert " 0 failed" in out and "generic" in out
+    assert "decode: 150 packed tensors" in out
 
 
 @pytest.mark.parametrize("arch", ["aarch64", "armhf"])
@@ -52,6 +53,7 @@ def test_neon_kernels_match_reference_under_qemu(arch, tmp_path):
     assert _elf_machine(binary) == ELF_MACHINE[arch]
     out = _run_check(binary, arch, 150)
     assert "neon" in out and " 0 failed" in out
+    assert "decode: 150 packed tensors" in out  # BitliteDecodeWeights on Arm too
 
 
 @pytest.mark.parametrize("arch", ["aarch64", "armhf"])

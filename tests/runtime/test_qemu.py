@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -90,9 +91,26 @@ def _run_in_qemu(arch_target, cases, tmp_path) -> list[list[np.ndarray]]:
             for k, case in enumerate(cases)]
 
 
+def _packed_case() -> SimpleNamespace:
+    """BitliteDecodeWeights (3-bit codes straddling bytes) feeding a FULLY_CONNECTED."""
+    from packed_models import packed_model, random_spec
+
+    rng = np.random.default_rng(5)
+    spec = random_spec(rng, 3, (17, 23), levels=6)
+    x = rng.normal(size=(2, 23)).astype(np.float32)
+    w = spec.expected()
+    return SimpleNamespace(model=packed_model(spec), inputs=[x],
+                           expected=[np.concatenate([w, w]), x @ w.T])
+
+
 def test_matrix_under_qemu_matches_lce(arm_target, main_case, int8_case, tmp_path):
     """NEON kernels end to end (the reference kernel is checked against them under qemu
-    by test_build, and against LCE on the host by test_interpreter)."""
-    cases = [main_case, int8_case]
-    for case, got in zip(cases, _run_in_qemu(arm_target, cases, tmp_path), strict=True):
+    by test_build, and against LCE on the host by test_interpreter); in the same guest
+    process (one emulated Python start), k-bit packed weights decode bit for bit."""
+    packed = _packed_case()
+    cases = [main_case, int8_case, packed]
+    *lce_got, packed_got = _run_in_qemu(arm_target, cases, tmp_path)
+    for case, got in zip(cases, lce_got, strict=False):
         compare(case, got, exact_float=True)
+    np.testing.assert_array_equal(packed_got[0], packed.expected[0])
+    np.testing.assert_allclose(packed_got[1], packed.expected[1], rtol=1e-5, atol=1e-5)

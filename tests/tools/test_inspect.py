@@ -12,22 +12,9 @@ import numpy as np
 import pytest
 
 from pipeline.flatbuffer import ModelFormatError, read_model, schema
+from pipeline.tflite_rewrite import add_tensor as _tensor
 from pipeline.tflite_rewrite import pack
 from tools.inspect import inspect, interpreter_note
-
-
-def _tensor(model, graph, shape, dtype, data: bytes | None = None, name="t") -> int:
-    s = schema()
-    t = s.TensorT()
-    t.shape, t.type, t.name = list(shape), getattr(s.TensorType, dtype.upper()), name
-    t.buffer = 0
-    if data is not None:
-        buf = s.BufferT()
-        buf.data = np.frombuffer(data, np.uint8).copy()
-        model.buffers.append(buf)
-        t.buffer = len(model.buffers) - 1
-    graph.tensors.append(t)
-    return len(graph.tensors) - 1
 
 
 def _op(model, graph, code: int | str, inputs, outputs, options: bytes = b"") -> None:
@@ -161,3 +148,42 @@ def test_truncated_or_corrupt_file_is_one_clear_error(tmp_path, cut):
     assert out.returncode == 1
     assert out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1
     assert "Traceback" not in out.stderr
+
+
+def packed_known_model() -> bytes:
+    """A float file with two FULLY_CONNECTED layers whose weights the test chose: 10×1024
+    ternary ``{-1, 0, 1}·0.5`` and 3×10 with five levels, packed by tflite_rewrite."""
+    from pipeline.tflite_rewrite import int8_weights
+
+    s = schema()
+    model, graph = s.ModelT(), s.SubGraphT()
+    model.version, model.buffers, model.operatorCodes = 3, [s.BufferT()], []
+    model.subgraphs, graph.tensors, graph.operators = [graph], [], []
+    x = _tensor(model, graph, (1, 1024), "float32", name="input")
+    tern = (np.arange(10240) % 3 - 1).astype(np.float32) * 0.5
+    w1 = _tensor(model, graph, (10, 1024), "float32", tern.tobytes(), "w1")
+    h = _tensor(model, graph, (1, 10), "float32", name="hidden")
+    _op(model, graph, s.BuiltinOperator.FULLY_CONNECTED, [x, w1, -1], [h])
+    five = (np.arange(30) % 5 - 2).astype(np.float32) * 0.25
+    w2 = _tensor(model, graph, (3, 10), "float32", five.tobytes(), "w2")
+    y = _tensor(model, graph, (1, 3), "float32", name="logits")
+    _op(model, graph, s.BuiltinOperator.FULLY_CONNECTED, [h, w2, -1], [y])
+    graph.inputs, graph.outputs = [x], [y]
+    packed, reports = int8_weights(pack(model), packed=True)
+    assert [r.stored for r in reports] == ["packed2", "packed3"]
+    return packed
+
+
+def test_packed_weights_count_their_bits_and_need_bitlite_runtime():
+    info = inspect(packed_known_model())
+    rows = {w["tensor"]: w for w in info["weights"]}
+    assert rows["w1"] == {**rows["w1"], "dtype": "packed2", "bytes": 2560, "count": 10240,
+                          "bits_per_weight": 2.0}  # fmt: skip
+    # 30 three-bit codes: 90 bits in 12 bytes (the last one half used)
+    assert rows["w2"] == {**rows["w2"], "dtype": "packed3", "bytes": 12, "count": 30,
+                          "bits_per_weight": 3.2}  # fmt: skip
+    assert info["custom_ops"] == ["BitliteDecodeWeights"]
+    assert info["ops"] == {"BitliteDecodeWeights": 2, "FULLY_CONNECTED": 2}
+    assert info["interpreter"].startswith("needs bitlite_runtime")
+    assert "LCE's interpreter and stock TFLite cannot load" in info["interpreter"]
+    assert info["macs"] == {"binary": 0, "int8": 0, "float": 10240 + 30}
