@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -216,6 +217,8 @@ def _fit(run, config, ds, model, method, initial_epoch: int, progress: bool) -> 
         **extra,
     }
     run.write_result(result)
+    for warning in extra.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
     return run
 
 

@@ -107,3 +107,20 @@ def test_prior_adds_loss_only_in_training(build_tiny):
     assert not model.losses
     model(x, training=True)
     assert len(model.losses) == 1 and np.isfinite(float(model.losses[0]))
+
+
+def test_a_snap_that_zeroes_the_network_warns():
+    """Fashion-MNIST, 2 epochs: 99.99 % of weights snapped to 0 and accuracy fell from
+    91 % to 10 % with no word said; now the result carries a warning pipeline.train prints."""
+    method = make_method("soft-weight-sharing")
+    inputs = tf.keras.Input((64,))
+    dense = tf.keras.layers.Dense(32)
+    model = method.wrap_model(tf.keras.Model(inputs, dense(inputs)))
+    model.prior.set_means(np.linspace(-1, 1, model.prior.components - 1))
+    rng = np.random.default_rng(0)
+    dense.kernel.assign(rng.choice(model.prior.means.numpy(), (64, 32)))  # on the means
+    assert "warnings" not in method.finalize(model)
+    dense.kernel.assign(rng.normal(0, 1e-4, (64, 32)))  # all inside the zero component
+    report = method.finalize(model)
+    assert report["sws_nonzero_fraction"] == 0
+    assert "checkpoint.keras" in report["warnings"][0]
