@@ -33,3 +33,35 @@ def exported_run(trained_run):
     from pipeline.export import export_run
 
     return trained_run, export_run(trained_run)
+
+
+def _tiny_classifier(method, inputs, num_classes: int = 4, width: int = 32):
+    """conv → pool → BN → act → conv → BN → act → dense → BN → act → dense → BN → softmax,
+    built only from ``method``'s factories on ``inputs``; returns the output tensor.
+
+    Every Position appears, and the hidden convolution has a quantized input, so binary
+    methods export an ``LceBconv2d``."""
+    import tensorflow as tf
+
+    from pipeline.methods import Position
+
+    x = method.conv2d(32, 3, Position.FIRST, padding="same")(inputs)
+    x = tf.keras.layers.MaxPool2D(2)(x)
+    x = method.normalization()(x)
+    x = method.activation(x)
+    x = method.conv2d(32, 3, Position.HIDDEN)(x)
+    x = method.normalization()(x)
+    x = method.activation(x)
+    x = tf.keras.layers.Flatten()(x)
+    x = method.dense(width, Position.HIDDEN)(x)
+    x = method.normalization()(x)
+    x = method.activation(x)
+    x = method.dense(num_classes, Position.LAST)(x)
+    x = method.normalization()(x)
+    return tf.keras.layers.Softmax()(x)
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier():
+    """``tiny_classifier(method, inputs, num_classes=4, width=32)`` -> output tensor."""
+    return _tiny_classifier

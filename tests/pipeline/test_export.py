@@ -124,28 +124,15 @@ def _method_names() -> list[str]:
     return method_names()
 
 
-def _registry_branch(name: str, inputs):
+def _registry_branch(name: str, inputs, tiny_classifier):
     """The tiny net built through a registered method (its own quantizers and policy)."""
-    from pipeline.methods import Position, make_method
+    from pipeline.methods import make_method
 
     method = make_method(name)
-    x = method.conv2d(32, 3, Position.FIRST, padding="same")(inputs)
-    x = method.normalization()(x)
-    x = method.activation(x)
-    x = method.conv2d(32, 3, Position.HIDDEN)(x)
-    x = tf.keras.layers.MaxPool2D(2)(x)
-    x = method.normalization()(x)
-    x = method.activation(x)
-    x = tf.keras.layers.Flatten()(x)
-    x = method.dense(64, Position.HIDDEN)(x)
-    x = method.normalization()(x)
-    x = method.activation(x)
-    x = method.dense(10, Position.LAST)(x)
-    x = method.normalization()(x)
-    return method, tf.keras.layers.Softmax()(x)
+    return method, tiny_classifier(method, inputs, num_classes=10, width=64)
 
 
-def _registry_models(names: list[str]) -> dict[str, tuple[object, list[str]]]:
+def _registry_models(names: list[str], tiny_classifier) -> dict[str, tuple[object, list[str]]]:
     """Methods that keep the Keras model as built share ONE model (a branch each, outputs
     concatenated: one conversion covers them all); a method that wraps the model (TF-MOT
     QAT) gets its own."""
@@ -154,13 +141,13 @@ def _registry_models(names: list[str]) -> dict[str, tuple[object, list[str]]]:
     inputs = tf.keras.Input(INPUT)
     shared, outs, models = [], [], {}
     for name in names:
-        method, out = _registry_branch(name, inputs)
+        method, out = _registry_branch(name, inputs, tiny_classifier)
         if type(method).wrap_model is Method.wrap_model:
             shared.append(name)
             outs.append(out)
         else:
             alone = tf.keras.Input(INPUT)
-            method, out = _registry_branch(name, alone)
+            method, out = _registry_branch(name, alone, tiny_classifier)
             models[f"method:{name}"] = (method.wrap_model(tf.keras.Model(alone, out)), [name])
     cat = tf.keras.layers.Concatenate()(outs) if len(outs) > 1 else outs[0]
     models["methods"] = (tf.keras.Model(inputs, cat), shared)
@@ -168,7 +155,7 @@ def _registry_models(names: list[str]) -> dict[str, tuple[object, list[str]]]:
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, tiny_classifier):
     """name -> (keras outputs, raw LCE flatbuffer, final flatbuffer, int8 reports, layers)."""
     from pipeline.convert import convert_many
     from pipeline.tflite_rewrite import int8_weights
@@ -178,7 +165,7 @@ def exported(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("export")
     x = rng.uniform(-1, 1, (SAMPLES, *INPUT)).astype(np.float32)
     models = {name: _net(specs, relu=name == "low_bit") for name, specs in HANDMADE.items()}
-    branches = _registry_models(_method_names())
+    branches = _registry_models(_method_names(), tiny_classifier)
     models.update({name: model for name, (model, _) in branches.items()})
     paths = []
     for name, model in models.items():

@@ -19,33 +19,6 @@ TERNARY = ["twn", "ttq", "ternary-exact"]
 STEPS = 4
 
 
-def tiny_model(method: Any, input_shape=(12, 12, 1), num_classes: int = 4):
-    """conv → pool → BN → act → conv → BN → act → dense → BN → act → dense → BN → softmax.
-
-    Every Position appears, and the hidden convolution has a quantized input, so binary
-    methods export an ``LceBconv2d``."""
-    import tensorflow as tf
-
-    from pipeline.methods import Position
-
-    inputs = tf.keras.Input(input_shape)
-    x = method.conv2d(32, 3, Position.FIRST, padding="same")(inputs)
-    x = tf.keras.layers.MaxPool2D(2)(x)
-    x = method.normalization()(x)
-    x = method.activation(x)
-    x = method.conv2d(32, 3, Position.HIDDEN)(x)
-    x = method.normalization()(x)
-    x = method.activation(x)
-    x = tf.keras.layers.Flatten()(x)
-    x = method.dense(32, Position.HIDDEN)(x)
-    x = method.normalization()(x)
-    x = method.activation(x)
-    x = method.dense(num_classes, Position.LAST)(x)
-    x = method.normalization()(x)
-    outputs = tf.keras.layers.Softmax()(x)
-    return tf.keras.Model(inputs, outputs, name=method.name)  # unique when models are combined
-
-
 @pytest.fixture(scope="session")
 def tiny_data():
     """A learnable 4-class problem: the class is the image quadrant holding a bright blob."""
@@ -58,8 +31,23 @@ def tiny_data():
     return x, y.astype(np.int64)
 
 
+@pytest.fixture(scope="session")
+def build_tiny(tiny_classifier) -> Callable[..., Any]:
+    """``build_tiny(method, input_shape=(12, 12, 1), num_classes=4)``: the shared tiny
+    classifier as a model named after the method (unique when models are combined)."""
+
+    def tiny_model(method: Any, input_shape=(12, 12, 1), num_classes: int = 4):
+        import tensorflow as tf
+
+        inputs = tf.keras.Input(input_shape)
+        outputs = tiny_classifier(method, inputs, num_classes)
+        return tf.keras.Model(inputs, outputs, name=method.name)
+
+    return tiny_model
+
+
 @pytest.fixture
-def train_tiny(tiny_data) -> Callable[..., Any]:
+def train_tiny(tiny_data, build_tiny) -> Callable[..., Any]:
     """Build, wrap and compile a tiny model for ``method`` and fit it for a few steps;
     returns (model, history)."""
 
@@ -68,7 +56,7 @@ def train_tiny(tiny_data) -> Callable[..., Any]:
 
         x, y = tiny_data
         tf.keras.utils.set_random_seed(0)
-        model = method.wrap_model(tiny_model(method))
+        model = method.wrap_model(build_tiny(method))
         model.compile(method.optimizer(0.01), "sparse_categorical_crossentropy", ["accuracy"])
         history = model.fit(x, y, batch_size=len(x) // steps, epochs=epochs, verbose=0,
                             callbacks=method.callbacks())  # fmt: skip
@@ -98,16 +86,11 @@ def assert_export_matches(model: Any, x: np.ndarray, atol: float = 1e-4) -> byte
 
 
 @pytest.fixture
-def build_tiny() -> Callable[..., Any]:
-    return tiny_model
-
-
-@pytest.fixture
 def export_matches() -> Callable[..., bytes]:
     return assert_export_matches
 
 
-def _train(name: str, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+def _train(name: str, x: np.ndarray, y: np.ndarray, tiny_model: Callable) -> dict[str, Any]:
     """A few ``fit`` steps with the method's own optimizer and constraints."""
     import tensorflow as tf
 
@@ -131,7 +114,7 @@ def _train(name: str, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def exported_methods(tmp_path_factory) -> dict[str, Any]:
+def exported_methods(tmp_path_factory, build_tiny) -> dict[str, Any]:
     """Train each method, put the trained models side by side in one model, save and
     reload it (every custom quantizer and layer must deserialize), convert the reloaded
     model with LCE in-process and run the .tflite on a probe batch."""
@@ -145,7 +128,7 @@ def exported_methods(tmp_path_factory) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (16 * STEPS, 12, 12, 1)).astype(np.float32)
     y = rng.integers(0, 10, 16 * STEPS)
-    trained = {name: _train(name, x, y) for name in BINARY + TERNARY}
+    trained = {name: _train(name, x, y, build_tiny) for name in BINARY + TERNARY}
     inputs = tf.keras.Input((12, 12, 1))
     combined = tf.keras.Model(inputs, [t["model"](inputs) for t in trained.values()])
     path = tmp_path_factory.mktemp("methods") / "all.keras"
