@@ -110,12 +110,10 @@ def rows_for(model: str, method: str, run: Path, packed: bool = False) -> list[d
             row("int8 PTQ (float run)", r["baselines"]["int8"], r["keras_accuracy"]),
         ]
     kind = KIND.get(method, "low-bit")
+    label = f"{kind} ({method})"
     if packed:  # the flag packs only weights of <= 16 levels (binary ones are bitpacked)
-        uses = "BitliteDecodeWeights" in r["custom_ops"]
-        packed_note = (
-            ", packed k-bit (bitlite_runtime only)" if uses else ", --pack: nothing to pack"
-        )
-    label = f"{kind} ({method})" + (packed_note if packed else "")
+        label += (", packed k-bit (bitlite_runtime only)" if r["needs_bitlite_runtime"]
+                  else ", --pack: nothing to pack")  # fmt: skip
     out = row(label, r, r["keras_accuracy"])
     out["goal"] = GOALS.get(kind)
     return [out]

@@ -287,7 +287,8 @@ def prepare_for_lce(model: tf.keras.Model) -> tuple[tf.keras.Model, list[LayerPl
     plans: list[LayerPlan] = []
     pending: list[tuple[Any, list[np.ndarray]]] = []
     network = inference_network(model)
-    image_fed = {ly.name for ly in network.layers if pixels_are_centered() and fed_by_image(ly)}
+    centered = pixels_are_centered()
+    image_fed = {ly.name for ly in network.layers if centered and fed_by_image(ly)}
 
     def clone(layer: Any) -> Any:
         new, plan, weights = _rewrite_layer(layer, layer.name in image_fed)

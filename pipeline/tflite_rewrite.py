@@ -190,15 +190,19 @@ def _aligned_buffer_class() -> type:
     return AlignedBuffer
 
 
-def _opcode_index(model: Any, builtin: int, version: int) -> int:
+def _opcode_index(model: Any, builtin: int, version: int, custom: str | None = None) -> int:
+    """Index of the operator code for ``builtin`` (``custom``: a CUSTOM op by name),
+    added when the model has none yet."""
     for i, code in enumerate(model.operatorCodes):
-        if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin and not code.customCode:
+        name = _name(code.customCode) if code.customCode else None
+        if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin and name == custom:
             code.version = max(code.version, version)
             return i
     code = schema().OperatorCodeT()
     code.builtinCode = builtin
     code.deprecatedBuiltinCode = min(builtin, 127)
     code.version = version
+    code.customCode = custom
     model.operatorCodes.append(code)
     return len(model.operatorCodes) - 1
 
@@ -308,16 +312,12 @@ def _replace_with_int8(
     s = schema()
     t = graph.tensors[idx]
     model.buffers[t.buffer].data = np.frombuffer(q.tobytes(), np.uint8).copy()
-    out = s.TensorT()
-    out.shape, out.type, out.buffer = list(t.shape), s.TensorType.FLOAT32, 0
-    out.name = _name(t.name) + "/dequantized"
     quant = s.QuantizationParametersT()
     quant.scale = [float(x) for x in scales]
     quant.zeroPoint = [0] * len(scales)
     quant.quantizedDimension = axis
     t.type, t.quantization = s.TensorType.INT8, quant
-    graph.tensors.append(out)
-    return len(graph.tensors) - 1
+    return add_tensor(model, graph, t.shape, "float32", None, _name(t.name) + "/dequantized")
 
 
 def _replace_with_codes(
@@ -346,7 +346,7 @@ def _replace_with_codes(
     scale = add_tensor(model, graph, [len(scales)], "float32", scales.tobytes(), name + "/scales")
     out = add_tensor(model, graph, shape, "float32", None, name + "/decoded")
     op = s.OperatorT()
-    op.opcodeIndex = _custom_opcode_index(model, DECODE_OP)
+    op.opcodeIndex = _opcode_index(model, s.BuiltinOperator.CUSTOM, 1, DECODE_OP)
     op.inputs, op.outputs = [idx, table, scale], [out]
     options = flexbuffers.Dumps({"axis": int(axis), "bits": int(bits)})
     op.customOptions = np.frombuffer(bytes(options), np.uint8).copy()
@@ -375,17 +375,6 @@ def add_tensor(
         t.buffer = len(model.buffers) - 1
     graph.tensors.append(t)
     return len(graph.tensors) - 1
-
-
-def _custom_opcode_index(model: Any, custom: str) -> int:
-    for i, code in enumerate(model.operatorCodes):
-        if code.customCode and _name(code.customCode) == custom:
-            return i
-    code = schema().OperatorCodeT()
-    code.builtinCode = code.deprecatedBuiltinCode = schema().BuiltinOperator.CUSTOM
-    code.customCode, code.version = custom, 1
-    model.operatorCodes.append(code)
-    return len(model.operatorCodes) - 1
 
 
 def embed_metadata(flatbuffer: bytes, meta: dict[str, Any]) -> bytes:

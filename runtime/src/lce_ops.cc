@@ -461,11 +461,11 @@ __attribute__((visibility("default"))) int bitlite_register(void* resolver) {
       MakeRegistration(BConvInit, BConvFree, BConvPrepare, BConvEval);
   static const TfLiteRegistration bmaxpool =
       MakeRegistration(MaxPoolInit, MaxPoolFree, MaxPoolPrepare, MaxPoolEval);
+  static const TfLiteRegistration decode =
+      MakeRegistration(DecodeInit, DecodeFree, DecodePrepare, DecodeEval);
   add_custom(resolver, "LceQuantize", &quantize, 1);
   add_custom(resolver, "LceDequantize", &dequantize, 1);
   add_custom(resolver, "LceBconv2d", &bconv, 1);
-  static const TfLiteRegistration decode =
-      MakeRegistration(DecodeInit, DecodeFree, DecodePrepare, DecodeEval);
   add_custom(resolver, "LceBMaxPool2d", &bmaxpool, 1);
   add_custom(resolver, "BitliteDecodeWeights", &decode, 1);
   return 0;
