@@ -20,7 +20,7 @@ def mnist_small():
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory):
     """A BNN LeNet-5 trained for one epoch on 2,000 MNIST images: a real run directory."""
-    from pipeline.train import TrainConfig, train
+    from pipeline.train.trainer import TrainConfig, train
 
     out: Path = tmp_path_factory.mktemp("runs") / "bnn-lenet5"
     config = TrainConfig(epochs=1, train_samples=2000, test_samples=500, batch_size=64)
@@ -30,7 +30,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def exported_run(trained_run):
     """``trained_run`` after ``pipeline.export``: (run, export report)."""
-    from pipeline.export import export_run
+    from pipeline.export.exporter import export_run
 
     return trained_run, export_run(trained_run)
 

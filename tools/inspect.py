@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeline import cli
 from pipeline.errors import UsageError
-from pipeline.flatbuffer import TFLiteModel, gzip_size, read_model, weight_totals
+from pipeline.tflite.reader import TFLiteModel, gzip_size, read_model, weight_totals
 
 METADATA_NAME = "bitlite_metadata"
 

@@ -92,7 +92,7 @@ class Job:
 
     # -- data and models ---------------------------------------------------------------
     def load_data(self) -> Any:
-        from pipeline.train import TrainConfig, load_data
+        from pipeline.train.trainer import TrainConfig, load_data
         from tools.retrain import Data
 
         ds = load_data(TrainConfig.from_dict(self.source.config()["train"]))

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
-from pipeline import data, export, runs
+from pipeline import data, runs
+from pipeline.export import exporter as export
 
 ANDROID = Path(__file__).resolve().parents[2] / "android_demo"
 KOTLIN = ANDROID / "app" / "src" / "main" / "java" / "org" / "bitlite" / "demo"

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from flatbuffers import flexbuffers
 
-from pipeline.flatbuffer import schema
-from pipeline.tflite_rewrite import DECODE_OP, pack, pack_codes
-from pipeline.tflite_rewrite import add_tensor as _tensor
+from pipeline.tflite.reader import schema
+from pipeline.tflite.rewrite import DECODE_OP, pack, pack_codes
+from pipeline.tflite.rewrite import add_tensor as _tensor
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""BitliteDecodeWeights in our runtime: k-bit codes packed by pipeline.tflite_rewrite
+"""BitliteDecodeWeights in our runtime: k-bit codes packed by pipeline.tflite.rewrite
 decode to ``scales[c] * levels[code]`` bit for bit, once per prepare; every malformed
 tensor or option is a RuntimeModelError at load time, never a crash or wrong numbers."""
 

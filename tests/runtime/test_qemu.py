@@ -2,7 +2,7 @@
 tflite-runtime 2.14 wheel, under qemu-user, against LCE's x86 results.
 
 This runs the NEON kernels (and the reference one) end to end. It needs an Arm Python
-sysroot with numpy and tflite-runtime: pipeline.targets.sysroot builds one (about 25 MB
+sysroot with numpy and tflite-runtime: pipeline.bench.targets.sysroot builds one (about 25 MB
 of Debian packages and wheels), or point BITLITE_QEMU_SYSROOT_<ARCH> at one.
 """
 
@@ -42,9 +42,9 @@ def _sysroot(arch: str) -> Path:
     if env:
         return Path(env)
     try:
-        from pipeline.targets import sysroot
+        from pipeline.bench.targets import sysroot
     except ImportError:
-        pytest.skip("pipeline.targets.sysroot is not available")
+        pytest.skip("pipeline.bench.targets.sysroot is not available")
     try:
         return sysroot.ensure(arch, progress=lambda _: None).root
     except Exception as e:  # no network, no dpkg-deb...: nothing to test against

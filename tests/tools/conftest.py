@@ -10,7 +10,7 @@ import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
 @pytest.fixture(scope="session")
 def float_run(tmp_path_factory: pytest.TempPathFactory):
     """A float LeNet-5 trained for one epoch on 1,000 MNIST images (300 test images)."""
-    from pipeline.train import TrainConfig, train
+    from pipeline.train.trainer import TrainConfig, train
 
     out = tmp_path_factory.mktemp("tools") / "float-lenet5"
     config = TrainConfig(method="float", epochs=1, train_samples=1000, test_samples=300)

@@ -175,7 +175,7 @@ def test_batch_norm_statistics_match_the_quantized_weights(inq_run, float_run):
 
 
 def test_export_matches_keras(inq_run):
-    from pipeline.export import export_run
+    from pipeline.export.exporter import export_run
 
     run, _ = inq_run
     report = export_run(run)  # raises ParityError if the .tflite disagrees with Keras

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.flatbuffer import ModelFormatError, read_model, schema
-from pipeline.tflite_rewrite import add_tensor as _tensor
-from pipeline.tflite_rewrite import pack
+from pipeline.tflite.reader import ModelFormatError, read_model, schema
+from pipeline.tflite.rewrite import add_tensor as _tensor
+from pipeline.tflite.rewrite import pack
 from tools.inspect import inspect, interpreter_note
 
 
@@ -153,7 +153,7 @@ def test_truncated_or_corrupt_file_is_one_clear_error(tmp_path, cut):
 def packed_known_model() -> bytes:
     """A float file with two FULLY_CONNECTED layers whose weights the test chose: 10×1024
     ternary ``{-1, 0, 1}·0.5`` and 3×10 with five levels, packed by tflite_rewrite."""
-    from pipeline.tflite_rewrite import int8_weights
+    from pipeline.tflite.rewrite import int8_weights
 
     s = schema()
     model, graph = s.ModelT(), s.SubGraphT()

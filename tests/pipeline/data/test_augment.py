@@ -75,7 +75,7 @@ def write_cifar(directory: Path, n_train: int = 64, n_test: int = 32) -> None:
 
 
 def test_binary_vgg_trains_on_cifar10_files_with_augmentation(tmp_path):
-    from pipeline.train import TrainConfig, train
+    from pipeline.train.trainer import TrainConfig, train
 
     write_cifar(tmp_path / "cifar-10-batches-py")
     ds = load_dataset("cifar10", tmp_path / "cifar-10-batches-py")

@@ -89,7 +89,7 @@ def test_evaluation_is_the_central_crop(imagenet_dir):
 
 
 def test_resnet18_trains_on_it(imagenet_dir, tmp_path):
-    from pipeline.train import TrainConfig, train
+    from pipeline.train.trainer import TrainConfig, train
 
     config = TrainConfig(model="resnet18", method="bnn", dataset="imagenet2012", epochs=1,
                          batch_size=6, data_dir=str(imagenet_dir))  # fmt: skip

@@ -66,14 +66,14 @@ def train_tiny(tiny_data, build_tiny) -> Callable[..., Any]:
 
 
 def assert_export_matches(model: Any, x: np.ndarray, atol: float = 1e-4) -> bytes:
-    """Save, reload (as ``pipeline.convert`` does) and convert with LCE, then compare LCE's
+    """Save, reload (as ``pipeline.export.convert`` does) and convert with LCE, then compare LCE's
     interpreter with Keras on ``x``. In-process, like :func:`_train_and_export`: a child
     process per model costs a TensorFlow import each."""
     import tempfile
 
     import larq_compute_engine as lce
 
-    from pipeline.export import lce_predict
+    from pipeline.export.exporter import lce_predict
     from pipeline.serialization import load_keras_model
 
     with tempfile.TemporaryDirectory(prefix="bitlite-test-") as tmp:
@@ -121,9 +121,9 @@ def exported_methods(tmp_path_factory, build_tiny) -> dict[str, Any]:
     import larq_compute_engine as lce
     import tensorflow as tf
 
-    from pipeline.export import lce_predict
-    from pipeline.flatbuffer import read_model
+    from pipeline.export.exporter import lce_predict
     from pipeline.serialization import load_keras_model
+    from pipeline.tflite.reader import read_model
 
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (16 * STEPS, 12, 12, 1)).astype(np.float32)

@@ -43,7 +43,7 @@ def test_int8_qat_trains_reloads_and_exports_int8(train_tiny, tiny_data, export_
 
     # int8 kernels vs Keras' float fake-quant simulation: within a few output steps.
     flatbuffer = export_matches(model, x, atol=0.02)
-    from pipeline.export import describe_flatbuffer
+    from pipeline.export.exporter import describe_flatbuffer
 
     ops = describe_flatbuffer(flatbuffer)["ops"]
     assert ops.get("QUANTIZE", 0) >= 1 and ops.get("CONV_2D") == 2

@@ -12,8 +12,8 @@ import pipeline  # noqa: F401
 from pipeline.layers.shift_batchnorm import ShiftBatchNormalization
 from pipeline.layers.xnor import XnorConv2D, XnorDense
 from pipeline.methods import Position, make_method, method_names
-from pipeline.optimizers import ShiftAdaMax
 from pipeline.quantizers.binary import StochasticBinary, XnorWeightSign
+from pipeline.train.optimizers import ShiftAdaMax
 
 BINARY = ["binaryconnect", "binaryconnect-stochastic", "bnn", "bnn-shift", "bwn", "xnor"]
 # binary weights AND binary activations: LCE turns the hidden convolution into LceBconv2d
@@ -162,7 +162,7 @@ def test_stochastic_binaryconnect_learns_at_the_papers_learning_rate(build_tiny,
 def stochastic_run(tmp_path_factory):
     """binaryconnect-stochastic trained by ``pipeline.train`` for one epoch on 512 MNIST
     images (fewer than BN_SAMPLES: all of them re-estimate the statistics)."""
-    from pipeline.train import TrainConfig, train
+    from pipeline.train.trainer import TrainConfig, train
 
     config = TrainConfig(method="binaryconnect-stochastic", epochs=1, train_samples=512,
                          test_samples=256, batch_size=64)  # fmt: skip
@@ -190,7 +190,7 @@ def test_stochastic_binaryconnect_batch_norm_is_re_estimated_with_sign_weights(s
     (the checkpoint's statistics here) they were far from it."""
     from pipeline.data import normalize
     from pipeline.runs import CHECKPOINT
-    from pipeline.train import TrainConfig, load_data
+    from pipeline.train.trainer import TrainConfig, load_data
 
     run = stochastic_run
     assert run.config()["method"]["recalibrate_bn"] is True
@@ -219,7 +219,7 @@ def test_resuming_after_training_re_estimates_from_the_checkpoint_once(stochasti
     import shutil
 
     from pipeline import runs
-    from pipeline.train import resume
+    from pipeline.train.trainer import resume
 
     copy = runs.Run(tmp_path / "copy")
     shutil.copytree(stochastic_run.path, copy.path)

@@ -1,0 +1,85 @@
+"""Instructions per binary MAC in the NEON binary-GEMM inner loop, read from the code
+the AArch64 (and ARMv7) cross compiler actually emits with the library's own flags.
+
+    python -m benchmarks.runtime_neon_loop [--out benchmarks/results/runtime_neon_loop.md]
+
+The innermost loop of BgemmNeon processes one 128-bit step of a P x O tile (P pixels,
+O filters): P*O*128 binary multiply-accumulates. Its length in instructions is exact
+(static), whatever the CPU; what it costs in cycles needs a device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from pipeline import runs
+
+try:
+    from bitlite_runtime import build
+except ImportError:  # a source checkout: use its runtime/
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
+    from bitlite_runtime import build
+
+TILES = {"aarch64": (4, 4), "armhf": (2, 4)}  # kP x kO in bgemm_neon.cc
+OBJDUMP = {"aarch64": "aarch64-linux-gnu-objdump", "armhf": "arm-linux-gnueabihf-objdump"}
+POPCOUNT = {"aarch64": "cnt", "armhf": "vcnt.8"}
+
+
+def inner_loop(arch: str) -> list[str]:
+    """The mnemonics of the shortest backward-branch loop that contains a popcount."""
+    with tempfile.TemporaryDirectory() as tmp:
+        obj = Path(tmp) / "neon.o"
+        flags = [f for f in build.compile_flags(arch) if f != "-shared"]
+        subprocess.run([build.compiler_for(arch), *flags, "-c",
+                        str(build.source_dir() / "bgemm_neon.cc"), "-o", str(obj)], check=True)
+        dump = subprocess.run([OBJDUMP[arch], "-d", "--no-show-raw-insn", str(obj)],
+                              check=True, capture_output=True, text=True).stdout
+    code = [(int(m[1], 16), m[2]) for m in re.finditer(r"^\s+([0-9a-f]+):\s+(\S+)\s*(\S*)", dump,
+                                                       re.M)]
+    branches = [(addr, int(t.group(1), 16))
+                for (addr, op), line in zip(code, re.finditer(r"^\s+[0-9a-f]+:\s+\S+\s*(.*)$",
+                                                              dump, re.M), strict=True)
+                if op.startswith("b") and (t := re.match(r"([0-9a-f]+)\s", line[1] + " "))
+                and int(t.group(1), 16) < addr]
+    loops = []
+    for end, start in branches:
+        body = [op for addr, op in code if start <= addr <= end]
+        if POPCOUNT[arch] in body:
+            loops.append(body)
+    return min(loops, key=len)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    lines = ["# NEON binary-GEMM inner loop: instructions per binary MAC", "",
+             "Command: `python -m benchmarks.runtime_neon_loop`", "",
+             "Static count over the compiled inner loop (one 128-bit step of the tile); "
+             "goal: <= 0.05 instructions per binary MAC.", "",
+             "| arch | tile (pixels x filters) | loop instructions | binary MACs per "
+             "iteration | instructions / MAC | mix |", "|---|---|---:|---:|---:|---|"]
+    for arch, (p, o) in TILES.items():
+        try:
+            body = inner_loop(arch)
+        except (FileNotFoundError, subprocess.CalledProcessError) as e:
+            lines.append(f"| {arch} | - | - | - | - | not built: {e} |")
+            continue
+        macs = p * o * 128
+        mix = ", ".join(f"{k} {v}" for k, v in Counter(body).most_common())
+        lines.append(f"| {arch} | {p} x {o} | {len(body)} | {macs} | "
+                     f"{len(body) / macs:.4f} | {mix} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        runs.write_text(args.out, text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""What a .tflite file is, checked before any runtime touches it.
+
+TFLite's Python interpreter trusts its input: a truncated or damaged flatbuffer can crash
+the process instead of raising. So the bench reads the whole flatbuffer first with
+bitlite's reader (pipeline.tflite.reader), which turns damage into one clear message, and
+takes from it what kind of model this is: ``binary`` (Larq Compute Engine custom ops),
+``packed`` (k-bit weights behind bitlite's ``BitliteDecodeWeights``), ``int8`` (int8
+weights) or ``float``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import UsageError
+from pipeline.tflite.reader import ModelFormatError, read_model
+
+
+class CorruptModel(UsageError):
+    """The file is not a readable TFLite flatbuffer."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: Path
+    size_bytes: int
+    kind: str  # "binary" | "packed" | "int8" | "float"
+    custom_ops: tuple[str, ...]
+    n_ops: int
+    binarizes: bool = False  # takes the sign of float values (LCE ops or TFLite SIGN)
+
+    @property
+    def needs_custom_ops(self) -> bool:
+        """LCE's or bitlite's ops: only bitlite_runtime (or LCE, for LCE ops) runs it."""
+        return bool(self.custom_ops)
+
+
+def inspect_model(path: Path) -> ModelInfo:
+    """Read and check a .tflite file; raise CorruptModel with one line if it is damaged."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"model {path} does not exist")
+    try:
+        model = read_model(path.read_bytes())
+    except ModelFormatError as err:
+        raise CorruptModel(f"{path}: {err}") from None
+    custom = tuple(model.custom_ops())
+    if model.lce_ops():
+        kind = "binary"
+    elif model.bitlite_ops():
+        kind = "packed"
+    elif any(t.dtype in ("int8", "uint8") and t.data for t in model.tensors):
+        kind = "int8"
+    else:
+        kind = "float"
+    binarizes = bool(model.lce_ops()) or "SIGN" in model.op_counts()
+    return ModelInfo(path, model.size_bytes, kind, custom, len(model.ops), binarizes)

@@ -1,0 +1,10 @@
+"""Stage 5, compare: a grid file in, a table and plots of method × bits × model out.
+
+In: a grid TOML. Each cell is an ordinary run (trained by :mod:`pipeline.train`, or by a
+tool from its float cell), exported and optionally benchmarked. Out: ``results.csv``,
+``results.md``, ``accuracy_vs_bits.png`` and ``accuracy_vs_size.png``.
+
+- :mod:`~pipeline.compare.grid` — the grid file and running its cells
+- :mod:`~pipeline.compare.cli` — ``python -m pipeline.compare``
+- :mod:`~pipeline.compare.plots` — the two plots
+"""

@@ -1,0 +1,85 @@
+"""``python -m pipeline.compare --grid GRID.toml``: run a comparison grid, write its tables.
+
+Each cell (model × method × bits × dataset) is an ordinary run under ``OUT/cells/``:
+trained (or quantized by a tool from the float cell), exported, optionally benchmarked.
+Finished cells are skipped, so rerunning the same command resumes an interrupted grid.
+``OUT/`` receives ``results.csv``, ``results.md`` (tables like seed 004's 7–10) and the
+plots ``accuracy_vs_bits.png`` and ``accuracy_vs_size.png``. See :mod:`pipeline.compare.grid`
+for the grid file format.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline import cli, runs
+from pipeline.compare.grid import (
+    RESULTS_CSV,
+    finished_rows,
+    load_grid,
+    results_markdown,
+    run_grid,
+    write_csv,
+)
+from pipeline.errors import UsageError
+
+RESULTS_MD = "results.md"
+BITS_PNG = "accuracy_vs_bits.png"
+SIZE_PNG = "accuracy_vs_size.png"
+
+
+def make_parser():
+    p = cli.parser("python -m pipeline.compare", __doc__.split("\n\n")[0])
+    p.add_argument("--grid", type=Path, required=True, help="grid file (TOML)")
+    p.add_argument("--out", type=Path, help="output directory (default: the grid's 'out')")
+    p.add_argument("--check", action="store_true", help="validate the grid, list its cells, exit")
+    p.add_argument("--report", action="store_true",
+                   help="only rewrite results.md and the plots from the cells finished so far")  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="no per-epoch progress bars")
+    return p
+
+
+def write_report(grid, rows, command: str) -> list[Path]:
+    """results.md and the plots for ``rows``; returns the files written."""
+    from pipeline.compare import plots
+
+    md = grid.out / RESULTS_MD
+    runs.write_bytes(md, results_markdown(grid, rows, command).encode())
+    written = [grid.out / RESULTS_CSV, md, plots.accuracy_vs_bits(rows, grid.out / BITS_PNG)]
+    size_plot = plots.accuracy_vs_size(rows, grid.out / SIZE_PNG)
+    return written + ([size_plot] if size_plot else [])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    grid = load_grid(args.grid, out=args.out)
+    cells = grid.cells()
+    if args.check:
+        for cell in cells:
+            state = "done" if grid.run_dir(cell).has_result() else "to run"
+            print(f"{cell.name:48s} {state}")
+        print(f"{len(cells)} cells, valid")
+        return 0
+    if args.report:
+        rows = finished_rows(grid)
+        if not rows:
+            raise UsageError(f"no finished cells under {grid.out}: run the grid first")
+        write_csv(grid.out / RESULTS_CSV, rows)
+    else:
+        rows = run_grid(grid, progress=not args.quiet)
+    command = "python -m pipeline.compare " + shlex.join(argv if argv is not None else _argv())
+    for path in write_report(grid, rows, command):
+        print(f"wrote {path}")
+    return 0
+
+
+def _argv() -> list[str]:
+    import sys
+
+    return sys.argv[1:]
+
+
+if __name__ == "__main__":
+    cli.run(main)

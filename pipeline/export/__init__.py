@@ -1,0 +1,18 @@
+"""Stage 3, export: a run directory in, a verified ``model.tflite`` and its report out.
+
+In: a run's ``model.keras`` and its test data. Out, in the same run directory:
+``model.tflite``, ``model.json`` and ``export_report.json`` / ``.md``. The steps, in order:
+
+1. :mod:`~pipeline.export.keras_rewrite` — Keras model -> a Keras model LCE converts to
+   bitpacked binary ops (each rewrite an exact identity);
+2. :mod:`~pipeline.export.convert` — Keras -> flatbuffer with Larq Compute Engine, in a
+   child process;
+3. :mod:`pipeline.tflite.rewrite` — flatbuffer -> flatbuffer (int8 or k-bit packed weights,
+   embedded metadata);
+4. :mod:`~pipeline.export.exporter` — parity against Keras on LCE's and bitlite's
+   interpreters, the report, and the CLI.
+"""
+
+from pipeline.export.exporter import export_run, main
+
+__all__ = ["export_run", "main"]

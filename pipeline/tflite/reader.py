@@ -1,0 +1,263 @@
+"""Reading .tflite flatbuffers: operators, tensors and what they cost.
+
+The schema bindings are the flatc-generated ``schema_py_generated.py`` that TensorFlow
+ships; it needs only the ``flatbuffers`` package, so we load that one file by path instead
+of importing TensorFlow (seconds, and absent on a Raspberry Pi).
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import importlib.util
+from collections import Counter
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import BitliteError
+
+TFLITE_MAGIC = b"TFL3"
+
+
+class ModelFormatError(BitliteError):
+    """The bytes are not a readable .tflite flatbuffer."""
+
+
+@functools.cache
+def schema() -> ModuleType:
+    spec = importlib.util.find_spec("tensorflow")
+    if spec is None or not spec.submodule_search_locations:
+        raise BitliteError("reading .tflite files needs the tensorflow package's schema file")
+    root = next(iter(spec.submodule_search_locations))
+    path = f"{root}/lite/python/schema_py_generated.py"
+    file_spec = importlib.util.spec_from_file_location("bitlite_tflite_schema", path)
+    assert file_spec is not None and file_spec.loader is not None
+    module = importlib.util.module_from_spec(file_spec)
+    file_spec.loader.exec_module(module)
+    return module
+
+
+@functools.cache
+def _builtin_names() -> dict[int, str]:
+    ops = schema().BuiltinOperator
+    return {v: k for k, v in vars(ops).items() if not k.startswith("_")}
+
+
+@functools.cache
+def _type_names() -> dict[int, str]:
+    types = schema().TensorType
+    return {v: k.lower() for k, v in vars(types).items() if not k.startswith("_")}
+
+
+@dataclass
+class Tensor:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    data: bytes | None  # constant data (weights), None for activations
+
+
+@dataclass
+class Op:
+    type: str  # builtin name (CONV_2D) or custom code (LceBconv2d)
+    inputs: list[int]
+    outputs: list[int]
+    custom_options: bytes = b""
+
+
+@dataclass
+class TFLiteModel:
+    tensors: list[Tensor]
+    ops: list[Op]
+    inputs: list[int]
+    outputs: list[int]
+    size_bytes: int
+    metadata: dict[str, bytes] = field(default_factory=dict)
+
+    def op_counts(self) -> dict[str, int]:
+        return dict(Counter(op.type for op in self.ops))
+
+    def custom_ops(self) -> list[str]:
+        """Custom ops stock TFLite lacks: LCE's (Lce*) and bitlite_runtime's (Bitlite*)."""
+        return sorted({op.type for op in self.ops if op.type.startswith(("Lce", "Bitlite"))})
+
+    def lce_ops(self) -> list[str]:
+        return [op for op in self.custom_ops() if op.startswith("Lce")]
+
+    def bitlite_ops(self) -> list[str]:
+        """Ops only bitlite_runtime has (LCE's interpreter cannot load such a file)."""
+        return [op for op in self.custom_ops() if op.startswith("Bitlite")]
+
+    def producer(self, tensor: int) -> Op | None:
+        return next((op for op in self.ops if tensor in op.outputs), None)
+
+    def weights(self) -> list[WeightInfo]:
+        """Each weight tensor as stored in the file, behind any DEQUANTIZE (int8 weights)
+        or BitliteDecodeWeights (k-bit codes: dtype ``packed{k}``, bytes = the codes; the
+        level table and per-channel scales, like int8's scales, are not counted)."""
+        found = []
+        for op in self.ops:
+            if op.type not in WEIGHT_OPS or len(op.inputs) < 2:
+                continue
+            idx = op.inputs[1]
+            source = self.producer(idx)
+            dtype = None
+            if source is not None and source.type in ("DEQUANTIZE", DECODE_OP) and source.inputs:
+                idx = source.inputs[0]
+                if source.type == DECODE_OP:
+                    dtype = f"packed{int(custom_options(source).get('bits', 0))}"
+            t = self.tensors[idx]
+            if t.data is None:
+                continue  # computed at run time, not a stored weight
+            found.append(
+                WeightInfo(
+                    op.type,
+                    t.name,
+                    t.shape,
+                    dtype or t.dtype,
+                    len(t.data),
+                    _logical_weights(self, op),
+                    self.tensors[op.outputs[0]].name.split(";")[0],
+                )
+            )
+        return found
+
+    def macs(self) -> dict[str, int]:
+        """Multiply-accumulates per inference by kind: binary (LceBconv2d), int8, float."""
+        totals: Counter[str] = Counter()
+        for op in self.ops:
+            kind, count = _op_macs(self, op)
+            if count:
+                totals[kind] += count
+        return {k: int(totals.get(k, 0)) for k in ("binary", "int8", "float")}
+
+
+def gzip_size(data: bytes) -> int:
+    """What a file costs to download inside a compressed app bundle (gzip -9, no mtime)."""
+    return len(gzip.compress(data, compresslevel=9, mtime=0))
+
+
+def weight_totals(weights: list[WeightInfo]) -> tuple[int, int, float]:
+    """Bytes stored, weights held (unpacked) and the mean bits stored per weight."""
+    stored = sum(w.bytes for w in weights)
+    count = sum(w.count for w in weights)
+    return stored, count, 8 * stored / count if count else 0.0
+
+
+WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "LceBconv2d")
+DECODE_OP = "BitliteDecodeWeights"  # k-bit packed weights (pipeline.tflite.rewrite)
+
+
+@dataclass
+class WeightInfo:
+    op: str
+    name: str
+    shape: tuple[int, ...]  # as stored (LceBconv2d: 32 input channels per int32)
+    dtype: str
+    bytes: int
+    count: int  # weights the op multiplies with (unpacked)
+    output: str = ""  # the op's output tensor: names the layer when the weight is "arith.constant"
+
+    @property
+    def bits_per_weight(self) -> float:
+        return 8 * self.bytes / self.count if self.count else 0.0
+
+
+def _logical_weights(model: TFLiteModel, op: Op) -> int:
+    shape = model.tensors[op.inputs[1]].shape
+    if op.type == "LceBconv2d":  # (out, kh, kw, words): channels_in bits used of each row
+        return int(shape[0] * shape[1] * shape[2] * int(custom_options(op)["channels_in"]))
+    return int(np.prod(shape))
+
+
+def _op_macs(model: TFLiteModel, op: Op) -> tuple[str, int]:
+    if op.type not in WEIGHT_OPS:
+        return "", 0
+    out = model.tensors[op.outputs[0]]
+    weights = model.tensors[op.inputs[1]]
+    out_elems = int(np.prod(out.shape)) if out.shape else 0
+    if op.type == "LceBconv2d":
+        # The output may be bitpacked (32 channels per int32 when a binary layer follows):
+        # count output positions times the filter count instead of output elements.
+        channels_in = int(custom_options(op).get("channels_in", 0))
+        filters, kh, kw, _ = weights.shape
+        positions = int(np.prod(out.shape[:-1])) if out.shape else 0
+        return "binary", positions * filters * kh * kw * channels_in
+    if op.type == "CONV_2D":
+        _, kh, kw, cin = weights.shape
+        per_output = kh * kw * cin
+    elif op.type == "DEPTHWISE_CONV_2D":
+        per_output = weights.shape[1] * weights.shape[2]
+    else:  # FULLY_CONNECTED: weights (units, in_features)
+        per_output = weights.shape[-1]
+    # int8 arithmetic needs int8 activations too; int8 weights behind a DEQUANTIZE and
+    # packed ones behind BitliteDecodeWeights (our low-bit storage) multiply in float.
+    kind = "int8" if model.tensors[op.inputs[0]].dtype == "int8" else "float"
+    return kind, out_elems * per_output
+
+
+def read_model(data: bytes) -> TFLiteModel:
+    """Parse .tflite bytes; raise ModelFormatError (not a crash) on anything malformed."""
+    if len(data) < 8 or data[4:8] != TFLITE_MAGIC:
+        raise ModelFormatError("not a .tflite file (missing the TFL3 identifier)")
+    try:
+        model = schema().ModelT.InitFromPackedBuf(bytearray(data), 0)
+        return _convert(model, len(data))
+    except ModelFormatError:
+        raise
+    except Exception as err:  # flatbuffers raises bare struct/index errors on bad input
+        raise ModelFormatError(
+            f"corrupt or truncated .tflite file ({len(data):,} bytes; the flatbuffer does not "
+            f"parse: {type(err).__name__}: {str(err)[:80]})"
+        ) from None
+
+
+def _convert(model: Any, size: int) -> TFLiteModel:
+    if not model.subgraphs:
+        raise ModelFormatError("the .tflite file has no subgraph")
+    graph = model.subgraphs[0]
+    buffers = model.buffers or []
+    names = _builtin_names()
+    types = _type_names()
+    tensors = []
+    for t in graph.tensors or []:
+        buf = buffers[t.buffer] if 0 <= t.buffer < len(buffers) else None
+        raw = (
+            bytes(buf.data) if buf is not None and buf.data is not None and len(buf.data) else None
+        )
+        shape = tuple(int(d) for d in t.shape) if t.shape is not None else ()
+        name = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
+        tensors.append(Tensor(name, shape, types.get(t.type, str(t.type)), raw))
+    ops = []
+    for o in graph.operators or []:
+        code = model.operatorCodes[o.opcodeIndex]
+        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+        kind = code.customCode.decode() if code.customCode else names.get(builtin, str(builtin))
+        custom = bytes(o.customOptions) if o.customOptions is not None else b""
+        ins = [int(i) for i in (o.inputs if o.inputs is not None else [])]
+        outs = [int(i) for i in (o.outputs if o.outputs is not None else [])]
+        ops.append(Op(kind, ins, outs, custom))
+    metadata = {}
+    for m in model.metadata or []:
+        name = m.name.decode() if isinstance(m.name, bytes) else str(m.name)
+        buf = buffers[m.buffer] if 0 <= m.buffer < len(buffers) else None
+        metadata[name] = bytes(buf.data) if buf is not None and buf.data is not None else b""
+    return TFLiteModel(tensors, ops, list(graph.inputs), list(graph.outputs), size, metadata)
+
+
+def custom_options(op: Op) -> dict[str, Any]:
+    """A custom op's options: LCE writes them as a FlexBuffer map."""
+    if not op.custom_options:
+        return {}
+    from flatbuffers import flexbuffers
+
+    try:
+        value = flexbuffers.Loads(op.custom_options)
+    except Exception as err:  # malformed bytes raise assorted low-level errors
+        raise ModelFormatError(f"{op.type}: unreadable custom options ({err})") from None
+    if not isinstance(value, dict):
+        raise ModelFormatError(f"{op.type}: custom options are not a map")
+    return value

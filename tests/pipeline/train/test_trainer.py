@@ -1,0 +1,106 @@
+"""Training into a run directory: files, reload, resume and CLI errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipeline import cli, data, runs
+from pipeline.train.trainer import TrainConfig, main, resume, train
+
+
+def test_run_directory_holds_config_metrics_result_and_model(trained_run):
+    config = trained_run.config()
+    assert config["train"]["model"] == "lenet5" and config["train"]["method"] == "bnn"
+    assert config["method"]["bits"] == {"w": 1, "a": 1, "g": 32}
+    assert config["data"]["train_samples"] == 2000 and config["data"]["test_samples"] == 500
+    rows = trained_run.metrics()
+    assert [int(r["epoch"]) for r in rows] == [1]
+    result = trained_run.result()
+    # 2,000 images for one epoch: far above chance (10 %), below a fully trained net.
+    assert 0.6 < result["test_accuracy"] <= 1.0
+    assert runs.resolve(None, root=trained_run.path.parent).path == trained_run.path
+
+
+def test_saved_model_reloads_with_the_same_accuracy(trained_run, mnist_small):
+    model = trained_run.load_model()
+    x = data.normalize(mnist_small.x_test)
+    acc = float(np.mean(model.predict(x, verbose=0).argmax(-1) == mnist_small.y_test))
+    assert acc == pytest.approx(trained_run.result()["test_accuracy"], abs=1e-6)
+    quantized = [layer for layer in model.layers if "quant" in type(layer).__name__.lower()]
+    assert len(quantized) == 4  # 2 conv + 2 dense, all larq quantized layers
+
+
+class _Interrupt(tf.keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise KeyboardInterrupt
+
+
+def test_interrupted_training_resumes_from_last_epoch(tmp_path, monkeypatch):
+    from pipeline.methods.binary import BNN
+
+    config = TrainConfig(epochs=2, train_samples=256, test_samples=128, batch_size=64)
+    monkeypatch.setattr(BNN, "callbacks", lambda self: [_Interrupt()])
+    with pytest.raises(KeyboardInterrupt):
+        train(config, out=tmp_path / "run", progress=False)
+    run = runs.Run(tmp_path / "run")
+    assert not run.has_result()
+    assert runs.read_json(run.file(runs.STATE)) == {"epoch": 1}
+    saved_config = run.config()
+    monkeypatch.undo()
+    resume(run, progress=False)
+    assert [int(r["epoch"]) for r in run.metrics()] == [1, 2]
+    assert run.config() == saved_config
+    assert run.result()["epochs"] == 2
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "listed"),
+    [
+        ("--model", "resnet9000", "lenet5"),
+        ("--method", "nope", "bnn"),
+        ("--dataset", "imagenette", "mnist"),
+    ],
+)
+def test_unknown_names_exit_2_with_the_choices(flag, value, listed, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(main, [flag, value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and value in err and listed in err
+
+
+def test_bad_option_for_method_is_rejected(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(main, ["--method", "bnn", "--wbits", "3"])
+    assert exit_info.value.code == 2
+    assert "takes no option 'wbits'" in capsys.readouterr().err
+
+
+def test_resume_of_a_finished_run_is_refused(trained_run, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(main, ["--resume", "--out", str(trained_run.path)])
+    assert exit_info.value.code == 2
+    assert "already complete" in capsys.readouterr().err
+
+
+def test_cli_prints_no_traceback_on_bad_input():
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.train", "--method", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "unknown method 'nope'" in proc.stderr
+
+
+def test_list_methods_names_each_method_with_its_paper(capsys):
+    with pytest.raises(SystemExit):
+        cli.run(main, ["--list-methods"])
+    out = capsys.readouterr().out
+    assert any(line.startswith("bnn ") and "1602.02830" in line for line in out.splitlines())
