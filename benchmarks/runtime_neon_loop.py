@@ -18,7 +18,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from pipeline import runs
+from benchmarks.table import write_table
 
 try:
     from bitlite_runtime import build
@@ -59,9 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    lines = ["# NEON binary-GEMM inner loop: instructions per binary MAC", "",
-             "Command: `python -m benchmarks.runtime_neon_loop`", "",
-             "Static count over the compiled inner loop (one 128-bit step of the tile); "
+    lines = ["Static count over the compiled inner loop (one 128-bit step of the tile); "
              "goal: <= 0.05 instructions per binary MAC.", "",
              "| arch | tile (pixels x filters) | loop instructions | binary MACs per "
              "iteration | instructions / MAC | mix |", "|---|---|---:|---:|---:|---|"]
@@ -75,10 +73,8 @@ def main() -> None:
         mix = ", ".join(f"{k} {v}" for k, v in Counter(body).most_common())
         lines.append(f"| {arch} | {p} x {o} | {len(body)} | {macs} | "
                      f"{len(body) / macs:.4f} | {mix} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        runs.write_text(args.out, text)
+    title, body = "NEON binary-GEMM inner loop: instructions per binary MAC", "\n".join(lines)
+    print(write_table(args.out, title, body) if args.out else body)
 
 
 if __name__ == "__main__":

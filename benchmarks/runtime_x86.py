@@ -13,7 +13,6 @@ its numbers are what LCE gives on x86, not a device speed.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from pipeline import runs
+from benchmarks.table import cpu_name, write_table
 
 try:
     import bitlite_runtime  # noqa: F401  (pip install ./runtime)
@@ -90,11 +89,9 @@ def measure(runs: int, threads: int, save: Path | None = None) -> list[dict]:
                  size_kb=len(models[name]) / 1024) for name, desc, _, times in callables]
 
 
-def table(rows: list[dict], command: str, threads: int) -> str:
+def markdown(rows: list[dict], threads: int) -> str:
     ours = rows[0]["ms"]
     lines = [
-        f"# bitlite runtime on x86-64 ({platform.processor() or platform.machine()})", "",
-        f"Command: `{command}`", "",
         f"{MODEL} on {SHAPE[0]}x{SHAPE[1]}x{SHAPE[2]} (untrained), batch 1, {threads} thread(s); "
         "median latency. Shared, contended CPU: absolute times are noisy, ratios come "
         "from one interleaved run.", "",
@@ -115,11 +112,8 @@ def main() -> None:
     parser.add_argument("--save", type=Path, default=None, help="write the three exports here")
     args = parser.parse_args()
     rows = measure(args.runs, args.threads, args.save)
-    command = f"python -m benchmarks.runtime_x86 --runs {args.runs} --threads {args.threads}"
-    text = table(rows, command, args.threads)
-    print(text)
-    if args.out:
-        runs.write_text(args.out, text)
+    title, body = f"bitlite runtime on x86-64 ({cpu_name()})", markdown(rows, args.threads)
+    print(write_table(args.out, title, body) if args.out else body)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,13 @@ class ChecksumError(BitliteError):
     """A data file's SHA-256 does not match the published value."""
 
 
+class TargetError(BitliteError):
+    """A model cannot run there: target unreachable, tool or runtime missing, unsupported build."""
+
+
 class ParityError(BitliteError):
-    """A converted model disagrees with the Keras model it came from."""
+    """Two runs of one model disagree: a .tflite vs its Keras model (export), or a
+    target's outputs vs the host's for the same file and input (bench)."""
 
 
 def unknown_choice(kind: str, value: str, choices: list[str]) -> UsageError:

@@ -149,12 +149,14 @@ class Run:
         return load_keras_model(path)
 
 
-def root_of(out: Path | None) -> Path:
-    return out.parent if out is not None else DEFAULT_ROOT
+def mark_latest(run: Run, root: Path = DEFAULT_ROOT) -> None:
+    """Point ``<root>/latest`` at this run (a symlink, replaced atomically).
 
-
-def mark_latest(run: Run) -> None:
-    """Point ``<root>/latest`` at this run (a symlink, replaced atomically)."""
+    Only for a run directly inside ``root``: a run the user placed elsewhere with
+    ``--out`` must not write a link into a folder the user never named.
+    """
+    if run.path.parent != root.resolve():
+        return
     link = run.path.parent / LATEST
     tmp = run.path.parent / f".{LATEST}.{os.getpid()}"
     with contextlib.suppress(FileNotFoundError):

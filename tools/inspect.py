@@ -17,9 +17,13 @@ from typing import Any
 
 from pipeline import cli
 from pipeline.errors import UsageError
-from pipeline.tflite.reader import TFLiteModel, gzip_size, read_model, weight_totals
-
-METADATA_NAME = "bitlite_metadata"
+from pipeline.tflite.reader import (
+    METADATA_NAME,
+    TFLiteModel,
+    gzip_size,
+    read_model,
+    weight_totals,
+)
 
 
 def interpreter_note(model: TFLiteModel) -> str:

@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import models
 from pipeline import data, runs
 from pipeline.errors import BitliteError, UsageError
 
@@ -255,9 +256,8 @@ def validate(grid: Grid) -> None:
 
 
 def validate_cell(grid: Grid, cell: Cell) -> None:
-    from models.registry import check_name as check_model
 
-    check_model(cell.model)
+    models.check_name(cell.model)
     data.check_name(cell.dataset)
     if cell.tool:
         if cell.bits not in TOOL_BITS:

@@ -52,10 +52,6 @@ def convert_model(model: Any) -> bytes:
         return convert(path).flatbuffer
 
 
-def convert_file(keras_path: Path) -> bytes:
-    return convert(keras_path).flatbuffer
-
-
 def convert(
     keras_path: Path,
     strategies: Sequence[str] = STRATEGIES,

@@ -17,6 +17,7 @@ and the share of multiply-accumulates that are binary. ``model.json`` beside the
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import cli, data, runs
-from pipeline.errors import ParityError, UsageError
+from pipeline.errors import ParityError, TargetError, UsageError
 from pipeline.tflite.reader import gzip_size, read_model, weight_totals
 
 MIN_AGREEMENT = 0.999  # argmax agreement below this fails the export
@@ -80,35 +81,40 @@ def register_interpreter(name: str, predict: Predict, description: str) -> None:
     INTERPRETERS[name] = (predict, description)
 
 
-def _register_bitlite() -> None:
-    """Our runtime joins the parity interpreters wherever ``bitlite_runtime`` imports."""
+@functools.cache
+def _bitlite_available() -> bool:
     from pipeline import runtime
-    from pipeline.bench.targets.base import TargetError
 
     try:
         runtime.load()
     except TargetError:
-        return
-    register_interpreter(
-        BITLITE,
-        bitlite_predict,
-        "bitlite_runtime Interpreter (tflite-runtime 2.14 + bitlite kernels)",
-    )
+        return False
+    return True
 
 
-_register_bitlite()
+def interpreters() -> dict[str, tuple[Predict, str]]:
+    """The parity interpreters by name; ours joins wherever ``bitlite_runtime`` imports.
+
+    Looked up on first use rather than at import, so importing the exporter loads no
+    runtime and changes nothing.
+    """
+    if BITLITE not in INTERPRETERS and _bitlite_available():
+        register_interpreter(
+            BITLITE, bitlite_predict, "bitlite_runtime Interpreter (bitlite kernels)"
+        )
+    return INTERPRETERS
 
 
 def default_interpreters() -> list[str]:
     """LCE's interpreter (the reference), then ours where it is installed."""
-    return ["lce"] + ([BITLITE] if BITLITE in INTERPRETERS else [])
+    return ["lce"] + ([BITLITE] if BITLITE in interpreters() else [])
 
 
 def predict(flatbuffer: bytes, x: np.ndarray, interpreter: str, progress: bool = False):
-    if interpreter not in INTERPRETERS:
+    if interpreter not in interpreters():
         raise UsageError(
             f"unknown interpreter '{interpreter}'; choose one of: "
-            + ", ".join(sorted(INTERPRETERS))
+            + ", ".join(sorted(interpreters()))
         )
     return INTERPRETERS[interpreter][0](flatbuffer, x, progress)
 
@@ -129,17 +135,17 @@ PARITY_KEYS = ("keras_accuracy", "tflite_accuracy", "argmax_agreement", "max_abs
 
 def _interpreter_names(interpreter: str | Sequence[str] | None, pack: bool = False) -> list[str]:
     if pack and interpreter is None:  # packed weights: LCE's interpreter cannot load the file
-        if BITLITE not in INTERPRETERS:
+        if BITLITE not in interpreters():
             raise UsageError("--pack-weights files run only on bitlite_runtime: install it")
         interpreter = [BITLITE]
     names = default_interpreters() if interpreter is None else interpreter
     names = [names] if isinstance(names, str) else list(dict.fromkeys(names))
-    unknown = [n for n in names if n not in INTERPRETERS]
+    unknown = [n for n in names if n not in interpreters()]
     if unknown or not names:
         raise UsageError(
             f"unknown interpreter '{', '.join(unknown)}'; choose from: "
             + ", ".join(sorted(INTERPRETERS))
-            + ("" if BITLITE in INTERPRETERS else " (bitlite: bitlite_runtime is not installed)")
+            + ("" if BITLITE in interpreters() else " (bitlite: bitlite_runtime is not installed)")
         )
     return names
 
@@ -226,9 +232,7 @@ def app_metadata(run: runs.Run, needs_lce: bool) -> dict[str, Any]:
 
 def test_data(run: runs.Run) -> data.Dataset:
     """The run's own test set (same dataset, subset and seed as at training time)."""
-    from pipeline.train.trainer import TrainConfig, load_data
-
-    return load_data(TrainConfig.from_dict(run.config()["train"]))
+    return data.load_run_data(run.config()["train"])
 
 
 def export_run(
@@ -482,7 +486,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--interpreter",
         action="append",
-        choices=sorted(INTERPRETERS),
+        choices=sorted(interpreters()),
         help="check parity on this interpreter; repeat for several (default: "
         f"{' and '.join(default_interpreters())}); the first one's figures lead the report",
     )

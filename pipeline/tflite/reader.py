@@ -1,8 +1,9 @@
 """Reading .tflite flatbuffers: operators, tensors and what they cost.
 
-The schema bindings are the flatc-generated ``schema_py_generated.py`` that TensorFlow
-ships; it needs only the ``flatbuffers`` package, so we load that one file by path instead
-of importing TensorFlow (seconds, and absent on a Raspberry Pi).
+The schema bindings are the flatc-generated ``schema_py_generated.py`` that LiteRT
+(``ai-edge-litert``) and TensorFlow both ship; it needs only the ``flatbuffers`` package,
+so we load that one file by path instead of importing either package (TensorFlow takes
+seconds and is absent on a Raspberry Pi or in an app's CI).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import gzip
 import importlib.util
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -20,19 +22,35 @@ import numpy as np
 from pipeline.errors import BitliteError
 
 TFLITE_MAGIC = b"TFL3"
+METADATA_NAME = "bitlite_metadata"  # JSON for apps, same content as the model.json sidecar
 
 
 class ModelFormatError(BitliteError):
     """The bytes are not a readable .tflite flatbuffer."""
 
 
+# Where installed packages keep the generated schema, relative to the package folder.
+SCHEMA_FILES = (
+    ("ai_edge_litert", "schema_py_generated.py"),
+    ("tensorflow", "lite/python/schema_py_generated.py"),
+)
+
+
+def schema_path() -> Path:
+    """The first generated TFLite schema reader found among installed packages."""
+    for package, relative in SCHEMA_FILES:
+        spec = importlib.util.find_spec(package)  # finds the folder, imports nothing
+        for root in (spec.submodule_search_locations or []) if spec else []:
+            if (Path(root) / relative).is_file():
+                return Path(root) / relative
+    raise BitliteError(
+        "reading .tflite files needs TFLite's generated schema: pip install ai-edge-litert"
+    )
+
+
 @functools.cache
 def schema() -> ModuleType:
-    spec = importlib.util.find_spec("tensorflow")
-    if spec is None or not spec.submodule_search_locations:
-        raise BitliteError("reading .tflite files needs the tensorflow package's schema file")
-    root = next(iter(spec.submodule_search_locations))
-    path = f"{root}/lite/python/schema_py_generated.py"
+    path = schema_path()
     file_spec = importlib.util.spec_from_file_location("bitlite_tflite_schema", path)
     assert file_spec is not None and file_spec.loader is not None
     module = importlib.util.module_from_spec(file_spec)

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import models
 import pipeline
 from pipeline import cli, data, runs
 from pipeline.errors import UsageError
@@ -46,10 +47,9 @@ class TrainConfig:
     init_from: str | None = None  # a run directory whose final weights start this run
 
     def validate(self) -> None:
-        from models.registry import check_name as check_model
         from pipeline.methods import check_name as check_method
 
-        check_model(self.model)
+        models.check_name(self.model)
         check_method(self.method)
         data.check_name(self.dataset)
         for name in ("epochs", "batch_size"):
@@ -79,20 +79,18 @@ def default_run_dir(config: TrainConfig, root: Path = runs.DEFAULT_ROOT) -> Path
 
 
 def load_data(config: TrainConfig) -> data.Dataset:
-    ds = data.load_dataset(config.dataset, Path(config.data_dir) if config.data_dir else None)
-    return ds.subset(config.train_samples, config.test_samples, seed=config.seed)
+    return data.load_run_data(asdict(config))
 
 
 def build(config: TrainConfig, ds: data.Dataset, steps_per_epoch: int):
     """Build and compile the model for ``config`` (a fresh one, not a checkpoint)."""
     import tensorflow as tf
 
-    from models import build_model
     from pipeline.methods import make_method
 
     method = make_method(config.method, **config.method_options)
     tf.keras.utils.set_random_seed(config.seed)
-    model = method.wrap_model(build_model(config.model, method, ds.input_shape, ds.num_classes))
+    model = method.wrap_model(models.build_model(config.model, method, ds.input_shape, ds.num_classes))
     lr = config.learning_rate or method.learning_rate
     total = steps_per_epoch * config.epochs
     if config.lr_boundaries:  # step decay at the given epochs (seed 004 tables 5–6)
@@ -344,9 +342,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name:26s} {summary}" + (f"  [{paper}]" if paper else ""))
         return 0
     if args.list_models:
-        from models import model_names
 
-        print("\n".join(model_names()))
+        print("\n".join(models.model_names()))
         return 0
     if args.resume:
         run = resume(runs.resolve(args.out), progress=not args.quiet)

@@ -376,9 +376,9 @@ def test_broken_parity_fails_the_export_and_writes_no_model(exported_run, monkey
 
 
 def _needs_bitlite():
-    from pipeline.export.exporter import BITLITE, INTERPRETERS
+    from pipeline.export.exporter import BITLITE, interpreters
 
-    if BITLITE not in INTERPRETERS:
+    if BITLITE not in interpreters():
         pytest.skip("bitlite_runtime is not installed: parity runs on LCE's interpreter only")
 
 
@@ -431,7 +431,7 @@ def test_parity_broken_on_bitlite_alone_fails_the_cli(
     before = run.file(runs.TFLITE).stat().st_mtime_ns
     done = convert.Conversion(run.file(runs.TFLITE).read_bytes(), "lce+rewrite")
     monkeypatch.setattr(convert, "convert", lambda *a, **k: done)
-    desc = export.INTERPRETERS["bitlite"][1]
+    desc = export.interpreters()["bitlite"][1]
     monkeypatch.setitem(export.INTERPRETERS, "bitlite", (_fake_bitlite(kind), desc))
     with pytest.raises(SystemExit) as exit_info:
         cli.run(export.main, ["--run", str(run.path), "--quiet"])

@@ -12,8 +12,8 @@ import pipeline  # noqa: F401
 from pipeline.layers.shift_batchnorm import ShiftBatchNormalization
 from pipeline.layers.xnor import XnorConv2D, XnorDense
 from pipeline.methods import Position, make_method, method_names
+from pipeline.methods.optimizers import ShiftAdaMax
 from pipeline.quantizers.binary import StochasticBinary, XnorWeightSign
-from pipeline.train.optimizers import ShiftAdaMax
 
 BINARY = ["binaryconnect", "binaryconnect-stochastic", "bnn", "bnn-shift", "bwn", "xnor"]
 # binary weights AND binary activations: LCE turns the hidden convolution into LceBconv2d
