@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -15,3 +16,28 @@ def load_keras_model(path: Path) -> Any:
 
     with load_scope(path):  # TF-MOT's int8-qat wrappers are not registered globally
         return tf.keras.models.load_model(path)
+
+
+def load_foreign_model(path: Path) -> Any:
+    """A Keras model saved elsewhere (.keras, .h5 or a SavedModel folder), with larq's,
+    bitlite's and — where installed — larq-zoo's custom objects known. Anything that does
+    not load is one clear line, not a traceback."""
+    from pipeline.errors import UsageError
+
+    if not path.exists():
+        raise UsageError(f"{path} does not exist")
+    if path.is_dir() and not (path / "saved_model.pb").is_file():
+        raise UsageError(f"{path} is a folder but not a SavedModel (no saved_model.pb)")
+    with contextlib.suppress(ImportError):  # larq-zoo registers its own custom objects
+        import larq_zoo  # noqa: F401
+    try:
+        model = load_keras_model(path)
+    except Exception as err:  # noqa: BLE001  (Keras raises many kinds for a bad file)
+        lines = [ln for ln in str(err).strip().splitlines() if ln.strip()] or [type(err).__name__]
+        raise UsageError(
+            f"{path} is not a Keras model this Python can load ({lines[0][:300]}); a model "
+            "built by your own code exports through pipeline.export.export_model(model, out)"
+        ) from None
+    if not hasattr(model, "input_shape"):
+        raise UsageError(f"{path} loads, but not as a Keras model with one input")
+    return model

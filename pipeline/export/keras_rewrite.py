@@ -68,6 +68,7 @@ class LayerPlan:
     binary_input: bool
     binary_weights: bool
     scaled: bool  # α_c != 1 (folded into LceBconv2d's multiplier)
+    note: str = ""  # why a layer that could have been binary was not
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -171,10 +172,15 @@ class BitPlaneDense(DenseAsBinaryConv):
         return {**super().get_config(), "scale": self.scale, "bits": self.bits}
 
 
+def centered_pixel_scale(scale: float, offset: float) -> float | None:
+    """``scale`` when ``x = p · scale + offset`` maps 8-bit pixels to ``(p - 127.5) · scale``
+    (the bit-plane identity then has no constant term); None otherwise."""
+    return float(scale) if np.isclose(offset, -127.5 * scale, rtol=1e-12, atol=0) else None
+
+
 def pixels_are_centered() -> bool:
-    """True when the one preprocessing maps 8-bit pixels to ``(p - 127.5) · scale``: the
-    bit-plane identity then has no constant term."""
-    return bool(np.isclose(PIXEL_OFFSET, -127.5 * PIXEL_SCALE, rtol=1e-12, atol=0))
+    """True when bitlite's one preprocessing is centered (see :func:`centered_pixel_scale`)."""
+    return centered_pixel_scale(PIXEL_SCALE, PIXEL_OFFSET) is not None
 
 
 def fed_by_image(layer: Any) -> bool:
@@ -205,11 +211,13 @@ def _binary_config(config: dict[str, Any], alpha: np.ndarray) -> dict[str, Any]:
 
 
 def _rewrite_layer(
-    layer: Any, image_input: bool = False
+    layer: Any, image_input: bool = False, pixel_scale: float | None = None
 ) -> tuple[Any, LayerPlan | None, list[np.ndarray] | None]:
     """(new layer, plan, weights to set once built); the layer itself when untouched.
 
-    ``image_input``: the layer reads the normalized 8-bit image (see :func:`fed_by_image`)."""
+    ``image_input``: the layer reads the image (see :func:`fed_by_image`); ``pixel_scale``:
+    that image is 8-bit pixels ``p`` normalized as ``(p - 127.5) · pixel_scale`` (None:
+    its value grid is unknown, so the bit-plane identity cannot be used)."""
     kind = _kind(layer)
     if kind is None:
         return layer, None, None
@@ -228,11 +236,18 @@ def _rewrite_layer(
     )
     # a layer scaling by its input (XNOR-Net's β) is not linear in the planes: not split
     linear = type(layer) not in CONV_FOR_DENSE
-    if image_input and linear and kind == "dense" and not binary_in and alpha is not None:
+    planes = image_input and linear and kind == "dense" and not binary_in and alpha is not None
+    if planes and pixel_scale is None:
+        plan.note = (
+            "reads the image, whose values are not known to lie on the centered 8-bit grid "
+            "(p - 127.5)·s: not split into bit planes (for a model from elsewhere give "
+            "--input-scale/--input-offset)"
+        )
+    elif planes and pixel_scale is not None:
         plan.action = "bit planes->1x1 bconv"
         config = {**_binary_config(config, alpha), "use_bias": False}
         conv = _dense_as_conv(config, lq.layers.QuantConv2D)
-        new = BitPlaneDense(conv, scale=PIXEL_SCALE, name=layer.name)
+        new = BitPlaneDense(conv, scale=pixel_scale, name=layer.name)
         bias = bias or [np.zeros(w_q.shape[-1], np.float32)]
         return new, plan, [*bias, w_q.reshape(1, 1, *w_q.shape)]
     if binary_in and alpha is not None:
@@ -279,19 +294,28 @@ def inference_network(model: tf.keras.Model) -> tf.keras.Model:
     return inner if isinstance(inner, tf.keras.Model) else model
 
 
-def prepare_for_lce(model: tf.keras.Model) -> tuple[tf.keras.Model, list[LayerPlan]]:
+def run_pixel_scale() -> float | None:
+    """``pixel_scale`` of bitlite's own runs: their data layer's one normalization."""
+    return centered_pixel_scale(PIXEL_SCALE, PIXEL_OFFSET)
+
+
+def prepare_for_lce(
+    model: tf.keras.Model, pixel_scale: float | None = None
+) -> tuple[tf.keras.Model, list[LayerPlan]]:
     """A copy of ``model`` with baked weights and binary layers in LCE's bitpackable form.
 
+    ``pixel_scale``: the model's input is 8-bit pixels normalized as ``(p - 127.5) · s``
+    (bitlite's runs: :func:`run_pixel_scale`); None when that is not known, which keeps
+    the rewrites that depend on the input's values (bit planes) off.
     Inference outputs are unchanged (up to float32 summation order in the 1×1 rewrite).
     """
     plans: list[LayerPlan] = []
     pending: list[tuple[Any, list[np.ndarray]]] = []
     network = inference_network(model)
-    centered = pixels_are_centered()
-    image_fed = {ly.name for ly in network.layers if centered and fed_by_image(ly)}
+    image_fed = {ly.name for ly in network.layers if fed_by_image(ly)}
 
     def clone(layer: Any) -> Any:
-        new, plan, weights = _rewrite_layer(layer, layer.name in image_fed)
+        new, plan, weights = _rewrite_layer(layer, layer.name in image_fed, pixel_scale)
         if plan is not None:
             plans.append(plan)
             pending.append((new, weights))

@@ -123,11 +123,11 @@ def test_binary_dense_on_the_image_is_computed_on_its_bit_planes():
     model = _image_mlp(lq.layers.QuantDense, use_bias=True)
     model.get_layer("first").bias.assign(rng.normal(size=64).astype(np.float32))
     data = _pixels(300)
-    rewritten, plans = er.prepare_for_lce(model)
+    rewritten, plans = er.prepare_for_lce(model, er.run_pixel_scale())
     assert [p.action for p in plans] == ["bit planes->1x1 bconv", "dense->1x1 bconv"]
     reference = model.predict(data, verbose=0)
     np.testing.assert_allclose(rewritten.predict(data, verbose=0), reference, atol=1e-4)
-    flatbuffer = convert_model(model)
+    flatbuffer = convert_model(model, pixel_scale=er.run_pixel_scale())
     fb = read_model(flatbuffer)
     assert fb.op_counts()["LceBconv2d"] == 2
     assert "FULLY_CONNECTED" not in fb.op_counts()
@@ -139,10 +139,22 @@ def test_bit_planes_only_for_linear_layers_reading_the_image():
     from pipeline.layers.xnor import XnorDense
 
     assert er.pixels_are_centered()  # the identity needs (p - 127.5)·scale
-    _, plans = er.prepare_for_lce(_image_mlp(XnorDense, use_bias=False))
+    _, plans = er.prepare_for_lce(_image_mlp(XnorDense, use_bias=False), er.run_pixel_scale())
     assert plans[0].action == "baked"  # β depends on the input: not linear in the planes
     x = inputs = tf.keras.Input((784,))
     x = tf.keras.layers.Dense(32)(x)
     x = lq.layers.QuantDense(8, kernel_quantizer="ste_sign")(x)
-    _, plans = er.prepare_for_lce(tf.keras.Model(inputs, x))
+    _, plans = er.prepare_for_lce(tf.keras.Model(inputs, x), er.run_pixel_scale())
     assert [p.action for p in plans] == ["baked"]  # fed by a layer, not the image
+
+
+def test_no_bit_planes_when_the_input_grid_is_unknown():
+    """Issue 17: a model from elsewhere fed x = p / 255 gave wrong outputs on 1 input in 4
+    when split into planes of (p - 127.5)/127.5; with no known grid the layer stays as it
+    is (int8 in the file) and the plan says why."""
+    model = _image_mlp(lq.layers.QuantDense, use_bias=True)
+    assert er.centered_pixel_scale(1 / 255, 0.0) is None
+    _, plans = er.prepare_for_lce(model, er.centered_pixel_scale(1 / 255, 0.0))
+    assert plans[0].action == "baked" and "8-bit grid" in plans[0].note
+    _, plans = er.prepare_for_lce(model, er.centered_pixel_scale(2 / 255, -1.0))
+    assert plans[0].action == "bit planes->1x1 bconv"
