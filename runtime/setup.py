@@ -36,7 +36,7 @@ class BuildPyWithLibrary(build_py):
             dest = package / folder
             dest.mkdir(parents=True, exist_ok=True)
             for f in (HERE / folder).iterdir():
-                if f.suffix in {".cc", ".h"}:
+                if f.suffix in {".cc", ".h", ".map"}:
                     shutil.copy2(f, dest / f.name)
         _build_module().build_library("host", package / "lib")
 
