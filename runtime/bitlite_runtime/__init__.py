@@ -18,7 +18,9 @@ from bitlite_runtime.delegate import delegate, probe
 from bitlite_runtime.hosts import HOSTS, NoHostError, backend
 from bitlite_runtime.interpreter import Interpreter
 from bitlite_runtime.library import (
+    KERNELS,
     RuntimeModelError,
+    available_kernels,
     check_options,
     decode_count,
     kernel_name,
@@ -28,9 +30,11 @@ from bitlite_runtime.library import (
 
 __all__ = [
     "HOSTS",
+    "KERNELS",
     "Interpreter",
     "NoHostError",
     "RuntimeModelError",
+    "available_kernels",
     "backend",
     "check_options",
     "decode_count",

@@ -76,6 +76,16 @@ def kernel_name() -> str:
     return load_library().BitliteKernelName(None).decode()
 
 
+KERNELS = ("avx512", "avx2", "neon", "generic", "reference")
+
+
+def available_kernels() -> list[str]:
+    """The binary-GEMM kernels this build runs on this CPU (any of them can be forced
+    with BITLITE_KERNEL or delegate(kernel=...)); the others are refused at creation."""
+    lib = load_library()
+    return [k for k in KERNELS if lib.BitliteKernelName(k.encode()).decode() == k]
+
+
 def check_options(op: str, options: bytes) -> str:
     """Validate a custom-options buffer as prepare does: '' if valid, else the message."""
     codes = {"LceBconv2d": 0, "LceBMaxPool2d": 1, "BitliteDecodeWeights": 2}
