@@ -16,8 +16,9 @@ import bitlite_runtime
 import numpy as np
 import pytest
 from bitlite_runtime import Interpreter
-from pipeline.flatbuffer import read_model
 from runtime_models import host_params
+
+from pipeline.flatbuffer import read_model
 
 OURS = {"LceQuantize", "LceDequantize", "LceBconv2d", "LceBMaxPool2d", "BitliteDecodeWeights"}
 TFLITE_TYPES = {1: np.float32, 2: np.int32, 3: np.uint8, 6: np.bool_, 9: np.int8}
