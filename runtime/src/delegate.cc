@@ -117,13 +117,15 @@ void* KernelInit(TfLiteContext* context, const char* buffer, size_t) {
   }
   k->op = FindOp(reg->custom_name);
   if (k->op == nullptr) {
-    k->error = std::string("bitlite delegate: no kernel for ") + (reg->custom_name ? reg->custom_name : "?");
+    k->error = std::string("bitlite delegate: no kernel for ") +
+               (reg->custom_name ? reg->custom_name : "?");
     return k;
   }
   k->inputs = CopyIntArray(node->inputs);
   k->outputs = CopyIntArray(node->outputs);
   const auto* options = static_cast<const uint8_t*>(node->custom_initial_data);
-  const size_t length = node->custom_initial_data_size > 0 ? size_t(node->custom_initial_data_size) : 0;
+  const size_t length =
+      node->custom_initial_data_size > 0 ? size_t(node->custom_initial_data_size) : 0;
   k->op_data = k->op->init(options, length, state->config);
   k->view.inputs = k->inputs.get();
   k->view.outputs = k->outputs.get();
@@ -138,8 +140,8 @@ void KernelFree(TfLiteContext*, void* buffer) { delete static_cast<DelegateKerne
 TfLiteStatus KernelPrepare(TfLiteContext* context, TfLiteNode* node) {
   auto* k = static_cast<DelegateKernel*>(node->user_data);
   if (k == nullptr || k->inputs == nullptr || k->outputs == nullptr || !k->error.empty()) {
-    context->ReportError(context, "%s",
-                         k && !k->error.empty() ? k->error.c_str() : "bitlite delegate: out of memory");
+    const char* why = k && !k->error.empty() ? k->error.c_str() : "bitlite delegate: out of memory";
+    context->ReportError(context, "%s", why);
     return kTfLiteError;
   }
   return k->op->prepare(context, &k->view);
@@ -189,7 +191,8 @@ std::string ClaimedJson(int index, const TfLiteNode* node, const TfLiteRegistrat
   return "{\"node\":" + std::to_string(index) + ",\"op\":" + Json(reg->custom_name) +
          ",\"builtin_code\":" + std::to_string(reg->builtin_code) +
          ",\"version\":" + std::to_string(reg->version) +
-         ",\"placeholder\":" + (reg->prepare == nullptr && reg->invoke != nullptr ? "true" : "false") +
+         ",\"placeholder\":" +
+         (reg->prepare == nullptr && reg->invoke != nullptr ? "true" : "false") +
          ",\"custom_options_size\":" + std::to_string(node->custom_initial_data_size) +
          ",\"inputs\":" + Json(node->inputs) + ",\"outputs\":" + Json(node->outputs) + "}";
 }
@@ -202,7 +205,8 @@ std::string KernelJson(int index, const TfLiteNode* node, const TfLiteRegistrati
          ",\"op\":" + Json(k && k->op ? k->op->name : "") +
          ",\"builtin_code\":" + std::to_string(reg->builtin_code) +
          ",\"version\":" + std::to_string(reg->version) +
-         ",\"ours\":" + (reg->invoke == KernelInvoke && reg->prepare == KernelPrepare ? "true" : "false") +
+         ",\"ours\":" +
+         (reg->invoke == KernelInvoke && reg->prepare == KernelPrepare ? "true" : "false") +
          ",\"node_delegate_is_us\":" + (node->delegate == delegate ? "true" : "false") +
          ",\"inputs\":" + Json(node->inputs) + ",\"outputs\":" + Json(node->outputs) + "}";
 }
