@@ -1,6 +1,6 @@
 """Finding and staging bitlite's own runtime (``bitlite_runtime``) for a target.
 
-The runtime — tflite-runtime plus our kernels for Larq Compute Engine's ops — lives in
+The runtime — our kernels for Larq Compute Engine's ops as a TFLite delegate — lives in
 ``runtime/`` (or is pip-installed); the bench only locates it on this machine and, for an
 ARM target, stages a copy of the package with its library cross-built for that
 architecture in ``lib/``, where the package looks for a shipped build first. Where the

@@ -65,7 +65,7 @@ def tflite_predict(flatbuffer: bytes, x: np.ndarray, progress: bool = False) -> 
 
 
 def bitlite_predict(flatbuffer: bytes, x: np.ndarray, progress: bool = False) -> np.ndarray:
-    """Run ``x`` through bitlite's own runtime (tflite-runtime 2.14 + our LCE kernels)."""
+    """Run ``x`` through bitlite's own runtime (our delegate in the installed TFLite host)."""
     from pipeline import runtime
 
     interp = runtime.load().Interpreter(flatbuffer, num_threads=1)
@@ -95,6 +95,12 @@ def _bitlite_available() -> bool:
     return True
 
 
+def _bitlite_host() -> str:
+    from pipeline import runtime
+
+    return runtime.load().backend()
+
+
 def interpreters() -> dict[str, tuple[Predict, str]]:
     """The parity interpreters by name; ours joins wherever ``bitlite_runtime`` imports.
 
@@ -103,7 +109,7 @@ def interpreters() -> dict[str, tuple[Predict, str]]:
     """
     if BITLITE not in INTERPRETERS and _bitlite_available():
         register_interpreter(
-            BITLITE, bitlite_predict, "bitlite_runtime Interpreter (bitlite kernels)"
+            BITLITE, bitlite_predict, f"bitlite_runtime (bitlite delegate in {_bitlite_host()})"
         )
     return INTERPRETERS
 
