@@ -98,7 +98,8 @@ def _bitlite_available() -> bool:
 def _bitlite_host() -> str:
     from pipeline import runtime
 
-    return runtime.load().backend()
+    backend = getattr(runtime.load(), "backend", None)  # an older install may lack it
+    return backend() if backend else "its TFLite host"
 
 
 def interpreters() -> dict[str, tuple[Predict, str]]:

@@ -397,7 +397,7 @@ def test_parity_is_checked_on_lce_and_on_bitlite_runtime(exported_run):
         assert check["keras_accuracy"] == report["keras_accuracy"]
     assert {k: report[k] for k in PARITY_KEYS} == {k: parity["lce"][k] for k in PARITY_KEYS}
     md = run.file("export_report.md").read_text()
-    assert "bitlite_runtime Interpreter" in md and "larq_compute_engine Python" in md
+    assert "bitlite_runtime (bitlite delegate in" in md and "larq_compute_engine Python" in md
 
 
 def _fake_bitlite(kind: str):
