@@ -12,7 +12,7 @@ const BgemmKernel kReference = {"reference", nullptr};
 const BgemmKernel kGeneric = {"generic", BgemmGeneric};
 #if defined(__x86_64__) || defined(__i386__)
 const BgemmKernel kAvx2 = {"avx2", BgemmAvx2};
-const BgemmKernel kAvx512 = {"avx512", BgemmAvx512};
+const BgemmKernel kAvx512 = {"avx512", BgemmAvx512, BgemmAvx512Blocked};
 
 bool HasAvx2() {
   __builtin_cpu_init();
