@@ -374,7 +374,7 @@ bool RunOptimized(const BConvPlan& plan, const BgemmKernel* kernel, int num_thre
   if (threads > 1) {
     const long target = 4L * threads;
     const long chunk = std::max<long>(12, (pixels + target - 1) / target);
-    job.pix_chunk = (chunk + 5) / 6 * 6;  // whole 6-pixel tiles
+    job.pix_chunk = (chunk + 3) / 4 * 4;  // whole 4-pixel tiles
     const long pix_tasks = (pixels + job.pix_chunk - 1) / job.pix_chunk;
     if (pix_tasks < target && s.groups == 1) {  // small image: split channels too
       const int ch_words = CeilDiv(s.out_c, kBits);

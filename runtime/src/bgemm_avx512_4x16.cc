@@ -1,8 +1,8 @@
-// AVX-512 VPOPCNTDQ binary GEMM: 6 pixels x 16 filters register tile over the
+// AVX-512 VPOPCNTDQ binary GEMM: 4 pixels x 16 filters register tile over the
 // blocked 16x4 filter layout (bgemm.h).
 //
 // Per K chunk (128 bits) the tile loads the 4 filter vectors once and one
-// broadcast patch chunk per pixel, then does XOR + VPOPCNTD + VPADDD into 24
+// broadcast patch chunk per pixel, then does XOR + VPOPCNTD + VPADDD into 16
 // zmm accumulators: 3 vector uops per 512 binary MACs, the port-0/5 bound of
 // these cores, and no masked tail because K is consumed 4 words at a time
 // (kwords is always a multiple of 4). Each pixel's 4 accumulators are reduced
@@ -24,7 +24,7 @@ namespace {
 
 #define BITLITE_AVX512 __attribute__((target("avx512f,avx512vpopcntdq")))
 
-constexpr int kTileP = 6;
+constexpr int kTileP = 4;
 
 // Lane L of vector i holds the 4 dword partial counts of filter 4L + i; returns
 // the 16 totals with filter f in dword f.
@@ -34,38 +34,81 @@ BITLITE_AVX512 inline __m512i Reduce4(__m512i a0, __m512i a1, __m512i a2, __m512
   return _mm512_add_epi32(_mm512_unpacklo_epi64(t0, t1), _mm512_unpackhi_epi64(t0, t1));
 }
 
-// P pixels (rows a[0..P)) against one block of 16 filters.
-template <int P>
-BITLITE_AVX512 inline void Tile(const uint32_t* const* a, const uint32_t* f, int chunks,
-                                __m512i* sums) {
-  __m512i acc[P][4];
-  for (int p = 0; p < P; ++p)
-    for (int i = 0; i < 4; ++i) acc[p][i] = _mm512_setzero_si512();
+// One pixel's XOR + popcount + add against the 4 filter vectors.
+#define BITLITE_PIXEL_STEP(row, a0, a1, a2, a3)                                        \
+  do {                                                                               \
+    const __m512i x = _mm512_broadcast_i32x4(                                        \
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>((row) + 4 * k)));           \
+    a0 = _mm512_add_epi32(a0, _mm512_popcnt_epi32(_mm512_xor_si512(x, f0)));          \
+    a1 = _mm512_add_epi32(a1, _mm512_popcnt_epi32(_mm512_xor_si512(x, f1)));          \
+    a2 = _mm512_add_epi32(a2, _mm512_popcnt_epi32(_mm512_xor_si512(x, f2)));          \
+    a3 = _mm512_add_epi32(a3, _mm512_popcnt_epi32(_mm512_xor_si512(x, f3)));          \
+  } while (0)
+
+// The full 4-pixel tile with named accumulators: GCC keeps an array of
+// __m512i on the stack (a load and two stores per add), named ones in zmm.
+// 4 pixels (16 accumulators) is the widest tile GCC 12 compiles without
+// spilling inside the loop (6 x 16 spilled 24 accumulators every chunk).
+BITLITE_AVX512 inline void Tile4(const uint32_t* const* a, const uint32_t* f, int chunks,
+                                 __m512i* sums) {
+  const uint32_t *r0 = a[0], *r1 = a[1], *r2 = a[2], *r3 = a[3];
+  __m512i a00 = _mm512_setzero_si512(), a01 = a00, a02 = a00, a03 = a00;
+  __m512i a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+  __m512i a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+  __m512i a30 = a00, a31 = a00, a32 = a00, a33 = a00;
   for (int k = 0; k < chunks; ++k, f += kBlockChunkWords) {
-    const __m512i f0 = _mm512_load_si512(f);  // blocks are 64-byte aligned
+    const __m512i f0 = _mm512_load_si512(f);
     const __m512i f1 = _mm512_load_si512(f + 16);
     const __m512i f2 = _mm512_load_si512(f + 32);
     const __m512i f3 = _mm512_load_si512(f + 48);
-    for (int p = 0; p < P; ++p) {
-      const __m512i x = _mm512_broadcast_i32x4(
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(a[p] + 4 * k)));
-      acc[p][0] = _mm512_add_epi32(acc[p][0], _mm512_popcnt_epi32(_mm512_xor_si512(x, f0)));
-      acc[p][1] = _mm512_add_epi32(acc[p][1], _mm512_popcnt_epi32(_mm512_xor_si512(x, f1)));
-      acc[p][2] = _mm512_add_epi32(acc[p][2], _mm512_popcnt_epi32(_mm512_xor_si512(x, f2)));
-      acc[p][3] = _mm512_add_epi32(acc[p][3], _mm512_popcnt_epi32(_mm512_xor_si512(x, f3)));
-    }
+    BITLITE_PIXEL_STEP(r0, a00, a01, a02, a03);
+    BITLITE_PIXEL_STEP(r1, a10, a11, a12, a13);
+    BITLITE_PIXEL_STEP(r2, a20, a21, a22, a23);
+    BITLITE_PIXEL_STEP(r3, a30, a31, a32, a33);
   }
-  for (int p = 0; p < P; ++p) sums[p] = Reduce4(acc[p][0], acc[p][1], acc[p][2], acc[p][3]);
+  sums[0] = Reduce4(a00, a01, a02, a03);
+  sums[1] = Reduce4(a10, a11, a12, a13);
+  sums[2] = Reduce4(a20, a21, a22, a23);
+  sums[3] = Reduce4(a30, a31, a32, a33);
 }
 
+// Edge tiles of 1..3 pixels.
+template <int P>
+BITLITE_AVX512 inline void TileSmall(const uint32_t* const* a, const uint32_t* f, int chunks,
+                                     __m512i* sums) {
+  const uint32_t* r0 = a[0];
+  const uint32_t* r1 = a[P > 1 ? 1 : 0];
+  const uint32_t* r2 = a[P > 2 ? 2 : 0];
+  __m512i a00 = _mm512_setzero_si512(), a01 = a00, a02 = a00, a03 = a00;
+  __m512i a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+  __m512i a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+  for (int k = 0; k < chunks; ++k, f += kBlockChunkWords) {
+    const __m512i f0 = _mm512_load_si512(f);
+    const __m512i f1 = _mm512_load_si512(f + 16);
+    const __m512i f2 = _mm512_load_si512(f + 32);
+    const __m512i f3 = _mm512_load_si512(f + 48);
+    BITLITE_PIXEL_STEP(r0, a00, a01, a02, a03);
+    if (P > 1) BITLITE_PIXEL_STEP(r1, a10, a11, a12, a13);
+    if (P > 2) BITLITE_PIXEL_STEP(r2, a20, a21, a22, a23);
+  }
+  sums[0] = Reduce4(a00, a01, a02, a03);
+  if (P > 1) sums[1] = Reduce4(a10, a11, a12, a13);
+  if (P > 2) sums[2] = Reduce4(a20, a21, a22, a23);
+}
+
+// Runs a tile of P valid pixels starting at p0 and stores (or fuses) its sums.
 template <int P>
 BITLITE_AVX512 void TileAndStore(const uint32_t* patches, int p0, int kwords,
                                  const uint32_t* f, int o0, __mmask16 lanes, int32_t* accum,
                                  int ldc, const BlockedEpilogue* fused) {
-  const uint32_t* a[P];
-  for (int p = 0; p < P; ++p) a[p] = patches + static_cast<long>(p0 + p) * kwords;
-  __m512i sums[P];
-  Tile<P>(a, f, kwords / 4, sums);
+  const uint32_t* a[kTileP];
+  for (int p = 0; p < kTileP; ++p)
+    a[p] = patches + static_cast<long>(p0 + (p < P ? p : P - 1)) * kwords;
+  __m512i sums[kTileP];
+  if (P == kTileP)
+    Tile4(a, f, kwords / 4, sums);
+  else
+    TileSmall<P>(a, f, kwords / 4, sums);
   if (fused != nullptr) {
     const __m512i thr = _mm512_maskz_loadu_epi32(lanes, fused->thresholds + o0);
     for (int p = 0; p < P; ++p)
@@ -94,8 +137,6 @@ BITLITE_AVX512 void BgemmAvx512Blocked(const uint32_t* patches, int n_pix,
     for (; p + kTileP <= n_pix; p += kTileP)
       TileAndStore<kTileP>(patches, p, kwords, f, o0, lanes, accum, ldc, fused);
     switch (n_pix - p) {
-      case 5: TileAndStore<5>(patches, p, kwords, f, o0, lanes, accum, ldc, fused); break;
-      case 4: TileAndStore<4>(patches, p, kwords, f, o0, lanes, accum, ldc, fused); break;
       case 3: TileAndStore<3>(patches, p, kwords, f, o0, lanes, accum, ldc, fused); break;
       case 2: TileAndStore<2>(patches, p, kwords, f, o0, lanes, accum, ldc, fused); break;
       case 1: TileAndStore<1>(patches, p, kwords, f, o0, lanes, accum, ldc, fused); break;
