@@ -118,7 +118,29 @@ void CheckGemm(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernels
       Expect(bits == want_bits, std::string("gemm fused bits ") + k->name + shape);
       Expect(std::all_of(got.begin(), got.end(), [](int32_t v) { return v == kSentinel; }),
              std::string("gemm fused writes no accumulators ") + k->name + shape);
-      g_per_kernel[k->name] += 3;
+      // Fused float transform: clamp(2 * accum) * mul + bias, two roundings.
+      std::uniform_real_distribution<float> u(-2.0f, 2.0f);
+      std::vector<float> mul(n_out), bias(n_out);
+      for (int o = 0; o < n_out; ++o) mul[o] = u(rng), bias[o] = 100 * u(rng);
+      const int32_t lo = static_cast<int32_t>(rng() % (32 * kwords)), hi = lo + rng() % 5000;
+      const int fstride = n_out + 1;
+      std::vector<float> fout(size_t(n_pix) * fstride, -7.0f), fwant(fout.size(), -7.0f);
+      for (int p = 0; p < n_pix; ++p)
+        for (int o = 0; o < n_out; ++o) {
+          const int32_t x = std::max(std::min(want[size_t(p) * ldc + o] * 2, hi), lo);
+          fwant[size_t(p) * fstride + o] = static_cast<float>(x) * mul[o] + bias[o];
+        }
+      BlockedEpilogue fe;
+      fe.mul = mul.data();
+      fe.bias = bias.data();
+      fe.clamp_lo = lo;
+      fe.clamp_hi = hi;
+      fe.out = fout.data();
+      fe.out_stride = fstride;
+      k->run_blocked(a.data(), n_pix, base, n_out, kwords, got.data(), ldc, &fe);
+      Expect(std::memcmp(fout.data(), fwant.data(), fout.size() * sizeof(float)) == 0,
+             std::string("gemm fused float ") + k->name + shape);
+      g_per_kernel[k->name] += 4;
     }
   }
 }

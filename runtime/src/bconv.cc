@@ -144,7 +144,7 @@ struct ConvJob {  // one RunBConv call, split into tasks
   const BgemmKernel* kernel;
   const int32_t* input;
   void* output;
-  bool fuse;         // bitpacked output inside the blocked kernel where exact
+  bool fuse;         // bitpacked / float output inside the blocked kernel where exact
   long pix_chunk;    // pixels per task
   int ch_chunk;      // output channels per task (multiple of 32, or out_c)
   int ch_tasks;
@@ -307,22 +307,43 @@ void RunRange(const ConvJob& job, long begin, long end, int c0, int c1) {
                               sc.patches.data() + static_cast<size_t>(i) * kw);
       const int lo = s.groups == 1 ? c0 : g * og, hi = s.groups == 1 ? c1 : (g + 1) * og;
       BlockedEpilogue ep;
-      fused = job.fuse && (!border || plan.zero_pad == ZeroPadMode::kNone);
-      if (fused) {
+      // Exact to fuse unless outside taps change the accumulators themselves.
+      fused = job.fuse && (!border || plan.zero_pad != ZeroPadMode::kIntegerAccum);
+      if (fused && plan.out_type == OutputType::kBitpacked) {
         ep.thresholds = plan.thresholds.data() + c0;
         ep.bits = reinterpret_cast<uint16_t*>(static_cast<int32_t*>(job.output) + p0 * words) +
                   c0 / 16;
         ep.bits_stride = 2L * words;
+      } else if (fused) {
+        ep.mul = plan.mul.data() + c0;
+        ep.bias = plan.bias.data() + c0;
+        ep.clamp_lo = plan.clamp_min;
+        ep.clamp_hi = plan.clamp_max;
+        ep.out = static_cast<float*>(job.output) + p0 * s.out_c + c0;
+        ep.out_stride = s.out_c;
       }
       Gemm(plan, job.kernel, sc.patches.data(), n, g, lo, hi, sc.accum.data(),
            fused ? &ep : nullptr);
     }
-    if (fused) {
+    if (fused && plan.out_type == OutputType::kBitpacked) {
       // A last word half the kernel did not cover (out_c % 32 in 1..16) is zero.
       if (c1 == s.out_c && CeilDiv(s.out_c, 16) < 2 * words)
         for (int i = 0; i < n; ++i)
           reinterpret_cast<uint16_t*>(static_cast<int32_t*>(job.output) + (p0 + i) * words)
               [2 * words - 1] = 0;
+      continue;
+    }
+    if (fused) {
+      // LCE's float zero-padding correction is added after the transform, as
+      // the reference does (same two roundings).
+      if (border && plan.zero_pad == ZeroPadMode::kFloatCorrection)
+        for (int i = 0; i < n; ++i) {
+          const int32_t* corr = ZeroPadFix(plan, p0 + i, c0, c1, nullptr, sc);
+          if (corr == nullptr) continue;
+          float* y = static_cast<float*>(job.output) + (p0 + i) * s.out_c;
+          for (int c = c0; c < c1; ++c)
+            y[c] += plan.correction_mul[c] * static_cast<float>(corr[c]);
+        }
       continue;
     }
     for (int i = 0; i < n; ++i) {
@@ -357,8 +378,8 @@ bool RunOptimized(const BConvPlan& plan, const BgemmKernel* kernel, int num_thre
   job.kernel = kernel;
   job.input = input;
   job.output = output;
-  job.fuse = allow_fuse && kernel->run_blocked != nullptr &&
-             plan.out_type == OutputType::kBitpacked && s.groups == 1;
+  job.fuse = allow_fuse && kernel->run_blocked != nullptr && s.groups == 1 &&
+             plan.out_type != OutputType::kInt8;
   const long pixels = static_cast<long>(s.batch) * s.out_h * s.out_w;
   // Threads only pay off past ~1 M binary MACs each (a pool wake-up costs
   // microseconds); tasks are several per thread so a slow core evens out.

@@ -32,14 +32,23 @@ constexpr int kBlockChunkWords = kBlockFilters * kKWordAlign;  // 64 words per K
 using BgemmFn = void (*)(const uint32_t* patches, int n_pix, const uint32_t* filters,
                          int n_out, int kwords, int32_t* accum, int ldc);
 
-// Fused epilogue of a blocked kernel: when `bits` is set the kernel writes, per
-// pixel p, bit o of bits[p * bits_stride + o / 16] = accum > thresholds[o]
-// (16-bit halves of the bitpacked output words, little-endian), instead of
-// the int32 accumulators. Lanes at or past n_out are written as 0.
+// Fused epilogue of a blocked kernel: the output transform applied to each
+// pixel's 16 sums while they are still in registers, instead of storing the
+// int32 accumulators (for output channel o of pixel p):
+//  * bits:  bit o of bits[p * bits_stride + o / 16] = accum > thresholds[o]
+//    (16-bit halves of the bitpacked output words, little-endian; lanes at
+//    or past n_out are written as 0);
+//  * float: out[p * out_stride + o] = float(clamp(2 * accum, lo, hi)) * mul[o] + bias[o]
+//    (multiply, then add: the same two roundings as the scalar transform).
 struct BlockedEpilogue {
-  const int32_t* thresholds = nullptr;
+  const int32_t* thresholds = nullptr;  // set: bits
   uint16_t* bits = nullptr;
   long bits_stride = 0;  // in uint16 units
+  const float* mul = nullptr;  // set: float
+  const float* bias = nullptr;
+  int32_t clamp_lo = 0, clamp_hi = 0;
+  float* out = nullptr;
+  long out_stride = 0;  // in floats
 };
 
 // patches: n_pix rows of `kwords` words (16-byte aligned rows); filters: the

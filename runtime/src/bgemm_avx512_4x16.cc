@@ -109,11 +109,23 @@ BITLITE_AVX512 void TileAndStore(const uint32_t* patches, int p0, int kwords,
     Tile4(a, f, kwords / 4, sums);
   else
     TileSmall<P>(a, f, kwords / 4, sums);
-  if (fused != nullptr) {
+  if (fused != nullptr && fused->thresholds != nullptr) {
     const __m512i thr = _mm512_maskz_loadu_epi32(lanes, fused->thresholds + o0);
     for (int p = 0; p < P; ++p)
       fused->bits[(p0 + p) * fused->bits_stride + o0 / 16] =
           static_cast<uint16_t>(_mm512_mask_cmpgt_epi32_mask(lanes, sums[p], thr));
+    return;
+  }
+  if (fused != nullptr) {
+    const __m512 mul = _mm512_maskz_loadu_ps(lanes, fused->mul + o0);
+    const __m512 bias = _mm512_maskz_loadu_ps(lanes, fused->bias + o0);
+    const __m512i lo = _mm512_set1_epi32(fused->clamp_lo);
+    const __m512i hi = _mm512_set1_epi32(fused->clamp_hi);
+    for (int p = 0; p < P; ++p) {
+      const __m512i x = _mm512_max_epi32(_mm512_min_epi32(_mm512_slli_epi32(sums[p], 1), hi), lo);
+      const __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(x), mul), bias);
+      _mm512_mask_storeu_ps(fused->out + (p0 + p) * fused->out_stride + o0, lanes, y);
+    }
     return;
   }
   for (int p = 0; p < P; ++p)
