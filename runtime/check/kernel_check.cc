@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <map>
 #include <cstdlib>
 #include <cstring>
@@ -233,6 +234,33 @@ void CheckConv(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernels
   }
 }
 
+// LceQuantize's float bitpacking (vectorized on x86) against bit-by-bit x < 0,
+// including -0.0, NaN of both signs, infinities and tiny values.
+void CheckBitpackFloat(std::mt19937& rng, int iters) {
+  const float specials[] = {0.0f, -0.0f, std::numeric_limits<float>::quiet_NaN(),
+                            -std::numeric_limits<float>::quiet_NaN(),
+                            std::numeric_limits<float>::infinity(),
+                            -std::numeric_limits<float>::infinity(), 1e-45f, -1e-45f};
+  for (int it = 0; it < iters; ++it) {
+    const long rows = 1 + rng() % 40;
+    const int channels = it % 2 ? 32 * (1 + rng() % 20) : 1 + rng() % 100;
+    std::vector<float> x(size_t(rows) * channels);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    for (auto& v : x) v = rng() % 8 == 0 ? specials[rng() % 8] : u(rng);
+    const int words = (channels + 31) / 32;
+    // One sentinel word past the end: nothing may be written there.
+    std::vector<int32_t> got(size_t(rows) * words + 1, 0x5a5a5a5a), want(got.size(), 0);
+    want.back() = 0x5a5a5a5a;
+    for (long r = 0; r < rows; ++r)
+      for (int c = 0; c < channels; ++c)
+        if (x[size_t(r) * channels + c] < 0.0f)
+          want[size_t(r) * words + c / 32] |= int32_t(1u << (c % 32));
+    BitpackFloat(x.data(), rows, channels, got.data());
+    Expect(got == want, "bitpack float rows=" + std::to_string(rows) + " channels=" +
+                            std::to_string(channels));
+  }
+}
+
 void CheckParser(std::mt19937& rng) {
   const std::vector<std::pair<std::string, int64_t>> entries = {
       {"channels_in", 64},  {"dilation_height_factor", 1}, {"dilation_width_factor", 2},
@@ -365,6 +393,7 @@ int main(int argc, char** argv) {
   SetMinMacsPerThread(0);  // split even the smallest convolution over the threads
   ConvStats stats;
   CheckConv(rng, kernels, iters, &stats);
+  CheckBitpackFloat(rng, iters);
   CheckParser(rng);
   CheckDecode(rng, iters);
   int refused = 0;
