@@ -129,6 +129,7 @@ std::atomic<double> g_min_macs_per_thread{1e6};
 
 struct Scratch {  // per thread, reused by every convolution the thread runs
   AlignedWords patches;        // kPixelBlock x kwords
+  AlignedWords interleaved;    // the same, InterleavePatches4 (kernels that read that)
   std::vector<int32_t> accum;  // kPixelBlock x out_c
   std::vector<int32_t> corr;   // out_c
   std::vector<int> outside;    // taps outside the image, for one pixel
@@ -292,6 +293,8 @@ void RunRange(const ConvJob& job, long begin, long end, int c0, int c1) {
   Scratch& sc = ThreadScratch();
   const size_t patch_words = static_cast<size_t>(kPixelBlock) * kw;
   if (sc.patches.size() < patch_words) sc.patches.assign_zero(patch_words);
+  if (job.kernel->interleave4 && sc.interleaved.size() < patch_words)
+    sc.interleaved.assign_zero(patch_words);  // kPixelBlock is a multiple of 4
   if (sc.accum.size() < static_cast<size_t>(kPixelBlock) * s.out_c)
     sc.accum.resize(static_cast<size_t>(kPixelBlock) * s.out_c);
   if (sc.corr.size() < static_cast<size_t>(s.out_c)) sc.corr.resize(s.out_c);
@@ -322,8 +325,12 @@ void RunRange(const ConvJob& job, long begin, long end, int c0, int c1) {
         ep.out = static_cast<float*>(job.output) + p0 * s.out_c + c0;
         ep.out_stride = s.out_c;
       }
-      Gemm(plan, job.kernel, sc.patches.data(), n, g, lo, hi, sc.accum.data(),
-           fused ? &ep : nullptr);
+      const uint32_t* patches = sc.patches.data();
+      if (job.kernel->interleave4) {
+        InterleavePatches4(sc.patches.data(), n, kw, sc.interleaved.data());
+        patches = sc.interleaved.data();
+      }
+      Gemm(plan, job.kernel, patches, n, g, lo, hi, sc.accum.data(), fused ? &ep : nullptr);
     }
     if (fused && plan.out_type == OutputType::kBitpacked) {
       // A last word half the kernel did not cover (out_c % 32 in 1..16) is zero.
@@ -378,7 +385,7 @@ bool RunOptimized(const BConvPlan& plan, const BgemmKernel* kernel, int num_thre
   job.kernel = kernel;
   job.input = input;
   job.output = output;
-  job.fuse = allow_fuse && kernel->run_blocked != nullptr && s.groups == 1 &&
+  job.fuse = allow_fuse && kernel->run_blocked != nullptr && kernel->fuses && s.groups == 1 &&
              plan.out_type != OutputType::kInt8;
   const long pixels = static_cast<long>(s.batch) * s.out_h * s.out_w;
   // Threads only pay off past ~1 M binary MACs each (a pool wake-up costs

@@ -61,12 +61,20 @@ struct BgemmKernel {
   const char* name;
   BgemmFn run;                        // row-major filters; null: the reference convolution
   BgemmBlockedFn run_blocked = nullptr;  // set: use the blocked layout instead of `run`
+  bool interleave4 = false;  // run_blocked reads patches interleaved by InterleavePatches4
+  bool fuses = false;        // run_blocked implements BlockedEpilogue
 };
 
 // Words of the blocked layout for n_out filters of kwords words.
 size_t BlockedFilterWords(int n_out, int kwords);
 // Row-major [n_out][kwords] -> blocked 16x4 (padding filters are zero).
 void PackFiltersBlocked16(const uint32_t* rows, int n_out, int kwords, uint32_t* out);
+
+// Rows [n_pix][kwords] -> groups of 4 pixels, each K chunk of a group as 4
+// consecutive 128-bit pieces (pixel 0..3), so one 64-byte load (NEON LD1 x4)
+// fetches a chunk of 4 pixels. A last partial group is padded with zero rows.
+// `out` holds ceil(n_pix / 4) * 4 * kwords words.
+void InterleavePatches4(const uint32_t* rows, int n_pix, int kwords, uint32_t* out);
 
 // Portable C++ (64-bit popcount). Always available.
 void BgemmGeneric(const uint32_t*, int, const uint32_t*, int, int, int32_t*, int);
@@ -80,6 +88,11 @@ void BgemmAvx512Blocked(const uint32_t*, int, const uint32_t*, int, int, int32_t
 #endif
 #if defined(__ARM_NEON) || defined(__aarch64__)
 void BgemmNeon(const uint32_t*, int, const uint32_t*, int, int, int32_t*, int);
+#endif
+#if defined(__aarch64__)
+// Blocked 16x4 filters, InterleavePatches4 patches; ignores `fused` (fuses = false).
+void BgemmNeonBlocked(const uint32_t*, int, const uint32_t*, int, int, int32_t*, int,
+                      const BlockedEpilogue*);
 #endif
 
 // The kernel names this build knows, whether or not this CPU can run them.

@@ -12,7 +12,7 @@ const BgemmKernel kReference = {"reference", nullptr};
 const BgemmKernel kGeneric = {"generic", BgemmGeneric};
 #if defined(__x86_64__) || defined(__i386__)
 const BgemmKernel kAvx2 = {"avx2", BgemmAvx2};
-const BgemmKernel kAvx512 = {"avx512", BgemmAvx512, BgemmAvx512Blocked};
+const BgemmKernel kAvx512 = {"avx512", BgemmAvx512, BgemmAvx512Blocked, false, /*fuses=*/true};
 
 bool HasAvx2() {
   __builtin_cpu_init();
@@ -24,7 +24,11 @@ bool HasAvx512Popcnt() {
 }
 #endif
 #if defined(__ARM_NEON) || defined(__aarch64__)
+#if defined(__aarch64__)
+const BgemmKernel kNeon = {"neon", BgemmNeon, BgemmNeonBlocked, /*interleave4=*/true};
+#else
 const BgemmKernel kNeon = {"neon", BgemmNeon};
+#endif
 #endif
 
 const BgemmKernel* Best() {
