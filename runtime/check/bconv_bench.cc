@@ -77,7 +77,15 @@ int main(int argc, char** argv) {
     if (end == std::string::npos) end = names.size();
     const std::string n = names.substr(pos, end - pos);
     const char* err = nullptr;
-    const BgemmKernel* k = SelectKernel(n.c_str(), &err);
+    // "<name>-rows": the kernel's row-major entry point (before the blocked one).
+    static std::vector<BgemmKernel> rows;
+    rows.reserve(8);
+    const bool row_major = n.size() > 5 && n.compare(n.size() - 5, 5, "-rows") == 0;
+    const BgemmKernel* k = SelectKernel(row_major ? n.substr(0, n.size() - 5).c_str() : n.c_str(), &err);
+    if (k && row_major) {
+      rows.push_back({"rows", k->run});
+      k = &rows.back();
+    }
     if (k) kernels.push_back(k); else std::printf("skip %s: %s\n", n.c_str(), err);
     pos = end + 1;
   }

@@ -83,6 +83,8 @@ void BgemmGeneric(const uint32_t*, int, const uint32_t*, int, int, int32_t*, int
 // Compiled with function target attributes; call only if the CPU has them.
 void BgemmAvx2(const uint32_t*, int, const uint32_t*, int, int, int32_t*, int);
 void BgemmAvx512(const uint32_t*, int, const uint32_t*, int, int, int32_t*, int);
+void BgemmAvx2Blocked(const uint32_t*, int, const uint32_t*, int, int, int32_t*, int,
+                      const BlockedEpilogue*);
 void BgemmAvx512Blocked(const uint32_t*, int, const uint32_t*, int, int, int32_t*, int,
                         const BlockedEpilogue*);
 #endif

@@ -11,7 +11,7 @@ namespace {
 const BgemmKernel kReference = {"reference", nullptr};
 const BgemmKernel kGeneric = {"generic", BgemmGeneric};
 #if defined(__x86_64__) || defined(__i386__)
-const BgemmKernel kAvx2 = {"avx2", BgemmAvx2};
+const BgemmKernel kAvx2 = {"avx2", BgemmAvx2, BgemmAvx2Blocked};
 const BgemmKernel kAvx512 = {"avx512", BgemmAvx512, BgemmAvx512Blocked, false, /*fuses=*/true};
 
 bool HasAvx2() {
