@@ -110,9 +110,61 @@ inline void Period(const uint8_t* pa, const uint8_t* pf, int steps, uint8_t acc[
         "v25", "v26", "v27", "v28", "v29", "v30", "v31", "memory", "cc");
 }
 
+// One K step of a single pixel against 8 filters (vectors i and i + 1 of the
+// block): accumulator v(16 + j) += popcount(pixel XOR filter register j).
+#define BITLITE_NEON_STEP1_ASM \
+  "ld1 {v0.16b}, [%[pa]], #64\n" \
+  "ld1 {v4.16b-v7.16b}, [%[pf]], #64\n" \
+  "ld1 {v8.16b-v11.16b}, [%[pf]], %[fstride]\n" \
+  "eor v24.16b, v0.16b, v4.16b\n" \
+  "cnt v24.16b, v24.16b\n" \
+  "add v16.16b, v16.16b, v24.16b\n" \
+  "eor v25.16b, v0.16b, v5.16b\n" \
+  "cnt v25.16b, v25.16b\n" \
+  "add v17.16b, v17.16b, v25.16b\n" \
+  "eor v26.16b, v0.16b, v6.16b\n" \
+  "cnt v26.16b, v26.16b\n" \
+  "add v18.16b, v18.16b, v26.16b\n" \
+  "eor v27.16b, v0.16b, v7.16b\n" \
+  "cnt v27.16b, v27.16b\n" \
+  "add v19.16b, v19.16b, v27.16b\n" \
+  "eor v28.16b, v0.16b, v8.16b\n" \
+  "cnt v28.16b, v28.16b\n" \
+  "add v20.16b, v20.16b, v28.16b\n" \
+  "eor v29.16b, v0.16b, v9.16b\n" \
+  "cnt v29.16b, v29.16b\n" \
+  "add v21.16b, v21.16b, v29.16b\n" \
+  "eor v30.16b, v0.16b, v10.16b\n" \
+  "cnt v30.16b, v30.16b\n" \
+  "add v22.16b, v22.16b, v30.16b\n" \
+  "eor v31.16b, v0.16b, v11.16b\n" \
+  "cnt v31.16b, v31.16b\n" \
+  "add v23.16b, v23.16b, v31.16b\n"
+
+// The 1 x 8 variant of Period for a lone pixel (fully connected layers are
+// one pixel: a 4 x 4 tile would count 3 padding rows). acc[j] as in Period.
+inline void Period1(const uint8_t* pa, const uint8_t* pf, int steps, uint8_t acc[8][16]) {
+  long n = steps;
+  const long fstride = 256 - 64;  // the second LD1 x4 already advanced 64 bytes
+  uint8_t* out = &acc[0][0];
+  __asm__ volatile(
+      "movi v16.16b, #0\n" "movi v17.16b, #0\n" "movi v18.16b, #0\n" "movi v19.16b, #0\n" "movi v20.16b, #0\n" "movi v21.16b, #0\n" "movi v22.16b, #0\n" "movi v23.16b, #0\n"
+      "1:\n"
+      BITLITE_NEON_STEP1_ASM
+      "subs %[n], %[n], #1\n"
+      "b.ne 1b\n"
+      "st1 {v16.16b-v19.16b}, [%[out]], #64\n"
+      "st1 {v20.16b-v23.16b}, [%[out]], #64\n"
+      : [pa] "+r"(pa), [pf] "+r"(pf), [n] "+r"(n), [out] "+r"(out)
+      : [fstride] "r"(fstride)
+      : "v0", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v16", "v17", "v18", "v19",
+        "v20", "v21", "v22", "v23", "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31",
+        "memory", "cc");
+}
+
 // 4 pixels (interleaved chunks at pa) x 4 filters (chunks at pf, 256 bytes
 // apart): t[p][j] = disagreements of pixel p with filter j.
-inline void Tile(const uint8_t* pa, const uint8_t* pf, int chunks, uint32_t t[4][4]) {
+inline void Tile(const uint8_t* pa, const uint8_t* pf, int chunks, uint32x4_t t[4]) {
   uint32x4_t tot[4] = {vdupq_n_u32(0), vdupq_n_u32(0), vdupq_n_u32(0), vdupq_n_u32(0)};
   alignas(16) uint8_t acc[16][16];
   for (int k0 = 0; k0 < chunks; k0 += kFlushSteps) {
@@ -122,7 +174,25 @@ inline void Tile(const uint8_t* pa, const uint8_t* pf, int chunks, uint32_t t[4]
       tot[p] = vaddq_u32(tot[p], Reduce4(vld1q_u8(acc[4 * p]), vld1q_u8(acc[4 * p + 1]),
                                          vld1q_u8(acc[4 * p + 2]), vld1q_u8(acc[4 * p + 3])));
   }
-  for (int p = 0; p < 4; ++p) vst1q_u32(t[p], tot[p]);
+  for (int p = 0; p < 4; ++p) t[p] = tot[p];
+}
+
+// One pixel x 8 filters (vectors i, i + 1 at pf): t0 lane j = filter vector i
+// register j, t1 the same for vector i + 1.
+inline void Tile1(const uint8_t* pa, const uint8_t* pf, int chunks, uint32x4_t* t0,
+                  uint32x4_t* t1) {
+  uint32x4_t a = vdupq_n_u32(0), b = a;
+  alignas(16) uint8_t acc[8][16];
+  for (int k0 = 0; k0 < chunks; k0 += kFlushSteps) {
+    const int n = chunks - k0 < kFlushSteps ? chunks - k0 : kFlushSteps;
+    Period1(pa + 64L * k0, pf + 256L * k0, n, acc);
+    a = vaddq_u32(a, Reduce4(vld1q_u8(acc[0]), vld1q_u8(acc[1]), vld1q_u8(acc[2]),
+                             vld1q_u8(acc[3])));
+    b = vaddq_u32(b, Reduce4(vld1q_u8(acc[4]), vld1q_u8(acc[5]), vld1q_u8(acc[6]),
+                             vld1q_u8(acc[7])));
+  }
+  *t0 = a;
+  *t1 = b;
 }
 
 }  // namespace
@@ -135,18 +205,30 @@ void BgemmNeonBlocked(const uint32_t* patches, int n_pix, const uint32_t* filter
   for (int b = 0; b < blocks; ++b) {
     const uint8_t* fb =
         reinterpret_cast<const uint8_t*>(filters + static_cast<long>(b) * kBlockFilters * kwords);
+    const int o0 = b * kBlockFilters;
     for (int q = 0; q < groups; ++q) {
       const uint8_t* pa =
           reinterpret_cast<const uint8_t*>(patches + static_cast<long>(q) * 4 * kwords);
-      for (int i = 0; i < 4; ++i) {  // vector i: filters 16b + 4j + i, j = 0..3
-        uint32_t s[4][4];
-        Tile(pa, fb + 64 * i, chunks, s);
-        for (int p = 0; p < 4 && 4 * q + p < n_pix; ++p)
-          for (int j = 0; j < 4; ++j) {
-            const int o = b * kBlockFilters + 4 * j + i;
-            if (o < n_out)
-              accum[static_cast<long>(4 * q + p) * ldc + o] = static_cast<int32_t>(s[p][j]);
-          }
+      const int np = n_pix - 4 * q < 4 ? n_pix - 4 * q : 4;
+      // r[i][p] lane j: pixel p, filter o0 + 4j + i.
+      uint32x4_t r[4][4];
+      if (np == 1) {
+        Tile1(pa, fb, chunks, &r[0][0], &r[1][0]);
+        Tile1(pa, fb + 128, chunks, &r[2][0], &r[3][0]);
+      } else {
+        for (int i = 0; i < 4; ++i) Tile(pa, fb + 64 * i, chunks, r[i]);
+      }
+      for (int p = 0; p < np; ++p) {
+        int32_t* out = accum + static_cast<long>(4 * q + p) * ldc + o0;
+        const uint32x4x4_t v = {{r[0][p], r[1][p], r[2][p], r[3][p]}};
+        if (o0 + kBlockFilters <= n_out) {
+          // ST4 interleaves lane j of the 4 vectors: filters 4j + 0..3, in order.
+          vst4q_u32(reinterpret_cast<uint32_t*>(out), v);
+          continue;
+        }
+        alignas(16) uint32_t all[16];
+        vst4q_u32(all, v);
+        for (int o = 0; o < n_out - o0; ++o) out[o] = static_cast<int32_t>(all[o]);
       }
     }
   }

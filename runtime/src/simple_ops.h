@@ -17,6 +17,10 @@ void BitpackFloat(const float* in, long rows, int channels, int32_t* out);
 // AVX-512 / AVX2 path of BitpackFloat (bitpack_x86.cc); false: not applicable.
 bool BitpackFloatX86(const float* in, long rows, int channels, int32_t* out);
 #endif
+#if defined(__aarch64__)
+// NEON path of BitpackFloat (bitpack_neon.cc); false: not applicable.
+bool BitpackFloatNeon(const float* in, long rows, int channels, int32_t* out);
+#endif
 void BitpackInt8(const int8_t* in, long rows, int channels, int32_t zero_point, int32_t* out);
 void BitpackBool(const bool* in, long rows, int channels, int32_t* out);
 

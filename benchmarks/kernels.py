@@ -1,0 +1,259 @@
+"""bitlite's binary kernels against int8 and float on XNNPACK and LCE, from one run.
+
+    python -m benchmarks.kernels [--runs 30] [--models vgg8,lenet5] [--exports DIR]
+        [--out benchmarks/results/kernels.md]
+
+For each network (the registered VGG-8, 32x32x3 128-128-256-256-512-512, and the default
+LeNet-5 BNN, both built here and converted untrained: speed does not depend on weight
+values): the binary export on bitlite's runtime with each kernel forced by
+``BITLITE_KERNEL`` (avx512, avx2, generic, reference; a kernel this CPU lacks is skipped
+and named), the int8 and float exports on LiteRT's interpreter (``ai_edge_litert``, whose
+default XNNPACK delegate runs int8 too: tflite-runtime 2.14's Python interpreter applies
+no XNNPACK to int8 graphs, so it is not used for int8), and the binary export on LCE's
+own interpreter (on x86 that is LCE's portable reference code, not a device speed), at 1
+and 2 threads. Every subject runs once per round, round after round, so they all share
+the machine's load; the cores are shared, so compare ratios within the table.
+
+Each bitlite kernel's output is compared with the reference kernel's (bit-exact).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# This checkout's runtime (its kernels are what is measured), not an installed copy.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
+
+import numpy as np  # noqa: E402
+
+import pipeline  # noqa: E402, F401  (Keras 2 before TensorFlow)
+from benchmarks.table import cpu_name, write_table  # noqa: E402
+
+KERNELS = ("avx512", "avx2", "generic", "reference")
+THREADS = (1, 2)
+SLOW_MS = 50.0  # subjects slower than this get at most SLOW_RUNS samples
+SLOW_RUNS = 5
+
+
+class Subject:
+    """One engine on one export at one thread count: a callable invoke and its samples."""
+
+    def __init__(self, label: str, kind: str, threads: int, invoke, output) -> None:
+        self.label, self.kind, self.threads = label, kind, threads
+        self.invoke, self.output = invoke, output
+        self.times: list[float] = []
+        self.cap = 0
+
+    def median_ms(self) -> float:
+        return 1000 * float(np.median(self.times))
+
+
+def bitlite_subject(model: bytes, kernel: str, threads: int, x: np.ndarray,
+                    xnnpack: bool = True) -> Subject:
+    from bitlite_runtime import Interpreter
+
+    os.environ["BITLITE_KERNEL"] = kernel  # read at prepare
+    try:
+        it = Interpreter(model, num_threads=threads, xnnpack=xnnpack)
+    finally:
+        os.environ.pop("BITLITE_KERNEL", None)
+    result: dict = {}
+
+    def invoke() -> None:
+        result["y"] = it.invoke(x)
+
+    def output() -> np.ndarray:
+        y = result["y"]
+        y = next(iter(y.values())) if isinstance(y, dict) else y
+        return np.asarray(y[0] if isinstance(y, (list, tuple)) else y)
+
+    label = f"bitlite {kernel}" + ("" if xnnpack else ", float ops on tflite-runtime builtins")
+    return Subject(label, "binary", threads, invoke, output)
+
+
+def litert_subject(model: bytes, kind: str, threads: int, x: np.ndarray) -> Subject:
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=model, num_threads=threads)
+    it.allocate_tensors()
+    detail = it.get_input_details()[0]
+    if detail["dtype"] == np.int8:
+        scale, zero = detail["quantization"]
+        xq = np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8)
+    else:
+        xq = x.astype(detail["dtype"])
+    it.set_tensor(detail["index"], xq)
+    delegated = any(op["op_name"] == "DELEGATE" for op in it._get_ops_details())
+    out = it.get_output_details()[0]["index"]
+    engine = "LiteRT + XNNPACK" if delegated else "LiteRT builtin kernels (no XNNPACK)"
+    return Subject(f"{kind} {engine}", kind, threads, it.invoke, lambda: it.get_tensor(out))
+
+
+def lce_subject(model: bytes, threads: int, x: np.ndarray) -> Subject:
+    from larq_compute_engine.tflite.python.interpreter import Interpreter
+
+    it = Interpreter(model, num_threads=threads)
+    result: dict = {}
+
+    def invoke() -> None:
+        result["y"] = it.predict(x)
+
+    return Subject("binary LCE interpreter (x86 reference kernels, not device speed)",
+                   "binary", threads, invoke, lambda: np.asarray(result["y"]))
+
+
+def available_kernels() -> tuple[list[str], list[str]]:
+    """The kernels this CPU runs, and those it lacks (the library reads the variable)."""
+    from bitlite_runtime import kernel_name
+
+    have, skipped = [], []
+    for k in KERNELS:
+        os.environ["BITLITE_KERNEL"] = k
+        try:
+            (have if kernel_name() == k else skipped).append(k)
+        finally:
+            os.environ.pop("BITLITE_KERNEL", None)
+    return have, skipped
+
+
+def build_subjects(name: str, exports: dict[str, Path], kernels: list[str]) -> list[Subject]:
+    models = {kind: path.read_bytes() for kind, path in exports.items()}
+    shape = (1, 28, 28, 1) if name == "lenet5" else (1, 32, 32, 3)
+    x = np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)
+    subjects = []
+    for threads in THREADS:
+        # The reference kernel (the oracle, serial) only at 1 thread.
+        subjects += [bitlite_subject(models["binary"], k, threads, x) for k in kernels
+                     if threads == 1 or k != "reference"]
+        # tflite-runtime 2.14's own XNNPACK threadpool (the float ops of the binary
+        # export) spins at 2 threads on a shared machine; this row keeps it off.
+        subjects.append(bitlite_subject(models["binary"], kernels[0], threads, x,
+                                        xnnpack=False))
+        subjects.append(litert_subject(models["int8"], "int8", threads, x))
+        subjects.append(litert_subject(models["float"], "float", threads, x))
+        subjects.append(lce_subject(models["binary"], threads, x))
+    return subjects
+
+
+def run(subjects: list[Subject], runs: int) -> None:
+    for s in subjects:  # warm up (first invokes pack weights, fault pages in) and size
+        for _ in range(3):
+            t = time.perf_counter()
+            s.invoke()
+            elapsed = 1000 * (time.perf_counter() - t)
+        s.cap = SLOW_RUNS if elapsed > SLOW_MS else runs
+    for r in range(runs):  # interleaved: one invoke of each subject per round
+        for s in subjects:
+            if r < s.cap:
+                t = time.perf_counter()
+                s.invoke()
+                s.times.append(time.perf_counter() - t)
+
+
+def parity(subjects: list[Subject]) -> dict[int, str]:
+    """Each bitlite kernel's output (any thread count) vs the reference kernel's."""
+    out = {}
+    for s in subjects:
+        if not s.label.startswith("bitlite "):
+            continue
+        if "builtins" in s.label:  # its float layers round differently: other bits in
+            out[id(s)] = "— (other float kernels)"
+            continue
+        ref = next((r for r in subjects if r.label == "bitlite reference"), None)
+        if ref is None:
+            out[id(s)] = "no reference"
+        else:
+            same = np.array_equal(s.output(), ref.output())
+            out[id(s)] = "bit-exact" if same else "DIFFERS"
+    return out
+
+
+def layer_bench(runs: int, kernels: list[str]) -> str:
+    """The C++ layer bench (runtime/check/bconv_bench.cc): VGG-8's binary convolutions
+    alone through RunBConv, every kernel at 1 and 2 threads, interleaved."""
+    from bitlite_runtime import build
+
+    root = Path(__file__).resolve().parents[1] / "runtime"
+    with tempfile.TemporaryDirectory(prefix="bitlite-bconv-bench-") as tmp:
+        exe = Path(tmp) / "bconv_bench"
+        flags = [f for f in build.compile_flags("host")
+                 if f not in ("-shared", "-fPIC", "-fvisibility=hidden")]
+        srcs = [str(p) for p in build.sources() if p.name != "lce_ops.cc"]
+        subprocess.run([build.compiler_for("host"), *flags, str(root / "check" / "bconv_bench.cc"),
+                        *srcs, "-o", str(exe)], check=True, capture_output=True)
+        names = ",".join(k for k in kernels if k not in ("reference", "generic"))
+        out = subprocess.run([str(exe), str(runs), names], check=True, capture_output=True,
+                             text=True).stdout
+    return ("### VGG-8 binary convolutions alone (C++, no TFLite)\n\n"
+            "`runtime/check/bconv_bench.cc`: the five binary 3x3 convolutions of VGG-8 "
+            "(pad_values=1, float output before each pool, bitpacked after), each kernel "
+            f"at 1 and 2 threads, interleaved round by round, median of {runs}.\n\n"
+            "```\n" + out + "```\n")
+
+
+def markdown(name: str, subjects: list[Subject]) -> str:
+    checks = parity(subjects)
+    int8 = {s.threads: s.median_ms() for s in subjects if s.kind == "int8"}
+    one = {s.label: s.median_ms() for s in subjects if s.threads == 1}
+    lines = [f"### {name}", "",
+             "| engine | threads | median ms | runs | int8-XNNPACK ms / this | "
+             "1-thread ms / this | output vs bitlite reference |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for s in subjects:
+        ms = s.median_ms()
+        speedup = f"{one[s.label] / ms:.2f}x" if s.threads > 1 and s.label in one else "—"
+        lines.append(f"| {s.label} | {s.threads} | {ms:.3f} | {len(s.times)} | "
+                     f"{int8[s.threads] / ms:.2f}x | {speedup} | {checks.get(id(s), '—')} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--models", default="vgg8,lenet5")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--exports", type=Path, default=None,
+                        help="use NAME_{binary,int8,float}.tflite from this folder instead "
+                             "of building them")
+    args = parser.parse_args()
+    from benchmarks.latency import build_exports
+
+    kernels, skipped = available_kernels()
+    sections = []
+    with tempfile.TemporaryDirectory(prefix="bitlite-kernels-") as tmp:
+        for name in args.models.split(","):
+            if args.exports:
+                exports = {k: args.exports / f"{name}_{k}.tflite"
+                           for k in ("binary", "int8", "float")}
+            else:
+                print(f"{name}: building exports", file=sys.stderr)
+                exports = build_exports(name, Path(tmp))
+            subjects = build_subjects(name, exports, kernels)
+            print(f"{name}: timing {len(subjects)} subjects, {args.runs} rounds",
+                  file=sys.stderr)
+            run(subjects, args.runs)
+            sections.append(markdown(name, subjects))
+    print("layer bench", file=sys.stderr)
+    sections.append(layer_bench(max(args.runs, 30), kernels))
+    note = (f"Kernels skipped (this CPU lacks them): {', '.join(skipped)}.\n\n"
+            if skipped else "")
+    body = (
+        f"{cpu_name()}. Batch 1, random input, untrained weights. Median of interleaved "
+        f"invokes ({args.runs} rounds; subjects slower than {SLOW_MS:.0f} ms get "
+        f"{SLOW_RUNS}). Ratios > 1 mean faster than int8 on XNNPACK at the same thread "
+        "count. bitlite runs through its tflite-runtime 2.14 based Interpreter (the "
+        "kernel forced with BITLITE_KERNEL); the first (float) convolution, pooling and "
+        "the other builtin ops of the binary export run on tflite-runtime's XNNPACK.\n\n"
+        + note + "\n".join(sections))
+    print(write_table(args.out, "Binary kernels vs int8 and float on XNNPACK", body)
+          if args.out else body)
+
+
+if __name__ == "__main__":
+    main()
