@@ -25,14 +25,17 @@ from benchmarks.table import write_table
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
 from bitlite_runtime import build  # noqa: E402
 
-# pixels, filters, K steps per loop iteration, source file
-TILES = {"aarch64": (4, 4, 2, "bgemm_neon_4x4x16.cc"), "armhf": (2, 4, 1, "bgemm_neon.cc")}
+# arch, pixels, filters, K steps per loop iteration, source file: one popcount per
+# pixel x filter x step identifies each loop (AArch64 also has a 1 x 8 loop for lone
+# pixels, i.e. fully connected layers).
+TILES = [("aarch64", 4, 4, 2, "bgemm_neon_4x4x16.cc"), ("aarch64", 1, 8, 1, "bgemm_neon_4x4x16.cc"),
+         ("armhf", 2, 4, 1, "bgemm_neon.cc")]
 OBJDUMP = {"aarch64": "aarch64-linux-gnu-objdump", "armhf": "arm-linux-gnueabihf-objdump"}
 POPCOUNT = {"aarch64": "cnt", "armhf": "vcnt.8"}
 
 
-def inner_loop(arch: str, source: str) -> list[str]:
-    """The mnemonics of the shortest backward-branch loop that contains a popcount."""
+def inner_loop(arch: str, source: str, popcounts: int) -> list[str]:
+    """The mnemonics of the shortest backward-branch loop with exactly `popcounts` popcounts."""
     with tempfile.TemporaryDirectory() as tmp:
         obj = Path(tmp) / "neon.o"
         flags = [f for f in build.compile_flags(arch) if f != "-shared"]
@@ -50,7 +53,7 @@ def inner_loop(arch: str, source: str) -> list[str]:
     loops = []
     for end, start in branches:
         body = [op for addr, op in code if start <= addr <= end]
-        if POPCOUNT[arch] in body:
+        if body.count(POPCOUNT[arch]) == popcounts:
             loops.append(body)
     return min(loops, key=len)
 
@@ -64,10 +67,10 @@ def main() -> None:
              "| arch | source | tile (pixels x filters x steps) | loop instructions | binary "
              "MACs per iteration | instructions / MAC | mix |",
              "|---|---|---|---:|---:|---:|---|"]
-    for arch, (p, o, steps, source) in TILES.items():
+    for arch, p, o, steps, source in TILES:
         try:
-            body = inner_loop(arch, source)
-        except (FileNotFoundError, subprocess.CalledProcessError) as e:
+            body = inner_loop(arch, source, p * o * steps)
+        except (FileNotFoundError, subprocess.CalledProcessError, ValueError) as e:
             lines.append(f"| {arch} | {source} | - | - | - | - | not built: {e} |")
             continue
         macs = p * o * steps * 128

@@ -113,7 +113,7 @@ inline void Period(const uint8_t* pa, const uint8_t* pf, int steps, uint8_t acc[
 // One K step of a single pixel against 8 filters (vectors i and i + 1 of the
 // block): accumulator v(16 + j) += popcount(pixel XOR filter register j).
 #define BITLITE_NEON_STEP1_ASM \
-  "ld1 {v0.16b}, [%[pa]], #64\n" \
+  "ld1 {v0.16b}, [%[pa]], %[pstride]\n" \
   "ld1 {v4.16b-v7.16b}, [%[pf]], #64\n" \
   "ld1 {v8.16b-v11.16b}, [%[pf]], %[fstride]\n" \
   "eor v24.16b, v0.16b, v4.16b\n" \
@@ -146,6 +146,7 @@ inline void Period(const uint8_t* pa, const uint8_t* pf, int steps, uint8_t acc[
 inline void Period1(const uint8_t* pa, const uint8_t* pf, int steps, uint8_t acc[8][16]) {
   long n = steps;
   const long fstride = 256 - 64;  // the second LD1 x4 already advanced 64 bytes
+  const long pstride = 64;        // the pixel's next chunk (4-pixel interleaved rows)
   uint8_t* out = &acc[0][0];
   __asm__ volatile(
       "movi v16.16b, #0\n" "movi v17.16b, #0\n" "movi v18.16b, #0\n" "movi v19.16b, #0\n" "movi v20.16b, #0\n" "movi v21.16b, #0\n" "movi v22.16b, #0\n" "movi v23.16b, #0\n"
@@ -156,7 +157,7 @@ inline void Period1(const uint8_t* pa, const uint8_t* pf, int steps, uint8_t acc
       "st1 {v16.16b-v19.16b}, [%[out]], #64\n"
       "st1 {v20.16b-v23.16b}, [%[out]], #64\n"
       : [pa] "+r"(pa), [pf] "+r"(pf), [n] "+r"(n), [out] "+r"(out)
-      : [fstride] "r"(fstride)
+      : [fstride] "r"(fstride), [pstride] "r"(pstride)
       : "v0", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v16", "v17", "v18", "v19",
         "v20", "v21", "v22", "v23", "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31",
         "memory", "cc");
