@@ -2,7 +2,7 @@
 // (32x32x3, 128-128-256-256-512-512) through RunBConv, every kernel and thread
 // count interleaved round by round, so the shared machine's load hits all alike.
 //
-//   bconv_bench [rounds] [kernel,kernel,...]
+//   bconv_bench [rounds] [kernel,kernel,...] [max_threads]
 // Prints the median microseconds per layer and in total, and binary GMAC/s.
 #include <algorithm>
 #include <chrono>
@@ -96,7 +96,9 @@ int main(int argc, char** argv) {
   const int n_layers = int(layers.size());
   struct Config { const BgemmKernel* k; int threads; };
   std::vector<Config> configs;
-  for (auto* k : kernels) for (int t : {1, 2}) configs.push_back({k, t});
+  const int max_threads = argc > 3 ? std::atoi(argv[3]) : 2;
+  for (auto* k : kernels)
+    for (int t = 1; t <= max_threads; ++t) configs.push_back({k, t});
   std::vector<std::vector<std::vector<double>>> us(
       configs.size(), std::vector<std::vector<double>>(n_layers + 1));
   for (int r = 0; r < rounds + 3; ++r)
