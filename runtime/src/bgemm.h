@@ -92,7 +92,7 @@ void BgemmAvx512Blocked(const uint32_t*, int, const uint32_t*, int, int, int32_t
 void BgemmNeon(const uint32_t*, int, const uint32_t*, int, int, int32_t*, int);
 #endif
 #if defined(__aarch64__)
-// Blocked 16x4 filters, InterleavePatches4 patches; ignores `fused` (fuses = false).
+// Blocked 16x4 filters, InterleavePatches4 patches, fused epilogue.
 void BgemmNeonBlocked(const uint32_t*, int, const uint32_t*, int, int, int32_t*, int,
                       const BlockedEpilogue*);
 #endif

@@ -278,10 +278,57 @@ inline void Tile1(const uint8_t* pa, const uint8_t* pf, int chunks, uint32x4_t* 
   }
 }
 
+// The fused epilogue of one pixel and one full block: v.val[i] lane j holds
+// filter 4j + i, so the block's per-filter constants load de-interleaved
+// (LD4) into the same order and a float result stores back with ST4.
+inline void StoreFused(const uint32x4x4_t& v, int o0, long pixel,
+                       const BlockedEpilogue& e) {
+  if (e.thresholds != nullptr) {
+    const int32x4x4_t thr = vld4q_s32(e.thresholds + o0);
+    uint32x4_t bits = vdupq_n_u32(0);
+    for (int i = 0; i < 4; ++i) {
+      const uint32_t w[4] = {1u << i, 1u << (4 + i), 1u << (8 + i), 1u << (12 + i)};
+      const uint32x4_t gt = vcgtq_s32(vreinterpretq_s32_u32(v.val[i]), thr.val[i]);
+      bits = vorrq_u32(bits, vandq_u32(gt, vld1q_u32(w)));
+    }
+    e.bits[pixel * e.bits_stride + o0 / 16] = static_cast<uint16_t>(vaddvq_u32(bits));
+    return;
+  }
+  const float32x4x4_t mul = vld4q_f32(e.mul + o0);
+  const float32x4x4_t bias = vld4q_f32(e.bias + o0);
+  const int32x4_t lo = vdupq_n_s32(e.clamp_lo), hi = vdupq_n_s32(e.clamp_hi);
+  float32x4x4_t y;
+  for (int i = 0; i < 4; ++i) {
+    const int32x4_t x =
+        vmaxq_s32(vminq_s32(vshlq_n_s32(vreinterpretq_s32_u32(v.val[i]), 1), hi), lo);
+    y.val[i] = vaddq_f32(vmulq_f32(vcvtq_f32_s32(x), mul.val[i]), bias.val[i]);
+  }
+  vst4q_f32(e.out + pixel * e.out_stride + o0, y);
+}
+
+// The same for a partial block (filters o0 .. n_out - 1), lane by lane.
+void StoreFusedPartial(const uint32_t all[16], int o0, int n_out, long pixel,
+                       const BlockedEpilogue& e) {
+  const int n = n_out - o0;
+  if (e.thresholds != nullptr) {
+    uint32_t bits = 0;
+    for (int o = 0; o < n; ++o)
+      bits |= static_cast<uint32_t>(static_cast<int32_t>(all[o]) > e.thresholds[o0 + o]) << o;
+    e.bits[pixel * e.bits_stride + o0 / 16] = static_cast<uint16_t>(bits);
+    return;
+  }
+  for (int o = 0; o < n; ++o) {
+    int32_t x = static_cast<int32_t>(all[o]) * 2;
+    x = x < e.clamp_hi ? x : e.clamp_hi;
+    x = x > e.clamp_lo ? x : e.clamp_lo;
+    e.out[pixel * e.out_stride + o0 + o] = static_cast<float>(x) * e.mul[o0 + o] + e.bias[o0 + o];
+  }
+}
+
 }  // namespace
 
 void BgemmNeonBlocked(const uint32_t* patches, int n_pix, const uint32_t* filters, int n_out,
-                      int kwords, int32_t* accum, int ldc, const BlockedEpilogue*) {
+                      int kwords, int32_t* accum, int ldc, const BlockedEpilogue* fused) {
   const int chunks = kwords / kKWordAlign;
   const int blocks = (n_out + kBlockFilters - 1) / kBlockFilters;
   const int groups = (n_pix + 3) / 4;
@@ -289,6 +336,7 @@ void BgemmNeonBlocked(const uint32_t* patches, int n_pix, const uint32_t* filter
     const uint8_t* fb =
         reinterpret_cast<const uint8_t*>(filters + static_cast<long>(b) * kBlockFilters * kwords);
     const int o0 = b * kBlockFilters;
+    const bool full = o0 + kBlockFilters <= n_out;
     for (int q = 0; q < groups; ++q) {
       const uint8_t* pa =
           reinterpret_cast<const uint8_t*>(patches + static_cast<long>(q) * 4 * kwords);
@@ -302,16 +350,24 @@ void BgemmNeonBlocked(const uint32_t* patches, int n_pix, const uint32_t* filter
         for (int i = 0; i < 4; ++i) Tile(pa, fb + 64 * i, chunks, r[i]);
       }
       for (int p = 0; p < np; ++p) {
-        int32_t* out = accum + static_cast<long>(4 * q + p) * ldc + o0;
+        const long pixel = 4 * q + p;
         const uint32x4x4_t v = {{r[0][p], r[1][p], r[2][p], r[3][p]}};
-        if (o0 + kBlockFilters <= n_out) {
+        if (full && fused != nullptr) {
+          StoreFused(v, o0, pixel, *fused);
+          continue;
+        }
+        int32_t* out = accum + pixel * ldc + o0;
+        if (full) {
           // ST4 interleaves lane j of the 4 vectors: filters 4j + 0..3, in order.
           vst4q_u32(reinterpret_cast<uint32_t*>(out), v);
           continue;
         }
         alignas(16) uint32_t all[16];
         vst4q_u32(all, v);
-        for (int o = 0; o < n_out - o0; ++o) out[o] = static_cast<int32_t>(all[o]);
+        if (fused != nullptr)
+          StoreFusedPartial(all, o0, n_out, pixel, *fused);
+        else
+          for (int o = 0; o < n_out - o0; ++o) out[o] = static_cast<int32_t>(all[o]);
       }
     }
   }

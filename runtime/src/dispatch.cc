@@ -25,7 +25,8 @@ bool HasAvx512Popcnt() {
 #endif
 #if defined(__ARM_NEON) || defined(__aarch64__)
 #if defined(__aarch64__)
-const BgemmKernel kNeon = {"neon", BgemmNeon, BgemmNeonBlocked, /*interleave4=*/true};
+const BgemmKernel kNeon = {"neon", BgemmNeon, BgemmNeonBlocked, /*interleave4=*/true,
+                           /*fuses=*/true};
 #else
 const BgemmKernel kNeon = {"neon", BgemmNeon};
 #endif
