@@ -1,7 +1,7 @@
 """bitlite's binary kernels against int8 and float on XNNPACK and LCE, from one run.
 
     python -m benchmarks.kernels [--runs 30] [--models vgg8,lenet5] [--exports DIR]
-        [--out benchmarks/results/kernels.md]
+        [--aarch64] [--out benchmarks/results/kernels.md]
 
 For each network (the registered VGG-8, 32x32x3 128-128-256-256-512-512, and the default
 LeNet-5 BNN, both built here and converted untrained: speed does not depend on weight
@@ -14,7 +14,9 @@ own interpreter (on x86 that is LCE's portable reference code, not a device spee
 and 2 threads. Every subject runs once per round, round after round, so they all share
 the machine's load; the cores are shared, so compare ratios within the table.
 
-Each bitlite kernel's output is compared with the reference kernel's (bit-exact).
+Each bitlite kernel's output is compared with the reference kernel's (bit-exact). Then
+VGG-8's binary convolutions alone (the C++ layer bench), and with ``--aarch64`` guest
+instruction counts under qemu-aarch64 (whole nets, the convolutions alone, inner loops).
 """
 
 from __future__ import annotations
@@ -202,6 +204,68 @@ def layer_bench(runs: int, kernels: list[str]) -> str:
             "```\n" + out + "```\n")
 
 
+def aarch64_section(exports_by_model: dict[str, dict[str, Path]]) -> str:
+    """Guest instructions on emulated AArch64 (qemu-user + the icount plugin): whole
+    nets (binary on bitlite's NEON kernels, float on tflite-runtime + XNNPACK), VGG-8's
+    binary convolutions alone, and the static inner loops."""
+    from bitlite_runtime import build
+
+    from benchmarks.runtime_neon_loop import TILES, inner_loop
+    from pipeline.bench.targets import icount, make_target
+    from pipeline.bench.targets.base import Settings
+    from pipeline.bench.targets.measure import measure
+    from tools.inspect import inspect
+
+    qemu = make_target("qemu-aarch64", progress=lambda m: print(m, file=sys.stderr))
+    lines = ["### AArch64 (qemu-aarch64, guest instructions per inference)", "",
+             "Exact and repeatable counts, not times: guest instructions between set-input "
+             "and read-output (the icount plugin), tflite-runtime 2.14 aarch64 wheel, "
+             "bitlite's library cross-built with this checkout's kernels.", "",
+             "| net | binary MACs | binary instructions | per binary MAC | float "
+             "instructions | binary / float | parity |", "|---|---:|---:|---:|---:|---:|---|"]
+    for name, exports in exports_by_model.items():
+        macs = inspect(exports["binary"].read_bytes())["macs"].get("binary", 0)
+        counts, ok = {}, []
+        for kind in ("binary", "float"):
+            print(f"{name} {kind}: qemu-aarch64", file=sys.stderr)
+            m = measure(exports[kind], qemu, Settings(runs=2, warmup=1))
+            counts[kind] = m.instructions_per_invoke
+            ok.append(f"{kind} {'ok' if m.parity and m.parity.get('ok') else 'FAIL'}")
+        lines.append(f"| {name} | {macs:,} | {counts['binary']:,.0f} | "
+                     f"{counts['binary'] / macs:.4f} | {counts['float']:,.0f} | "
+                     f"{counts['binary'] / counts['float']:.3f} | {', '.join(ok)} |")
+    # VGG-8's five binary convolutions alone: one round of the C++ layer bench.
+    root = Path(__file__).resolve().parents[1] / "runtime"
+    with tempfile.TemporaryDirectory(prefix="bitlite-a64-bench-") as tmp:
+        exe = Path(tmp) / "bconv_bench"
+        flags = [f for f in build.compile_flags("aarch64")
+                 if f not in ("-shared", "-fPIC", "-fvisibility=hidden")]
+        srcs = [str(p) for p in build.sources() if p.name != "lce_ops.cc"]
+        subprocess.run([build.compiler_for("aarch64"), *flags, "-static",
+                        str(root / "check" / "bconv_bench.cc"), *srcs, "-o", str(exe)],
+                       check=True, capture_output=True)
+        plugin, total = icount.build_plugin(), {}
+        for rounds in (1, 2):
+            out = Path(tmp) / f"count{rounds}.txt"
+            subprocess.run(["qemu-aarch64", "-plugin", f"{plugin},out={out}", str(exe),
+                            str(rounds), "neon", "1"], check=True, capture_output=True)
+            total[rounds] = int(out.read_text().split()[1])  # "total N"
+    vgg_macs = 32 * 32 * 128 * 1152 + 16 * 16 * 256 * (1152 + 2304) + 8 * 8 * 512 * (2304 + 4608)
+    layer = total[2] - total[1]
+    lines += ["", f"VGG-8's five binary 3x3 convolutions alone (`bconv_bench` at 1 thread, "
+              f"2 rounds minus 1 round): {layer:,} instructions for "
+              f"{vgg_macs:,} binary MACs = {layer / vgg_macs:.4f} per binary MAC.", "",
+              "| inner loop | source | tile (pixels x filters x steps) | instructions | "
+              "binary MACs | per binary MAC |", "|---|---|---|---:|---:|---:|"]
+    for arch, p, o, steps, source in TILES:
+        if arch != "aarch64":
+            continue
+        body = inner_loop(arch, source, p * o * steps)
+        lines.append(f"| {arch} | {source} | {p} x {o} x {steps} | {len(body)} | "
+                     f"{p * o * steps * 128} | {len(body) / (p * o * steps * 128):.4f} |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(name: str, subjects: list[Subject]) -> str:
     checks = parity(subjects)
     int8 = {s.threads: s.median_ms() for s in subjects if s.kind == "int8"}
@@ -223,6 +287,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--models", default="vgg8,lenet5")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--aarch64", action="store_true",
+                        help="also count guest instructions under qemu-aarch64 (minutes)")
     parser.add_argument("--exports", type=Path, default=None,
                         help="use NAME_{binary,int8,float}.tflite from this folder instead "
                              "of building them")
@@ -230,7 +296,7 @@ def main() -> None:
     from benchmarks.latency import build_exports
 
     kernels, skipped = available_kernels()
-    sections = []
+    sections, all_exports = [], {}
     with tempfile.TemporaryDirectory(prefix="bitlite-kernels-") as tmp:
         for name in args.models.split(","):
             if args.exports:
@@ -239,13 +305,16 @@ def main() -> None:
             else:
                 print(f"{name}: building exports", file=sys.stderr)
                 exports = build_exports(name, Path(tmp))
+            all_exports[name] = exports
             subjects = build_subjects(name, exports, kernels)
             print(f"{name}: timing {len(subjects)} subjects, {args.runs} rounds",
                   file=sys.stderr)
             run(subjects, args.runs)
             sections.append(markdown(name, subjects))
-    print("layer bench", file=sys.stderr)
-    sections.append(layer_bench(max(args.runs, 30), kernels))
+        print("layer bench", file=sys.stderr)
+        sections.append(layer_bench(max(args.runs, 30), kernels))
+        if args.aarch64:
+            sections.append(aarch64_section(all_exports))
     note = (f"Kernels skipped (this CPU lacks them): {', '.join(skipped)}.\n\n"
             if skipped else "")
     body = (
