@@ -181,9 +181,10 @@ def parity(subjects: list[Subject]) -> dict[int, str]:
     return out
 
 
-def layer_bench(runs: int, kernels: list[str]) -> str:
-    """The C++ layer bench (runtime/check/bconv_bench.cc): VGG-8's binary convolutions
-    alone through RunBConv, every kernel at 1 and 2 threads, interleaved."""
+def layer_bench(runs: int, kernels: list[str], net: str) -> tuple[str, dict[str, float]]:
+    """The C++ layer bench (runtime/check/bconv_bench.cc): the net's binary convolutions
+    alone through RunBConv, every kernel at 1 and 2 threads, interleaved. Returns its
+    table and the total microseconds per "kernel/threads"."""
     from bitlite_runtime import build
 
     root = Path(__file__).resolve().parents[1] / "runtime"
@@ -194,14 +195,17 @@ def layer_bench(runs: int, kernels: list[str]) -> str:
         srcs = [str(p) for p in build.sources() if p.name != "lce_ops.cc"]
         subprocess.run([build.compiler_for("host"), *flags, str(root / "check" / "bconv_bench.cc"),
                         *srcs, "-o", str(exe)], check=True, capture_output=True)
-        names = ",".join(k for k in kernels if k not in ("reference", "generic"))
-        out = subprocess.run([str(exe), str(runs), names], check=True, capture_output=True,
-                             text=True).stdout
-    return ("### VGG-8 binary convolutions alone (C++, no TFLite)\n\n"
-            "`runtime/check/bconv_bench.cc`: the five binary 3x3 convolutions of VGG-8 "
-            "(pad_values=1, float output before each pool, bitpacked after), each kernel "
-            f"at 1 and 2 threads, interleaved round by round, median of {runs}.\n\n"
+        names = [k for k in kernels if k != "reference"]
+        out = subprocess.run([str(exe), str(runs), ",".join(names), "2", net], check=True,
+                             capture_output=True, text=True).stdout
+    header = out.splitlines()[0].split()[3:]  # "layer (median us)" then kernel/threads
+    total = next(line for line in out.splitlines() if line.startswith("total")).split()[1:]
+    totals = dict(zip(header, map(float, total), strict=True))
+    text = (f"{net}'s binary convolutions alone (C++ `runtime/check/bconv_bench.cc`, no "
+            "TFLite; pad_values=1 as the converter writes them), each kernel at 1 and 2 "
+            f"threads, interleaved round by round, median of {runs}:\n\n"
             "```\n" + out + "```\n")
+    return text, totals
 
 
 def aarch64_section(exports_by_model: dict[str, dict[str, Path]]) -> str:
@@ -266,7 +270,8 @@ def aarch64_section(exports_by_model: dict[str, dict[str, Path]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def markdown(name: str, subjects: list[Subject]) -> str:
+def markdown(name: str, subjects: list[Subject], layers: str,
+             totals: dict[str, float]) -> str:
     checks = parity(subjects)
     int8 = {s.threads: s.median_ms() for s in subjects if s.kind == "int8"}
     one = {s.label: s.median_ms() for s in subjects if s.threads == 1}
@@ -279,6 +284,16 @@ def markdown(name: str, subjects: list[Subject]) -> str:
         speedup = f"{one[s.label] / ms:.2f}x" if s.threads > 1 and s.label in one else "—"
         lines.append(f"| {s.label} | {s.threads} | {ms:.3f} | {len(s.times)} | "
                      f"{int8[s.threads] / ms:.2f}x | {speedup} | {checks.get(id(s), '—')} |")
+    lines += ["", layers]
+    whole = next((s for s in subjects if s.threads == 1 and s.label.startswith("bitlite")), None)
+    kernel = next(iter(totals), None)
+    if whole is not None and kernel is not None and kernel.endswith("/1"):
+        conv_ms = totals[kernel] / 1000
+        lines.append(f"Outside the binary convolutions: {whole.label} at 1 thread takes "
+                     f"{whole.median_ms():.3f} ms per invoke, its binary convolutions alone "
+                     f"{conv_ms:.3f} ms ({kernel}): {whole.median_ms() - conv_ms:.3f} ms "
+                     f"({1 - conv_ms / whole.median_ms():.0%}) is the rest (Python invoke, "
+                     "TFLite, the float layers, pooling, LceQuantize).\n")
     return "\n".join(lines) + "\n"
 
 
@@ -310,9 +325,9 @@ def main() -> None:
             print(f"{name}: timing {len(subjects)} subjects, {args.runs} rounds",
                   file=sys.stderr)
             run(subjects, args.runs)
-            sections.append(markdown(name, subjects))
-        print("layer bench", file=sys.stderr)
-        sections.append(layer_bench(max(args.runs, 30), kernels))
+            print(f"{name}: layer bench", file=sys.stderr)
+            layers, totals = layer_bench(max(args.runs, 30), kernels, name)
+            sections.append(markdown(name, subjects, layers, totals))
         if args.aarch64:
             sections.append(aarch64_section(all_exports))
     note = (f"Kernels skipped (this CPU lacks them): {', '.join(skipped)}.\n\n"

@@ -1,8 +1,9 @@
 // Binary-convolution layer timings without TFLite: the binary layers of VGG-8
-// (32x32x3, 128-128-256-256-512-512) through RunBConv, every kernel and thread
-// count interleaved round by round, so the shared machine's load hits all alike.
+// (32x32x3, 128-128-256-256-512-512) or of the default LeNet-5 BNN through
+// RunBConv, every kernel and thread count interleaved round by round, so the
+// shared machine's load hits all alike.
 //
-//   bconv_bench [rounds] [kernel,kernel,...] [max_threads]
+//   bconv_bench [rounds] [kernel,kernel,...] [max_threads] [vgg8|lenet5]
 // Prints the median microseconds per layer and in total, and binary GMAC/s.
 #include <algorithm>
 #include <chrono>
@@ -23,10 +24,20 @@ struct Layer {
   const char* name;
   int hw, cin, cout;
   OutputType out;
+  int k = 3;          // square filter
+  int padding = 0;    // 0 = SAME, 1 = VALID
 };
 
 // As the converter writes VGG-8: the conv before each max-pool outputs float,
 // the one after a pool outputs bitpacked (it feeds the next binary conv).
+// The default LeNet-5 BNN's binary layers as the converter writes them: a 5x5
+// VALID convolution, then the two dense layers as convolutions over 1 pixel.
+const Layer kLenet5[] = {
+    {"12x12 32->64 5x5 float", 12, 32, 64, OutputType::kFloat32, 5, 1},
+    {"dense 1024->512 bits", 1, 1024, 512, OutputType::kBitpacked, 1, 1},
+    {"dense 512->10 float", 1, 512, 10, OutputType::kFloat32, 1, 1},
+};
+
 const Layer kVgg8[] = {
     {"32x32 128->128 float", 32, 128, 128, OutputType::kFloat32},
     {"16x16 128->256 bits", 16, 128, 256, OutputType::kBitpacked},
@@ -46,23 +57,25 @@ Prepared Prepare(const Layer& l, std::mt19937& rng) {
   Prepared p;
   BConvOptions o;
   o.channels_in = l.cin;
-  o.padding = 0;  // SAME
+  o.padding = l.padding;
   o.pad_values = 1;
-  const int words = l.cin / 32;
+  const int words = l.cin / 32, taps = l.k * l.k;
   const int in_dims[4] = {1, l.hw, l.hw, words};
-  const int filter_dims[4] = {l.cout, 3, 3, words};
-  std::vector<int32_t> filter(size_t(l.cout) * 9 * words);
+  const int filter_dims[4] = {l.cout, l.k, l.k, words};
+  std::vector<int32_t> filter(size_t(l.cout) * taps * words);
   for (auto& v : filter) v = int32_t(rng());
   std::vector<float> mul(l.cout, 0.5f), bias(l.cout, 1.0f);
-  std::vector<int32_t> thr(l.cout, 9 * l.cin / 2);
+  std::vector<int32_t> thr(l.cout, taps * l.cin / 2);
   BConvTensors t{in_dims, filter_dims, filter.data(), mul.data(), bias.data(), thr.data(),
                  l.out, 1.0f, 0};
   const std::string e = PlanBConv(o, t, &p.plan);
   if (!e.empty()) std::printf("plan: %s\n", e.c_str());
   p.input.resize(size_t(l.hw) * l.hw * words);
   for (auto& v : p.input) v = int32_t(rng());
-  p.out.resize(size_t(l.hw) * l.hw * l.cout);
-  p.macs = double(l.hw) * l.hw * l.cout * 9 * l.cin;
+  int dims[4];
+  BConvOutputDims(p.plan, dims);
+  p.out.resize(size_t(dims[1]) * dims[2] * l.cout);
+  p.macs = double(dims[1]) * dims[2] * l.cout * taps * l.cin;
   return p;
 }
 
@@ -92,7 +105,11 @@ int main(int argc, char** argv) {
   std::mt19937 rng(1);
   std::vector<Prepared> layers;
   double total_macs = 0;
-  for (const Layer& l : kVgg8) layers.push_back(Prepare(l, rng)), total_macs += layers.back().macs;
+  const bool lenet = argc > 4 && std::strcmp(argv[4], "lenet5") == 0;
+  const Layer* net = lenet ? kLenet5 : kVgg8;
+  const int net_layers = lenet ? 3 : 5;
+  for (int i = 0; i < net_layers; ++i)
+    layers.push_back(Prepare(net[i], rng)), total_macs += layers.back().macs;
   const int n_layers = int(layers.size());
   struct Config { const BgemmKernel* k; int threads; };
   std::vector<Config> configs;
@@ -123,7 +140,7 @@ int main(int argc, char** argv) {
   for (auto& c : configs) std::printf(" %9s/%d", c.k->name, c.threads);
   std::printf("\n");
   for (int i = 0; i <= n_layers; ++i) {
-    std::printf("%-24s", i < n_layers ? kVgg8[i].name : "total");
+    std::printf("%-24s", i < n_layers ? net[i].name : "total");
     for (size_t c = 0; c < configs.size(); ++c) std::printf(" %11.1f", median(us[c][i]));
     std::printf("\n");
   }
