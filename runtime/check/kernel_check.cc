@@ -20,6 +20,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../src/bconv.h"
@@ -269,6 +270,53 @@ void CheckBitpackFloat(std::mt19937& rng, int iters) {
   }
 }
 
+// Several interpreters invoking at once share the one thread pool: a caller
+// that finds it busy runs its convolution alone. Every result must still be
+// the reference's bytes (run under TSan by run_sanitized.sh).
+void CheckConcurrentCallers(const std::vector<const BgemmKernel*>& kernels) {
+  BConvOptions o;
+  o.channels_in = 96;
+  o.pad_values = 1;
+  const int in_dims[4] = {1, 14, 14, 3}, filter_dims[4] = {40, 3, 3, 3};
+  std::mt19937 rng(7);
+  std::vector<int32_t> filter(40 * 9 * 3), input(14 * 14 * 3), thr(40, 400);
+  for (auto& v : filter) v = static_cast<int32_t>(rng());
+  for (auto& v : input) v = static_cast<int32_t>(rng());
+  std::vector<float> mul(40, 0.5f), bias(40, -3.0f);
+  for (OutputType type : {OutputType::kFloat32, OutputType::kBitpacked}) {
+    BConvTensors t{in_dims, filter_dims, filter.data(), mul.data(), bias.data(), thr.data(),
+                   type, 1.0f, 0};
+    BConvPlan plan;
+    Expect(PlanBConv(o, t, &plan).empty(), "concurrent-callers plan");
+    int dims[4];
+    BConvOutputDims(plan, dims);
+    const size_t n = size_t(dims[1]) * dims[2] * dims[3];
+    std::vector<int32_t> want(n);
+    const BgemmKernel reference = {"reference", nullptr};
+    RunBConv(plan, &reference, 1, input.data(), want.data());
+    for (const BgemmKernel* k : kernels) {
+      constexpr int kCallers = 4, kRepeats = 25;
+      std::vector<std::vector<int32_t>> got(kCallers, std::vector<int32_t>(n));
+      std::vector<int> same(kCallers, 0);
+      std::vector<std::thread> callers;
+      for (int c = 0; c < kCallers; ++c)
+        callers.emplace_back([&, c] {
+          for (int r = 0; r < kRepeats; ++r) {
+            std::fill(got[c].begin(), got[c].end(), 0x55555555);
+            same[c] += RunBConv(plan, k, 2 + c % 3, input.data(), got[c].data()) &&
+                       got[c] == want;
+          }
+        });
+      for (auto& th : callers) th.join();
+      for (int c = 0; c < kCallers; ++c) {
+        Expect(same[c] == kRepeats, std::string("concurrent callers ") + k->name + " caller " +
+                                        std::to_string(c));
+        ++g_per_kernel[k->name];
+      }
+    }
+  }
+}
+
 void CheckParser(std::mt19937& rng) {
   const std::vector<std::pair<std::string, int64_t>> entries = {
       {"channels_in", 64},  {"dilation_height_factor", 1}, {"dilation_width_factor", 2},
@@ -401,6 +449,7 @@ int main(int argc, char** argv) {
   SetMinMacsPerThread(0);  // split even the smallest convolution over the threads
   ConvStats stats;
   CheckConv(rng, kernels, iters, &stats);
+  CheckConcurrentCallers(kernels);
   CheckBitpackFloat(rng, iters);
   CheckParser(rng);
   CheckDecode(rng, iters);
