@@ -65,6 +65,14 @@ const BgemmKernel* SelectKernel(const char* name, const char** error) {
 #if defined(__ARM_NEON) || defined(__aarch64__)
   if (std::strcmp(name, "neon") == 0) return &kNeon;
 #endif
+  if (std::strcmp(name, "avx2") == 0 || std::strcmp(name, "avx512") == 0) {
+    *error = "BITLITE_KERNEL: this build has no x86 kernels (not an x86-64 build)";
+    return nullptr;
+  }
+  if (std::strcmp(name, "neon") == 0) {
+    *error = "BITLITE_KERNEL: this build has no NEON kernels (not an Arm build)";
+    return nullptr;
+  }
   *error = "unknown BITLITE_KERNEL (expected auto, reference, generic, avx2, avx512 or neon "
            "as this build and CPU allow)";
   return nullptr;
