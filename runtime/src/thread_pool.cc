@@ -132,7 +132,14 @@ Pool* GetPool() {
 }  // namespace
 
 void ParallelFor(int threads, int n_tasks, TaskFn fn, void* ctx) {
-  if (threads > 1 && n_tasks > 1 && GetPool()->Run(threads, n_tasks, fn, ctx)) return;
+  if (threads > 1 && n_tasks > 1) {
+    Pool* pool = nullptr;
+    try {
+      pool = GetPool();
+    } catch (...) {  // bad_alloc creating it: run serially
+    }
+    if (pool != nullptr && pool->Run(threads, n_tasks, fn, ctx)) return;
+  }
   for (int t = 0; t < n_tasks; ++t) fn(ctx, t);
 }
 
