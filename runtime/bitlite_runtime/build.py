@@ -42,6 +42,8 @@ _ARCH_FLAGS = {
 }
 _SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
                    "-fno-omit-frame-pointer", "-g", "-O1"]
+# ThreadSanitizer (the convolution thread pool), for the standalone kernel check only.
+_TSAN_FLAGS = ["-fsanitize=thread", "-fno-omit-frame-pointer", "-g", "-O1"]
 
 
 class BuildError(RuntimeError):
@@ -117,21 +119,24 @@ def build_library(arch: str = "host", out_dir: str | os.PathLike = "build",
 
 
 def build_kernel_check(arch: str = "host", out_dir: str | os.PathLike = "build",
-                       sanitize: bool = False) -> Path:
+                       sanitize: bool | str = False) -> Path:
     """Compile the standalone kernel check (runtime/check/kernel_check.cc) for `arch`.
 
     It needs no Python or TFLite, so a cross build runs under qemu-user; cross builds
-    are linked statically so that qemu needs no target sysroot.
+    are linked statically so that qemu needs no target sysroot. `sanitize`: True for
+    ASan + UBSan, "thread" for ThreadSanitizer.
     """
     check = source_dir().parent / "check" / "kernel_check.cc"
     if not check.is_file():
         raise BuildError(f"{check} not found (reinstall bitlite_runtime: pip install ./runtime)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    target = out / ("kernel_check" + ("-asan" if sanitize else ""))
+    tsan = sanitize == "thread"
+    target = out / ("kernel_check" + ("-tsan" if tsan else "-asan" if sanitize else ""))
     cross = arch != "host" and arch != host_arch()
     flags = [f for f in _COMMON_FLAGS if f not in ("-shared", "-fPIC", "-fvisibility=hidden")]
-    flags += _ARCH_FLAGS[arch if cross else "host"] + (_SANITIZE_FLAGS if sanitize else [])
+    flags += _ARCH_FLAGS[arch if cross else "host"]
+    flags += _TSAN_FLAGS if tsan else _SANITIZE_FLAGS if sanitize else []
     srcs = [str(p) for p in sources() if p.name not in _TFLITE_GLUE]
     cmd = [compiler_for(arch), *flags, str(check), *srcs, "-o", str(target),
            *(["-static"] if cross else [])]

@@ -272,7 +272,9 @@ TfLiteStatus BConvEval(TfLiteContext* context, TfLiteNode* node) {
                       : recommended > 0          ? recommended
                                                  : 1;
   if (d->config.threads_seen) d->config.threads_seen->store(threads);
-  RunBConv(d->plan, d->kernel, threads, in->data.i32, out->data.raw);
+  if (!RunBConv(d->plan, d->kernel, threads, in->data.i32, out->data.raw)) {
+    return Report(context, "LceBconv2d: out of memory for the convolution's scratch");
+  }
   return kTfLiteOk;
 }
 
