@@ -5,7 +5,8 @@ elsewhere (issue 17).
     python -m benchmarks.zoo [--size 224] [--models QuickNetSmall BiRealNet ...] [--out F]
 
 Every architecture of ``larq_zoo.sota`` and ``larq_zoo.literature`` is built with random
-weights (``weights=None``: pretrained weights cannot be downloaded here), exported with
+weights (``weights=None``: pretrained weights cannot be downloaded here) and random
+batch-norm statistics (untrained BN leaves exact ties at every sign), exported with
 :func:`pipeline.export.export_model` and checked on 8 random inputs against Keras on LCE's
 interpreter and on bitlite's runtime (max |output difference| relative to the largest
 output). Size is compared with the smallest possible file: one bit per binary weight plus
@@ -42,6 +43,21 @@ def architectures() -> dict[str, Any]:
     return dict(sorted(found.items()))
 
 
+def randomize_batch_norm(model: Any, seed: int = 0) -> None:
+    """Random batch-norm statistics, as a trained model has. Untrained BN is the identity,
+    so a binary layer's integer popcounts reach the next sign() unchanged and many are
+    exactly 0, where float rounding in either runtime decides the sign: parity on such a
+    model measures ties, not the export."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    for layer in model.submodules:
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            for w in layer.weights:
+                low, high = (0.5, 2.0) if "variance" in w.name or "gamma" in w.name else (-0.3, 0.3)
+                w.assign(rng.uniform(low, high, w.shape).astype(np.float32))
+
+
 def smallest_bytes(report: dict[str, Any]) -> float:
     """One bit per binary weight, every other weight tensor as the file stores it."""
     total = 0.0
@@ -72,6 +88,7 @@ def row(name: str, build: Any, size: int, latency_runs: int) -> dict[str, Any]:
     from pipeline.export import export_model
 
     model = build(input_shape=(size, size, 3), weights=None, num_classes=1000)
+    randomize_batch_norm(model)
     with tempfile.TemporaryDirectory(prefix="bitlite-zoo-") as tmp:
         start = time.perf_counter()
         try:
