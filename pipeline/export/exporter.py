@@ -376,6 +376,7 @@ def markdown(run: runs.Run, r: dict[str, Any]) -> str:
         f"| {w['output']} | {w['op']} | {w['dtype']} | {w['bytes']} | {w['bits_per_weight']:.2f} |"
         for w in r["weight_tensors"]
     ]
+    lines += layer_table(r.get("layers", []))
     inexact = [w for w in r["int8_weights"] if not w["exact"]]
     if inexact:
         lines += ["", "Weights whose levels do not fit int8 exactly:"]
@@ -383,6 +384,35 @@ def markdown(run: runs.Run, r: dict[str, Any]) -> str:
     if r["conversion_failures"]:
         lines += ["", "Conversion fallbacks: " + "; ".join(r["conversion_failures"])]
     return "\n".join(lines) + "\n"
+
+
+def products_label(plan: dict[str, Any]) -> str:
+    """``k × J (+ones)``: activation planes × weight planes of a decomposed layer."""
+    if plan.get("action") != "planes->bconv":
+        return "1" if "bconv" in plan.get("action", "") else "–"
+    ones = " + ones" if plan.get("ones_filter") else ""
+    return f"{plan['activation_planes']} × ({plan['weight_planes']}{ones})"
+
+
+def layer_table(plans: Sequence[dict[str, Any]]) -> list[str]:
+    """One row per quantized layer: what it runs on, into how many binary products, and,
+    for a layer left off the binary kernels, why (issue 16)."""
+    if not plans:
+        return []
+    lines = [
+        "",
+        "| quantized layer | kind | became | activation planes × weight planes | "
+        "binary products | why not binary |",
+        "|---|---|---|---|---:|---|",
+    ]
+    for p in plans:
+        binary = "bconv" in p["action"]
+        products = p.get("products") or (1 if binary else 0)
+        lines.append(
+            f"| {p['layer']} | {p['kind']} | {p['action']} | {products_label(p)} | "
+            f"{products} | {'' if binary else p.get('reason') or 'weights not binary'} |"
+        )
+    return lines
 
 
 def runs_on(r: dict[str, Any]) -> str:
@@ -447,6 +477,16 @@ def summary(run: runs.Run, report: dict[str, Any]) -> str:
         f"  ops             {ops}",
         f"  runs on         {runs_on(r)}",
     ]
+    for p in r.get("layers", []):
+        if p["action"] == "planes->bconv":
+            lines.append(
+                f"  binary products {p['layer']}: {products_label(p)} planes "
+                f"= {p['products']} per output"
+            )
+        elif "bconv" not in p["action"]:
+            lines.append(
+                f"  not binary      {p['layer']}: {p.get('reason') or 'weights not binary'}"
+            )
     for name, b in r["baselines"].items():
         if "tflite_accuracy" in b:
             lines.append(

@@ -40,8 +40,9 @@ layer, and it only recognizes larq's own sign. So, for every larq quantized laye
   * weights: a channel with levels ``l_0 < … < l_{n−1}`` is ``W = z + Σ_j y_j S_j`` with
     ``S_j ∈ {±1}``: thermometer planes ``S_j = sign(W ≥ l_j)``, ``y_j = (l_j − l_{j−1})/2``,
     ``z = (l_0 + l_{n−1})/2`` (binary ``±α = α S``; ternary ``{−α, 0, α} = α (S_1 + S_2)/2``;
-    TTQ ``{−W_n, 0, W_p}`` has ``z = (W_p − W_n)/2``), or, for 4 equally spaced levels,
-    two binary-weighted planes ``{−3, −1, 1, 3}·α/3 = α (2 S_1 + S_2)/3``;
+    TTQ ``{−W_n, 0, W_p}`` has ``z = (W_p − W_n)/2``), or, for 4 levels with
+    ``l_3 − l_2 = l_1 − l_0`` (2-bit uniform), two planes ``z ± y_1 ± y_2``:
+    ``{−3, −1, 1, 3}·α/3 = α (2 S_1 + S_2)/3``;
   * so ``a·W = d·ΣW + Σ_i c_i [Σ_j y_j (s_i·S_j) + z (s_i·1)]``: the ``k`` planes go
     through ONE ``LceBconv2d`` stacked on the batch axis, its filters the ``J`` weight
     planes side by side (plus one all-ones filter when some ``z_c ≠ 0``), and the
@@ -294,7 +295,7 @@ def _channel_planes(levels: np.ndarray, index: np.ndarray) -> tuple[list, list, 
     n = len(levels)
     scale = max(float(np.abs(levels).max()), 1e-30)
     if n == 4 and abs((levels[3] - levels[2]) - (levels[1] - levels[0])) <= LEVEL_RTOL * scale:
-        # equally spaced: the 2-bit code (index = 2 bit1 + bit0) has binary-weighted planes
+        # l_3 − l_2 = l_1 − l_0: the levels are z ± y_1 ± y_2, planes the bits of the index
         planes = [2 * ((index >> 1) & 1) - 1, 2 * (index & 1) - 1]
         y = [(levels[2] - levels[0]) / 2, (levels[1] - levels[0]) / 2]
         return planes, y, (levels[0] + levels[3]) / 2
