@@ -493,3 +493,40 @@ def test_end_to_end_from_the_command_line(tmp_path):
     assert export.returncode == 0, export.stderr
     assert "argmax agreement" in export.stdout and "LceBconv2d" in export.stdout
     assert json.loads((out / runs.EXPORT_REPORT).read_text())["parity_ok"] is True
+
+
+@pytest.mark.parametrize(
+    ("method", "options", "planes"),
+    [("dorefa", {}, (2, 1)), ("qnn", {}, (2, 2))],  # (activation planes, weight planes)
+)
+def test_kbit_lenet_trains_exports_on_binary_kernels_with_parity(tmp_path, method, options, planes):
+    """Issue 16 end to end: DoReFa W1A2 and QNN W2A2 LeNet-5s (1 epoch, 300 MNIST images)
+    export their k-bit layers as binary products; LCE's interpreter (and bitlite's runtime
+    where installed) agrees with Keras; the report names each layer left off the binary
+    kernels and why, and tools.inspect lists the products."""
+    from pipeline.export.exporter import EXPORT_MD, export_run
+    from pipeline.train.trainer import TrainConfig, train
+    from tools.inspect import inspect
+
+    config = TrainConfig(
+        method=method, method_options=options, epochs=1, train_samples=300,
+        test_samples=200, batch_size=50,
+    )  # fmt: skip
+    run = train(config, out=tmp_path / method, progress=False)
+    report = export_run(run, baselines=())
+    assert report["parity_ok"] and report["argmax_agreement"] >= 0.999
+    plans = {p["layer"]: p for p in report["layers"]}
+    decomposed = [p for p in plans.values() if p["action"] == "planes->bconv"]
+    assert {(p["activation_planes"], p["weight_planes"]) for p in decomposed} == {planes}
+    # LeNet-5: conv(first) conv dense dense(last); the image is never quantized and
+    # DoReFa keeps float weights in the last layer
+    assert len(decomposed) == (2 if method == "dorefa" else 3)
+    kept = [p for p in plans.values() if p["action"] == "baked"]
+    assert kept[0]["reason"] == "input is not quantized (float activations or the image)"
+    md = run.file(EXPORT_MD).read_text()
+    for p in kept:
+        assert f"| {p['layer']} |" in md and p["reason"] in md
+    assert report["binary_mac_fraction"] > 0.8  # the first convolution is the rest
+    assert report["ops"]["LceBconv2d"] == len(decomposed)
+    info = inspect(run.file("model.tflite").read_bytes())
+    assert [p["planes"] for p in info["binary_products"]] == [planes[0]] * len(decomposed)
