@@ -500,7 +500,7 @@ def test_end_to_end_from_the_command_line(tmp_path):
     [("dorefa", {}, (2, 1)), ("qnn", {}, (2, 2))],  # (activation planes, weight planes)
 )
 def test_kbit_lenet_trains_exports_on_binary_kernels_with_parity(tmp_path, method, options, planes):
-    """Issue 16 end to end: DoReFa W1A2 and QNN W2A2 LeNet-5s (1 epoch, 300 MNIST images)
+    """Issue 16 end to end: DoReFa W1A2 and QNN W2A2 LeNet-5s (1 epoch, 256 MNIST images)
     export their k-bit layers as binary products; LCE's interpreter (and bitlite's runtime
     where installed) agrees with Keras; the report names each layer left off the binary
     kernels and why, and tools.inspect lists the products."""
@@ -509,8 +509,8 @@ def test_kbit_lenet_trains_exports_on_binary_kernels_with_parity(tmp_path, metho
     from tools.inspect import inspect
 
     config = TrainConfig(
-        method=method, method_options=options, epochs=1, train_samples=300,
-        test_samples=200, batch_size=50,
+        method=method, method_options=options, epochs=1, train_samples=256,
+        test_samples=100, batch_size=64,
     )  # fmt: skip
     run = train(config, out=tmp_path / method, progress=False)
     report = export_run(run, baselines=())
