@@ -463,33 +463,31 @@ def _plane_reason(layer: Any, kind: str) -> str:
     return ""
 
 
-def _plane_rewrite(
-    layer: Any, kind: str, w_q: np.ndarray, bias: list[np.ndarray], plan: LayerPlan
-) -> tuple[Any, list[np.ndarray]] | None:
-    """The :class:`BitPlaneProduct` for ``layer`` and its weights; None (and
-    ``plan.reason``) when the layer does not qualify."""
-    plan.reason = _plane_reason(layer, kind)
-    grid = uniform_grid(layer.input_quantizer) if not plan.reason else None
-    if not plan.reason and grid is None:
-        plan.reason = "input quantizer is not a uniform grid of at most 16 levels"
-    if plan.reason:
-        return None
+def _qualify(
+    layer: Any, kind: str, w_q: np.ndarray
+) -> tuple[UniformGrid, WeightPlanes, Any, str] | str:
+    """(input grid, weight planes, explicit pads, conv padding), or why not."""
+    reason = _plane_reason(layer, kind)
+    if reason:
+        return reason
+    grid = uniform_grid(layer.input_quantizer)
+    if grid is None:
+        return "input quantizer is not a uniform grid of at most 16 levels"
     planes = weight_planes(w_q)
     if isinstance(planes, str):
-        plan.reason = planes
-        return None
+        return planes
     pads, padding, why = _plane_padding(layer, grid)
-    if why:
-        plan.reason = why
-        return None
-    config = layer.get_config()
-    ones = bool(np.any(planes.offsets != 0))
-    j, channels = len(planes.signs), w_q.shape[-1]
+    return why or (grid, planes, pads, padding)
+
+
+def _planes_conv(config: dict[str, Any], kind: str, filters: int, padding: str) -> Any:
+    """The binary convolution over the planes: ±1 input and kernel (``ste_sign``), the
+    layer's geometry (a dense layer: 1×1), no bias, nothing after it."""
     conv = {
         **config,
-        "filters": j * channels + int(ones),
+        "filters": filters,
         "padding": padding,
-        "pad_values": 0.0,
+        "pad_values": 0.0,  # LCE's zero padding: used only where d = 0 (sign inputs)
         "use_bias": False,
         "activation": "linear",
         "input_quantizer": "ste_sign",
@@ -500,17 +498,36 @@ def _plane_rewrite(
     if kind == "dense":
         conv.update(kernel_size=(1, 1), strides=(1, 1), dilation_rate=(1, 1), groups=1)
         conv.pop("units")
-    conv_layer = lq.layers.QuantConv2D.from_config(conv)
+    return lq.layers.QuantConv2D.from_config(conv)
+
+
+def _planes_kernel(planes: WeightPlanes, ones: bool, kind: str) -> np.ndarray:
+    """The ``J`` weight planes side by side on the filter axis (+ an all-ones filter)."""
     kernel = np.concatenate(list(planes.signs), axis=-1)
     if ones:
-        kernel = np.concatenate([kernel, np.ones((*w_q.shape[:-1], 1), np.float32)], -1)
-    if kind == "dense":
-        kernel = kernel.reshape(1, 1, *kernel.shape)
-    _, d = grid.coefficients()
-    folded = d * w_q.reshape(-1, channels).sum(0, dtype=np.float64)
+        kernel = np.concatenate([kernel, np.ones((*kernel.shape[:-1], 1), np.float32)], -1)
+    return kernel.reshape(1, 1, *kernel.shape) if kind == "dense" else kernel
+
+
+def _plane_rewrite(
+    layer: Any, kind: str, w_q: np.ndarray, bias: list[np.ndarray], plan: LayerPlan
+) -> tuple[Any, list[np.ndarray]] | None:
+    """The :class:`BitPlaneProduct` for ``layer`` and its weights; None (and
+    ``plan.reason``) when the layer does not qualify."""
+    qualified = _qualify(layer, kind, w_q)
+    if isinstance(qualified, str):
+        plan.reason = qualified
+        return None
+    grid, planes, pads, padding = qualified
+    config = layer.get_config()
+    ones = bool(np.any(planes.offsets != 0))
+    j, channels = len(planes.signs), w_q.shape[-1]
+    conv = _planes_conv(config, kind, j * channels + int(ones), padding)
+    # a·W = d·ΣW + Σ_i c_i (s_i·W): the constant term joins the bias
+    folded = grid.coefficients()[1] * w_q.reshape(-1, channels).sum(0, dtype=np.float64)
     folded += bias[0] if bias else 0.0
     new = BitPlaneProduct(
-        tf.keras.layers.serialize(conv_layer),
+        tf.keras.layers.serialize(conv),
         lq.quantizers.serialize(layer.input_quantizer),
         asdict(grid),
         channels,
@@ -525,8 +542,8 @@ def _plane_rewrite(
     plan.action = "planes->bconv"
     plan.activation_planes, plan.weight_planes, plan.ones_filter = grid.bits, j, ones
     plan.products = grid.bits * (j + int(ones))
-    weights = [planes.scales, planes.offsets, folded.astype(np.float32), kernel]
-    return new, weights
+    kernel = _planes_kernel(planes, ones, kind)
+    return new, [planes.scales, planes.offsets, folded.astype(np.float32), kernel]
 
 
 def pixels_are_centered() -> bool:
