@@ -187,3 +187,18 @@ def test_packed_weights_count_their_bits_and_need_bitlite_runtime():
     assert info["interpreter"].startswith("needs bitlite_runtime")
     assert "LCE's interpreter and stock TFLite cannot load" in info["interpreter"]
     assert info["macs"] == {"binary": 0, "int8": 0, "float": 10240 + 30}
+
+
+def test_binary_products_list_each_bconv_with_its_planes():
+    """A k-bit layer's planes ride on the batch axis of its LceBconv2d (issue 16):
+    planes = the op's batch over the model's; one plane for a plain binary layer."""
+    info = inspect(known_model())
+    assert info["binary_products"] == [
+        {"layer": "bconv", "planes": 1, "filters": 16, "kernel": [3, 3, 8], "macs": 64 * 16 * 72}
+    ]
+    assert inspect(known_model(lce=False))["binary_products"] == []
+    model = read_model(known_model())
+    model.tensors[model.ops[1].outputs[0]].shape = (3, 8, 8, 16)  # three planes
+    from tools.inspect import binary_products
+
+    assert binary_products(model)[0]["planes"] == 3
