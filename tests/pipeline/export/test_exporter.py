@@ -526,6 +526,8 @@ def test_kbit_lenet_trains_exports_on_binary_kernels_with_parity(tmp_path, metho
     md = run.file(EXPORT_MD).read_text()
     for p in kept:
         assert f"| {p['layer']} |" in md and p["reason"] in md
+    first = next(w for w in report["weight_tensors"] if w["op"] == "CONV_2D")
+    assert first["dtype"] == ("int8" if method == "qnn" else "float32")  # as before issue 16
     assert report["binary_mac_fraction"] > 0.8  # the first convolution is the rest
     assert report["ops"]["LceBconv2d"] == len(decomposed)
     info = inspect(run.file("model.tflite").read_bytes())
