@@ -376,6 +376,14 @@ def markdown(run: runs.Run, r: dict[str, Any]) -> str:
         f"| {w['output']} | {w['op']} | {w['dtype']} | {w['bytes']} | {w['bits_per_weight']:.2f} |"
         for w in r["weight_tensors"]
     ]
+    macs = r["macs"]
+    total = sum(macs.values()) or 1
+    lines += [
+        "",
+        "MACs per inference: "
+        + ", ".join(f"{k} {v:,} ({v / total:.1%})" for k, v in macs.items())
+        + " (binary: on LceBconv2d, every binary product counted).",
+    ]
     lines += layer_table(r.get("layers", []))
     inexact = [w for w in r["int8_weights"] if not w["exact"]]
     if inexact:
@@ -401,13 +409,16 @@ def layer_table(plans: Sequence[dict[str, Any]]) -> list[str]:
         return []
     lines = [
         "",
+        "Each quantized layer (binary products: per output, activation planes × weight "
+        "planes, + ones: an all-ones filter carrying the weights' offsets):",
+        "",
         "| quantized layer | kind | became | activation planes × weight planes | "
         "binary products | why not binary |",
         "|---|---|---|---|---:|---|",
     ]
     for p in plans:
         binary = "bconv" in p["action"]
-        products = p.get("products") or (1 if binary else 0)
+        products = p.get("products") or (1 if binary else "–")
         lines.append(
             f"| {p['layer']} | {p['kind']} | {p['action']} | {products_label(p)} | "
             f"{products} | {'' if binary else p.get('reason') or 'weights not binary'} |"
