@@ -46,11 +46,13 @@ def _run(cmd: list[str]) -> None:
         sys.exit(f"failed: {shlex.join(cmd)}\n{proc.stderr.strip()[-2000:]}")
 
 
-def ensure_run(root: Path, name: str, args: argparse.Namespace) -> dict:
-    """Train and export ``name`` unless its run already has a model / a report."""
+def ensure_run(root: Path, name: str, args: argparse.Namespace, trained: list[str]) -> dict:
+    """Train and export ``name`` unless its run already has a model / a report; a run
+    trained here is added to ``trained`` (the header says which were reused)."""
     method, options, _, _ = CONFIGS[name]
     out = root / f"lenet5-{name}"
     if not (out / "model.keras").exists():
+        trained.append(name)
         cmd = [sys.executable, "-m", "pipeline.train", "--model", "lenet5", "--method", method,
                *options, "--epochs", str(args.epochs), "--out", str(out), "--quiet"]  # fmt: skip
         if args.train_samples:
@@ -84,7 +86,7 @@ def row(name: str, r: dict) -> str:
     )
 
 
-def header(args: argparse.Namespace, started: float) -> list[str]:
+def header(args: argparse.Namespace, started: float, trained: list[str]) -> list[str]:
     command = "python -m benchmarks.kbit " + shlex.join(sys.argv[1:])
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     samples = f"{args.train_samples} training images" if args.train_samples else "all 60,000"
@@ -95,7 +97,8 @@ def header(args: argparse.Namespace, started: float) -> list[str]:
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}; "
         f"load average at the end {load} (shared CPU: no timings here).  ",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-        f"{time.time() - started:.0f} s for this command.  ",
+        f"{time.time() - started:.0f} s for this command, which trained "
+        f"{', '.join(trained) or 'nothing'} (other runs reused from {args.root}).  ",
         f"Training: LeNet-5, {args.epochs} epoch(s), {samples}; accuracy on the 10,000 test "
         "images. Agreement: argmax of the .tflite on LCE's interpreter (x86 reference kernels) "
         "and on bitlite_runtime vs Keras. Binary MACs: LceBconv2d's share of all "
@@ -119,8 +122,9 @@ def main() -> None:
     p.add_argument("--write", action="store_true", help=f"also write {RESULTS}")
     args = p.parse_args()
     started = time.time()
-    rows = [row(name, ensure_run(args.root, name, args)) for name in args.configs]
-    text = "\n".join(header(args, started) + rows) + "\n"
+    trained: list[str] = []
+    rows = [row(name, ensure_run(args.root, name, args, trained)) for name in args.configs]
+    text = "\n".join(header(args, started, trained) + rows) + "\n"
     print(text)
     if args.write:
         RESULTS.write_text(text)
