@@ -59,7 +59,8 @@ def ensure_run(root: Path, name: str, args: argparse.Namespace, trained: list[st
             cmd += ["--train-samples", str(args.train_samples)]
         _run(cmd)
     if not (out / "export_report.json").exists() or args.reexport:
-        _run([sys.executable, "-m", "pipeline.export", "--run", str(out), "--quiet"])
+        chosen = [a for name in args.interpreter for a in ("--interpreter", name)]
+        _run([sys.executable, "-m", "pipeline.export", "--run", str(out), "--quiet", *chosen])
     return json.loads((out / "export_report.json").read_text())
 
 
@@ -101,7 +102,7 @@ def header(args: argparse.Namespace, started: float, trained: list[str]) -> list
         f"{', '.join(trained) or 'nothing'} (other runs reused from {args.root}).  ",
         f"Training: LeNet-5, {args.epochs} epoch(s), {samples}; accuracy on the 10,000 test "
         "images. Agreement: argmax of the .tflite on LCE's interpreter (x86 reference kernels) "
-        "and on bitlite_runtime vs Keras. Binary MACs: LceBconv2d's share of all "
+        "and on bitlite_runtime vs Keras ('–': not checked for that export). Binary MACs: LceBconv2d's share of all "
         "multiply-accumulates per inference, every binary product counted. Products: per "
         "decomposed layer, activation planes × weight planes (+1: an all-ones filter).",
         "",
@@ -119,6 +120,13 @@ def main() -> None:
     p.add_argument("--train-samples", type=int, help="a subset (default: all)")
     p.add_argument("--root", type=Path, default=Path("runs/bench-kbit"))
     p.add_argument("--reexport", action="store_true", help="export again even if reported")
+    p.add_argument(
+        "--interpreter",
+        action="append",
+        default=[],
+        help="parity interpreter for new exports (repeatable; default: the exporter's, "
+        "LCE's and bitlite_runtime where it loads)",
+    )
     p.add_argument("--write", action="store_true", help=f"also write {RESULTS}")
     args = p.parse_args()
     started = time.time()
