@@ -58,7 +58,7 @@ def ensure_run(root: Path, name: str, args: argparse.Namespace, trained: list[st
         if args.train_samples:
             cmd += ["--train-samples", str(args.train_samples)]
         _run(cmd)
-    if not (out / "export_report.json").exists() or args.reexport:
+    if not (out / "model.tflite").exists() or args.reexport:  # a failed export writes none
         chosen = [a for name in args.interpreter for a in ("--interpreter", name)]
         _run([sys.executable, "-m", "pipeline.export", "--run", str(out), "--quiet", *chosen])
     return json.loads((out / "export_report.json").read_text())
