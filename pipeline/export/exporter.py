@@ -2,7 +2,10 @@
 
 Conversion is Larq Compute Engine's, in a child process (:mod:`pipeline.export.convert`), on
 the model as rewritten by :mod:`pipeline.export.keras_rewrite`: binary convolutions *and*
-binary dense layers become bitpacked ``LceBconv2d`` (scales folded in). Ternary,
+binary dense layers become bitpacked ``LceBconv2d`` (scales folded in), and so do k-bit
+layers (<= 4-bit uniform activations × <= 4-level weights) as exact sums of binary
+products; the report's ``layers`` say which layer became what, into how many products,
+and why a layer stayed off the binary kernels. Ternary,
 power-of-two and k-bit weights are then stored as int8 with per-channel scales where
 their levels fit exactly, or with ``--pack-weights`` as k-bit codes (<= 16 levels) that
 only bitlite's runtime decodes (:mod:`pipeline.tflite.rewrite`; parity is then checked

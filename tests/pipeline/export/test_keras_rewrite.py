@@ -309,6 +309,20 @@ def test_other_grids_offsets_and_dense_layers(quantizer, weights, kwargs):
     np.testing.assert_allclose(rewritten(data, training=False), want, rtol=1e-5, atol=1e-5)
 
 
+def test_binary_products_layer_round_trips_through_its_config():
+    from pipeline.quantizers.linear import LinearQuant
+
+    model = _kbit_layer(LinearQuant(2), "ttq", True, "same", strides=2)
+    rewritten, _ = er.prepare_for_lce(model)
+    layer = rewritten.get_layer("k")
+    copy = er.BitPlaneProduct.from_config(layer.get_config())
+    copy.build(layer.input_shape)
+    copy.set_weights(layer.get_weights())
+    data = _inputs(model)
+    np.testing.assert_array_equal(copy(data), layer(data))
+    assert copy.pads == layer.pads == [[1, 1], [1, 1]] and copy.ones  # SAME, 9 → 5
+
+
 def test_zero_padding_of_a_kbit_activation_is_not_a_zero_plane(monkeypatch):
     """DoReFa's ``a = ½ + Σ c_i s_i`` (2 bits): a zero-padded plane stands for ``a = ½``,
     not 0. Padding the planes (LCE's SAME) instead of the activation shifts every border
