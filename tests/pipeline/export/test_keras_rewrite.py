@@ -309,6 +309,26 @@ def test_other_grids_offsets_and_dense_layers(quantizer, weights, kwargs):
     np.testing.assert_allclose(rewritten(data, training=False), want, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    ("size", "kernel", "stride", "dilation"),
+    [(8, 3, 2, 1), (9, 3, 2, 1), (8, 4, 1, 1), (7, 3, 1, 2), (10, 5, 3, 1)],
+)
+def test_same_padding_is_tensorflows(size, kernel, stride, dilation):
+    """Explicit padding + VALID equals SAME, asymmetric cases included (even sizes,
+    strides, even kernels: TensorFlow puts the odd pixel after)."""
+    x = tf.constant(rng.normal(size=(1, size, size, 1)).astype(np.float32))
+    w = tf.constant(rng.normal(size=(kernel, kernel, 1, 1)).astype(np.float32))
+    before, after = er.same_padding(size, kernel, stride, dilation)
+    padded = tf.pad(x, [[0, 0], [before, after], [before, after], [0, 0]])
+    conv = {"strides": stride, "dilations": dilation}
+    np.testing.assert_allclose(
+        tf.nn.conv2d(padded, w, padding="VALID", **conv),
+        tf.nn.conv2d(x, w, padding="SAME", **conv),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
 def test_binary_products_layer_round_trips_through_its_config():
     from pipeline.quantizers.linear import LinearQuant
 
