@@ -2,7 +2,10 @@
 
 Conversion is Larq Compute Engine's, in a child process (:mod:`pipeline.export.convert`), on
 the model as rewritten by :mod:`pipeline.export.keras_rewrite`: binary convolutions *and*
-binary dense layers become bitpacked ``LceBconv2d`` (scales folded in). Ternary,
+binary dense layers become bitpacked ``LceBconv2d`` (scales folded in), and so do k-bit
+layers (<= 4-bit uniform activations × <= 4-level weights) as exact sums of binary
+products; the report's ``layers`` say which layer became what, into how many products,
+and why a layer stayed off the binary kernels. Ternary,
 power-of-two and k-bit weights are then stored as int8 with per-channel scales where
 their levels fit exactly, or with ``--pack-weights`` as k-bit codes (<= 16 levels) that
 only bitlite's runtime decodes (:mod:`pipeline.tflite.rewrite`; parity is then checked
@@ -511,6 +514,15 @@ def markdown(title: str, r: dict[str, Any]) -> str:
         f"| {w['output']} | {w['op']} | {w['dtype']} | {w['bytes']} | {w['bits_per_weight']:.2f} |"
         for w in r["weight_tensors"]
     ]
+    macs = r["macs"]
+    total = sum(macs.values()) or 1
+    lines += [
+        "",
+        "MACs per inference: "
+        + ", ".join(f"{k} {v:,} ({v / total:.1%})" for k, v in macs.items())
+        + " (binary: on LceBconv2d, every binary product counted).",
+    ]
+    lines += layer_table(r.get("layers", []))
     inexact = [w for w in r["int8_weights"] if not w["exact"]]
     if inexact:
         lines += ["", "Weights whose levels do not fit int8 exactly:"]
@@ -518,6 +530,38 @@ def markdown(title: str, r: dict[str, Any]) -> str:
     if r["conversion_failures"]:
         lines += ["", "Conversion fallbacks: " + "; ".join(r["conversion_failures"])]
     return "\n".join(lines) + "\n"
+
+
+def products_label(plan: dict[str, Any]) -> str:
+    """``k × J (+ones)``: activation planes × weight planes of a decomposed layer."""
+    if plan.get("action") != "planes->bconv":
+        return "1" if "bconv" in plan.get("action", "") else "–"
+    ones = " + ones" if plan.get("ones_filter") else ""
+    return f"{plan['activation_planes']} × ({plan['weight_planes']}{ones})"
+
+
+def layer_table(plans: Sequence[dict[str, Any]]) -> list[str]:
+    """One row per quantized layer: what it runs on, into how many binary products, and,
+    for a layer left off the binary kernels, why (issue 16)."""
+    if not plans:
+        return []
+    lines = [
+        "",
+        "Each quantized layer (binary products: per output, activation planes × weight "
+        "planes, + ones: an all-ones filter carrying the weights' offsets):",
+        "",
+        "| quantized layer | kind | became | activation planes × weight planes | "
+        "binary products | why not binary |",
+        "|---|---|---|---|---:|---|",
+    ]
+    for p in plans:
+        binary = "bconv" in p["action"]
+        products = p.get("products") or (1 if binary else "–")
+        lines.append(
+            f"| {p['layer']} | {p['kind']} | {p['action']} | {products_label(p)} | "
+            f"{products} | {'' if binary else p.get('reason') or 'weights not binary'} |"
+        )
+    return lines
 
 
 def runs_on(r: dict[str, Any]) -> str:
@@ -596,6 +640,16 @@ def summary(out: Path, report: dict[str, Any]) -> str:
         f"  ops             {ops}",
         f"  runs on         {runs_on(r)}",
     ]
+    for p in r.get("layers", []):
+        if p["action"] == "planes->bconv":
+            lines.append(
+                f"  binary products {p['layer']}: {products_label(p)} planes "
+                f"= {p['products']} per output"
+            )
+        elif "bconv" not in p["action"]:
+            lines.append(
+                f"  not binary      {p['layer']}: {p.get('reason') or 'weights not binary'}"
+            )
     for name, b in r["baselines"].items():
         if "tflite_accuracy" in b:
             lines.append(
@@ -609,8 +663,7 @@ def summary(out: Path, report: dict[str, Any]) -> str:
         if not w["exact"]
     ]
     lines += [f"  fallback        {f}" for f in r["conversion_failures"]]
-    lines += [f"  note            {p['layer']}: {p['note']}" for p in r["layers"] if p.get("note")]
-    if not any(r["macs"].get(k) for k in ("binary",)) and not r["layers"]:
+    if not r["macs"].get("binary") and not r["layers"]:
         lines.append("  note            no quantized layers: exported as float (see --baselines for int8)")
     return "\n".join(lines)
 

@@ -216,3 +216,18 @@ def test_inspect_runs_without_tensorflow_or_larq(tmp_path):
                                 "import tensorflow")  # fmt: skip
     blocked = subprocess.run([sys.executable, "-c", probe, "x"], capture_output=True, text=True)
     assert blocked.returncode != 0 and "made unimportable" in blocked.stderr
+
+
+def test_binary_products_list_each_bconv_with_its_planes():
+    """A k-bit layer's planes ride on the batch axis of its LceBconv2d (issue 16):
+    planes = the op's batch over the model's; one plane for a plain binary layer."""
+    info = inspect(known_model())
+    assert info["binary_products"] == [
+        {"layer": "bconv", "planes": 1, "filters": 16, "kernel": [3, 3, 8], "macs": 64 * 16 * 72}
+    ]
+    assert inspect(known_model(lce=False))["binary_products"] == []
+    model = read_model(known_model())
+    model.tensors[model.ops[1].outputs[0]].shape = (3, 8, 8, 16)  # three planes
+    from tools.inspect import binary_products
+
+    assert binary_products(model)[0]["planes"] == 3

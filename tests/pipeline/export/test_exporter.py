@@ -493,3 +493,65 @@ def test_end_to_end_from_the_command_line(tmp_path):
     assert export.returncode == 0, export.stderr
     assert "argmax agreement" in export.stdout and "LceBconv2d" in export.stdout
     assert json.loads((out / runs.EXPORT_REPORT).read_text())["parity_ok"] is True
+
+
+def _kbit_lenet(tmp_path: Path, method: str):
+    """A LeNet-5 trained by the pipeline for 1 epoch on 256 MNIST images (100 to test)."""
+    from pipeline.train.trainer import TrainConfig, train
+
+    config = TrainConfig(
+        method=method, epochs=1, train_samples=256, test_samples=100, batch_size=64
+    )
+    return train(config, out=tmp_path / method, progress=False)
+
+
+def test_qnn_lenet_trains_and_exports_on_binary_kernels_with_parity(tmp_path):
+    """Issue 16 end to end: a QNN W2A2 LeNet-5 exports its three k-bit layers as binary
+    products (2 activation planes × 2 weight planes); LCE's interpreter (and bitlite's
+    runtime where installed) agrees with Keras; the first layer (the image in) stays int8
+    and the report says why; tools.inspect lists the products."""
+    from pipeline.export.exporter import EXPORT_MD, export_run
+    from tools.inspect import inspect
+
+    run = _kbit_lenet(tmp_path, "qnn")
+    report = export_run(run, baselines=())
+    assert report["parity_ok"] and report["argmax_agreement"] >= 0.999
+    decomposed = [p for p in report["layers"] if p["action"] == "planes->bconv"]
+    assert [(p["activation_planes"], p["weight_planes"]) for p in decomposed] == [(2, 2)] * 3
+    (kept,) = [p for p in report["layers"] if p["action"] == "baked"]
+    assert kept["reason"] == "input is not quantized (float activations or the image)"
+    md = run.file(EXPORT_MD).read_text()
+    assert f"| {kept['layer']} | conv2d | baked |" in md and kept["reason"] in md
+    first = next(w for w in report["weight_tensors"] if w["op"] == "CONV_2D")
+    assert first["dtype"] == "int8"  # as before issue 16: its 2-bit levels fit int8 exactly
+    assert report["binary_mac_fraction"] > 0.9  # the first convolution is the rest
+    info = inspect(run.file("model.tflite").read_bytes())
+    assert [p["planes"] for p in info["binary_products"]] == [2, 2, 2]
+
+
+def test_dorefa_lenet_trains_and_converts_to_binary_products_with_parity(tmp_path):
+    """DoReFa W1A2 (the default) end to end through the export's own rewrite and LCE
+    conversion (in this process: the child and the float baseline are the QNN test's):
+    its hidden conv and dense layers become 2 × 1 binary products; the float-weight first
+    and last layers do not, and say why; LCE's interpreter agrees with Keras."""
+    import larq_compute_engine as lce
+
+    from pipeline import data
+    from pipeline.export.exporter import check_parity, test_data
+    from pipeline.export.keras_rewrite import prepare_for_lce
+    from pipeline.tflite.reader import read_model
+
+    run = _kbit_lenet(tmp_path, "dorefa")
+    model = run.load_model()
+    rewritten, plans = prepare_for_lce(model)
+    assert [(p.action, p.activation_planes, p.weight_planes) for p in plans] == [
+        ("baked", 0, 0), ("planes->bconv", 2, 1), ("planes->bconv", 2, 1), ("baked", 0, 0)
+    ]  # fmt: skip
+    assert plans[-1].reason == "weights have 512 levels in output channel 0 (> 4)"
+    flatbuffer = lce.convert_keras_model(rewritten)
+    ds = test_data(run)
+    x = data.normalize(ds.x_test)
+    check = check_parity(flatbuffer, x, model.predict(x, verbose=0), ds.y_test, "lce", 0.999)
+    assert check["ok"], check
+    macs = read_model(flatbuffer).macs()
+    assert macs["binary"] / sum(macs.values()) > 0.9

@@ -47,7 +47,7 @@ def test_input_grid_decides_the_bit_planes_and_parity_holds(tmp_path, normalizat
     assert report["relative_diff"] < 1e-4
     assert report["ops"].get(first_layer), report["ops"]
     first = next(p for p in report["layers"] if p["layer"] == "first")
-    assert ("8-bit grid" in first["note"]) == (first_layer == "FULLY_CONNECTED")
+    assert ("8-bit grid" in first["reason"]) == (first_layer == "FULLY_CONNECTED")
     meta = json.loads((tmp_path / "model.json").read_text())
     assert meta["normalization"] == {"scale": normalization[0], "offset": normalization[1]}
     assert meta["input_dtype"] == "uint8" and (tmp_path / runs.TFLITE).stat().st_size > 0
