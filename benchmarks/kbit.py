@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from benchmarks.table import write_table
 
 RESULTS = Path(__file__).parent / "results" / "kbit.md"
 # name -> (method, training options, weight bits, activation bits)
@@ -87,24 +87,19 @@ def row(name: str, r: dict) -> str:
     )
 
 
-def header(args: argparse.Namespace, started: float, trained: list[str]) -> list[str]:
-    command = "python -m benchmarks.kbit " + shlex.join(sys.argv[1:])
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+def notes(args: argparse.Namespace, started: float, trained: list[str]) -> list[str]:
     samples = f"{args.train_samples} training images" if args.train_samples else "all 60,000"
     return [
-        "# k-bit LeNet-5s on binary kernels (MNIST)",
-        "",
-        f"Command: `{command.strip()}`  ",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}; "
-        f"load average at the end {load} (shared CPU: no timings here).  ",
-        f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
         f"{time.time() - started:.0f} s for this command, which trained "
-        f"{', '.join(trained) or 'nothing'} (other runs reused from {args.root}).  ",
+        f"{', '.join(trained) or 'nothing'} (other runs reused from {args.root}); no timings "
+        "here.",
+        "",
         f"Training: LeNet-5, {args.epochs} epoch(s), {samples}; accuracy on the 10,000 test "
         "images. Agreement: argmax of the .tflite on LCE's interpreter (x86 reference kernels) "
-        "and on bitlite_runtime vs Keras ('–': not checked for that export). Binary MACs: LceBconv2d's share of all "
-        "multiply-accumulates per inference, every binary product counted. Products: per "
-        "decomposed layer, activation planes × weight planes (+1: an all-ones filter).",
+        "and on bitlite_runtime vs Keras ('–': not checked for that export). Binary MACs: "
+        "LceBconv2d's share of all multiply-accumulates per inference, every binary product "
+        "counted. Products: per decomposed layer, activation planes × weight planes (+1: an "
+        "all-ones filter).",
         "",
         "| method | bits | Keras acc | .tflite acc | agreement (LCE) | agreement (bitlite) "
         "| size KiB | × smaller than float32 | binary MACs | binary products |",
@@ -132,10 +127,9 @@ def main() -> None:
     started = time.time()
     trained: list[str] = []
     rows = [row(name, ensure_run(args.root, name, args, trained)) for name in args.configs]
-    text = "\n".join(header(args, started, trained) + rows) + "\n"
-    print(text)
-    if args.write:
-        RESULTS.write_text(text)
+    body = "\n".join(notes(args, started, trained) + rows)
+    title = "k-bit LeNet-5s on binary kernels (MNIST)"
+    print(write_table(RESULTS, title, body) if args.write else body)
 
 
 if __name__ == "__main__":
