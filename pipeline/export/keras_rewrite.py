@@ -557,14 +557,19 @@ def pixels_are_centered() -> bool:
     return centered_pixel_scale(PIXEL_SCALE, PIXEL_OFFSET) is not None
 
 
-def fed_by_image(layer: Any) -> bool:
-    """True when ``layer``'s input is the model's input, only flattened or reshaped."""
+def fed_by_image(layer: Any, network: Any = None) -> bool:
+    """True when ``layer``'s input in ``network`` is the network's input, only flattened or
+    reshaped.
+
+    A layer can hold several inbound nodes — a rewrite reuses untouched layers (Flatten,
+    batch norm) in the model it builds, which adds one each time — so the walk follows
+    the node that belongs to ``network``, not whichever came last."""
     reshapes = (tf.keras.layers.Flatten, tf.keras.layers.Reshape)
     while True:
-        nodes = getattr(layer, "_inbound_nodes", [])
-        if len(nodes) != 1:
+        node = _own_node(layer, network)
+        if node is None:
             return False
-        parents = tf.nest.flatten(nodes[0].inbound_layers)
+        parents = tf.nest.flatten(node.inbound_layers)
         if len(parents) != 1:
             return False
         layer = parents[0]
@@ -572,6 +577,15 @@ def fed_by_image(layer: Any) -> bool:
             return True
         if not isinstance(layer, reshapes):
             return False
+
+
+def _own_node(layer: Any, network: Any) -> Any:
+    """The inbound node of ``layer`` that ``network`` computes with (None: not exactly one)."""
+    nodes = getattr(layer, "_inbound_nodes", [])
+    keys = getattr(network, "_network_nodes", None)
+    if keys is not None:
+        nodes = [n for i, n in enumerate(nodes) if f"{layer.name}_ib-{i}" in keys]
+    return nodes[0] if len(nodes) == 1 else None
 
 
 def _binary_config(config: dict[str, Any], alpha: np.ndarray) -> dict[str, Any]:
@@ -690,7 +704,7 @@ def prepare_for_lce(
     plans: list[LayerPlan] = []
     pending: list[tuple[Any, list[np.ndarray]]] = []
     network = inference_network(model)
-    image_fed = {ly.name for ly in network.layers if fed_by_image(ly)}
+    image_fed = {ly.name for ly in network.layers if fed_by_image(ly, network)}
 
     def clone(layer: Any) -> Any:
         new, plan, weights = _rewrite_layer(layer, layer.name in image_fed, pixel_scale)

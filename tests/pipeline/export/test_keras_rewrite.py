@@ -428,3 +428,13 @@ def test_binary_products_run_on_lces_interpreter_as_in_keras():
     data = _inputs(model, 32)
     want = model(data, training=False).numpy()
     np.testing.assert_allclose(lce_predict(flatbuffer, data), want, rtol=1e-5, atol=2e-5)
+
+
+def test_rewriting_the_same_model_twice_plans_the_same():
+    """The rewrite reuses untouched layers (adding inbound nodes to them); the export
+    rewrites the user's model object in-process, maybe more than once (fallbacks, several
+    exports): the image-fed layer must still be found the second time."""
+    model = _image_mlp(lq.layers.QuantDense, use_bias=True)
+    first = [p.action for p in er.prepare_for_lce(model, er.run_pixel_scale())[1]]
+    second = [p.action for p in er.prepare_for_lce(model, er.run_pixel_scale())[1]]
+    assert first == second == ["bit planes->1x1 bconv", "dense->1x1 bconv"]
