@@ -210,6 +210,7 @@ def app_metadata(run: runs.Run, needs_lce: bool) -> dict[str, Any]:
     """The sidecar an app reads: what the model expects and what its outputs mean."""
     config = run.config()
     meta = config["data"]
+    preprocessing = _preprocessing(meta)
     return {
         "format": MODEL_FORMAT,
         "model": config["train"]["model"],
@@ -218,10 +219,25 @@ def app_metadata(run: runs.Run, needs_lce: bool) -> dict[str, Any]:
         "input_shape": meta["input_shape"],
         "input_dtype": meta["input_dtype"],
         "normalization": meta["normalization"],
+        **({"preprocessing": preprocessing} if preprocessing else {}),
         "labels": meta["labels"],
         "needs_lce": needs_lce,
         "output": "probabilities",
     }
+
+
+def _preprocessing(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """How images are framed before normalization, as the data layer does it for
+    evaluation (ImageNet: resize 256, centre crop 224); None: fed as they are. Runs
+    trained before config.json recorded it as a table get it from the data layer."""
+    recorded = meta.get("preprocessing")
+    if isinstance(recorded, dict):
+        return recorded
+    if meta.get("dataset") == "imagenet2012":
+        from pipeline.data.imagenet import PREPROCESSING
+
+        return dict(PREPROCESSING)
+    return None
 
 
 def test_data(run: runs.Run) -> data.Dataset:
@@ -291,7 +307,7 @@ def export_run(
     }
     report["parity_ok"] = all(c["ok"] for c in checks.values())
     report["baselines"] = _baselines(
-        run, conversion.baselines, baselines, keras_out, x_test, ds.y_test, progress
+        conversion.baselines, baselines, keras_out, x_test, ds.y_test, progress
     )
     if "float" in conversion.baselines:
         float_size = len(conversion.baselines["float"])
@@ -310,11 +326,13 @@ def export_run(
         )
     runs.write_bytes(run.file(runs.TFLITE), flatbuffer)
     runs.write_json(run.file(MODEL_JSON), meta)
+    for name, entry in report["baselines"].items():  # only now: parity held
+        if "file" in entry:
+            runs.write_bytes(run.file(entry["file"]), conversion.baselines[name])
     return report
 
 
 def _baselines(
-    run: runs.Run,
     converted: dict[str, bytes],
     requested: Sequence[str],
     keras_out: np.ndarray,
@@ -322,14 +340,14 @@ def _baselines(
     y_test: np.ndarray,
     progress: bool,
 ) -> dict[str, Any]:
-    """Size and accuracy of the float / int8 .tflite of the same network (stock TFLite)."""
+    """Size and accuracy of the float / int8 .tflite of the same network (stock TFLite).
+    An entry with ``file`` is written by :func:`export_run` once parity has held."""
     out: dict[str, Any] = {}
     for name, blob in converted.items():
         entry = {k: v for k, v in describe_flatbuffer(blob).items() if k != "weight_tensors"}
         if name in requested:  # measured and written only when asked for (--baselines)
             entry.update(parity(keras_out, tflite_predict(blob, x_test, progress), y_test))
             entry["interpreter"] = INTERPRETERS["tflite"][1]
-            runs.write_bytes(run.file(BASELINE_FILES[name]), blob)
             entry["file"] = BASELINE_FILES[name]
         out[name] = entry
     return out
@@ -509,6 +527,8 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
+    if not 0 < args.min_agreement <= 1:
+        raise UsageError(f"--min-agreement must be in (0, 1], got {args.min_agreement}")
     if args.pack_weights and args.android is not None:
         raise UsageError(
             "--pack-weights files need bitlite_runtime; the Android demo cannot run them"

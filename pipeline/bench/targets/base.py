@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.bench.targets.model import ModelInfo
-from pipeline.errors import BitliteError, UsageError
+from pipeline.errors import BitliteError, CheckFailed, UsageError
 
 RUNNER = Path(__file__).with_name("runner.py")
 RUNNER_ERROR = "BITLITE_ERROR "
@@ -29,11 +29,12 @@ ENGINES = ("auto", "lce")
 
 
 class TargetError(BitliteError):
-    """The target cannot run the model: unreachable, missing tool, unsupported build."""
+    """The target cannot run the model: unreachable, missing tool, unsupported build (exit 1:
+    the inputs were valid, the environment failed)."""
 
 
-class ParityError(BitliteError):
-    """The target's output disagrees with the host's for the same model and input."""
+class ParityError(CheckFailed):
+    """The target's output disagrees with the host's for the same model and input (exit 1)."""
 
 
 @dataclass(frozen=True)
