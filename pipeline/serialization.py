@@ -18,9 +18,9 @@ def load_keras_model(path: Path) -> Any:
     try:
         with load_scope(path):  # TF-MOT's int8-qat wrappers are not registered globally
             return tf.keras.models.load_model(path)
-    except OSError as err:
+    except (FileNotFoundError, PermissionError) as err:
         raise CorruptFileError(f"cannot read {path}: {err.strerror or err}") from None
-    except Exception as err:  # noqa: BLE001  (Keras raises assorted errors on bad files)
+    except Exception as err:  # noqa: BLE001  (Keras and h5py raise assorted errors on bad files)
         first = (str(err).strip().splitlines() or [""])[0][:160]
         raise CorruptFileError(
             f"{path} is not a readable Keras model ({type(err).__name__}: {first}); "

@@ -57,8 +57,6 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-        if self.data_dir is not None and not Path(self.data_dir).expanduser().is_dir():
-            raise UsageError(f"--data-dir {self.data_dir} is not a directory")
         if any(b < 1 for b in self.lr_boundaries) or self.lr_boundaries != sorted(
             set(self.lr_boundaries)
         ):
