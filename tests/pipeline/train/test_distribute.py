@@ -46,8 +46,11 @@ def test_mirrored_training_over_two_logical_cpus(tmp_path):
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["devices"] == 2
     assert out["replicas"] == [2]  # the model was built inside a 2-replica MirroredStrategy
-    # What the run records is what the saved (replicated, then saved) model computes.
-    assert out["accuracy"] == pytest.approx(out["saved_model_accuracy"], abs=1e-6)
+    # What the run records is what the saved (replicated, then saved) model computes on
+    # the 128 test images. Evaluation splits batches over the replicas, so float sums
+    # round differently and a binary activation near 0 may flip: allow 2 images of 128.
+    assert out["accuracy"] == pytest.approx(out["saved_model_accuracy"], abs=2 / 128 + 1e-9)
+    assert out["accuracy"] > 0.15  # learned something in 4 steps (chance: 0.10)
 
 
 def test_strategy_names_and_chief(monkeypatch):
