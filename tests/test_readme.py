@@ -47,3 +47,10 @@ def test_readme_states_the_exit_codes_the_cli_glue_uses():
     for command in ("pipeline.train", "pipeline.bench", "pipeline.compare", "tools.inq",
                     "tools.progressive", "tools.inspect"):  # fmt: skip
         assert f"`{command.removeprefix('pipeline')}`" in text or f"`{command}`" in text
+
+
+def test_ci_installs_kotlin_so_the_preprocessing_test_runs():
+    """tests/android_demo's Kotlin test skips without kotlinc; CI must not skip it."""
+    ci = (ROOT / ".ci" / "run").read_text()
+    install = ci[ci.index("apt-get install") :].split(">/dev/null", 1)[0]
+    assert re.search(r"\bkotlin\b", install), install
