@@ -243,6 +243,7 @@ def app_metadata(run: runs.Run) -> dict[str, Any]:
     """The sidecar an app reads: what the model expects and what its outputs mean."""
     config = run.config()
     meta = config["data"]
+    preprocessing = _preprocessing(meta)
     return {
         "format": MODEL_FORMAT,
         "model": config["train"]["model"],
@@ -251,6 +252,7 @@ def app_metadata(run: runs.Run) -> dict[str, Any]:
         "input_shape": meta["input_shape"],
         "input_dtype": meta["input_dtype"],
         "normalization": meta["normalization"],
+        **({"preprocessing": preprocessing} if preprocessing else {}),
         "labels": meta["labels"],
         "output": "probabilities",
     }
@@ -274,6 +276,20 @@ class Evaluation:
         if self.labels is None:
             return entry["relative_diff"] <= self.rtol
         return entry["argmax_agreement"] >= self.min_agreement
+
+
+def _preprocessing(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """How images are framed before normalization, as the data layer does it for
+    evaluation (ImageNet: resize 256, centre crop 224); None: fed as they are. Runs
+    trained before config.json recorded it as a table get it from the data layer."""
+    recorded = meta.get("preprocessing")
+    if isinstance(recorded, dict):
+        return recorded
+    if meta.get("dataset") == "imagenet2012":
+        from pipeline.data.imagenet import PREPROCESSING
+
+        return dict(PREPROCESSING)
+    return None
 
 
 def test_data(run: runs.Run) -> data.Dataset:
@@ -462,7 +478,8 @@ def _baselines(
     keras_out: np.ndarray,
     ev: Evaluation,
 ) -> dict[str, Any]:
-    """Size and accuracy of the float / int8 .tflite of the same network (stock TFLite)."""
+    """Size and accuracy of the float / int8 .tflite of the same network (stock TFLite).
+    An entry with ``file`` is written by :func:`export_run` once parity has held."""
     out: dict[str, Any] = {}
     for name, blob in converted.items():
         entry = {k: v for k, v in describe_flatbuffer(blob).items() if k != "weight_tensors"}
@@ -729,6 +746,8 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
+    if not 0 < args.min_agreement <= 1:
+        raise UsageError(f"--min-agreement must be in (0, 1], got {args.min_agreement}")
     if args.keras is not None or args.out is not None:
         return _main_foreign(args)
     if args.pack_weights and args.android is not None:

@@ -142,6 +142,8 @@ class BNNShift(BNN):
     summary = "BinaryNet with shift-based batch norm and shift-based AdaMax"
     paper = "Hubara et al. 2016, arXiv:1602.02830 (Alg. 2, 3)"
 
+    optimizers = ("shift-adamax", "adamax", "adam", "sgd")
+
     learning_rate: float = 2.0**-10
     # "adam" (bnn's) or "adamax" (Kingma & Ba's, no shifts, same β): for ablations
     optimizer_name: str = "shift-adamax"

@@ -49,12 +49,20 @@ class TrainConfig:
     def validate(self) -> None:
         from pipeline.methods import check_name as check_method
 
+        _check_types(self)  # grid files and config.json bypass argparse's type=int
         models.check_name(self.model)
         check_method(self.method)
         data.check_name(self.dataset)
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+        for name in ("epochs", "batch_size", "train_samples", "test_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        if any(b < 1 for b in self.lr_boundaries) or self.lr_boundaries != sorted(
+            set(self.lr_boundaries)
+        ):
+            raise UsageError("--lr-boundaries must be increasing epochs, each at least 1")
+        if not 0 < self.lr_decay <= 1 or self.weight_decay < 0:
+            raise UsageError("--lr-decay must be in (0, 1] and --weight-decay at least 0")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise UsageError("--lr must be positive")
         from pipeline.data.augment import check_augment
@@ -70,6 +78,33 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+_INT, _NUMBER, _TEXT = (int,), (int, float), (str,)
+FIELD_TYPES: dict[str, tuple[tuple[type, ...], bool]] = {  # name -> (types, None allowed)
+    "model": (_TEXT, False), "method": (_TEXT, False), "dataset": (_TEXT, False),
+    "epochs": (_INT, False), "batch_size": (_INT, False), "learning_rate": (_NUMBER, True),
+    "seed": (_INT, False), "method_options": ((dict,), False), "data_dir": (_TEXT, True),
+    "train_samples": (_INT, True), "test_samples": (_INT, True), "augment": (_TEXT, False),
+    "strategy": (_TEXT, False), "weight_decay": (_NUMBER, False),
+    "lr_boundaries": ((list,), False), "lr_decay": (_NUMBER, False), "init_from": (_TEXT, True),
+}  # fmt: skip
+_TYPE_WORDS = {_INT: "an integer", _NUMBER: "a number", _TEXT: "a string",
+               (dict,): "a table", (list,): "a list of integers"}  # fmt: skip
+
+
+def _check_types(config: TrainConfig) -> None:
+    """Reject ``epochs = "3"`` or ``lr_decay = true`` with the setting's name (bool is an
+    int to Python, never to a user)."""
+    for name, (types, nullable) in FIELD_TYPES.items():
+        value = getattr(config, name)
+        if value is None and nullable:
+            continue
+        ok = isinstance(value, types) and not isinstance(value, bool)
+        if ok and name == "lr_boundaries":
+            ok = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        if not ok:
+            raise UsageError(f"{name} must be {_TYPE_WORDS[types]}, got {value!r}")
 
 
 def default_run_dir(config: TrainConfig, root: Path = runs.DEFAULT_ROOT) -> Path:
@@ -128,11 +163,15 @@ def train(config: TrainConfig, out: Path | None = None, progress: bool = True) -
     run = runs.Run((out or default_run_dir(config)).resolve())
     if run.file(runs.CONFIG).exists():
         raise UsageError(f"{run.path} already holds a run; use --resume or another --out")
-    run.path.mkdir(parents=True, exist_ok=True)
-    ds = load_data(config)  # before anything is written: a missing dataset leaves no run
+    if run.path.exists() and not run.path.is_dir():
+        raise UsageError(f"--out {run.path} is a file, not a directory")
+    # Data and model first: a missing dataset, a bad option or an unreadable --init-from
+    # leaves no run directory behind.
+    ds = load_data(config)
     steps = math.ceil(ds.train_size / config.batch_size)
     with distribute.make_strategy(config.strategy).scope():
         model, method = build(config, ds, steps)
+    run.path.mkdir(parents=True, exist_ok=True)
     run.write_config(_full_config(config, method, ds))
     runs.mark_latest(run)
     return _fit(run, config, ds, model, method, initial_epoch=0, progress=progress)

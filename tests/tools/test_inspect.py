@@ -145,9 +145,48 @@ def test_truncated_or_corrupt_file_is_one_clear_error(tmp_path, cut):
     path = tmp_path / "bad.tflite"
     path.write_bytes(bad)
     out = _cli(str(path))
-    assert out.returncode == 1
+    assert out.returncode == 2  # bad input, as pipeline.bench says of the same file
     assert out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1
     assert "Traceback" not in out.stderr
+
+
+def _inconsistent(edit) -> bytes:
+    """known_model() with one index or shape made inconsistent; it still parses."""
+    s = schema()
+    model = s.ModelT.InitFromPackedBuf(bytearray(known_model()), 0)
+    edit(model, model.subgraphs[0])
+    return pack(model)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m, g: setattr(g.operators[-1], "inputs", [0, 500, -1]), "refers to tensor 500"),
+        (lambda m, g: setattr(g.operators[0], "opcodeIndex", 40), "operator code 40"),
+        (lambda m, g: setattr(g.tensors[1], "shape", [16, 72]), "not rank 4"),
+        (lambda m, g: setattr(g.operators[1], "customOptions", None), "channels_in"),
+    ],
+)
+def test_parseable_but_inconsistent_file_is_one_line_exit_2(tmp_path, edit, message):
+    """These used to raise IndexError / KeyError with a traceback."""
+    path = tmp_path / "odd.tflite"
+    path.write_bytes(_inconsistent(edit))
+    out = _cli(str(path))
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1
+    assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_bench_and_inspect_give_a_corrupt_file_the_same_exit_code(tmp_path):
+    path = tmp_path / "cut.tflite"
+    path.write_bytes(known_model()[:100])
+    bench = subprocess.run(
+        [sys.executable, "-m", "pipeline.bench", "--model", str(path), "--target", "host"],
+        capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    inspected = _cli(str(path))
+    assert bench.returncode == inspected.returncode == 2, (bench.stderr, inspected.stderr)
+    assert not (tmp_path / "bench-host.json").exists()
 
 
 def packed_known_model() -> bytes:

@@ -359,20 +359,107 @@ def test_sidecar_tells_apps_how_to_feed_the_model(exported_run):
     assert meta["needs_lce"] is True
 
 
-def test_broken_parity_fails_the_export_and_writes_no_model(exported_run, monkeypatch):
+def _copy_of(exported_run, tmp_path):
+    """A private copy of the session's exported run: a test that re-exports must not
+    rewrite the shared run's report (other tests compare against it, in any order)."""
+    import shutil
+
+    from pipeline import runs
+
+    run = runs.Run(tmp_path / "run")
+    shutil.copytree(exported_run[0].path, run.path)
+    return run
+
+
+def test_broken_parity_fails_the_export_and_writes_no_model(exported_run, tmp_path, monkeypatch):
     """The converter is stood in by the run's own export (no second conversion)."""
     from pipeline import runs
     from pipeline.errors import ParityError
     from pipeline.export import convert
     from pipeline.export.exporter import export_run
 
-    run, _ = exported_run
+    shared_report = exported_run[0].file(runs.EXPORT_REPORT).read_bytes()
+    run = _copy_of(exported_run, tmp_path)
     before = run.file(runs.TFLITE).stat().st_mtime_ns
     done = convert.Conversion(run.file(runs.TFLITE).read_bytes(), "lce+rewrite")
     monkeypatch.setattr(convert, "convert", lambda *a, **k: done)
     with pytest.raises(ParityError, match="parity broken"):
         export_run(run, min_agreement=1.01, baselines=())  # nothing agrees on > 100 %
     assert run.file(runs.TFLITE).stat().st_mtime_ns == before
+    assert runs.read_json(run.file(runs.EXPORT_REPORT))["parity_ok"] is False
+    assert exported_run[0].file(runs.EXPORT_REPORT).read_bytes() == shared_report
+
+
+def test_broken_parity_writes_no_baseline_files(exported_run, tmp_path, monkeypatch):
+    """``--baselines``: model_float.tflite / model_int8.tflite appear only when parity
+    holds (they used to be written before the check). The session export's float
+    baseline stands in for both converted baselines."""
+    from pipeline import runs
+    from pipeline.errors import ParityError
+    from pipeline.export import convert
+    from pipeline.export.exporter import BASELINE_FILES, export_run
+
+    run = _copy_of(exported_run, tmp_path)
+    float_blob = run.file(BASELINE_FILES["float"]).read_bytes()
+    for name in BASELINE_FILES.values():
+        run.file(name).unlink(missing_ok=True)
+    baselines = {"float": float_blob, "int8": float_blob}
+    done = convert.Conversion(run.file(runs.TFLITE).read_bytes(), "lce+rewrite", baselines=baselines)
+    monkeypatch.setattr(convert, "convert", lambda *a, **k: done)
+    with pytest.raises(ParityError, match="nothing exported"):
+        export_run(run, min_agreement=1.01, baselines=("float", "int8"))
+    assert [n for n in BASELINE_FILES.values() if run.file(n).exists()] == []
+    report = runs.read_json(run.file(runs.EXPORT_REPORT))  # the report still says why
+    assert report["parity_ok"] is False and sorted(report["baselines"]) == ["float", "int8"]
+
+    report = export_run(run, baselines=("float", "int8"))  # parity holds: both written
+    for name, file in BASELINE_FILES.items():
+        assert run.file(file).read_bytes() == float_blob and report["baselines"][name]["file"] == file
+
+
+def test_imagenet_model_json_carries_its_preprocessing(exported_run, tmp_path):
+    """An app must resize to 256 and centre-crop 224 as evaluation does; model.json used
+    to drop it. Also for runs whose config.json recorded it as a string (older runs)."""
+    from pipeline import runs
+    from pipeline.data.imagenet import PREPROCESSING
+    from pipeline.export.exporter import app_metadata
+
+    run = _copy_of(exported_run, tmp_path)
+    config = run.config()
+    assert "preprocessing" not in app_metadata(run, needs_lce=True)  # MNIST: fed as is
+    for recorded in (dict(PREPROCESSING), "resize-256 centre-crop-224 (ImageNet evaluation)"):
+        config["data"].update(dataset="imagenet2012", preprocessing=recorded)
+        runs.write_json(run.file(runs.CONFIG), config)
+        meta = app_metadata(run, needs_lce=True)
+        assert meta["preprocessing"]["resize"] == 256
+        assert meta["preprocessing"]["center_crop"] == 224
+
+
+def test_corrupt_model_keras_is_one_line_exit_2(exported_run, tmp_path, capsys):
+    from pipeline import cli, runs
+    from pipeline.export.exporter import main
+
+    run = _copy_of(exported_run, tmp_path)
+    before = run.file(runs.EXPORT_REPORT).read_bytes()
+    run.file(runs.MODEL).write_bytes(b"PK\x03\x04 not really a zip archive")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(main, ["--run", str(run.path), "--quiet"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "not a readable Keras model" in err
+    assert len(err.splitlines()) == 1
+    assert run.file(runs.EXPORT_REPORT).read_bytes() == before
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "-0.1"])
+def test_min_agreement_outside_0_1_is_bad_input(value, tmp_path, capsys):
+    from pipeline import cli
+    from pipeline.export.exporter import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(main, ["--root", str(tmp_path), "--min-agreement", value])
+    assert exit_info.value.code == 2
+    assert "--min-agreement must be in (0, 1]" in capsys.readouterr().err
 
 
 def _needs_bitlite():
