@@ -107,5 +107,5 @@ def test_resnet18_trains_on_it(imagenet_dir, tmp_path):
     from pipeline.export.exporter import app_metadata
 
     assert run.config()["data"]["preprocessing"] == imagenet.PREPROCESSING
-    meta = app_metadata(run, needs_lce=True)
+    meta = app_metadata(run)
     assert (meta["preprocessing"]["resize"], meta["preprocessing"]["center_crop"]) == (256, 224)

@@ -426,11 +426,11 @@ def test_imagenet_model_json_carries_its_preprocessing(exported_run, tmp_path):
 
     run = _copy_of(exported_run, tmp_path)
     config = run.config()
-    assert "preprocessing" not in app_metadata(run, needs_lce=True)  # MNIST: fed as is
+    assert "preprocessing" not in app_metadata(run)  # MNIST: fed as is
     for recorded in (dict(PREPROCESSING), "resize-256 centre-crop-224 (ImageNet evaluation)"):
         config["data"].update(dataset="imagenet2012", preprocessing=recorded)
         runs.write_json(run.file(runs.CONFIG), config)
-        meta = app_metadata(run, needs_lce=True)
+        meta = app_metadata(run)
         assert meta["preprocessing"]["resize"] == 256
         assert meta["preprocessing"]["center_crop"] == 224
 
