@@ -624,7 +624,7 @@ def test_dorefa_lenet_trains_and_converts_to_binary_products_with_parity(tmp_pat
     import larq_compute_engine as lce
 
     from pipeline import data
-    from pipeline.export.exporter import check_parity, test_data
+    from pipeline.export.exporter import Evaluation, check_parity, test_data
     from pipeline.export.keras_rewrite import prepare_for_lce
     from pipeline.tflite.reader import read_model
 
@@ -638,7 +638,8 @@ def test_dorefa_lenet_trains_and_converts_to_binary_products_with_parity(tmp_pat
     flatbuffer = lce.convert_keras_model(rewritten)
     ds = test_data(run)
     x = data.normalize(ds.x_test)
-    check = check_parity(flatbuffer, x, model.predict(x, verbose=0), ds.y_test, "lce", 0.999)
+    ev = Evaluation(x, ds.y_test, min_agreement=0.999)
+    check = check_parity(flatbuffer, ev, model.predict(x, verbose=0), "lce")
     assert check["ok"], check
     macs = read_model(flatbuffer).macs()
     assert macs["binary"] / sum(macs.values()) > 0.9
