@@ -33,6 +33,9 @@ CHECKPOINT = "checkpoint.keras"
 STATE = "state.json"
 TFLITE = "model.tflite"
 EXPORT_REPORT = "export_report.json"
+# Set (to anything): runs do not repoint <root>/latest. A comparison grid's cells set it, so
+# parallel cells never write the same file outside their own directories.
+NO_LATEST = "BITLITE_NO_LATEST"
 
 
 @contextlib.contextmanager
@@ -154,7 +157,10 @@ def root_of(out: Path | None) -> Path:
 
 
 def mark_latest(run: Run) -> None:
-    """Point ``<root>/latest`` at this run (a symlink, replaced atomically)."""
+    """Point ``<root>/latest`` at this run (a symlink, replaced atomically), unless the
+    environment sets :data:`NO_LATEST`."""
+    if os.environ.get(NO_LATEST):
+        return
     link = run.path.parent / LATEST
     tmp = run.path.parent / f".{LATEST}.{os.getpid()}"
     with contextlib.suppress(FileNotFoundError):

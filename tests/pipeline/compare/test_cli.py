@@ -3,6 +3,8 @@ retraining finished cells, writes results.csv, results.md and the plots, and exp
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import pipeline.train.trainer
@@ -26,7 +28,7 @@ test_samples = 100
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-class Interrupted(Exception):
+class Interrupted(KeyboardInterrupt):  # Ctrl-C: a failing cell no longer stops the grid
     pass
 
 
@@ -136,6 +138,26 @@ def test_export_added_later_converts_finished_cells_without_retraining(resumed, 
         assert float(row["tflite_accuracy"]) == pytest.approx(float(row["accuracy"]), abs=0.011)
     assert (out / SIZE_PNG).read_bytes()[:8] == PNG_MAGIC
     assert "| .tflite |" in (out / RESULTS_MD).read_text()
+
+
+def test_jobs_2_runs_the_same_cells_to_the_same_results(resumed, tmp_path):
+    """Two worker processes, each cell once; accuracies equal the in-process run's."""
+    grid_file, out = tmp_path / "grid.toml", tmp_path / "jobs2"
+    grid_file.write_text(GRID)  # not resumed's file: another test edits that one
+    assert main(["--grid", str(grid_file), "--out", str(out), "--quiet", "--jobs", "2"]) == 0
+    grid, sequential = load_grid(grid_file, out=out), resumed["grid"]
+    pids = set()
+    for cell in grid.cells():
+        worker = runs.read_json(grid.run_dir(cell).file("worker.json"))
+        assert worker["attempt"] == 1
+        pids.add(worker["pid"])
+        assert (grid.run_dir(cell).result()["test_accuracy"]
+                == sequential.run_dir(cell).result()["test_accuracy"])  # fmt: skip
+    assert len(pids) == 2 and os.getpid() not in pids  # two workers, not this process
+    rows = read_csv(out / RESULTS_CSV)
+    assert [(r["model"], r["method"]) for r in rows] == [
+        ("lenet5", "float"), ("lenet5", "bnn"), ("mlp1024", "float"), ("mlp1024", "bnn")]  # fmt: skip
+    assert "--jobs 2" in (out / RESULTS_MD).read_text()
 
 
 def test_cli_check_lists_cells_and_errors_are_one_line(tmp_path, capsys):
