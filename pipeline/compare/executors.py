@@ -50,6 +50,7 @@ class Executor(ABC):
 
     name: str = ""
     slots: int = 1
+    in_process = False  # calls run in the driver's process (their output is the driver's)
 
     def start(self) -> None:  # noqa: B027  (optional: most executors need no set-up)
         """Acquire workers (a pool, a cluster connection) before the first submit."""
@@ -72,6 +73,7 @@ class Sequential(Executor):
     (KeyboardInterrupt) is not caught, so it stops the grid where it is."""
 
     name = "sequential"
+    in_process = True
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future:
         future: cf.Future = cf.Future()
@@ -153,7 +155,7 @@ class RayCluster(Executor):
     def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future:
         if fn not in self._remote:
             self._remote[fn] = self._ray.remote(fn).options(
-                num_cpus=self.resources.cpus, num_gpus=self.resources.gpus,
+                num_cpus=self.resources.cpus or 1, num_gpus=self.resources.gpus,
                 max_retries=0, retry_exceptions=False,
             )  # fmt: skip
         ref = self._remote[fn].remote(*args)
@@ -221,11 +223,18 @@ def make_executor(name: str, jobs: int, resources: Resources,
 
 
 def threads_per_cell(executor: Executor, resources: Resources) -> int | None:
-    """TensorFlow threads for one cell: what the grid grants it on Ray, this machine's
-    cores shared by the pool's workers, or None (TensorFlow's default) in this process.
-    Without it, N workers each start one thread per core and slow one another down."""
-    if isinstance(executor, RayCluster):
+    """TensorFlow CPU threads for one cell.
+
+    The grid's ``cpus_per_cell`` when it sets one, on every executor: TensorFlow's sums
+    split by thread count, so equal threads are what make a cell's weights the same
+    wherever it runs. Otherwise TensorFlow's default (all cores) in this process; this
+    machine's cores shared among the pool's workers (N workers of all-core TensorFlow
+    slow one another down); one on Ray, which grants a task one CPU by default.
+    """
+    if resources.cpus is not None:
         return max(1, round(resources.cpus))
+    if isinstance(executor, RayCluster):
+        return 1
     if isinstance(executor, ProcessPool):
         return max(1, (os.cpu_count() or 1) // executor.slots)
     return None

@@ -25,9 +25,9 @@ A grid file (TOML) names the axes and how to train::
     init = "float"                  # start from the float cell ("simple quantization")
     epochs = 2
 
-    [resources]                     # optional: what one cell takes (--executor ray, --jobs)
-    cpus_per_cell = 4
-    gpus_per_cell = 1               # fractions share a GPU (0.5: two cells per GPU)
+    [resources]                     # optional: what one cell takes
+    cpus_per_cell = 4               # its TensorFlow threads, on every executor; Ray: CPUs
+    gpus_per_cell = 1               # Ray: GPUs; fractions share one (0.5: two cells)
 
 Every (model, dataset) gets a float cell, whether or not ``[methods]`` lists ``float``: it
 is the baseline of the accuracy deltas and the starting point of tool methods. A method
@@ -119,9 +119,10 @@ class MethodSpec:
 
 @dataclass(frozen=True)
 class Resources:
-    """What one cell occupies on a worker: CPU cores (its TensorFlow threads) and GPUs."""
+    """What one cell occupies on a worker: CPU cores (its TensorFlow threads; None: not
+    set, see :func:`pipeline.compare.executors.threads_per_cell`) and GPUs."""
 
-    cpus: float = 1.0
+    cpus: float | None = None
     gpus: float = 0.0
 
 
@@ -246,14 +247,14 @@ def _resources(value: Any, fail: Callable[[str], GridError]) -> Resources:
     if extra:
         raise fail(f"[resources] has unknown key(s) {', '.join(extra)} "
                    f"({', '.join(sorted(RESOURCES))})")  # fmt: skip
-    numbers = {}
-    for key, default, least in (("cpus_per_cell", 1, "> 0"), ("gpus_per_cell", 0, ">= 0")):
-        v = value.get(key, default)
+    for key, least in (("cpus_per_cell", "> 0"), ("gpus_per_cell", ">= 0")):
+        v = value.get(key, 1)
         if (isinstance(v, bool) or not isinstance(v, int | float)
                 or not (v > 0 if least == "> 0" else v >= 0)):  # fmt: skip
             raise fail(f"[resources] {key} must be a number {least}, not {v!r}")
-        numbers[key] = float(v)
-    return Resources(cpus=numbers["cpus_per_cell"], gpus=numbers["gpus_per_cell"])
+    cpus = value.get("cpus_per_cell")
+    return Resources(cpus=None if cpus is None else float(cpus),
+                     gpus=float(value.get("gpus_per_cell", 0)))  # fmt: skip
 
 
 def _method_spec(name: str, value: Any, fail: Callable[[str], GridError]) -> MethodSpec:

@@ -126,7 +126,7 @@ class Schedule:
         self.running: dict[cf.Future, tuple[Cell, Attempt]] = {}
         self.threads = threads_per_cell(executor, grid.resources)
         # Per-epoch bars only when cells run here, one at a time.
-        self.cell_progress = progress and executor.slots == 1 and self.threads is None
+        self.cell_progress = progress and executor.in_process
         self.bar = ProgressBar(len(self.cells), len(done), executor.name, progress, log)
 
     def run(self) -> Outcome:
