@@ -32,6 +32,7 @@ from pipeline.compare.grid import RESULTS_CSV, Cell, Grid, result_row, run_cell,
 from pipeline.errors import UsageError
 
 WORKER_FILE = "worker.json"
+SCHEDULE_FILE = "schedule.json"  # OUT/: this run's attempts, where and when each cell ran
 POLL_S = 1.0  # how often the progress bar looks for started cells
 
 
@@ -66,7 +67,7 @@ def cell_task(grid: Grid, cell: Cell, attempt: Attempt) -> Finished:
         "bitlite": str(Path(pipeline.__file__).parent),  # which checkout a node imported
     })  # fmt: skip
     notes: list[str] = []
-    with cell_environment(attempt.threads):
+    with cell_environment(attempt.threads, share_gpu=0 < grid.resources.gpus < 1):
         try:
             run_cell(grid, cell, run, attempt.progress, notes.append)
         except Exception as err:  # KeyboardInterrupt is not caught: Ctrl-C stops the grid
@@ -75,13 +76,17 @@ def cell_task(grid: Grid, cell: Cell, attempt: Attempt) -> Finished:
 
 
 @contextlib.contextmanager
-def cell_environment(threads: int | None) -> Iterator[None]:
+def cell_environment(threads: int | None, share_gpu: bool = False) -> Iterator[None]:
     """Environment for one cell, also seen by the tool it may start as a subprocess:
-    its TensorFlow thread count, and no ``cells/latest`` link — a link every cell would
-    repoint is a file outside the cell's directory that parallel workers would share."""
+    its TensorFlow thread count; GPU memory taken as needed when cells share a GPU
+    (TensorFlow otherwise takes all of it at once); and no ``cells/latest`` link — a link
+    every cell would repoint is a file outside the cell's directory that parallel workers
+    would share."""
     values = {runs.NO_LATEST: "1"}
     if threads is not None:  # read by TensorFlow when it first starts its thread pools
         values |= {"TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1"}
+    if share_gpu:
+        values["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:
@@ -153,7 +158,26 @@ class Schedule:
         for cell in self.waiting:  # never started: the cell they start from failed
             source = self.grid.source(cell)
             self.outcome.failed[cell.name] = f"not run: {source.name if source else '?'} failed"
+        runs.write_json(self.grid.out / SCHEDULE_FILE, self.record())
         return self.outcome
+
+    def record(self) -> dict[str, Any]:
+        """Each cell this run submitted: attempts, where it ran, the driver's and the
+        worker's clocks (their difference is what scheduling cost), its error if it failed."""
+        o = self.outcome
+        cells: dict[str, Any] = {}
+        for name, attempts in self.attempts.items():
+            entry: dict[str, Any] = {"attempts": attempts, "submitted": o.submitted.get(name),
+                                     "received": o.received.get(name),
+                                     "retried": o.retried.get(name, [])}  # fmt: skip
+            if name in o.finished:
+                f = o.finished[name]
+                entry.update(host=f.host, pid=f.pid, started=f.started, ended=f.ended)
+            if name in o.failed:
+                entry["error"] = o.failed[name]
+            cells[name] = entry
+        return {"executor": self.executor.name, "threads_per_cell": self.threads,
+                "kept": o.kept, "cells": cells}  # fmt: skip
 
     def ready(self, cell: Cell) -> bool:
         source = self.grid.source(cell)

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -31,12 +34,15 @@ export = false
 [methods]
 bnn = [1]
 inq = { bits = [4], args = ["--epochs-per-step", "1", "--train-samples", "200"] }
+[resources]
+cpus_per_cell = 1  # the same TensorFlow threads on every executor: the same weights
 [train]
 epochs = 1
 batch_size = 50
 train_samples = 200
 test_samples = 100
 """
+ROOT = Path(__file__).resolve().parents[3]
 SAME = ["dataset", "model", "method", "bits", "accuracy", "float_accuracy", "delta_pt"]
 
 
@@ -57,8 +63,12 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def sequential(grid_file):
+    """The default executor, as a command: in a fresh process, TensorFlow still takes the
+    grid's thread count (this test process may have started TensorFlow already)."""
     out = grid_file.parent / "sequential"
-    assert main(["--grid", str(grid_file), "--out", str(out), "--quiet"]) == 0
+    command = [sys.executable, "-m", "pipeline.compare", "--grid", str(grid_file),
+               "--out", str(out), "--quiet"]  # fmt: skip
+    subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
     return out
 
 
