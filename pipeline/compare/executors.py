@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pipeline.compare.grid import Resources
-from pipeline.errors import UsageError
+from pipeline.errors import BitliteError, UsageError
 
 RAY_VERSION = "2.58.0"  # the version pyproject's `ray` extra pins
 RAY_MISSING = ('--executor ray needs Ray: pip install -c constraints.txt -e ".[ray]" '
@@ -148,7 +148,11 @@ class RayCluster(Executor):
         ray = import_ray()
         hide_broken_pyarrow()
         if not ray.is_initialized():  # else: the caller's ray.init(**RAY_INIT, ...) holds
-            ray.init(address=self.address, num_cpus=self.num_cpus, **RAY_INIT)
+            try:
+                ray.init(address=self.address, num_cpus=self.num_cpus, **RAY_INIT)
+            except (ConnectionError, RuntimeError) as err:  # no cluster at that address
+                where = f"at {self.address}" if self.address else "on this machine"
+                raise BitliteError(f"cannot start or reach Ray {where}: {err}") from None
             self._started_ray = True
         self._ray = ray
 

@@ -4,9 +4,11 @@ retraining finished cells, writes results.csv, results.md and the plots, and exp
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
+import pipeline
 import pipeline.train.trainer
 from pipeline import cli, runs
 from pipeline.compare.cli import BITS_PNG, RESULTS_MD, SIZE_PNG, main
@@ -152,6 +154,7 @@ def test_jobs_2_runs_the_same_cells_to_the_same_results(resumed, tmp_path):
     for cell in grid.cells():
         worker = runs.read_json(grid.run_dir(cell).file("worker.json"))
         assert worker["attempt"] == 1
+        assert worker["bitlite"] == str(Path(pipeline.__file__).parent)  # this checkout's code
         pids.add(worker["pid"])
         run, reference = grid.run_dir(cell), sequential.run_dir(cell)
         assert run.config()["train"] == {**reference.config()["train"]}
