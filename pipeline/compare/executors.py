@@ -120,8 +120,9 @@ class ProcessPool(Executor):
 
     @staticmethod
     def describe(error: BaseException) -> str:
-        if isinstance(error, cf.process.BrokenProcessPool):
-            return "its worker process died (killed, or out of memory)"
+        if isinstance(error, cf.process.BrokenProcessPool):  # the pool then stops every
+            # worker, so the cells running beside the one that died fail with it
+            return "a worker process died (killed, or out of memory); the pool restarted"
         return Executor.describe(error)
 
 
