@@ -23,6 +23,7 @@ import argparse
 import importlib.util
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -140,7 +141,8 @@ def main() -> None:
     contended = max(load_before, load_after) > (os.cpu_count() or 1)
     text = "\n".join([
         "# Comparison grid: sequential vs --jobs 2 vs Ray (issue 20)", "",
-        "Command: `python -m benchmarks.compare_executors` (each row is one "
+        f"Command: `{shlex.join(['python', '-m', 'benchmarks.compare_executors', *sys.argv[1:]])}` "
+        "(each row is one "
         "`python -m pipeline.compare --grid G --quiet [ARGS]`, timed whole, fresh `OUT`).", "",
         f"Machine: {os.cpu_count()} cores ({cpu_name()}), load average {load_before:.1f} "
         f"before, {load_after:.1f} after; Python {platform.python_version()}; "

@@ -14,13 +14,19 @@ A cell that fails is retried ``--retries`` times, then reported in ``results.md`
 
 from __future__ import annotations
 
+import argparse
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline import cli, runs
 from pipeline.compare.grid import RESULTS_CSV, finished_rows, load_grid, results_markdown, write_csv
 from pipeline.errors import BitliteError, UsageError
+
+if TYPE_CHECKING:
+    from pipeline.compare.executors import Executor
+    from pipeline.compare.grid import Grid
 
 RESULTS_MD = "results.md"
 BITS_PNG = "accuracy_vs_bits.png"
@@ -91,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def make_executor(args, grid):
+def make_executor(args: argparse.Namespace, grid: Grid) -> Executor:
     from pipeline.compare.executors import make_executor as make
 
     if args.retries < 0:

@@ -39,6 +39,8 @@ error names the cell it comes from.
 
 Running is resumable: a cell whose ``result.json`` exists is not trained again, a cell
 with a checkpoint continues from it, and export and bench results are kept in the run.
+:func:`run_cell` runs one cell; :mod:`pipeline.compare.schedule` runs the grid's cells
+on an executor (in this process, ``--jobs N`` processes, or Ray tasks).
 """
 
 from __future__ import annotations
