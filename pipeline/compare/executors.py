@@ -135,11 +135,10 @@ class RayCluster(Executor):
     name = "ray"
 
     def __init__(self, resources: Resources, address: str | None = None,
-                 slots: int | None = None, num_cpus: int | None = None) -> None:  # fmt: skip
+                 slots: int | None = None) -> None:  # fmt: skip
         self.resources = resources
         self.address = address
         self.slots = slots or sys.maxsize  # all ready cells: queued tasks drive autoscaling
-        self.num_cpus = num_cpus  # for a local cluster started here (tests)
         self._ray: Any = None
         self._remote: dict[Callable[..., Any], Any] = {}  # one export per function, not per call
         self._refs: list[Any] = []
@@ -150,7 +149,7 @@ class RayCluster(Executor):
         hide_broken_pyarrow()
         if not ray.is_initialized():  # else: the caller's ray.init(**RAY_INIT, ...) holds
             try:
-                ray.init(address=self.address, num_cpus=self.num_cpus, **RAY_INIT)
+                ray.init(address=self.address, **RAY_INIT)
             except (ConnectionError, RuntimeError) as err:  # no cluster at that address
                 where = f"at {self.address}" if self.address else "on this machine"
                 raise BitliteError(f"cannot start or reach Ray {where}: {err}") from None
