@@ -114,7 +114,7 @@ def table(results: list[tuple[str, dict[str, Any]]]) -> str:
 
 
 def accuracy_table(results: list[tuple[str, dict[str, Any]]]) -> str:
-    labels = [label.split(" (")[0].split(",")[0] for label, _ in results]
+    labels = ["sequential", "sequential 1 thread", "--jobs 2", "ray"][: len(results)]
     lines = ["| cell | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
     for name in results[0][1]["accuracies"]:
         values = [f"{r['accuracies'][name]:.4f}" for _, r in results]
