@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from benchmarks.table import write_table
 
 RESULTS = Path(__file__).parent / "results" / "export_sizes.md"
 GOALS = {"binary": 25.0, "ternary": 4.0}
@@ -165,11 +166,9 @@ def main() -> None:
                 rows += rows_for(model, method, ensure_packed(run, args), packed=True)
     text = table(rows)
     print(text)
-    cmd = "python -m benchmarks.export_sizes " + " ".join(sys.argv[1:])
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        "# Export sizes and accuracy (MNIST)\n\n"
-        f"Command: `{cmd}`  \n"
+    write_table(
+        RESULTS,
+        "Export sizes and accuracy (MNIST)",
         f"Training: {args.train_samples} images, {args.epochs} epoch(s) — accuracy is that of "
         "short runs; sizes do not depend on training. Parity interpreters: LCE's Python "
         "Interpreter (x86 reference kernels; 'argmax agreement') and bitlite_runtime "
@@ -178,9 +177,7 @@ def main() -> None:
         "BitliteDecodeWeights; their parity, checked there, is the last agreement column). "
         "Bits/weight count the stored weight codes (int8 and packed: without the "
         "per-channel scales and level tables, which the file size includes). "
-        f"CPU shared with other jobs (load {os.getloadavg()[0]:.1f}); no timings here.\n\n"
-        + text
-        + "\n"
+        "No timings here.\n\n" + text,
     )
 
 

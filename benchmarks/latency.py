@@ -22,10 +22,8 @@ used (model_float.tflite, model_int8.tflite, model.tflite — whichever exist).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import platform
-import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -35,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 
 import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
-from pipeline import runs
+from benchmarks.table import write_table
 from pipeline.bench.cli import EXPORTS
 from pipeline.bench.targets import make_target
 from pipeline.bench.targets.base import Measurement, Settings
@@ -150,15 +148,11 @@ def _ratio(a: float | None, b: float | None) -> str:
     return "—" if not a or not b else f"{a / b:.2f}×"
 
 
-def markdown(results: dict[str, dict[str, dict]], command: str, runs: int) -> str:
+def markdown(results: dict[str, dict[str, dict]], runs: int) -> str:
     any_host = next(iter(next(iter(results.values())).values()))["host"]
     any_qemu = next(iter(next(iter(results.values())).values()))["qemu"]
     lines = [
-        "# Latency: float vs int8 vs binary",
-        "",
-        f"Command: `{command}`  ",
-        f"Date: {datetime.date.today().isoformat()}; host CPU: {any_host.cpu} "
-        f"({platform.machine()}), {any_host.os}; 1 thread.",
+        f"Host: {any_host.cpu} ({platform.machine()}), {any_host.os}; 1 thread.",
         "",
         "**The host CPU is shared and contended** (2 cores, several jobs): host latencies are "
         f"medians of {runs} inferences and only comparable within one table. An inference = "
@@ -233,7 +227,6 @@ def main() -> None:
     p.add_argument("--qemu-runs", type=int, default=3, help="timed emulated inferences")
     p.add_argument("--out", type=Path, help="also write the markdown table here")
     args = p.parse_args()  # fmt: skip
-    command = "python -m benchmarks.latency " + shlex.join(sys.argv[1:])
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bitlite-latency-") as tmp:
         subjects = {run.name: run_exports(run) for run in args.run}
@@ -244,10 +237,9 @@ def main() -> None:
         for name, exports in subjects.items():
             _log(f"benchmarking {name}")
             results[name] = bench_subject(exports, args.runs, args.qemu_runs)
-        text = markdown(results, command.strip(), args.runs)  # reads the exports: inside
-    print(text)
-    if args.out:
-        runs.write_text(args.out, text)
+        body = markdown(results, args.runs)  # reads the exports: inside
+    title = "Latency: float vs int8 vs binary"
+    print(write_table(args.out, title, body) if args.out else body)
 
 
 if __name__ == "__main__":

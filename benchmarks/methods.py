@@ -19,8 +19,6 @@ against that.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -29,6 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout first
 
 import pipeline  # noqa: E402,F401
+from benchmarks.table import write_table  # noqa: E402
 
 # MNIST figures the papers report: (test accuracy %, the setting it was measured in).
 PAPER_MNIST: dict[str, tuple[float, str]] = {
@@ -114,7 +113,6 @@ def main() -> None:
     methods = args.methods or method_names()
     if "float" in methods:  # the baseline first: every other row is compared with it
         methods = ["float"] + [m for m in methods if m != "float"]
-    load = os.getloadavg()[0]
     sections = []
     missing: list[str] = []
     for dataset in args.datasets:
@@ -134,10 +132,7 @@ def main() -> None:
             rows.append(r)
             print(f"  {r['accuracy']:.2f} % in {r['time']:.0f} s", file=sys.stderr, flush=True)
         sections.append(f"## {dataset} ({args.model})\n\n{table(rows)}\n")
-    command = "python -m benchmarks.methods " + " ".join(sys.argv[1:])
     text = (
-        "# Every method on MNIST / Fashion-MNIST\n\n"
-        f"Command: `{command.strip()}`\n\n"
         f"Schedule: {args.model}, {args.epochs} epochs on the full training set, batch "
         f"{args.batch_size}, seed 0, each method's default optimizer and learning-rate "
         "schedule (column 'optimizer, schedule'; the exponential schedule decays the rate "
@@ -145,15 +140,11 @@ def main() -> None:
         "from far longer training (and, for BinaryConnect and BinaryNet, a permutation-"
         "invariant MLP instead of LeNet-5): the gap column says how far this short schedule "
         "is from them, not whether the implementation is faithful.\n\n"
-        f"Machine: {os.cpu_count()} CPU cores shared with other jobs (load average {load:.1f} "
-        f"at start), Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}. "
-        "Training times are wall-clock on this contended CPU.\n\n" + "\n".join(sections)
+        "Training times are wall-clock on this CPU (its load is above).\n\n" + "\n".join(sections)
     )
     if missing:
         text += "\nNot run (no finished cell): " + ", ".join(missing) + ".\n"
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(text)
-    print(text)
+    print(write_table(args.results, "Every method on MNIST / Fashion-MNIST", text))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Runtime benchmark on this x86-64 host: binary VGG-8 (CIFAR-10) through bitlite_runtime,
-against the same architecture's int8 and float exports on stock TFLite + XNNPACK, and
+against the same architecture's int8 and float exports on LiteRT + XNNPACK, and
 against LCE's own x86 interpreter running the same binary model.
 
     python -m benchmarks.runtime_x86 [--runs 30] [--threads 1] [--out benchmarks/results/runtime_x86.md]
@@ -13,7 +13,6 @@ its numbers are what LCE gives on x86, not a device speed.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from pathlib import Path
@@ -21,12 +20,10 @@ from pathlib import Path
 import numpy as np
 
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from pipeline import runs
+from benchmarks.table import cpu_name, write_table
 
-try:
-    import bitlite_runtime  # noqa: F401  (pip install ./runtime)
-except ImportError:  # a source checkout: use its runtime/
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
+# This checkout's runtime (its kernels are what is measured), not an installed copy.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
 
 MODEL = "vgg8"  # the registered CIFAR-10 net (seed 004 table 2), untrained
 SHAPE = (32, 32, 3)
@@ -57,15 +54,17 @@ def timer(name: str, model: bytes, engine: str, threads: int):
         it = LceInterpreter(model, num_threads=threads)
         x = np.zeros((1, *SHAPE), np.float32)
         return (lambda: it.predict(x)), "LCE 0.16 x86 interpreter"
-    from tflite_runtime.interpreter import Interpreter
+    # int8 and float on LiteRT (its XNNPACK delegate runs int8 too; tflite-runtime 2.14's
+    # Python interpreter applies no XNNPACK to int8 graphs, which made int8 look slow).
+    from ai_edge_litert.interpreter import Interpreter
 
     it = Interpreter(model_content=model, num_threads=threads)  # default delegates: XNNPACK
     it.allocate_tensors()
     detail = it.get_input_details()[0]
     it.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
     delegated = any(op["op_name"] == "DELEGATE" for op in it._get_ops_details())
-    return it.invoke, ("tflite-runtime 2.14 + XNNPACK" if delegated else
-                       "tflite-runtime 2.14 builtin kernels (no delegate applied)")
+    return it.invoke, ("LiteRT + XNNPACK" if delegated else
+                       "LiteRT builtin kernels (no delegate applied)")
 
 
 def measure(runs: int, threads: int, save: Path | None = None) -> list[dict]:
@@ -90,11 +89,9 @@ def measure(runs: int, threads: int, save: Path | None = None) -> list[dict]:
                  size_kb=len(models[name]) / 1024) for name, desc, _, times in callables]
 
 
-def table(rows: list[dict], command: str, threads: int) -> str:
+def markdown(rows: list[dict], threads: int) -> str:
     ours = rows[0]["ms"]
     lines = [
-        f"# bitlite runtime on x86-64 ({platform.processor() or platform.machine()})", "",
-        f"Command: `{command}`", "",
         f"{MODEL} on {SHAPE[0]}x{SHAPE[1]}x{SHAPE[2]} (untrained), batch 1, {threads} thread(s); "
         "median latency. Shared, contended CPU: absolute times are noisy, ratios come "
         "from one interleaved run.", "",
@@ -115,11 +112,8 @@ def main() -> None:
     parser.add_argument("--save", type=Path, default=None, help="write the three exports here")
     args = parser.parse_args()
     rows = measure(args.runs, args.threads, args.save)
-    command = f"python -m benchmarks.runtime_x86 --runs {args.runs} --threads {args.threads}"
-    text = table(rows, command, args.threads)
-    print(text)
-    if args.out:
-        runs.write_text(args.out, text)
+    title, body = f"bitlite runtime on x86-64 ({cpu_name()})", markdown(rows, args.threads)
+    print(write_table(args.out, title, body) if args.out else body)
 
 
 if __name__ == "__main__":

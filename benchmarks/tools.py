@@ -12,13 +12,12 @@ continues. Prints a markdown table (and writes it with ``--table``).
 
 from __future__ import annotations
 
-import shlex
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
+from benchmarks.table import write_table
 from pipeline import cli, runs
 
 # (label, tool, quantizer, bits, order)
@@ -138,9 +137,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = table(args.root, datasets)
     print(text)
     if args.table:
-        command = shlex.join(
-            ["python", "-m", "bench.tools", *(sys.argv[1:] if argv is None else argv)]
-        )
         subset = f"{args.train_samples} random" if args.train_samples else "all"
         notes = (
             "LeNet-5 (32C5-MP2-64C5-MP2-512-10, batch norm), float run trained by "
@@ -155,8 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "Non-zero weights: of all conv/dense kernel weights. Wall times: 2-core CPU "
             "shared with other jobs (contended), only roughly comparable."
         )
-        body = f"# Tools stage: INQ vs progressive vs all-at-once\n\n{notes}\n\n{text}\n\n"
-        runs.write_text(args.table, f"{body}Command: `{command}`\n")
+        write_table(args.table, "Tools stage: INQ vs progressive vs all-at-once", f"{notes}\n\n{text}")
     return 0
 
 

@@ -12,26 +12,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from pipeline import runs
+from benchmarks.table import write_table
 
 TARGET_ACCURACY = 0.985
 TARGET_SECONDS = 300.0
 RESULTS = Path(__file__).parent / "results" / "train_default.md"
 
 
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def main() -> None:
@@ -39,7 +32,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/bench-default"))
     args = parser.parse_args()
     shutil.rmtree(args.out, ignore_errors=True)
-    load_before = os.getloadavg()[0]
     start = time.perf_counter()
     cmd = [sys.executable, "-m", "pipeline.train", "--out", str(args.out), "--quiet"]
     subprocess.run(cmd, check=True)
@@ -48,7 +40,7 @@ def main() -> None:
     config = json.loads((args.out / "config.json").read_text())["train"]
     acc = result["test_accuracy"]
     ok = acc >= TARGET_ACCURACY and wall <= TARGET_SECONDS
-    table = "\n".join(
+    rows = "\n".join(
         [
             "| model | method | dataset | epochs | batch | test accuracy | wall time (whole CLI) | training time | target | met |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -57,18 +49,8 @@ def main() -> None:
             f"| {result['train_time_s']:.0f} s | >= 98.5 % in <= 300 s | {'yes' if ok else 'NO'} |",
         ]
     )
-    machine = (
-        f"{os.cpu_count()} cores ({cpu_name()}), load average {load_before:.1f} at start, "
-        f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}"
-    )
-    text = (
-        "# Default training run (issue 2)\n\n"
-        "Command: `python -m benchmarks.train_default` (runs `python -m pipeline.train` with no "
-        "model/method/dataset flags).\n\n"
-        f"Machine: {machine}.\n\n{table}\n"
-    )
-    runs.write_text(RESULTS, text)
-    print(text)
+    note = "It runs `python -m pipeline.train` with no model/method/dataset flags."
+    print(write_table(RESULTS, "Default training run", f"{note}\n\n{rows}"))
 
 
 if __name__ == "__main__":

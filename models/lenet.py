@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from models.registry import register
 from pipeline.methods import Method, Position
 
 
-@register("lenet5")
 def lenet5(method: Method, input_shape: tuple[int, ...], num_classes: int) -> tf.keras.Model:
     inputs = tf.keras.Input(input_shape)
     x = inputs
@@ -31,3 +29,7 @@ def lenet5(method: Method, input_shape: tuple[int, ...], num_classes: int) -> tf
     x = method.normalization()(x)
     outputs = tf.keras.layers.Softmax()(x)
     return tf.keras.Model(inputs, outputs, name="lenet5")
+
+
+# Read by models.registry, which imports this module (never the reverse).
+BUILDERS = {"lenet5": lenet5}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from models.registry import register
 from pipeline.methods import Method, Position
 
 
@@ -26,11 +25,13 @@ def mlp(method: Method, input_shape: tuple[int, ...], num_classes: int, width: i
     return tf.keras.Model(inputs, outputs, name=f"mlp{width}")
 
 
-@register("mlp1024")
 def mlp1024(method: Method, input_shape: tuple[int, ...], num_classes: int) -> tf.keras.Model:
     return mlp(method, input_shape, num_classes, width=1024, depth=3)
 
 
-@register("mlp4096")
 def mlp4096(method: Method, input_shape: tuple[int, ...], num_classes: int) -> tf.keras.Model:
     return mlp(method, input_shape, num_classes, width=4096, depth=3)
+
+
+# Read by models.registry, which imports this module (never the reverse).
+BUILDERS = {"mlp1024": mlp1024, "mlp4096": mlp4096}

@@ -1,7 +1,14 @@
-"""Model builders by name: ``build(method, input_shape, num_classes) -> keras.Model``."""
+"""Model builders by name: ``build(method, input_shape, num_classes) -> keras.Model``.
+
+Each architecture module lists its builders in a module-level ``BUILDERS`` dict; the
+registry discovers them by importing every module of the package (lazily: they import
+TensorFlow). Nothing imports the registry back, so there is no cycle to hold apart.
+"""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable
 from typing import Any
 
@@ -9,14 +16,6 @@ from pipeline.errors import unknown_choice
 
 Builder = Callable[..., Any]
 MODELS: dict[str, Builder] = {}
-
-
-def register(name: str) -> Callable[[Builder], Builder]:
-    def deco(fn: Builder) -> Builder:
-        MODELS[name] = fn
-        return fn
-
-    return deco
 
 
 def model_names() -> list[str]:
@@ -36,5 +35,10 @@ def build_model(name: str, method: Any, input_shape: tuple[int, ...], num_classe
 
 
 def _load_all() -> None:
-    # Imported lazily: the builders import TensorFlow, the registry must not.
-    from models import lenet, mlp, resnet, vgg  # noqa: F401
+    if MODELS:
+        return
+    import models
+
+    for info in pkgutil.iter_modules(models.__path__):
+        module = importlib.import_module(f"models.{info.name}")
+        MODELS.update(getattr(module, "BUILDERS", {}))

@@ -20,7 +20,6 @@ from __future__ import annotations
 import tensorflow as tf
 
 from models import blocks
-from models.registry import register
 from pipeline.methods import Method, Position
 
 # Output channels of the eight residual units; a unit that changes the count strides by 2.
@@ -49,7 +48,6 @@ def resnet18_body(method: Method, x: tf.Tensor, num_classes: int) -> tf.Tensor:
     return blocks.logits_to_probabilities(method, x)
 
 
-@register("resnet18")
 def resnet18(method: Method, input_shape: tuple[int, ...], num_classes: int) -> tf.keras.Model:
     """Seed 004 table 3: the ImageNet ResNet-18 (224×224 inputs → 112 → 56 → … → 7)."""
     inputs = tf.keras.Input(input_shape)
@@ -60,7 +58,6 @@ def resnet18(method: Method, input_shape: tuple[int, ...], num_classes: int) -> 
     return tf.keras.Model(inputs, resnet18_body(method, x, num_classes), name="resnet18")
 
 
-@register("resnet18_cifar")
 def resnet18_cifar(method: Method, input_shape: tuple[int, ...], num_classes: int):
     """ResNet-18 for 32×32 inputs: a 3×3 stride-1 stem and no max pool."""
     inputs = tf.keras.Input(input_shape)
@@ -68,3 +65,7 @@ def resnet18_cifar(method: Method, input_shape: tuple[int, ...], num_classes: in
     x = method.normalization()(x)
     x = method.activation(x)
     return tf.keras.Model(inputs, resnet18_body(method, x, num_classes), name="resnet18_cifar")
+
+
+# Read by models.registry, which imports this module (never the reverse).
+BUILDERS = {"resnet18": resnet18, "resnet18_cifar": resnet18_cifar}

@@ -19,7 +19,6 @@ from __future__ import annotations
 import tensorflow as tf
 
 from models import blocks
-from models.registry import register
 from pipeline.methods import Method, Position
 
 # (filters, pool after) for the six 3×3 convolutions of tables 1 and 2.
@@ -46,13 +45,15 @@ def vgg(method: Method, input_shape: tuple[int, ...], num_classes: int, fc: tupl
     return tf.keras.Model(inputs, blocks.logits_to_probabilities(method, x), name=name)
 
 
-@register("vgg9")
 def vgg9(method: Method, input_shape: tuple[int, ...], num_classes: int) -> tf.keras.Model:
     """Seed 004 table 1: six convolutions, FC 1024, FC 1024, output."""
     return vgg(method, input_shape, num_classes, fc=(1024, 1024), name="vgg9")
 
 
-@register("vgg8")
 def vgg8(method: Method, input_shape: tuple[int, ...], num_classes: int) -> tf.keras.Model:
     """Seed 004 table 2: six convolutions, FC 1024, output."""
     return vgg(method, input_shape, num_classes, fc=(1024,), name="vgg8")
+
+
+# Read by models.registry, which imports this module (never the reverse).
+BUILDERS = {"vgg9": vgg9, "vgg8": vgg8}

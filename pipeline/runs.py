@@ -33,9 +33,6 @@ CHECKPOINT = "checkpoint.keras"
 STATE = "state.json"
 TFLITE = "model.tflite"
 EXPORT_REPORT = "export_report.json"
-# Set (to anything): runs do not repoint <root>/latest. A comparison grid's cells set it, so
-# parallel cells never write the same file outside their own directories.
-NO_LATEST = "BITLITE_NO_LATEST"
 
 
 @contextlib.contextmanager
@@ -46,10 +43,20 @@ def atomic_path(path: Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        # mkstemp creates 0600; a file written in place would get 0666 minus the umask
+        # (0644 usually), so a host user can read what a container's root wrote.
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def current_umask() -> int:
+    """The process's umask (reading it means setting it; restored at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes(path: Path, data: bytes) -> None:
@@ -152,14 +159,13 @@ class Run:
         return load_keras_model(path)
 
 
-def root_of(out: Path | None) -> Path:
-    return out.parent if out is not None else DEFAULT_ROOT
+def mark_latest(run: Run, root: Path = DEFAULT_ROOT) -> None:
+    """Point ``<root>/latest`` at this run (a symlink, replaced atomically).
 
-
-def mark_latest(run: Run) -> None:
-    """Point ``<root>/latest`` at this run (a symlink, replaced atomically), unless the
-    environment sets :data:`NO_LATEST`."""
-    if os.environ.get(NO_LATEST):
+    Only for a run directly inside ``root``: a run the user placed elsewhere with
+    ``--out`` must not write a link into a folder the user never named.
+    """
+    if run.path.parent != root.resolve():
         return
     link = run.path.parent / LATEST
     tmp = run.path.parent / f".{LATEST}.{os.getpid()}"

@@ -1,6 +1,6 @@
 """Finding and staging bitlite's own runtime (``bitlite_runtime``) for a target.
 
-The runtime — tflite-runtime plus our kernels for Larq Compute Engine's ops — lives in
+The runtime — our kernels for Larq Compute Engine's ops as a TFLite delegate — lives in
 ``runtime/`` (or is pip-installed); the bench only locates it on this machine and, for an
 ARM target, stages a copy of the package with its library cross-built for that
 architecture in ``lib/``, where the package looks for a shipped build first. Where the
@@ -11,12 +11,13 @@ run — they never get a made-up figure.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import shutil
 import sys
 from pathlib import Path
 from types import ModuleType
 
-from pipeline.bench.targets.base import TargetError
+from pipeline.errors import TargetError
 
 SOURCE_TREE = Path(__file__).resolve().parents[1] / "runtime"
 
@@ -27,14 +28,30 @@ def load() -> ModuleType:
         return importlib.import_module("bitlite_runtime")
     except ImportError:
         pass
-    if (SOURCE_TREE / "bitlite_runtime").is_dir() and str(SOURCE_TREE) not in sys.path:
-        sys.path.insert(0, str(SOURCE_TREE))
     try:
-        return importlib.import_module("bitlite_runtime")
+        return _load_source_tree()
     except ImportError as err:
         raise TargetError(
             f"binary (LCE) models run on bitlite's runtime, which is not available here ({err})"
         ) from None
+
+
+def _load_source_tree() -> ModuleType:
+    """Import this checkout's runtime/bitlite_runtime without putting runtime/ on sys.path."""
+    init = SOURCE_TREE / "bitlite_runtime" / "__init__.py"
+    spec = importlib.util.spec_from_file_location(
+        "bitlite_runtime", init, submodule_search_locations=[str(init.parent)]
+    )
+    if not init.is_file() or spec is None or spec.loader is None:
+        raise ImportError(f"no bitlite_runtime package in {SOURCE_TREE}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bitlite_runtime"] = module  # its own submodules import the package
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules["bitlite_runtime"]
+        raise
+    return module
 
 
 def package_dir() -> Path:

@@ -1,7 +1,8 @@
-"""pip install ./runtime: compiles libbitlite_lce.so for this machine into the package.
+"""pip install ./runtime: compiles the delegate (libbitlite_delegate.so) for this machine
+into the package.
 
 The compile command lives in bitlite_runtime/build.py (loaded here by path, so building
-needs neither numpy nor tflite-runtime). The C++ sources and the kernel check ship
+needs neither numpy nor a TFLite runtime). The C++ sources and the kernel check ship
 inside the package too, so an installed copy can still cross-build
 (python -m bitlite_runtime.build --arch ...) and check its kernels.
 Needs a C++17 compiler (g++ >= 9; on Raspberry Pi OS: sudo apt install g++).
@@ -36,7 +37,7 @@ class BuildPyWithLibrary(build_py):
             dest = package / folder
             dest.mkdir(parents=True, exist_ok=True)
             for f in (HERE / folder).iterdir():
-                if f.suffix in {".cc", ".h"}:
+                if f.suffix in {".cc", ".h", ".map"}:
                     shutil.copy2(f, dest / f.name)
         _build_module().build_library("host", package / "lib")
 

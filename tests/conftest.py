@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
 
 import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # pytest-randomly is not in the locked test dependencies; this is the part we need.
+    parser.addoption("--order", choices=("given", "reverse", "random"), default="given",
+                     help="run the collected tests in this order (order-dependence check)")  # fmt: skip
+    parser.addoption("--order-seed", type=int, default=0, help="seed for --order random")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    order = config.getoption("--order")
+    if order == "reverse":
+        items.reverse()
+    elif order == "random":
+        random.Random(config.getoption("--order-seed")).shuffle(items)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    order = config.getoption("--order")
+    if order == "given":
+        return None
+    return f"test order: {order}" + (f" (seed {config.getoption('--order-seed')})" if order == "random" else "")
 
 
 @pytest.fixture(scope="session")

@@ -108,3 +108,30 @@ def test_dockerignore_keeps_what_the_install_reads():
     dropped = [p for p in needed if ignored(p, patterns)]
     assert not dropped, f".dockerignore drops files the install needs: {dropped[:5]}"
     assert ignored("runs/latest/model.tflite", patterns)  # users' runs stay out of the image
+
+
+def test_readme_says_to_build_for_amd64_on_arm64_hosts():
+    """LCE has no aarch64 wheel: on arm64 the image builds only for linux/amd64."""
+    readme = (ROOT / "README.md").read_text()
+    docker = readme.split("### Docker", 1)[1].split("\n## ", 1)[0]
+    assert "docker build --platform linux/amd64" in docker
+    assert "arm64" in docker and "aarch64" in docker
+    base = dict(dockerfile())["FROM"]
+    assert "--platform" not in base  # amd64 hosts build natively; the flag is the user's
+
+
+def test_container_writes_files_the_host_user_can_read(tmp_path):
+    """The image runs as root with Docker's default umask 022; what pipeline.runs writes
+    must then be 0644 (mkstemp alone gives 0600: unreadable through a bind mount)."""
+    import os
+    import stat
+
+    from pipeline import runs
+
+    old = os.umask(0o022)
+    try:
+        runs.write_json(tmp_path / "runs" / "r" / "result.json", {"test_accuracy": 0.99})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "runs" / "r" / "result.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "runs" / "r").stat().st_mode) == 0o755

@@ -5,7 +5,11 @@ is run): operators by type, each weight tensor's dtype, bytes and the bits per w
 actually stored (a bitpacked ``LceBconv2d`` filter with 8 input channels still spends a
 32-bit word per 8 weights: 4 bits each; k-bit codes behind ``BitliteDecodeWeights`` show
 as ``packed{k}``, k bits each), multiply-accumulates per inference split into
-binary / int8 / float, custom operators and which interpreter can run the file.
+binary / int8 / float, custom operators and which interpreter can run the file. Each
+``LceBconv2d`` is listed with the binary products it computes: a k-bit layer exported as
+bit planes (issue 16) runs its k activation planes stacked on the batch axis through one
+``LceBconv2d`` whose filters are its weight planes side by side, so ``planes`` is the op's
+batch over the model's and ``filters`` counts every weight plane.
 """
 
 from __future__ import annotations
@@ -15,11 +19,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pipeline import cli
 from pipeline.errors import UsageError
-from pipeline.tflite.reader import TFLiteModel, gzip_size, read_model, weight_totals
-
-METADATA_NAME = "bitlite_metadata"
+from pipeline.tflite.reader import (
+    METADATA_NAME,
+    TFLiteModel,
+    custom_options,
+    gzip_size,
+    read_model,
+    weight_totals,
+)
 
 
 def interpreter_note(model: TFLiteModel) -> str:
@@ -44,6 +55,30 @@ def interpreter_note(model: TFLiteModel) -> str:
     if others:
         return f"needs an interpreter that registers the custom ops {', '.join(others)}"
     return "any TFLite interpreter (builtin ops only: tflite-runtime, TensorFlow Lite)"
+
+
+def binary_products(model: TFLiteModel) -> list[dict[str, Any]]:
+    """Every ``LceBconv2d``: its layer, activation planes (its batch over the model's),
+    filters (weight planes × channels, + an all-ones filter) and binary MACs."""
+    batch = max(1, int(model.tensors[model.inputs[0]].shape[0])) if model.inputs else 1
+    rows = []
+    for op in model.ops:
+        if op.type != "LceBconv2d":
+            continue
+        out = model.tensors[op.outputs[0]]
+        filters, kh, kw, _ = model.tensors[op.inputs[1]].shape
+        positions = int(np.prod(out.shape[:-1])) if out.shape else 0
+        cin = int(custom_options(op).get("channels_in", 0))
+        rows.append(
+            {
+                "layer": out.name.split(";")[0],
+                "planes": max(1, int(out.shape[0]) // batch) if out.shape else 1,
+                "filters": int(filters),
+                "kernel": [int(kh), int(kw), cin],
+                "macs": positions * int(filters) * int(kh) * int(kw) * cin,
+            }
+        )
+    return rows
 
 
 def inspect(data: bytes) -> dict[str, Any]:
@@ -74,6 +109,7 @@ def inspect(data: bytes) -> dict[str, Any]:
         ],
         "weight_bytes": stored,
         "bits_per_weight": bits,
+        "binary_products": binary_products(model),
         "macs": macs,
         "mac_fractions": {k: v / total if total else 0.0 for k, v in macs.items()},
         "metadata": sorted(model.metadata),
@@ -98,6 +134,16 @@ def render(path: Path, info: dict[str, Any]) -> str:
         f"{'all weights':<17} {'':<34} {'':<8} {info['weight_bytes']:>10,} "
         f"{sum(w['count'] for w in info['weights']):>10,} {info['bits_per_weight']:>7.2f}"
     )
+    products = info["binary_products"]
+    if products:
+        lines += [
+            "",
+            f"{'binary products (LceBconv2d)':<52} {'planes':>6} {'filters':>7} {'MACs':>12}",
+        ]
+        lines += [
+            f"{p['layer'][-52:]:<52} {p['planes']:>6} {p['filters']:>7} {p['macs']:>12,}"
+            for p in products
+        ]
     macs = info["macs"]
     lines += [
         "",

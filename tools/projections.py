@@ -17,6 +17,10 @@ import tensorflow as tf
 from pipeline.errors import UsageError, unknown_choice
 from pipeline.quantizers import po2, uniform
 
+# Exports store these weights as int8, so more than 8 bits gains nothing, and a level
+# list of 2^(bits-2) entries (po2) must stay small: --bits 40 once built 2^38 of them.
+MIN_BITS, MAX_BITS = 2, 8
+
 
 @dataclass(frozen=True)
 class Projection:
@@ -24,12 +28,12 @@ class Projection:
     summary: str
     fit: Callable[[np.ndarray, int], dict[str, Any]]
     project: Callable[[Any, dict[str, Any], int], tf.Tensor]
-    bits: tuple[int, ...] | None = None  # the only bit widths it supports (None: any >= 2)
+    bits: tuple[int, ...] | None = None  # the only bit widths it supports (None: 2..MAX_BITS)
 
     def check_bits(self, bits: int) -> None:
-        allowed = self.bits or ()
-        if (self.bits is not None and bits not in allowed) or bits < 2:
-            choices = ", ".join(map(str, allowed)) if self.bits else ">= 2"
+        allowed = self.bits or tuple(range(MIN_BITS, MAX_BITS + 1))
+        if bits not in allowed:
+            choices = ", ".join(map(str, allowed)) if self.bits else f"{MIN_BITS} to {MAX_BITS}"
             raise UsageError(f"--quantizer {self.name} takes --bits {choices}, got {bits}")
 
 

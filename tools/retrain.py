@@ -151,15 +151,6 @@ def retrain(
     return stats
 
 
-def snap(kernel: tf.Variable, project: Projector) -> None:
-    """Replace a kernel by its projection (after STE training, or to fix it)."""
-    kernel.assign(project(kernel))
-
-
-def kernel_of(layer: tf.keras.layers.Layer) -> tf.Variable:
-    return layer.kernel
-
-
 def layer_variables(layer: tf.keras.layers.Layer) -> list[Any]:
     """Everything a layer trains (kernel and bias): what freezing the layer fixes."""
     return list(layer.trainable_weights)

@@ -92,10 +92,9 @@ class Job:
 
     # -- data and models ---------------------------------------------------------------
     def load_data(self) -> Any:
-        from pipeline.train.trainer import TrainConfig, load_data
         from tools.retrain import Data
 
-        ds = load_data(TrainConfig.from_dict(self.source.config()["train"]))
+        ds = data.load_run_data(self.source.config()["train"])
         # Retraining may use a random subset of the training images; the test set is the
         # source run's own, so accuracies compare with the float run's.
         ds = ds.subset(self.settings.get("train_samples"), None, seed=self.settings["seed"])

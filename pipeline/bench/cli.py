@@ -22,9 +22,10 @@ from tqdm.auto import tqdm
 
 import pipeline  # noqa: F401  (sets up the environment before anything imports TensorFlow)
 from pipeline import cli, runs
-from pipeline.bench.targets import SPECS, make_target, report
+from pipeline.bench.targets import SPECS, check_spec, make_target, report
 from pipeline.bench.targets.base import ENGINES, Measurement, Settings
 from pipeline.bench.targets.measure import measure, require_parity
+from pipeline.bench.targets.model import inspect_model
 from pipeline.errors import UsageError
 
 # A run's exports, by kind: the LCE export and the baselines beside it.
@@ -103,6 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _validate(args)
     models, default_json = _models(args)
+    for path in models:  # every file readable before a target is built, reached or staged
+        inspect_model(path)
+    check_spec(args.target)
     given = {"remote_python": args.remote_python, "lce_benchmark": args.lce_benchmark,
              "identity": args.identity}  # fmt: skip
     options = {k: v for k, v in given.items() if v}

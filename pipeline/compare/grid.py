@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import models
 from pipeline import data, runs
 from pipeline.errors import BitliteError, UsageError
 
@@ -225,10 +226,11 @@ def parse_grid(raw: dict[str, Any], path: Path) -> Grid:
             raise fail(f"'{key}' must be a list of names")
     if not isinstance(raw["methods"], dict):
         raise fail("[methods] must be a table: method = [bits, ...]")
+    _check_types(raw, fail)
     methods = {name: _method_spec(name, value, fail) for name, value in raw["methods"].items()}
     return Grid(
         path=path,
-        name=str(raw.get("name", path.stem)),
+        name=raw.get("name", path.stem),
         out=Path(raw.get("out", f"runs/compare-{path.stem}")),
         models=list(raw["models"]),
         datasets=list(raw["datasets"]),
@@ -236,7 +238,7 @@ def parse_grid(raw: dict[str, Any], path: Path) -> Grid:
         train=dict(raw.get("train", {})),
         quantize=dict(raw.get("quantize", {})),
         options=dict(raw.get("options", {})),
-        export=bool(raw.get("export", True)),
+        export=raw.get("export", True),
         bench=raw.get("bench"),
         resources=_resources(raw.get("resources", {}), fail),
     )
@@ -259,6 +261,28 @@ def _resources(value: Any, fail: Callable[[str], GridError]) -> Resources:
                      gpus=float(value.get("gpus_per_cell", 0)))  # fmt: skip
 
 
+# The top-level keys whose TOML type is fixed (the rest are checked above or per cell).
+TYPES: dict[str, tuple[type, str]] = {
+    "name": (str, "a string"), "out": (str, "a string (a directory)"),
+    "export": (bool, "true or false"), "bench": (str, "a target name such as \"host\""),
+    "train": (dict, "a table"), "quantize": (dict, "a table"), "options": (dict, "a table"),
+}  # fmt: skip
+
+
+def _check_types(raw: dict[str, Any], fail: Callable[[str], GridError]) -> None:
+    """``export = "no"`` used to read as true and ``bench = 5`` to pass: say so instead."""
+    for key, (kind, words) in TYPES.items():
+        if key in raw and not isinstance(raw[key], kind):
+            raise fail(f"'{key}' must be {words}, got {raw[key]!r}")
+    if "bench" in raw and importlib.util.find_spec("pipeline.bench.targets") is not None:
+        from pipeline.bench.targets import check_spec  # (validate names a missing module)
+
+        try:
+            check_spec(raw["bench"])
+        except UsageError as err:
+            raise fail(f"bench: {err}") from None
+
+
 def _method_spec(name: str, value: Any, fail: Callable[[str], GridError]) -> MethodSpec:
     if isinstance(value, list):
         value = {"bits": value}
@@ -273,8 +297,12 @@ def _method_spec(name: str, value: Any, fail: Callable[[str], GridError]) -> Met
     for b in bits:
         if not isinstance(b, int) or isinstance(b, bool):
             raise fail(f"methods.{name}: bit width {b!r} is not an integer")
-    return MethodSpec(tuple(bits), dict(value.get("options", {})),
-                      tuple(str(a) for a in value.get("args", ())))  # fmt: skip
+    options, args = value.get("options", {}), value.get("args", [])
+    if not isinstance(options, dict):
+        raise fail(f"methods.{name}.options must be a table, got {options!r}")
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise fail(f"methods.{name}.args must be a list of strings, got {args!r}")
+    return MethodSpec(tuple(bits), dict(options), tuple(args))
 
 
 def validate(grid: Grid) -> None:
@@ -307,9 +335,8 @@ def validate(grid: Grid) -> None:
 
 
 def validate_cell(grid: Grid, cell: Cell) -> None:
-    from models.registry import check_name as check_model
 
-    check_model(cell.model)
+    models.check_name(cell.model)
     data.check_name(cell.dataset)
     if cell.tool:
         if cell.bits not in TOOL_BITS:

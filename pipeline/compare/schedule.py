@@ -78,11 +78,10 @@ def cell_task(grid: Grid, cell: Cell, attempt: Attempt) -> Finished:
 @contextlib.contextmanager
 def cell_environment(threads: int | None, share_gpu: bool = False) -> Iterator[None]:
     """Environment for one cell, also seen by the tool it may start as a subprocess:
-    its TensorFlow thread count; GPU memory taken as needed when cells share a GPU
-    (TensorFlow otherwise takes all of it at once); and no ``cells/latest`` link — a link
-    every cell would repoint is a file outside the cell's directory that parallel workers
-    would share."""
-    values = {runs.NO_LATEST: "1"}
+    its TensorFlow thread count, and GPU memory taken as needed when cells share a GPU
+    (TensorFlow otherwise takes all of it at once). (Cells never write a ``latest`` link
+    beside them, which parallel cells would share: runs outside ``runs/`` write none.)"""
+    values: dict[str, str] = {}
     if threads is not None:  # read by TensorFlow when it first starts its thread pools
         values |= {"TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1"}
     if share_gpu:

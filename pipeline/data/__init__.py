@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pipeline.data.base import Dataset, normalize
 from pipeline.errors import unknown_choice
@@ -39,7 +40,24 @@ def load_dataset(name: str, data_dir: Path | None = None) -> Dataset:
     return LOADERS[name](data_dir=data_dir)
 
 
+def load_run_data(train: dict[str, Any]) -> Dataset:
+    """A run's own data — dataset, data directory, subset and seed — from the ``train``
+    section of its ``config.json``: export and the tools evaluate on exactly what the
+    run was tested on, without importing the training stage."""
+    data_dir = train.get("data_dir")
+    ds = load_dataset(train["dataset"], Path(data_dir) if data_dir else None)
+    return ds.subset(train.get("train_samples"), train.get("test_samples"), seed=train.get("seed", 0))
+
+
 # Loaders register themselves on import.
 from pipeline.data import cifar10, imagenet, mnist  # noqa: E402,F401
 
-__all__ = ["Dataset", "LOADERS", "check_name", "dataset_names", "load_dataset", "normalize"]
+__all__ = [
+    "Dataset",
+    "LOADERS",
+    "check_name",
+    "dataset_names",
+    "load_dataset",
+    "load_run_data",
+    "normalize",
+]

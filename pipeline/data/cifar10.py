@@ -58,9 +58,15 @@ def read_batches_dir(directory: Path) -> Dataset:
 
 @register("cifar10")
 def load_cifar10(data_dir: Path | None = None) -> Dataset:
-    directory = data_dir or KERAS_DIR
-    if directory.is_dir():
-        return read_batches_dir(directory)
+    if data_dir is not None:  # the user named a directory: never fall back to a download
+        if not Path(data_dir).is_dir():
+            raise DatasetUnavailableError(
+                f"--data-dir {data_dir} is not a directory; pass the unpacked "
+                "cifar-10-batches-py directory"
+            )
+        return read_batches_dir(Path(data_dir))
+    if KERAS_DIR.is_dir():
+        return read_batches_dir(KERAS_DIR)
     import tensorflow as tf
 
     try:

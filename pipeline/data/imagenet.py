@@ -39,10 +39,16 @@ NAME = "imagenet2012"
 DEFAULT_DATA_DIR = Path.home() / "tensorflow_datasets"
 ARCHIVES = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
 IMAGE_SIZE = 224
-CROP_FRACTION = 224 / 256  # evaluation: centre crop of the resize-256 image
+CROP_FRACTION = 224 / 256  # evaluation: centre crop of the resize-256 image (RESIZE)
 AREA_RANGE = (0.08, 1.0)
 ASPECT_RANGE = (3 / 4, 4 / 3)
 SHUFFLE_BUFFER = 10_000
+RESIZE = 256
+# What an app must do to a photo before normalization to see what evaluation sees
+# (eval_crop); recorded in config.json and model.json.
+PREPROCESSING = {"resize": RESIZE, "center_crop": IMAGE_SIZE, "interpolation": "bilinear",
+                 "summary": f"resize the shorter side to {RESIZE}, crop the central "
+                            f"{IMAGE_SIZE}x{IMAGE_SIZE}"}  # fmt: skip
 
 
 def manual_dir(data_dir: Path) -> Path:
@@ -164,7 +170,7 @@ class ImageNet:
             "input_shape": list(self.input_shape),
             "input_dtype": "float32",
             "normalization": {"scale": PIXEL_SCALE, "offset": PIXEL_OFFSET},
-            "preprocessing": "resize-256 centre-crop-224 (ImageNet evaluation)",
+            "preprocessing": dict(PREPROCESSING),
             "labels": self.labels,
         }
 

@@ -1,6 +1,7 @@
 """Stage 3, export: a run directory in, a verified ``model.tflite`` and its report out.
 
-In: a run's ``model.keras`` and its test data. Out, in the same run directory:
+In: a run's ``model.keras`` and its test data — or any Keras model and, optionally, data
+(:func:`export_model`, ``--keras``). Out, in the same run directory:
 ``model.tflite``, ``model.json`` and ``export_report.json`` / ``.md``. The steps, in order:
 
 1. :mod:`~pipeline.export.keras_rewrite` — Keras model -> a Keras model LCE converts to
@@ -13,6 +14,6 @@ In: a run's ``model.keras`` and its test data. Out, in the same run directory:
    interpreters, the report, and the CLI.
 """
 
-from pipeline.export.exporter import export_run, main
+from pipeline.export.exporter import export_model, export_run, main
 
-__all__ = ["export_run", "main"]
+__all__ = ["export_model", "export_run", "main"]

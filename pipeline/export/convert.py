@@ -1,12 +1,18 @@
 """Keras -> .tflite with Larq Compute Engine, in a child process.
 
+The parent — which holds the user's Python objects, however the model was built — applies
+:mod:`pipeline.export.keras_rewrite` and traces each variant of the model to a SavedModel
+(a graph and its weights: no Keras config, no custom objects). The child converts that
+graph with LCE's SavedModel entry point (or TFLite's, for the fallback and the baselines),
+so any model that runs in the parent exports, whatever its quantizers or layers.
+
 LCE 0.16's converter is native code that can crash (segfault) on some Larq models. Run
 in-process, that would kill the user's session; in a child process it becomes a clear
-error and the parent's files stay intact. The child converts the model as rewritten by
-:mod:`pipeline.export.keras_rewrite` (bitpackable binary layers); if that crashes it falls back
-to LCE on the model as trained, then to the plain TFLite converter (no LCE ops), and
-says which one produced the file. On request it also converts the ``--baselines``: the
-same network as float32 and as full-int8 (post-training, representative dataset).
+error and the parent's files stay intact. The main model is tried as rewritten
+(bitpackable binary layers); if that fails it falls back to LCE on the model as trained,
+then to the plain TFLite converter (no LCE ops), and says which one produced the file. On
+request the same child also converts the ``--baselines``: the same network as float32
+and as full-int8 (post-training, representative dataset).
 """
 
 from __future__ import annotations
@@ -44,73 +50,130 @@ class Conversion:
     baselines: dict[str, bytes] = field(default_factory=dict)
 
 
-def convert_model(model: Any) -> bytes:
+def convert_model(model: Any, pixel_scale: float | None = None) -> bytes:
     """Convert an in-memory Keras model; returns the .tflite flatbuffer."""
-    with tempfile.TemporaryDirectory(prefix="bitlite-convert-") as tmp:
-        path = Path(tmp) / "model.keras"
-        model.save(path)
-        return convert(path).flatbuffer
-
-
-def convert_file(keras_path: Path) -> bytes:
-    return convert(keras_path).flatbuffer
+    return convert(model, pixel_scale=pixel_scale).flatbuffer
 
 
 def convert(
-    keras_path: Path,
+    model: Any,
     strategies: Sequence[str] = STRATEGIES,
     baselines: Sequence[str] = (),
     representative: np.ndarray | None = None,
+    pixel_scale: float | None = None,
 ) -> Conversion:
-    """Convert a saved Keras model in child processes, falling back along ``strategies``.
+    """Convert a Keras model (or a saved one's path) in child processes, falling back
+    along ``strategies``. ``pixel_scale``: see :func:`~pipeline.export.keras_rewrite.prepare_for_lce`.
 
     The baselines are converted by the same child after the main model (one TensorFlow
     start-up); if they fail, the main model still stands and ``failures`` says why."""
+    model = _loaded(model)
     failures: list[str] = []
-    for i, strategy in enumerate(strategies):
-        tasks = [("model", strategy)] + ([(b, b) for b in baselines] if i == 0 else [])
-        done, error = _run_child([(keras_path, tasks)], representative)
-        if "model" not in done[0]:
-            failures.append(f"{strategy}: {error}")
-            continue
-        main_bytes, layers = done[0].pop("model")
-        missing = [b for b in baselines if b not in done[0]]
-        failures += [f"baseline {b}: {error}" for b in missing] if i == 0 else []
-        return Conversion(
-            main_bytes, strategy, layers, failures, {b: v[0] for b, v in done[0].items()}
-        )
+    with tempfile.TemporaryDirectory(prefix="bitlite-trace-") as tmp:
+        for i, strategy in enumerate(strategies):
+            try:
+                graph, layers = trace(model, strategy, Path(tmp) / strategy, pixel_scale)
+                extra = [(b, b, trace(model, b, Path(tmp) / b)[0]) for b in baselines] if i == 0 else []
+            except Exception as err:  # the user's model failed to trace: try the next way
+                failures.append(f"{strategy}: tracing the model failed: {_one_line(err)}")
+                continue
+            done, error = _run_child([[("model", strategy, graph), *extra]], representative)
+            if "model" not in done[0]:
+                failures.append(f"{strategy}: {error}")
+                continue
+            missing = [b for b in baselines if b not in done[0]]
+            failures += [f"baseline {b}: {error}" for b in missing] if i == 0 else []
+            main_bytes = done[0].pop("model")
+            return Conversion(main_bytes, strategy, layers, failures, done[0])
     raise ConversionError("; ".join(failures) + " — nothing was written")
 
 
-def convert_many(keras_paths: Sequence[Path], strategy: str = STRATEGIES[0]) -> list[Conversion]:
-    """Convert several models in one child (one TensorFlow start-up): tests, benchmarks.
-    A model whose conversion fails raises ConversionError naming it."""
-    done, error = _run_child([(p, [("model", strategy)]) for p in keras_paths], None)
+def convert_many(
+    models: Sequence[Any], strategy: str = STRATEGIES[0], pixel_scale: float | None = None
+) -> list[Conversion]:
+    """Convert several models (or saved models' paths) in one child (one TensorFlow
+    start-up): tests, benchmarks. A model whose conversion fails raises ConversionError
+    naming it."""
+    with tempfile.TemporaryDirectory(prefix="bitlite-trace-") as tmp:
+        traced = [trace(_loaded(m), strategy, Path(tmp) / str(i), pixel_scale)
+                  for i, m in enumerate(models)]  # fmt: skip
+        done, error = _run_child([[("model", strategy, g)] for g, _ in traced], None)
     out = []
-    for path, result in zip(keras_paths, done, strict=True):
+    for model, (_, layers), result in zip(models, traced, done, strict=True):
         if "model" not in result:
-            raise ConversionError(f"{path}: {error}")
-        out.append(Conversion(result["model"][0], strategy, result["model"][1]))
+            raise ConversionError(f"{_label(model)}: {error}")
+        out.append(Conversion(result["model"], strategy, layers))
     return out
 
 
-Task = tuple[str, str]  # (output name, strategy or baseline name)
+def trace(
+    model: Any, how: str, out: Path, pixel_scale: float | None = None
+) -> tuple[Path, list[dict[str, Any]]]:
+    """Save the variant of ``model`` that ``how`` converts as a SavedModel in ``out``;
+    return it and the rewrite's per-layer plan (empty unless rewritten)."""
+    from pipeline.export.keras_rewrite import float_reference, prepare_for_lce
+
+    layers: list[dict[str, Any]] = []
+    if how == "lce+rewrite":
+        model, plans = prepare_for_lce(model, pixel_scale)
+        layers = [p.to_dict() for p in plans]
+    elif how in ("tflite", *BASELINES):
+        model = float_reference(model)
+    elif how != "lce":
+        raise ValueError(f"unknown conversion {how}")
+    save_graph(model, out)
+    return out, layers
+
+
+def save_graph(model: Any, out: Path) -> None:
+    """Trace ``model`` for inference into a SavedModel whose only signature takes a batch
+    of its input shape. Only the weights are tracked, not the Keras object: nothing of
+    the model's Python (custom quantizers, layers, Lambda code) needs to be importable to
+    convert it."""
+    import tensorflow as tf
+
+    shape = model.input_shape
+    if not shape or isinstance(shape[0], (list, tuple)):
+        raise BitliteError("bitlite exports models with one image input; this one has several")
+    if any(d is None for d in shape[1:]):
+        raise BitliteError(f"the model's input shape {tuple(shape)} has unknown dimensions")
+    spec = tf.TensorSpec([None, *shape[1:]], tf.float32, name="input")
+    module = tf.Module()
+    module.weights = list(model.variables)  # tracked, so the graph's captures are saved
+    module.serve = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+    tf.saved_model.save(module, str(out), signatures=module.serve)
+
+
+def _loaded(model: Any) -> Any:
+    if isinstance(model, (str, Path)):
+        from pipeline.serialization import load_keras_model
+
+        return load_keras_model(Path(model))
+    return model
+
+
+def _label(model: Any) -> str:
+    return str(model) if isinstance(model, (str, Path)) else getattr(model, "name", "model")
+
+
+def _one_line(err: BaseException) -> str:
+    lines = [ln for ln in str(err).strip().splitlines() if ln.strip()]
+    return f"{type(err).__name__}: {lines[-1] if lines else ''}"
+
+
+Task = tuple[str, str, Path]  # (output name, how to convert, traced SavedModel)
 
 
 def _run_child(
-    items: Sequence[tuple[Path, Sequence[Task]]], representative: np.ndarray | None
-) -> tuple[list[dict[str, tuple[bytes, list[dict[str, Any]]]]], str]:
-    """Run one child over ``items``; per item, what it finished ({name: (bytes, layers)})
-    and, if the child failed, why."""
+    items: Sequence[Sequence[Task]], representative: np.ndarray | None
+) -> tuple[list[dict[str, bytes]], str]:
+    """Run one child over ``items`` (each a list of tasks on one model); per item, what it
+    finished ({name: flatbuffer}) and, if the child failed, why."""
     with tempfile.TemporaryDirectory(prefix="bitlite-convert-") as tmp:
         job: dict[str, Any] = {"items": [], "representative": None}
-        for i, (path, tasks) in enumerate(items):
+        for i, tasks in enumerate(items):
             job["items"].append(
-                {
-                    "keras": str(path),
-                    "out": str(Path(tmp) / str(i)),
-                    "tasks": [list(t) for t in tasks],
-                }
+                {"out": str(Path(tmp) / str(i)), "tasks": [[n, h, str(g)] for n, h, g in tasks]}
             )
         if representative is not None:
             job["representative"] = str(Path(tmp) / "representative.npy")
@@ -122,13 +185,10 @@ def _run_child(
         results = []
         for item in job["items"]:
             finished = {}
-            for name, _ in item["tasks"]:
-                marker = Path(item["out"]) / f"{name}.done.json"
+            for name, _, _ in item["tasks"]:
+                marker = Path(item["out"]) / f"{name}.done"
                 if marker.exists():  # written after the .tflite: its presence means success
-                    finished[name] = (
-                        (Path(item["out"]) / f"{name}.tflite").read_bytes(),
-                        json.loads(marker.read_text()),
-                    )
+                    finished[name] = (Path(item["out"]) / f"{name}.tflite").read_bytes()
             results.append(finished)
         return results, error or "the child process finished without output"
 
@@ -157,51 +217,27 @@ def _describe_failure(proc: subprocess.CompletedProcess) -> str:
     return "conversion failed: " + (lines[-1] if lines else f"exit code {proc.returncode}")
 
 
-# -- the child -------------------------------------------------------------------------
+# -- the child: TensorFlow and LCE only, none of the model's Python -------------------
 def _child(job_path: str) -> None:
-    import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
-    from pipeline.serialization import load_keras_model
-
     job = json.loads(Path(job_path).read_text())
     rep = np.load(job["representative"]) if job["representative"] else None
     for item in job["items"]:
         out = Path(item["out"])
         out.mkdir(parents=True, exist_ok=True)
-        model = load_keras_model(Path(item["keras"]))
-        for name, how in item["tasks"]:
-            if how in BASELINES:
-                flatbuffer, layers = _convert_baseline(model, how, rep), []
-            else:
-                flatbuffer, layers = _convert_main(model, how)
-            (out / f"{name}.tflite").write_bytes(flatbuffer)
-            (out / f"{name}.done.json").write_text(json.dumps(layers))
+        for name, how, graph in item["tasks"]:
+            (out / f"{name}.tflite").write_bytes(_convert_graph(graph, how, rep))
+            (out / f"{name}.done").touch()
 
 
-def _convert_main(model: Any, strategy: str) -> tuple[bytes, list[dict[str, Any]]]:
-    import larq_compute_engine as lce
+def _convert_graph(graph: str, how: str, representative: np.ndarray | None) -> bytes:
     import tensorflow as tf
 
-    from pipeline.export.keras_rewrite import prepare_for_lce
+    if how in ("lce+rewrite", "lce"):
+        import larq_compute_engine as lce
 
-    if strategy == "lce+rewrite":
-        rewritten, plans = prepare_for_lce(model)
-        return lce.convert_keras_model(rewritten), [p.to_dict() for p in plans]
-    if strategy == "lce":
-        return lce.convert_keras_model(model), []
-    if strategy == "tflite":
-        from pipeline.export.keras_rewrite import float_reference
-
-        return tf.lite.TFLiteConverter.from_keras_model(float_reference(model)).convert(), []
-    raise ValueError(f"unknown conversion strategy {strategy}")
-
-
-def _convert_baseline(model: Any, name: str, representative: np.ndarray | None) -> bytes:
-    import tensorflow as tf
-
-    from pipeline.export.keras_rewrite import float_reference
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(float_reference(model))
-    if name == "int8":
+        return lce.convert_saved_model(graph)
+    converter = tf.lite.TFLiteConverter.from_saved_model(graph)
+    if how == "int8":
         if representative is None:
             raise ValueError("the int8 baseline needs a representative dataset")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -212,8 +248,8 @@ def _convert_baseline(model: Any, name: str, representative: np.ndarray | None) 
             tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
             tf.lite.OpsSet.TFLITE_BUILTINS,
         ]
-    elif name != "float":
-        raise ValueError(f"unknown baseline {name}")
+    elif how not in ("float", "tflite"):
+        raise ValueError(f"unknown conversion {how}")
     return converter.convert()
 
 

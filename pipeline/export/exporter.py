@@ -2,7 +2,10 @@
 
 Conversion is Larq Compute Engine's, in a child process (:mod:`pipeline.export.convert`), on
 the model as rewritten by :mod:`pipeline.export.keras_rewrite`: binary convolutions *and*
-binary dense layers become bitpacked ``LceBconv2d`` (scales folded in). Ternary,
+binary dense layers become bitpacked ``LceBconv2d`` (scales folded in), and so do k-bit
+layers (<= 4-bit uniform activations × <= 4-level weights) as exact sums of binary
+products; the report's ``layers`` say which layer became what, into how many products,
+and why a layer stayed off the binary kernels. Ternary,
 power-of-two and k-bit weights are then stored as int8 with per-channel scales where
 their levels fit exactly, or with ``--pack-weights`` as k-bit codes (<= 16 levels) that
 only bitlite's runtime decodes (:mod:`pipeline.tflite.rewrite`; parity is then checked
@@ -17,17 +20,21 @@ and the share of multiply-accumulates that are binary. ``model.json`` beside the
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pipeline import cli, data, runs
-from pipeline.errors import ParityError, UsageError
+from pipeline.errors import ParityError, TargetError, UsageError
 from pipeline.tflite.reader import gzip_size, read_model, weight_totals
 
 MIN_AGREEMENT = 0.999  # argmax agreement below this fails the export
+RANDOM_RTOL = 1e-3  # without labelled data: max |output diff| / max |output| above this fails
+RANDOM_SAMPLES = 8  # random inputs checked when a model from elsewhere comes without data
 MODEL_JSON = "model.json"
 MODEL_FORMAT = "bitlite-model/1"
 EXPORT_MD = "export_report.md"
@@ -61,7 +68,7 @@ def tflite_predict(flatbuffer: bytes, x: np.ndarray, progress: bool = False) -> 
 
 
 def bitlite_predict(flatbuffer: bytes, x: np.ndarray, progress: bool = False) -> np.ndarray:
-    """Run ``x`` through bitlite's own runtime (tflite-runtime 2.14 + our LCE kernels)."""
+    """Run ``x`` through bitlite's own runtime (our delegate in the installed TFLite host)."""
     from pipeline import runtime
 
     interp = runtime.load().Interpreter(flatbuffer, num_threads=1)
@@ -80,98 +87,124 @@ def register_interpreter(name: str, predict: Predict, description: str) -> None:
     INTERPRETERS[name] = (predict, description)
 
 
-def _register_bitlite() -> None:
-    """Our runtime joins the parity interpreters wherever ``bitlite_runtime`` imports."""
+@functools.cache
+def _bitlite_available() -> bool:
     from pipeline import runtime
-    from pipeline.bench.targets.base import TargetError
 
     try:
         runtime.load()
     except TargetError:
-        return
-    register_interpreter(
-        BITLITE,
-        bitlite_predict,
-        "bitlite_runtime Interpreter (tflite-runtime 2.14 + bitlite kernels)",
-    )
+        return False
+    return True
 
 
-_register_bitlite()
+def _bitlite_host() -> str:
+    from pipeline import runtime
+
+    backend = getattr(runtime.load(), "backend", None)  # an older install may lack it
+    return backend() if backend else "its TFLite host"
+
+
+def interpreters() -> dict[str, tuple[Predict, str]]:
+    """The parity interpreters by name; ours joins wherever ``bitlite_runtime`` imports.
+
+    Looked up on first use rather than at import, so importing the exporter loads no
+    runtime and changes nothing.
+    """
+    if BITLITE not in INTERPRETERS and _bitlite_available():
+        register_interpreter(
+            BITLITE, bitlite_predict, f"bitlite_runtime (bitlite delegate in {_bitlite_host()})"
+        )
+    return INTERPRETERS
 
 
 def default_interpreters() -> list[str]:
     """LCE's interpreter (the reference), then ours where it is installed."""
-    return ["lce"] + ([BITLITE] if BITLITE in INTERPRETERS else [])
+    return ["lce"] + ([BITLITE] if BITLITE in interpreters() else [])
 
 
 def predict(flatbuffer: bytes, x: np.ndarray, interpreter: str, progress: bool = False):
-    if interpreter not in INTERPRETERS:
+    if interpreter not in interpreters():
         raise UsageError(
             f"unknown interpreter '{interpreter}'; choose one of: "
-            + ", ".join(sorted(INTERPRETERS))
+            + ", ".join(sorted(interpreters()))
         )
     return INTERPRETERS[interpreter][0](flatbuffer, x, progress)
 
 
-def parity(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """How closely a converted model's outputs follow the Keras model's."""
+def parity(
+    reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray | None
+) -> dict[str, float | None]:
+    """How closely a converted model's outputs follow the Keras model's (accuracies only
+    where labels are known)."""
     ref_top, cand_top = reference.argmax(-1), candidate.argmax(-1)
+    diff = float(np.max(np.abs(reference - candidate)))
     return {
-        "keras_accuracy": float(np.mean(ref_top == labels)),
-        "tflite_accuracy": float(np.mean(cand_top == labels)),
+        "keras_accuracy": None if labels is None else float(np.mean(ref_top == labels)),
+        "tflite_accuracy": None if labels is None else float(np.mean(cand_top == labels)),
         "argmax_agreement": float(np.mean(ref_top == cand_top)),
-        "max_abs_diff": float(np.max(np.abs(reference - candidate))),
+        "max_abs_diff": diff,
+        "relative_diff": diff / max(float(np.max(np.abs(reference))), 1e-30),
     }
 
 
-PARITY_KEYS = ("keras_accuracy", "tflite_accuracy", "argmax_agreement", "max_abs_diff")
+PARITY_KEYS = (
+    "keras_accuracy",
+    "tflite_accuracy",
+    "argmax_agreement",
+    "max_abs_diff",
+    "relative_diff",
+)
 
 
 def _interpreter_names(interpreter: str | Sequence[str] | None, pack: bool = False) -> list[str]:
     if pack and interpreter is None:  # packed weights: LCE's interpreter cannot load the file
-        if BITLITE not in INTERPRETERS:
+        if BITLITE not in interpreters():
             raise UsageError("--pack-weights files run only on bitlite_runtime: install it")
         interpreter = [BITLITE]
     names = default_interpreters() if interpreter is None else interpreter
     names = [names] if isinstance(names, str) else list(dict.fromkeys(names))
-    unknown = [n for n in names if n not in INTERPRETERS]
+    unknown = [n for n in names if n not in interpreters()]
     if unknown or not names:
         raise UsageError(
             f"unknown interpreter '{', '.join(unknown)}'; choose from: "
             + ", ".join(sorted(INTERPRETERS))
-            + ("" if BITLITE in INTERPRETERS else " (bitlite: bitlite_runtime is not installed)")
+            + ("" if BITLITE in interpreters() else " (bitlite: bitlite_runtime is not installed)")
         )
     return names
 
 
 def check_parity(
     flatbuffer: bytes,
-    x: np.ndarray,
+    ev: Evaluation,
     keras_out: np.ndarray,
-    labels: np.ndarray,
     interpreter: str,
-    min_agreement: float,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Parity of one interpreter's outputs with Keras's; an interpreter that cannot run
     the file (unsupported op option, missing build) fails parity with its error."""
     entry: dict[str, Any] = {"interpreter": INTERPRETERS[interpreter][1]}
     try:
-        out = predict(flatbuffer, x, interpreter, progress=progress)
+        out = predict(flatbuffer, ev.x, interpreter, progress=progress)
     except Exception as err:  # noqa: BLE001  (any runtime's failure is one line in the report)
         lines = str(err).strip().splitlines() or [""]
         return {**entry, "error": f"{type(err).__name__}: {lines[0]}", "ok": False}
-    entry.update(parity(keras_out, out, labels))
-    entry["ok"] = entry["argmax_agreement"] >= min_agreement
+    entry.update(parity(keras_out, out, ev.labels))
+    entry["ok"] = ev.judge(entry)
     return entry
 
 
-def _verdict(check: dict[str, Any], samples: int) -> str:
+def _verdict(check: dict[str, Any], ev: Evaluation) -> str:
     if "error" in check:
         return f"{check['interpreter']} cannot run it ({check['error']})"
+    if ev.labels is None:
+        return (
+            f"{check['interpreter']} differs from Keras by {check['relative_diff']:.2e} of "
+            f"the largest output on {len(ev.x)} inputs (need <= {ev.rtol:.0e})"
+        )
     return (
         f"{check['interpreter']} agrees with Keras on {check['argmax_agreement']:.2%} "
-        f"of {samples} test images"
+        f"of {len(ev.x)} test images (need {ev.min_agreement:.1%})"
     )
 
 
@@ -206,10 +239,11 @@ def describe_flatbuffer(flatbuffer: bytes) -> dict[str, Any]:
     }
 
 
-def app_metadata(run: runs.Run, needs_lce: bool) -> dict[str, Any]:
+def app_metadata(run: runs.Run) -> dict[str, Any]:
     """The sidecar an app reads: what the model expects and what its outputs mean."""
     config = run.config()
     meta = config["data"]
+    preprocessing = _preprocessing(meta)
     return {
         "format": MODEL_FORMAT,
         "model": config["train"]["model"],
@@ -218,17 +252,49 @@ def app_metadata(run: runs.Run, needs_lce: bool) -> dict[str, Any]:
         "input_shape": meta["input_shape"],
         "input_dtype": meta["input_dtype"],
         "normalization": meta["normalization"],
+        **({"preprocessing": preprocessing} if preprocessing else {}),
         "labels": meta["labels"],
-        "needs_lce": needs_lce,
         "output": "probabilities",
     }
 
 
+@dataclass
+class Evaluation:
+    """The inputs parity runs on, and how it is judged.
+
+    With ``labels`` (a test set): argmax agreement with Keras >= ``min_agreement``. Without
+    (a model from elsewhere and random inputs, where many classes may tie): the largest
+    output difference relative to the largest |output| <= ``rtol``."""
+
+    x: np.ndarray
+    labels: np.ndarray | None = None
+    representative: np.ndarray | None = None  # calibrates the int8 baseline
+    min_agreement: float = MIN_AGREEMENT
+    rtol: float = RANDOM_RTOL
+
+    def judge(self, entry: dict[str, Any]) -> bool:
+        if self.labels is None:
+            return entry["relative_diff"] <= self.rtol
+        return entry["argmax_agreement"] >= self.min_agreement
+
+
+def _preprocessing(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """How images are framed before normalization, as the data layer does it for
+    evaluation (ImageNet: resize 256, centre crop 224); None: fed as they are. Runs
+    trained before config.json recorded it as a table get it from the data layer."""
+    recorded = meta.get("preprocessing")
+    if isinstance(recorded, dict):
+        return recorded
+    if meta.get("dataset") == "imagenet2012":
+        from pipeline.data.imagenet import PREPROCESSING
+
+        return dict(PREPROCESSING)
+    return None
+
+
 def test_data(run: runs.Run) -> data.Dataset:
     """The run's own test set (same dataset, subset and seed as at training time)."""
-    from pipeline.train.trainer import TrainConfig, load_data
-
-    return load_data(TrainConfig.from_dict(run.config()["train"]))
+    return data.load_run_data(run.config()["train"])
 
 
 def export_run(
@@ -249,37 +315,129 @@ def export_run(
     runtime, the default (and only possible) parity interpreter. Every file is written
     atomically, and only after conversion and parity succeeded: a failed export leaves
     the run as it was (except the report, which says why)."""
-    from pipeline.export.convert import convert
-    from pipeline.tflite.rewrite import embed_metadata, int8_weights
-
     names = _interpreter_names(interpreter, pack)
     model = run.load_model()  # a clear error if the run has not finished training
     ds = test_data(run)
-    x_test = data.normalize(ds.x_test)
-    rep = data.normalize(ds.x_train[:REPRESENTATIVE]) if "int8" in baselines else None
-    wanted = sorted(set(baselines) | {"float"})  # the float file is the size reference
-    conversion = convert(run.file(runs.MODEL), baselines=wanted, representative=rep)
+    ev = Evaluation(data.normalize(ds.x_test), ds.y_test, min_agreement=min_agreement)
+    if "int8" in baselines:
+        ev.representative = data.normalize(ds.x_train[:REPRESENTATIVE])
+    meta = app_metadata(run)
+    norm = meta["normalization"]
+    options = ExportOptions(baselines, names, allow_inexact, pack, progress)
+    return _export(model, run.path, run.name, ev, meta, _pixel_scale(norm), options)
+
+
+def export_model(
+    model: Any,
+    out: Path,
+    samples: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+    normalization: tuple[float, float] | None = None,
+    class_names: Sequence[str] | None = None,
+    min_agreement: float = MIN_AGREEMENT,
+    baselines: Sequence[str] = ("float",),
+    interpreter: str | Sequence[str] | None = None,
+    pack: bool = False,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Export a Keras model from anywhere (larq-zoo, your own code) into ``out``.
+
+    ``samples``: normalized inputs for parity (default: :data:`RANDOM_SAMPLES` random
+    ones); ``labels``: their classes, which turn parity into argmax agreement and add
+    accuracies; ``normalization``: ``(scale, offset)`` with ``x = pixel · scale + offset``
+    for 8-bit pixels, which the app needs and which lets the first layer run on the
+    pixels' bit planes when it is centered. Writes what :func:`export_run` writes."""
+    names = _interpreter_names(interpreter, pack)
+    shape = tuple(model.input_shape[1:])
+    if samples is None:
+        samples = _random_inputs(shape, normalization)
+    samples = np.asarray(samples, np.float32)
+    if samples.shape[1:] != shape:
+        raise UsageError(f"samples of shape {samples.shape[1:]} do not fit the model's input {shape}")
+    ev = Evaluation(samples, labels, min_agreement=min_agreement)
+    if "int8" in baselines:
+        ev.representative = samples[:REPRESENTATIVE]
+    scale, offset = normalization if normalization else (None, None)
+    meta = {
+        "format": MODEL_FORMAT,
+        "model": model.name,
+        "input_shape": list(shape),
+        "input_dtype": "uint8" if normalization else "float32",
+        "normalization": {"scale": scale, "offset": offset} if normalization else None,
+        "labels": list(class_names) if class_names else None,
+        "output": "the model's own output (logits or probabilities)",
+    }
+    pixel_scale = _pixel_scale(meta["normalization"]) if normalization else None
+    options = ExportOptions(baselines, names, False, pack, progress)
+    return _export(model, Path(out), model.name, ev, meta, pixel_scale, options)
+
+
+def _random_inputs(
+    shape: tuple[int, ...], normalization: tuple[float, float] | None, n: int = RANDOM_SAMPLES
+) -> np.ndarray:
+    """Parity inputs when none are given: normalized random pixels where the input's
+    normalization is known, else uniform in [-1, 1]."""
+    rng = np.random.default_rng(0)
+    if normalization is None:
+        return rng.uniform(-1, 1, (n, *shape)).astype(np.float32)
+    pixels = rng.integers(0, 256, (n, *shape)).astype(np.float32)
+    return (pixels * normalization[0] + normalization[1]).astype(np.float32)
+
+
+def _pixel_scale(normalization: dict[str, Any] | None) -> float | None:
+    from pipeline.export.keras_rewrite import centered_pixel_scale
+
+    if not normalization or normalization.get("scale") is None:
+        return None
+    return centered_pixel_scale(normalization["scale"], normalization["offset"])
+
+
+@dataclass
+class ExportOptions:
+    baselines: Sequence[str]
+    interpreters: list[str]
+    allow_inexact: bool = False
+    pack: bool = False
+    progress: bool = False
+
+
+def _export(
+    model: Any,
+    out: Path,
+    title: str,
+    ev: Evaluation,
+    meta: dict[str, Any],
+    pixel_scale: float | None,
+    opt: ExportOptions,
+) -> dict[str, Any]:
+    """Convert, check parity on ``ev``, and write the model and its reports into ``out``."""
+    from pipeline.export.convert import convert
+    from pipeline.tflite.rewrite import embed_metadata, int8_weights
+
+    wanted = sorted(set(opt.baselines) | {"float"})  # the float file is the size reference
+    conversion = convert(model, baselines=wanted, representative=ev.representative,
+                         pixel_scale=pixel_scale)  # fmt: skip
     flatbuffer, weight_reports = int8_weights(
-        conversion.flatbuffer, allow_inexact=allow_inexact, packed=pack
+        conversion.flatbuffer, allow_inexact=opt.allow_inexact, packed=opt.pack
     )
     fb = read_model(flatbuffer)
     needs_lce, needs_bitlite = bool(fb.lce_ops()), bool(fb.bitlite_ops())
-    meta = {**app_metadata(run, needs_lce=needs_lce), "needs_bitlite_runtime": needs_bitlite}
+    meta = {**meta, "needs_lce": needs_lce, "needs_bitlite_runtime": needs_bitlite}
     flatbuffer = embed_metadata(flatbuffer, meta)
 
-    keras_out = model.predict(x_test, batch_size=256, verbose=0)
-    checks = {
-        name: check_parity(flatbuffer, x_test, keras_out, ds.y_test, name, min_agreement, progress)
-        for name in names
-    }
+    keras_out = model.predict(ev.x, batch_size=256, verbose=0)
+    names = opt.interpreters
+    checks = {name: check_parity(flatbuffer, ev, keras_out, name, opt.progress) for name in names}
     primary = checks[names[0]]
     if "error" in primary:  # the reference interpreter cannot run the file: nothing to report
         raise ParityError(f"{primary['interpreter']} cannot run the export: {primary['error']}")
     report: dict[str, Any] = {
         **describe_flatbuffer(flatbuffer),
         **{k: primary[k] for k in PARITY_KEYS},  # the first interpreter's (LCE's by default)
-        "test_samples": int(len(x_test)),
-        "min_agreement": min_agreement,
+        "test_samples": int(len(ev.x)),
+        "labelled": ev.labels is not None,
+        "min_agreement": ev.min_agreement,
+        "rtol": ev.rtol,
         "interpreter": primary["interpreter"],
         "parity": checks,  # every interpreter checked, by name
         "converter": conversion.strategy,
@@ -290,9 +448,7 @@ def export_run(
         "needs_bitlite_runtime": needs_bitlite,
     }
     report["parity_ok"] = all(c["ok"] for c in checks.values())
-    report["baselines"] = _baselines(
-        run, conversion.baselines, baselines, keras_out, x_test, ds.y_test, progress
-    )
+    report["baselines"] = _baselines(conversion.baselines, opt, keras_out, ev)
     if "float" in conversion.baselines:
         float_size = len(conversion.baselines["float"])
         report["float_size_bytes"] = float_size
@@ -300,46 +456,46 @@ def export_run(
         report["gzip_ratio_to_float"] = (
             gzip_size(conversion.baselines["float"]) / report["gzip_bytes"]
         )
-    runs.write_json(run.file(runs.EXPORT_REPORT), report)
-    runs.write_bytes(run.file(EXPORT_MD), markdown(run, report).encode())
+    out.mkdir(parents=True, exist_ok=True)
+    runs.write_json(out / runs.EXPORT_REPORT, report)
+    runs.write_bytes(out / EXPORT_MD, markdown(title, report).encode())
     if not report["parity_ok"]:
-        broken = "; ".join(_verdict(c, len(x_test)) for c in checks.values() if not c["ok"])
+        broken = "; ".join(_verdict(c, ev) for c in checks.values() if not c["ok"])
         raise ParityError(
-            f"parity broken: {broken} (need {min_agreement:.1%}); nothing exported, see "
-            f"{run.file(runs.EXPORT_REPORT)}"
+            f"parity broken: {broken}; nothing exported, see {out / runs.EXPORT_REPORT}"
         )
-    runs.write_bytes(run.file(runs.TFLITE), flatbuffer)
-    runs.write_json(run.file(MODEL_JSON), meta)
+    runs.write_bytes(out / runs.TFLITE, flatbuffer)
+    runs.write_json(out / MODEL_JSON, meta)
+    for name, entry in report["baselines"].items():  # written only once parity holds
+        if "file" in entry:
+            runs.write_bytes(out / entry["file"], conversion.baselines[name])
     return report
 
 
 def _baselines(
-    run: runs.Run,
     converted: dict[str, bytes],
-    requested: Sequence[str],
+    opt: ExportOptions,
     keras_out: np.ndarray,
-    x_test: np.ndarray,
-    y_test: np.ndarray,
-    progress: bool,
+    ev: Evaluation,
 ) -> dict[str, Any]:
-    """Size and accuracy of the float / int8 .tflite of the same network (stock TFLite)."""
+    """Size and accuracy of the float / int8 .tflite of the same network (stock TFLite).
+    An entry with ``file`` is written by :func:`export_run` once parity has held."""
     out: dict[str, Any] = {}
     for name, blob in converted.items():
         entry = {k: v for k, v in describe_flatbuffer(blob).items() if k != "weight_tensors"}
-        if name in requested:  # measured and written only when asked for (--baselines)
-            entry.update(parity(keras_out, tflite_predict(blob, x_test, progress), y_test))
+        if name in opt.baselines:  # measured and written only when asked for (--baselines)
+            entry.update(parity(keras_out, tflite_predict(blob, ev.x, opt.progress), ev.labels))
             entry["interpreter"] = INTERPRETERS["tflite"][1]
-            runs.write_bytes(run.file(BASELINE_FILES[name]), blob)
             entry["file"] = BASELINE_FILES[name]
         out[name] = entry
     return out
 
 
-def markdown(run: runs.Run, r: dict[str, Any]) -> str:
+def markdown(title: str, r: dict[str, Any]) -> str:
     """The export report for people: one table per question."""
     kib = 1024
     lines = [
-        f"# Export report: {run.name}",
+        f"# Export report: {title}",
         "",
         f"Converter: {r['converter']}; parity interpreter: {r['interpreter']}.",
         f"Runs on: {runs_on(r)}.",
@@ -348,10 +504,10 @@ def markdown(run: runs.Run, r: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
         f"| model.tflite | {r['size_bytes'] / kib:.1f} | {r['gzip_bytes'] / kib:.1f} | "
         f"{r.get('ratio_to_float', float('nan')):.1f} | {r['bits_per_weight']:.2f} | "
-        f"{r['tflite_accuracy']:.4f} | {r['keras_accuracy']:.4f} | {r['argmax_agreement']:.4%} |",
+        f"{_acc(r['tflite_accuracy'])} | {_acc(r['keras_accuracy'])} | {r['argmax_agreement']:.4%} |",
     ]
     for name, b in r["baselines"].items():
-        acc = f"{b['tflite_accuracy']:.4f}" if "tflite_accuracy" in b else "–"
+        acc = _acc(b.get("tflite_accuracy"))
         agree = f"{b['argmax_agreement']:.4%}" if "argmax_agreement" in b else "–"
         ratio = r.get("float_size_bytes", 0) / b["size_bytes"]
         lines.append(
@@ -360,11 +516,10 @@ def markdown(run: runs.Run, r: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        f"Parity over {r['test_samples']} test images (needs argmax agreement ≥ "
-        f"{r['min_agreement']:.1%} on every interpreter):",
+        f"Parity over {r['test_samples']} {_parity_rule(r)} on every interpreter:",
         "",
-        "| interpreter | tflite acc | argmax agreement | max abs diff | parity |",
-        "|---|---:|---:|---:|---|",
+        "| interpreter | tflite acc | argmax agreement | max abs diff | relative diff | parity |",
+        "|---|---:|---:|---:|---:|---|",
     ]
     lines += [_parity_row(c) for c in r.get("parity", {}).values()]
     lines += [
@@ -376,6 +531,15 @@ def markdown(run: runs.Run, r: dict[str, Any]) -> str:
         f"| {w['output']} | {w['op']} | {w['dtype']} | {w['bytes']} | {w['bits_per_weight']:.2f} |"
         for w in r["weight_tensors"]
     ]
+    macs = r["macs"]
+    total = sum(macs.values()) or 1
+    lines += [
+        "",
+        "MACs per inference: "
+        + ", ".join(f"{k} {v:,} ({v / total:.1%})" for k, v in macs.items())
+        + " (binary: on LceBconv2d, every binary product counted).",
+    ]
+    lines += layer_table(r.get("layers", []))
     inexact = [w for w in r["int8_weights"] if not w["exact"]]
     if inexact:
         lines += ["", "Weights whose levels do not fit int8 exactly:"]
@@ -383,6 +547,38 @@ def markdown(run: runs.Run, r: dict[str, Any]) -> str:
     if r["conversion_failures"]:
         lines += ["", "Conversion fallbacks: " + "; ".join(r["conversion_failures"])]
     return "\n".join(lines) + "\n"
+
+
+def products_label(plan: dict[str, Any]) -> str:
+    """``k × J (+ones)``: activation planes × weight planes of a decomposed layer."""
+    if plan.get("action") != "planes->bconv":
+        return "1" if "bconv" in plan.get("action", "") else "–"
+    ones = " + ones" if plan.get("ones_filter") else ""
+    return f"{plan['activation_planes']} × ({plan['weight_planes']}{ones})"
+
+
+def layer_table(plans: Sequence[dict[str, Any]]) -> list[str]:
+    """One row per quantized layer: what it runs on, into how many binary products, and,
+    for a layer left off the binary kernels, why (issue 16)."""
+    if not plans:
+        return []
+    lines = [
+        "",
+        "Each quantized layer (binary products: per output, activation planes × weight "
+        "planes, + ones: an all-ones filter carrying the weights' offsets):",
+        "",
+        "| quantized layer | kind | became | activation planes × weight planes | "
+        "binary products | why not binary |",
+        "|---|---|---|---|---:|---|",
+    ]
+    for p in plans:
+        binary = "bconv" in p["action"]
+        products = p.get("products") or (1 if binary else "–")
+        lines.append(
+            f"| {p['layer']} | {p['kind']} | {p['action']} | {products_label(p)} | "
+            f"{products} | {'' if binary else p.get('reason') or 'weights not binary'} |"
+        )
+    return lines
 
 
 def runs_on(r: dict[str, Any]) -> str:
@@ -404,10 +600,24 @@ def runs_on(r: dict[str, Any]) -> str:
 
 def _parity_row(c: dict[str, Any]) -> str:
     if "error" in c:
-        return f"| {c['interpreter']} | – | – | – | cannot run: {c['error']} |"
+        return f"| {c['interpreter']} | – | – | – | – | cannot run: {c['error']} |"
     return (
-        f"| {c['interpreter']} | {c['tflite_accuracy']:.4f} | {c['argmax_agreement']:.4%} | "
-        f"{c['max_abs_diff']:.2e} | {'ok' if c['ok'] else 'BROKEN'} |"
+        f"| {c['interpreter']} | {_acc(c['tflite_accuracy'])} | {c['argmax_agreement']:.4%} | "
+        f"{c['max_abs_diff']:.2e} | {c.get('relative_diff', float('nan')):.2e} | "
+        f"{'ok' if c['ok'] else 'BROKEN'} |"
+    )
+
+
+def _acc(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def _parity_rule(r: dict[str, Any]) -> str:
+    if r.get("labelled", True):
+        return f"test images (needs argmax agreement ≥ {r['min_agreement']:.1%})"
+    return (
+        f"random inputs, no labels (needs max |diff| ≤ {r['rtol']:.0e} of the largest "
+        "|output|)"
     )
 
 
@@ -424,11 +634,11 @@ def copy_to_android(run: runs.Run, assets: Path) -> None:
         runs.write_bytes(assets / name, run.file(name).read_bytes())
 
 
-def summary(run: runs.Run, report: dict[str, Any]) -> str:
+def summary(out: Path, report: dict[str, Any]) -> str:
     ops = ", ".join(f"{k}×{v}" for k, v in sorted(report["ops"].items()))
     r = report
     lines = [
-        f"exported {run.file(runs.TFLITE)} ({r['converter']})",
+        f"exported {out / runs.TFLITE} ({r['converter']})",
         f"  size            {r['size_bytes'] / 1024:.1f} KiB, gzip {r['gzip_bytes'] / 1024:.1f} KiB"
         + (
             f", {r['ratio_to_float']:.1f}× smaller than float32 ({r['float_size_bytes'] / 1024:.1f} KiB)"
@@ -436,7 +646,7 @@ def summary(run: runs.Run, report: dict[str, Any]) -> str:
             else ""
         ),
         f"  weights         {r['bits_per_weight']:.2f} bits/weight stored on average",
-        f"  accuracy        keras {r['keras_accuracy']:.4f}  tflite {r['tflite_accuracy']:.4f}"
+        f"  accuracy        keras {_acc(r['keras_accuracy'])}  tflite {_acc(r['tflite_accuracy'])}"
         f"  ({r['test_samples']} test images, {r['interpreter']})",
         *(
             f"  parity {name:<8} argmax agreement {c['argmax_agreement']:.4%}, "
@@ -447,12 +657,22 @@ def summary(run: runs.Run, report: dict[str, Any]) -> str:
         f"  ops             {ops}",
         f"  runs on         {runs_on(r)}",
     ]
+    for p in r.get("layers", []):
+        if p["action"] == "planes->bconv":
+            lines.append(
+                f"  binary products {p['layer']}: {products_label(p)} planes "
+                f"= {p['products']} per output"
+            )
+        elif "bconv" not in p["action"]:
+            lines.append(
+                f"  not binary      {p['layer']}: {p.get('reason') or 'weights not binary'}"
+            )
     for name, b in r["baselines"].items():
         if "tflite_accuracy" in b:
             lines.append(
                 f"  {name:<6} baseline {b['size_bytes'] / 1024:.1f} KiB, gzip "
-                f"{b['gzip_bytes'] / 1024:.1f} KiB, accuracy {b['tflite_accuracy']:.4f} "
-                f"-> {run.file(b['file'])}"
+                f"{b['gzip_bytes'] / 1024:.1f} KiB, accuracy {_acc(b['tflite_accuracy'])} "
+                f"-> {out / b['file']}"
             )
     lines += [
         f"  note            {w['tensor']}: {w['reason']}"
@@ -460,6 +680,8 @@ def summary(run: runs.Run, report: dict[str, Any]) -> str:
         if not w["exact"]
     ]
     lines += [f"  fallback        {f}" for f in r["conversion_failures"]]
+    if not r["macs"].get("binary") and not r["layers"]:
+        lines.append("  note            no quantized layers: exported as float (see --baselines for int8)")
     return "\n".join(lines)
 
 
@@ -467,6 +689,21 @@ def make_parser() -> argparse.ArgumentParser:
     p = cli.parser("python -m pipeline.export", __doc__.split("\n\n")[0])
     p.add_argument("--run", help="run directory (default: the latest run under --root)")
     p.add_argument("--root", type=Path, default=runs.DEFAULT_ROOT, help="where runs live")
+    foreign = p.add_argument_group(
+        "a model from elsewhere (instead of a run): parity on random inputs unless you "
+        "export through pipeline.export.export_model with your data"
+    )
+    foreign.add_argument("--keras", type=Path, metavar="PATH",
+                         help="a saved Keras model: .keras, .h5 or a SavedModel folder")  # fmt: skip
+    foreign.add_argument("--out", type=Path, metavar="DIR", help="where its export goes")
+    foreign.add_argument("--input-scale", type=float, metavar="SCALE",
+                         help="the model's input is x = pixel * SCALE + OFFSET for 8-bit pixels")  # fmt: skip
+    foreign.add_argument("--input-offset", type=float, metavar="OFFSET", help="see --input-scale")
+    foreign.add_argument("--input-shape", metavar="H,W,C", help="H,W,C where the model leaves them unknown")
+    foreign.add_argument("--labels", type=Path, metavar="FILE",
+                         help="class names, one per line (for the app)")  # fmt: skip
+    foreign.add_argument("--samples", type=int, default=RANDOM_SAMPLES,
+                         metavar="N", help="random inputs parity runs on")  # fmt: skip
     p.add_argument(
         "--min-agreement",
         type=float,
@@ -482,7 +719,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--interpreter",
         action="append",
-        choices=sorted(INTERPRETERS),
+        choices=sorted(interpreters()),
         help="check parity on this interpreter; repeat for several (default: "
         f"{' and '.join(default_interpreters())}); the first one's figures lead the report",
     )
@@ -509,6 +746,10 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
+    if not 0 < args.min_agreement <= 1:
+        raise UsageError(f"--min-agreement must be in (0, 1], got {args.min_agreement}")
+    if args.keras is not None or args.out is not None:
+        return _main_foreign(args)
     if args.pack_weights and args.android is not None:
         raise UsageError(
             "--pack-weights files need bitlite_runtime; the Android demo cannot run them"
@@ -524,11 +765,85 @@ def main(argv: Sequence[str] | None = None) -> int:
         allow_inexact=args.allow_inexact_int8,
         pack=args.pack_weights,
     )
-    print(summary(run, report))
+    print(summary(run.path, report))
     if assets is not None:
         copy_to_android(run, assets)
         print(f"copied {runs.TFLITE} and {MODEL_JSON} to {assets}")
     return 0
+
+
+def _main_foreign(args: argparse.Namespace) -> int:
+    """``--keras PATH --out DIR``: every input is checked before the model loads."""
+    if args.keras is None or args.out is None:
+        raise UsageError("--keras and --out go together (a run directory needs neither)")
+    if args.run is not None or args.android is not None:
+        raise UsageError("--keras exports a model file; --run and --android are for runs")
+    if (args.input_scale is None) != (args.input_offset is None):
+        raise UsageError("give --input-scale and --input-offset together")
+    if args.input_scale is not None and not args.input_scale > 0:
+        raise UsageError("--input-scale must be positive")
+    if args.samples < 1:
+        raise UsageError("--samples must be at least 1")
+    if args.out.exists() and (args.out / runs.TFLITE).exists():
+        raise UsageError(f"{args.out} already holds an export; choose another --out")
+    names = _read_labels(args.labels) if args.labels is not None else None
+    shape = _parse_shape(args.input_shape) if args.input_shape else None
+    from pipeline.serialization import load_foreign_model
+
+    model = _with_input_shape(load_foreign_model(args.keras), shape)
+    norm = (args.input_scale, args.input_offset) if args.input_scale is not None else None
+    inputs = _random_inputs(tuple(model.input_shape[1:]), norm, args.samples)
+    report = export_model(
+        model, args.out, samples=inputs, normalization=norm, class_names=names,
+        baselines=("float", "int8") if args.baselines else (), interpreter=args.interpreter,
+        pack=args.pack_weights, progress=not args.quiet,
+    )  # fmt: skip
+    if names is not None and report["ops"] and len(names) != _classes(model):
+        print(f"warning: {len(names)} labels for {_classes(model)} outputs")
+    print(summary(args.out, report))
+    return 0
+
+
+def _classes(model: Any) -> int:
+    return int(model.output_shape[-1])
+
+
+def _read_labels(path: Path) -> list[str]:
+    try:
+        names = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"cannot read --labels {path}: {err}") from None
+    if not names:
+        raise UsageError(f"--labels {path} holds no class names")
+    return names
+
+
+def _parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"--input-shape {text}: expected H,W,C, e.g. 224,224,3") from None
+    if len(shape) != 3 or min(shape) < 1:
+        raise UsageError(f"--input-shape {text}: expected three positive sizes H,W,C")
+    return shape
+
+
+def _with_input_shape(model: Any, shape: tuple[int, ...] | None) -> Any:
+    """The model with a fully known input shape (given or its own); else a clear error."""
+    import tensorflow as tf
+
+    own = model.input_shape
+    if isinstance(own, list):
+        raise UsageError("bitlite exports models with one image input; this one has several")
+    if shape is None:
+        if any(d is None for d in own[1:]):
+            raise UsageError(f"the model's input shape {own[1:]} has unknown sizes: "
+                             "give --input-shape H,W,C")  # fmt: skip
+        return model
+    if len(shape) != len(own) - 1 or any(d not in (None, s) for d, s in zip(own[1:], shape, strict=True)):
+        raise UsageError(f"--input-shape {shape} does not fit the model's input {own[1:]}")
+    x = tf.keras.Input(shape)
+    return tf.keras.Model(x, model(x), name=model.name)
 
 
 if __name__ == "__main__":

@@ -28,10 +28,36 @@ layer, and it only recognizes larq's own sign. So, for every larq quantized laye
   convolutions, ``β = ||X||_ℓ1/n`` for dense layers) keeps its class: the rescaling stays
   a float branch (``ABS → MEAN → box CONV_2D → MUL``) beside the ``LceBconv2d``, and a
   dense layer becomes a 1×1 ``XnorConv2D``, whose ``K`` over a ``(N,1,1,F)`` input is
-  exactly ``β``.
+  exactly ``β``;
+- a layer whose input quantizer is a uniform grid of ``n <= 16`` levels (k = ⌈log2 n⌉ <= 4
+  bits: DoReFa's ``quantize_k``, QNN's ``LinearQuant``, sign) and whose weights have at
+  most 4 levels per output channel (binary, ternary, TTQ, 2-bit uniform) becomes a sum of
+  binary products (:class:`BitPlaneProduct`, issue 16). Three exact identities:
 
-Weights that are not binary (ternary, power-of-two, k-bit) stay float here and become
-int8 in the flatbuffer (:mod:`pipeline.tflite.rewrite`).
+  * activations: ``a = o + δ m``, ``m = Σ_i 2^i b_i`` (bits ``b_i``), ``s_i = 2 b_i − 1``
+    give ``a = d + Σ_i c_i s_i`` with ``c_i = δ 2^(i−1)``, ``d = o + δ (2^k − 1)/2``
+    (DoReFa: ``o = 0, δ = 1/(2^k−1)``; QNN 2-bit: ``o = −1, δ = 1/2``; sign: ``d = 0``);
+  * weights: a channel with levels ``l_0 < … < l_{n−1}`` is ``W = z + Σ_j y_j S_j`` with
+    ``S_j ∈ {±1}``: thermometer planes ``S_j = sign(W ≥ l_j)``, ``y_j = (l_j − l_{j−1})/2``,
+    ``z = (l_0 + l_{n−1})/2`` (binary ``±α = α S``; ternary ``{−α, 0, α} = α (S_1 + S_2)/2``;
+    TTQ ``{−W_n, 0, W_p}`` has ``z = (W_p − W_n)/2``), or, for 4 levels with
+    ``l_3 − l_2 = l_1 − l_0`` (2-bit uniform), two planes ``z ± y_1 ± y_2``:
+    ``{−3, −1, 1, 3}·α/3 = α (2 S_1 + S_2)/3``;
+  * so ``a·W = d·ΣW + Σ_i c_i [Σ_j y_j (s_i·S_j) + z (s_i·1)]``: the ``k`` planes go
+    through ONE ``LceBconv2d`` stacked on the batch axis, its filters the ``J`` weight
+    planes side by side (plus one all-ones filter when some ``z_c ≠ 0``), and the
+    constants ``c_i``, ``y_jc``, ``z_c`` and ``d·ΣW_c + bias_c`` are per-plane / per-channel
+    multipliers and a bias after it.
+
+  Padding: Keras pads the *quantized* activation with ``pad_values`` (0), which is no ±1
+  plane when ``d ≠ 0``. Where that value is a level (``o + δ m_p``), the activation is
+  padded explicitly before the planes are cut and the convolution runs VALID: every
+  padded position is then a real code ``m_p`` and the identity holds at the border too.
+  Where ``d = 0`` (sign inputs) LCE's own zero padding of the planes is already exact.
+
+Weights that are not binary (ternary, power-of-two, k-bit) and that no rule above takes
+stay float here and become int8 in the flatbuffer (:mod:`pipeline.tflite.rewrite`); the
+plan says why (:attr:`LayerPlan.reason`).
 """
 
 from __future__ import annotations
@@ -64,10 +90,16 @@ class LayerPlan:
 
     layer: str
     kind: str  # "conv2d" | "dense" | "depthwise_conv2d"
-    action: str  # "bconv" | "dense->1x1 bconv" | "bit planes->1x1 bconv" | "baked" | "kept"
+    # "bconv" | "dense->1x1 bconv" | "bit planes->1x1 bconv" | "planes->bconv" | "baked"
+    action: str
     binary_input: bool
     binary_weights: bool
     scaled: bool  # α_c != 1 (folded into LceBconv2d's multiplier)
+    activation_planes: int = 0  # k: ±1 planes of the input ("planes->bconv")
+    weight_planes: int = 0  # J: ±1 planes of the weights
+    ones_filter: bool = False  # an all-ones filter carries the weights' offsets z_c
+    products: int = 0  # binary products per output: k·J (+ k for the ones filter)
+    reason: str = ""  # why a "baked" layer is not on binary kernels
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -171,20 +203,373 @@ class BitPlaneDense(DenseAsBinaryConv):
         return {**super().get_config(), "scale": self.scale, "bits": self.bits}
 
 
+def centered_pixel_scale(scale: float, offset: float) -> float | None:
+    """``scale`` when ``x = p · scale + offset`` maps 8-bit pixels to ``(p - 127.5) · scale``
+    (the bit-plane identity then has no constant term); None otherwise."""
+    return float(scale) if np.isclose(offset, -127.5 * scale, rtol=1e-12, atol=0) else None
+
+
+# -- k-bit activations × few-level weights as sums of binary products (issue 16) --------
+MAX_ACTIVATION_BITS = 4  # k <= 4: at most 4 binary products per weight plane
+MAX_WEIGHT_LEVELS = 4  # binary, ternary, 2-bit uniform; at most 3 thermometer planes
+LEVEL_RTOL = 1e-6  # values closer than this (× the channel's largest |w|) are one level
+
+
+@dataclass(frozen=True)
+class UniformGrid:
+    """The levels ``o + δ m``, ``m = 0 … n−1``, of a uniform activation quantizer."""
+
+    offset: float  # o, the lowest level
+    step: float  # δ
+    levels: int  # n
+
+    @property
+    def bits(self) -> int:
+        """k = ⌈log2 n⌉: planes needed for the codes ``m``."""
+        return max(1, int(np.ceil(np.log2(self.levels))))
+
+    def coefficients(self) -> tuple[np.ndarray, float]:
+        """``(c, d)`` with ``a = d + Σ_i c_i s_i``: ``c_i = δ 2^(i−1)``,
+        ``d = o + δ (2^k − 1)/2``."""
+        k = self.bits
+        c = self.step * 2.0 ** (np.arange(k) - 1.0)
+        return c, self.offset + self.step * (2**k - 1) / 2
+
+    def code(self, value: float) -> int | None:
+        """``m`` with ``o + δ m = value``, or None when ``value`` is not a level."""
+        m = (value - self.offset) / self.step
+        if abs(m - round(m)) > 1e-4 or not 0 <= round(m) < self.levels:
+            return None
+        return int(round(m))
+
+
+def uniform_grid(quantizer: Any) -> UniformGrid | None:
+    """The grid of ``quantizer`` when, probed numerically, it maps every real number onto
+    2..16 equally spaced levels, monotonically and deterministically; else None."""
+    if quantizer is None:
+        return None
+    fine = np.linspace(-8, 8, 16001)
+    probe = np.concatenate([[-1e6, -64.0], fine, [64.0, 1e6]]).astype(np.float32)
+    try:
+        out = np.asarray(quantizer(tf.constant(probe)), np.float64)
+        again = np.asarray(quantizer(tf.constant(probe)), np.float64)
+    except Exception:  # a quantizer that only works in a layer context: not a plain grid
+        return None
+    if out.shape != probe.shape or not np.array_equal(out, again) or np.any(np.diff(out) < 0):
+        return None  # stochastic, not elementwise, or not monotone
+    levels = np.unique(out)
+    if not 2 <= len(levels) <= 2**MAX_ACTIVATION_BITS:
+        return None
+    step = (levels[-1] - levels[0]) / (len(levels) - 1)
+    if not np.allclose(levels, levels[0] + step * np.arange(len(levels)), rtol=0, atol=1e-5 * step):
+        return None
+    return UniformGrid(float(levels[0]), float(step), len(levels))
+
+
+def activation_planes(codes: np.ndarray, bits: int) -> np.ndarray:
+    """``s_i = 2 b_i − 1`` (int, ±1) for integer codes ``m``, stacked on a new first axis."""
+    codes = np.asarray(codes, np.int64)
+    return np.stack([2 * ((codes >> i) & 1) - 1 for i in range(bits)])
+
+
+@dataclass
+class WeightPlanes:
+    """``W[..., c] = z_c + Σ_j y_jc S_j[..., c]``, every ``S_j ∈ {±1}``."""
+
+    signs: np.ndarray  # (J, *kernel shape), ±1 float32
+    scales: np.ndarray  # (J, C): y_jc
+    offsets: np.ndarray  # (C,): z_c
+
+    def reconstruct(self) -> np.ndarray:
+        return self.offsets + np.einsum("j...c,jc->...c", self.signs, self.scales)
+
+
+def channel_levels(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(levels ascending, each value's level index): values within ``LEVEL_RTOL`` of the
+    channel's largest magnitude are one level (float32 rounding, not a second level)."""
+    order = np.sort(values.ravel())
+    tol = LEVEL_RTOL * max(float(np.abs(order).max(initial=0.0)), 1e-30)
+    starts = np.concatenate([[True], np.diff(order) > tol])
+    groups = np.split(order, np.flatnonzero(starts)[1:])
+    levels = np.array([g.mean(dtype=np.float64) for g in groups])
+    index = np.abs(values[..., None] - levels).argmin(-1)
+    return levels, index
+
+
+def _channel_planes(levels: np.ndarray, index: np.ndarray) -> tuple[list, list, float]:
+    """(planes ±1, their y_j, z) of one channel; see the module doc for the two codes."""
+    n = len(levels)
+    scale = max(float(np.abs(levels).max()), 1e-30)
+    if n == 4 and abs((levels[3] - levels[2]) - (levels[1] - levels[0])) <= LEVEL_RTOL * scale:
+        # l_3 − l_2 = l_1 − l_0: the levels are z ± y_1 ± y_2, planes the bits of the index
+        planes = [2 * ((index >> 1) & 1) - 1, 2 * (index & 1) - 1]
+        y = [(levels[2] - levels[0]) / 2, (levels[1] - levels[0]) / 2]
+        return planes, y, (levels[0] + levels[3]) / 2
+    planes = [np.where(index >= j, 1, -1) for j in range(1, n)]  # thermometer
+    y = [(levels[j] - levels[j - 1]) / 2 for j in range(1, n)]
+    return planes, y, (levels[0] + levels[-1]) / 2
+
+
+def weight_planes(w_q: np.ndarray) -> WeightPlanes | str:
+    """The ±1 planes of ``w_q`` (output channels on the last axis), or why there are none."""
+    channels = w_q.shape[-1]
+    per_channel = []
+    for c in range(channels):
+        levels, index = channel_levels(w_q[..., c])
+        if len(levels) > MAX_WEIGHT_LEVELS:
+            return f"weights have {len(levels)} levels in output channel {c} (> 4)"
+        per_channel.append(_channel_planes(levels, index))
+    count = max(1, max(len(p) for p, _, _ in per_channel))
+    signs = np.ones((count, *w_q.shape), np.float32)  # unused planes: +1 with y = 0
+    scales = np.zeros((count, channels), np.float32)
+    offsets = np.zeros(channels, np.float32)
+    for c, (planes, y, z) in enumerate(per_channel):
+        for j, (plane, yj) in enumerate(zip(planes, y, strict=True)):
+            signs[j, ..., c], scales[j, c] = plane, yj
+        offsets[c] = z
+    # an offset within rounding of the channel's scale is 0: no all-ones filter for it
+    size = np.maximum(np.abs(w_q.reshape(-1, channels)).max(0), 1e-30)
+    offsets[np.abs(offsets) <= LEVEL_RTOL * size] = 0.0
+    return WeightPlanes(signs, scales, offsets)
+
+
+def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """(before, after): what TensorFlow's SAME adds along one spatial axis."""
+    span = (kernel - 1) * dilation + 1
+    total = max((-(-size // stride) - 1) * stride + span - size, 0)
+    return total // 2, total - total // 2
+
+
+@tf.keras.utils.register_keras_serializable("bitlite")
+class BitPlaneProduct(tf.keras.layers.Layer):
+    """A k-bit-input, few-level-weight convolution (or dense layer, ``dense=True``: a 1×1
+    convolution over ``(N,1,1,F)``) as binary products: see the module doc for the identity.
+
+    ``conv`` is the serialized binary ``QuantConv2D`` over the ``J`` weight planes (filters
+    ``J·C``, plus one all-ones filter when ``ones``); ``pads`` ((top, bottom), (left,
+    right)) pad the quantized input with ``pad_value`` (a level) before the planes are cut.
+    Weights: ``plane_scales`` (J, C) = ``y_jc``, ``ones_scale`` (C,) = ``z_c``, ``bias``
+    (C,) = ``d·ΣW_c`` + the layer's bias."""
+
+    def __init__(
+        self,
+        conv: dict[str, Any],
+        input_quantizer: Any,
+        grid: dict[str, Any],
+        channels: int,
+        weight_planes: int,
+        ones: bool = False,
+        pads: Any = None,
+        pad_value: float = 0.0,
+        dense: bool = False,
+        activation: Any = None,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.conv = tf.keras.layers.deserialize(conv)
+        self.input_quantizer = lq.quantizers.get(input_quantizer)
+        self.grid = UniformGrid(**grid)
+        self.channels, self.weight_planes, self.ones = int(channels), int(weight_planes), ones
+        self.pads = [list(map(int, p)) for p in pads] if pads else None
+        self.pad_value, self.dense = float(pad_value), bool(dense)
+        self.activation = tf.keras.activations.get(activation)
+
+    def build(self, input_shape: Any) -> None:
+        c, j = self.channels, self.weight_planes
+        self.plane_scales = self.add_weight("plane_scales", (j, c))
+        self.ones_scale = self.add_weight("ones_scale", (c,))
+        self.bias = self.add_weight("bias", (c,), initializer="zeros")
+        cin = int(input_shape[-1])
+        if self.dense:
+            self.conv.build((None, 1, 1, cin))
+        else:
+            h, w = (None if d is None else int(d) for d in input_shape[1:3])
+            if self.pads:
+                h = None if h is None else h + sum(self.pads[0])
+                w = None if w is None else w + sum(self.pads[1])
+            self.conv.build((None, h, w, cin))
+        super().build(input_shape)
+
+    def planes(self, x: tf.Tensor) -> tf.Tensor:
+        """The input's k planes ``b_i − ½`` (sign ``s_i``), stacked on the batch axis."""
+        a = self.input_quantizer(x) if self.input_quantizer is not None else x
+        if self.pads:
+            a = tf.pad(
+                a, [[0, 0], self.pads[0], self.pads[1], [0, 0]], constant_values=self.pad_value
+            )
+        codes = tf.round((a - self.grid.offset) * (1.0 / self.grid.step))  # exact 0..n−1
+        bits = [tf.math.floormod(tf.floor(codes * 2.0**-i), 2.0) for i in range(self.grid.bits)]
+        return tf.concat(bits, axis=0) - 0.5
+
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        if self.dense:
+            x = tf.reshape(x, [-1, 1, 1, x.shape[-1]])
+        products = tf.split(self.conv(self.planes(x)), self.grid.bits, axis=0)
+        c, _ = self.grid.coefficients()
+        u = tf.add_n([float(ci) * p for ci, p in zip(c, products, strict=True)])
+        n = self.channels
+        y = tf.add_n(
+            [u[..., j * n : (j + 1) * n] * self.plane_scales[j] for j in range(self.weight_planes)]
+        )
+        if self.ones:
+            y += u[..., -1:] * self.ones_scale
+        y = self.activation(y + self.bias)
+        return tf.reshape(y, [-1, n]) if self.dense else y
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "conv": tf.keras.layers.serialize(self.conv),
+            "input_quantizer": lq.quantizers.serialize(self.input_quantizer)
+            if self.input_quantizer is not None
+            else None,
+            "grid": asdict(self.grid),
+            "channels": self.channels,
+            "weight_planes": self.weight_planes,
+            "ones": self.ones,
+            "pads": self.pads,
+            "pad_value": self.pad_value,
+            "dense": self.dense,
+            "activation": tf.keras.activations.serialize(self.activation),
+        }
+
+
+def _plane_padding(layer: Any, grid: UniformGrid) -> tuple[Any, str, str]:
+    """(explicit pads or None, the binary convolution's padding, why impossible or "")."""
+    config = layer.get_config()
+    if _kind(layer) == "dense" or config["padding"] == "valid":
+        return None, "valid", ""
+    _, d = grid.coefficients()
+    pad_value = float(config.get("pad_values", 0.0))
+    if grid.code(pad_value) is not None:  # pad the activation with a real level: VALID
+        shape = layer.input_shape
+        pads = [
+            same_padding(int(shape[1 + ax]), int(config["kernel_size"][ax]),
+                         int(config["strides"][ax]), int(config["dilation_rate"][ax]))
+            for ax in (0, 1)
+        ]  # fmt: skip
+        return pads, "valid", ""
+    if d == 0 and pad_value == 0:  # a = Σ c_i s_i: zero-padded planes are a zero activation
+        return None, "same", ""
+    return None, "", f"padding value {pad_value} is not a level of the input's grid"
+
+
+def _plane_reason(layer: Any, kind: str) -> str:
+    """Why ``layer`` cannot become binary products, or "" when it may."""
+    if kind == "depthwise_conv2d":
+        return "depthwise convolution (LCE has no binary depthwise kernel)"
+    if type(layer) in CONV_FOR_DENSE or isinstance(layer, XnorConv2D):
+        return "its output is rescaled by its input (XNOR-Net): not linear in the planes"
+    if kind == "dense" and len(layer.input_shape) != 2:
+        return "dense layer over a non-flat input"
+    if kind == "conv2d" and layer.get_config().get("groups", 1) != 1:
+        return "grouped convolution"
+    if layer.input_quantizer is None:
+        return "input is not quantized (float activations or the image)"
+    return ""
+
+
+def _qualify(
+    layer: Any, kind: str, w_q: np.ndarray
+) -> tuple[UniformGrid, WeightPlanes, Any, str] | str:
+    """(input grid, weight planes, explicit pads, conv padding), or why not."""
+    reason = _plane_reason(layer, kind)
+    if reason:
+        return reason
+    grid = uniform_grid(layer.input_quantizer)
+    if grid is None:
+        return "input quantizer is not a uniform grid of at most 16 levels"
+    planes = weight_planes(w_q)
+    if isinstance(planes, str):
+        return planes
+    pads, padding, why = _plane_padding(layer, grid)
+    return why or (grid, planes, pads, padding)
+
+
+def _planes_conv(config: dict[str, Any], kind: str, filters: int, padding: str) -> Any:
+    """The binary convolution over the planes: ±1 input and kernel (``ste_sign``), the
+    layer's geometry (a dense layer: 1×1), no bias, nothing after it."""
+    conv = {
+        **config,
+        "filters": filters,
+        "padding": padding,
+        "pad_values": 0.0,  # LCE's zero padding: used only where d = 0 (sign inputs)
+        "use_bias": False,
+        "activation": "linear",
+        "input_quantizer": "ste_sign",
+        "kernel_quantizer": "ste_sign",
+        "kernel_constraint": None,
+        "name": "bconv",
+    }
+    if kind == "dense":
+        conv.update(kernel_size=(1, 1), strides=(1, 1), dilation_rate=(1, 1), groups=1)
+        conv.pop("units")
+    return lq.layers.QuantConv2D.from_config(conv)
+
+
+def _planes_kernel(planes: WeightPlanes, ones: bool, kind: str) -> np.ndarray:
+    """The ``J`` weight planes side by side on the filter axis (+ an all-ones filter)."""
+    kernel = np.concatenate(list(planes.signs), axis=-1)
+    if ones:
+        kernel = np.concatenate([kernel, np.ones((*kernel.shape[:-1], 1), np.float32)], -1)
+    return kernel.reshape(1, 1, *kernel.shape) if kind == "dense" else kernel
+
+
+def _plane_rewrite(
+    layer: Any, kind: str, w_q: np.ndarray, bias: list[np.ndarray], plan: LayerPlan
+) -> tuple[Any, list[np.ndarray]] | None:
+    """The :class:`BitPlaneProduct` for ``layer`` and its weights; None (and
+    ``plan.reason``) when the layer does not qualify."""
+    qualified = _qualify(layer, kind, w_q)
+    if isinstance(qualified, str):
+        plan.reason = qualified
+        return None
+    grid, planes, pads, padding = qualified
+    config = layer.get_config()
+    ones = bool(np.any(planes.offsets != 0))
+    j, channels = len(planes.signs), w_q.shape[-1]
+    conv = _planes_conv(config, kind, j * channels + int(ones), padding)
+    # a·W = d·ΣW + Σ_i c_i (s_i·W): the constant term joins the bias
+    folded = grid.coefficients()[1] * w_q.reshape(-1, channels).sum(0, dtype=np.float64)
+    folded += bias[0] if bias else 0.0
+    new = BitPlaneProduct(
+        tf.keras.layers.serialize(conv),
+        lq.quantizers.serialize(layer.input_quantizer),
+        asdict(grid),
+        channels,
+        j,
+        ones=ones,
+        pads=pads,
+        pad_value=float(config.get("pad_values", 0.0)),
+        dense=kind == "dense",
+        activation=config["activation"],
+        name=layer.name,
+    )
+    plan.action = "planes->bconv"
+    plan.activation_planes, plan.weight_planes, plan.ones_filter = grid.bits, j, ones
+    plan.products = grid.bits * (j + int(ones))
+    kernel = _planes_kernel(planes, ones, kind)
+    return new, [planes.scales, planes.offsets, folded.astype(np.float32), kernel]
+
+
 def pixels_are_centered() -> bool:
-    """True when the one preprocessing maps 8-bit pixels to ``(p - 127.5) · scale``: the
-    bit-plane identity then has no constant term."""
-    return bool(np.isclose(PIXEL_OFFSET, -127.5 * PIXEL_SCALE, rtol=1e-12, atol=0))
+    """True when bitlite's one preprocessing is centered (see :func:`centered_pixel_scale`)."""
+    return centered_pixel_scale(PIXEL_SCALE, PIXEL_OFFSET) is not None
 
 
-def fed_by_image(layer: Any) -> bool:
-    """True when ``layer``'s input is the model's input, only flattened or reshaped."""
+def fed_by_image(layer: Any, network: Any = None) -> bool:
+    """True when ``layer``'s input in ``network`` is the network's input, only flattened or
+    reshaped.
+
+    A layer can hold several inbound nodes — a rewrite reuses untouched layers (Flatten,
+    batch norm) in the model it builds, which adds one each time — so the walk follows
+    the node that belongs to ``network``, not whichever came last."""
     reshapes = (tf.keras.layers.Flatten, tf.keras.layers.Reshape)
     while True:
-        nodes = getattr(layer, "_inbound_nodes", [])
-        if len(nodes) != 1:
+        node = _own_node(layer, network)
+        if node is None:
             return False
-        parents = tf.nest.flatten(nodes[0].inbound_layers)
+        parents = tf.nest.flatten(node.inbound_layers)
         if len(parents) != 1:
             return False
         layer = parents[0]
@@ -192,6 +577,15 @@ def fed_by_image(layer: Any) -> bool:
             return True
         if not isinstance(layer, reshapes):
             return False
+
+
+def _own_node(layer: Any, network: Any) -> Any:
+    """The inbound node of ``layer`` that ``network`` computes with (None: not exactly one)."""
+    nodes = getattr(layer, "_inbound_nodes", [])
+    keys = getattr(network, "_network_nodes", None)
+    if keys is not None:
+        nodes = [n for i, n in enumerate(nodes) if f"{layer.name}_ib-{i}" in keys]
+    return nodes[0] if len(nodes) == 1 else None
 
 
 def _binary_config(config: dict[str, Any], alpha: np.ndarray) -> dict[str, Any]:
@@ -205,11 +599,13 @@ def _binary_config(config: dict[str, Any], alpha: np.ndarray) -> dict[str, Any]:
 
 
 def _rewrite_layer(
-    layer: Any, image_input: bool = False
+    layer: Any, image_input: bool = False, pixel_scale: float | None = None
 ) -> tuple[Any, LayerPlan | None, list[np.ndarray] | None]:
     """(new layer, plan, weights to set once built); the layer itself when untouched.
 
-    ``image_input``: the layer reads the normalized 8-bit image (see :func:`fed_by_image`)."""
+    ``image_input``: the layer reads the image (see :func:`fed_by_image`); ``pixel_scale``:
+    that image is 8-bit pixels ``p`` normalized as ``(p - 127.5) · pixel_scale`` (None:
+    its value grid is unknown, so the bit-plane identity cannot be used)."""
     kind = _kind(layer)
     if kind is None:
         return layer, None, None
@@ -228,11 +624,19 @@ def _rewrite_layer(
     )
     # a layer scaling by its input (XNOR-Net's β) is not linear in the planes: not split
     linear = type(layer) not in CONV_FOR_DENSE
-    if image_input and linear and kind == "dense" and not binary_in and alpha is not None:
+    planes = image_input and linear and kind == "dense" and not binary_in and alpha is not None
+    if planes and pixel_scale is None:
+        plan.reason = (
+            "reads the image, whose values are not known to lie on the centered 8-bit grid "
+            "(p - 127.5)·s: not split into bit planes (for a model from elsewhere give "
+            "--input-scale/--input-offset)"
+        )
+        return _baked(layer, config), plan, [w_q, *bias]
+    if planes:
         plan.action = "bit planes->1x1 bconv"
         config = {**_binary_config(config, alpha), "use_bias": False}
         conv = _dense_as_conv(config, lq.layers.QuantConv2D)
-        new = BitPlaneDense(conv, scale=PIXEL_SCALE, name=layer.name)
+        new = BitPlaneDense(conv, scale=pixel_scale, name=layer.name)
         bias = bias or [np.zeros(w_q.shape[-1], np.float32)]
         return new, plan, [*bias, w_q.reshape(1, 1, *w_q.shape)]
     if binary_in and alpha is not None:
@@ -246,6 +650,9 @@ def _rewrite_layer(
             conv_class = CONV_FOR_DENSE.get(type(layer), lq.layers.QuantConv2D)
             new = DenseAsBinaryConv(_dense_as_conv(config, conv_class), name=layer.name)
             return new, plan, [w_q.reshape(1, 1, *w_q.shape), *bias]
+    planned = _plane_rewrite(layer, kind, w_q, bias, plan)
+    if planned is not None:
+        return planned[0], plan, planned[1]
     return _baked(layer, config), plan, [w_q, *bias]
 
 
@@ -279,19 +686,28 @@ def inference_network(model: tf.keras.Model) -> tf.keras.Model:
     return inner if isinstance(inner, tf.keras.Model) else model
 
 
-def prepare_for_lce(model: tf.keras.Model) -> tuple[tf.keras.Model, list[LayerPlan]]:
+def run_pixel_scale() -> float | None:
+    """``pixel_scale`` of bitlite's own runs: their data layer's one normalization."""
+    return centered_pixel_scale(PIXEL_SCALE, PIXEL_OFFSET)
+
+
+def prepare_for_lce(
+    model: tf.keras.Model, pixel_scale: float | None = None
+) -> tuple[tf.keras.Model, list[LayerPlan]]:
     """A copy of ``model`` with baked weights and binary layers in LCE's bitpackable form.
 
+    ``pixel_scale``: the model's input is 8-bit pixels normalized as ``(p - 127.5) · s``
+    (bitlite's runs: :func:`run_pixel_scale`); None when that is not known, which keeps
+    the rewrites that depend on the input's values (bit planes) off.
     Inference outputs are unchanged (up to float32 summation order in the 1×1 rewrite).
     """
     plans: list[LayerPlan] = []
     pending: list[tuple[Any, list[np.ndarray]]] = []
     network = inference_network(model)
-    centered = pixels_are_centered()
-    image_fed = {ly.name for ly in network.layers if centered and fed_by_image(ly)}
+    image_fed = {ly.name for ly in network.layers if fed_by_image(ly, network)}
 
     def clone(layer: Any) -> Any:
-        new, plan, weights = _rewrite_layer(layer, layer.name in image_fed)
+        new, plan, weights = _rewrite_layer(layer, layer.name in image_fed, pixel_scale)
         if plan is not None:
             plans.append(plan)
             pending.append((new, weights))

@@ -19,6 +19,8 @@ import tensorflow as tf
 
 import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
 
+LR_SCHEDULES = ("cosine", "exponential", "constant")  # pipeline.train.trainer.build
+
 
 class Position(enum.StrEnum):
     """Where a layer sits: the first layer's input is never quantized (it is the image)."""
@@ -39,6 +41,7 @@ class Method:
     name: ClassVar[str]
     summary: ClassVar[str]
     paper: ClassVar[str] = ""
+    optimizers: ClassVar[tuple[str, ...]] = ("adam", "sgd")  # what ``optimizer`` builds
 
     quantize_first: bool = True  # quantize the first layer's weights (its input never)
     quantize_last: bool = True  # quantize the last layer's weights and input
@@ -49,6 +52,16 @@ class Method:
     # images (pipeline.layers.recalibrate), for methods whose training forward pass is not
     # the inference one (pipeline.train does it, after ``finalize``).
     recalibrate_bn: bool = False
+
+    def check(self) -> None:
+        """Reject option values the method would only fail on (or silently ignore) once
+        training starts; raises ValueError, which ``make_method`` reports as usage."""
+        if self.optimizer_name not in self.optimizers:
+            raise ValueError(f"unknown optimizer_name '{self.optimizer_name}'; choose one "
+                             f"of: {', '.join(self.optimizers)}")  # fmt: skip
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown lr_schedule '{self.lr_schedule}'; choose one of: "
+                             f"{', '.join(LR_SCHEDULES)}")  # fmt: skip
 
     # -- what is quantized where -------------------------------------------------------
     def quantizes(self, position: Position) -> bool:

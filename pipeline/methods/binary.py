@@ -12,9 +12,9 @@ import tensorflow as tf
 from pipeline.layers.shift_batchnorm import ShiftBatchNormalization
 from pipeline.layers.xnor import XnorConv2D, XnorDense
 from pipeline.methods.base import Method, Position
+from pipeline.methods.optimizers import ShiftAdaMax
 from pipeline.methods.registry import register
 from pipeline.quantizers.binary import GlorotClip, StochasticBinary, XnorWeightSign
-from pipeline.train.optimizers import ShiftAdaMax
 
 
 @register
@@ -133,7 +133,7 @@ class BNNShift(BNN):
     """BinaryNet with its multiplication-free training variants (arXiv:1602.02830):
     shift-based batch normalization (Algorithm 3,
     :class:`pipeline.layers.shift_batchnorm.ShiftBatchNormalization`) and shift-based
-    AdaMax (Algorithm 2, :class:`pipeline.train.optimizers.ShiftAdaMax`, with the paper's
+    AdaMax (Algorithm 2, :class:`pipeline.methods.optimizers.ShiftAdaMax`, with the paper's
     ``α = 2^-10``). Weights, activations and the learning-rate schedule as in ``bnn``
     (the paper trains both variants with the same schedule), so the two differ only in
     the shift-based batch norm and optimizer."""
@@ -141,6 +141,8 @@ class BNNShift(BNN):
     name = "bnn-shift"
     summary = "BinaryNet with shift-based batch norm and shift-based AdaMax"
     paper = "Hubara et al. 2016, arXiv:1602.02830 (Alg. 2, 3)"
+
+    optimizers = ("shift-adamax", "adamax", "adam", "sgd")
 
     learning_rate: float = 2.0**-10
     # "adam" (bnn's) or "adamax" (Kingma & Ba's, no shifts, same β): for ablations

@@ -41,7 +41,9 @@ def make_method(name: str, **overrides: Any) -> Method:
             raise UsageError(f"method '{name}' takes no option '{key}'")
         kwargs[key] = value
     try:
-        return cls(**kwargs)
+        method = cls(**kwargs)
+        method.check()
+        return method
     except (TypeError, ValueError) as err:
         raise UsageError(f"method '{name}': {err}") from None
 

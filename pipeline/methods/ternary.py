@@ -1,22 +1,50 @@
 """Ternary weight methods: TWN, TTQ and the exact ternary projection of Yin et al. The math
-is in :mod:`pipeline.quantizers.ternary`; this is policy. Activations stay float (ReLU)."""
+is in :mod:`pipeline.quantizers.ternary`; this is policy. Activations stay float (ReLU) by
+default; ``abits=1`` (``--abits 1``) binarizes them as BinaryNet does (batch norm, then
+``sign`` with the hard-tanh STE at the next layer's input; the image is never binarized),
+the ternary-weight / sign-activation networks of TTQ/TWN follow-ups, which the export
+runs as two binary products per layer (:mod:`pipeline.export.keras_rewrite`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+import tensorflow as tf
+
 from pipeline.methods.base import Method, Position
 from pipeline.methods.registry import register
 from pipeline.quantizers.ternary import ExactTernary, TtqTernary, TwnTernary
 
+ACTIVATION_BITS = (1, 32)  # sign or float
+
 
 @dataclass
-class _TernaryWeights(Method):
-    per_channel: bool = False  # one α per output channel instead of one per layer
+class _SignActivations(Method):
+    """``abits``: 32 keeps float ReLU activations, 1 binarizes every quantized layer's
+    input with ``ste_sign`` (BinaryNet's forward ``sign`` and hard-tanh STE)."""
+
+    abits: int = 32
+
+    def __post_init__(self) -> None:
+        if self.abits not in ACTIVATION_BITS:
+            raise ValueError(f"abits must be 1 (sign) or 32 (float), got {self.abits}")
 
     def bits(self) -> dict[str, int]:
-        return {"w": 2, "a": 32, "g": 32}
+        return {"w": 2, "a": self.abits, "g": 32}
+
+    def input_quantizer(self, position: Position) -> Any:
+        return "ste_sign" if self.abits == 1 else None
+
+    def activation(self, x: tf.Tensor) -> tf.Tensor:
+        # sign at the next layer's input clips through its STE: a ReLU before it would
+        # make every activation +1
+        return x if self.abits == 1 else super().activation(x)
+
+
+@dataclass
+class _TernaryWeights(_SignActivations):
+    per_channel: bool = False  # one α per output channel instead of one per layer
 
     def _axis(self) -> int | None:
         return -1 if self.per_channel else None
@@ -57,7 +85,7 @@ class TernaryExact(_TernaryWeights):
 
 @register
 @dataclass
-class TTQ(Method):
+class TTQ(_SignActivations):
     """Trained Ternary Quantization (Zhu et al., ICLR 2017, arXiv:1612.01064): weights in
     ``{W_p, 0, −W_n}`` with trainable per-layer ``W_p``, ``W_n``, threshold
     ``Δ = t max|W|`` (:class:`pipeline.quantizers.ternary.TtqTernary`). The first
@@ -70,9 +98,6 @@ class TTQ(Method):
     quantize_first: bool = False
     quantize_last: bool = False
     threshold: float = 0.05
-
-    def bits(self) -> dict[str, int]:
-        return {"w": 2, "a": 32, "g": 32}
 
     def kernel_quantizer(self, position: Position) -> Any:
         return TtqTernary(threshold=self.threshold)

@@ -1,8 +1,9 @@
 """Reading .tflite flatbuffers: operators, tensors and what they cost.
 
-The schema bindings are the flatc-generated ``schema_py_generated.py`` that TensorFlow
-ships; it needs only the ``flatbuffers`` package, so we load that one file by path instead
-of importing TensorFlow (seconds, and absent on a Raspberry Pi).
+The schema bindings are the flatc-generated ``schema_py_generated.py`` that LiteRT
+(``ai-edge-litert``) and TensorFlow both ship; it needs only the ``flatbuffers`` package,
+so we load that one file by path instead of importing either package (TensorFlow takes
+seconds and is absent on a Raspberry Pi or in an app's CI).
 """
 
 from __future__ import annotations
@@ -11,28 +12,46 @@ import functools
 import gzip
 import importlib.util
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from pipeline.errors import BitliteError
+from pipeline.errors import BitliteError, CorruptFileError
 
 TFLITE_MAGIC = b"TFL3"
+METADATA_NAME = "bitlite_metadata"  # JSON for apps, same content as the model.json sidecar
 
 
-class ModelFormatError(BitliteError):
-    """The bytes are not a readable .tflite flatbuffer."""
+class ModelFormatError(CorruptFileError):
+    """The bytes are not a readable, self-consistent .tflite flatbuffer (exit 2)."""
+
+
+# Where installed packages keep the generated schema, relative to the package folder.
+SCHEMA_FILES = (
+    ("ai_edge_litert", "schema_py_generated.py"),
+    ("tensorflow", "lite/python/schema_py_generated.py"),
+)
+
+
+def schema_path() -> Path:
+    """The first generated TFLite schema reader found among installed packages."""
+    for package, relative in SCHEMA_FILES:
+        spec = importlib.util.find_spec(package)  # finds the folder, imports nothing
+        for root in (spec.submodule_search_locations or []) if spec else []:
+            if (Path(root) / relative).is_file():
+                return Path(root) / relative
+    raise BitliteError(
+        "reading .tflite files needs TFLite's generated schema: pip install ai-edge-litert"
+    )
 
 
 @functools.cache
 def schema() -> ModuleType:
-    spec = importlib.util.find_spec("tensorflow")
-    if spec is None or not spec.submodule_search_locations:
-        raise BitliteError("reading .tflite files needs the tensorflow package's schema file")
-    root = next(iter(spec.submodule_search_locations))
-    path = f"{root}/lite/python/schema_py_generated.py"
+    path = schema_path()
     file_spec = importlib.util.spec_from_file_location("bitlite_tflite_schema", path)
     assert file_spec is not None and file_spec.loader is not None
     module = importlib.util.module_from_spec(file_spec)
@@ -102,16 +121,17 @@ class TFLiteModel:
         for op in self.ops:
             if op.type not in WEIGHT_OPS or len(op.inputs) < 2:
                 continue
-            idx = op.inputs[1]
-            source = self.producer(idx)
-            dtype = None
-            if source is not None and source.type in ("DEQUANTIZE", DECODE_OP) and source.inputs:
-                idx = source.inputs[0]
-                if source.type == DECODE_OP:
+            idx, dtype = None, None
+            for i in _behind(self, op.inputs[1]):
+                if self.tensors[i].data is not None:
+                    idx = i
+                    break
+                source = self.producer(i)
+                if source is not None and source.type == DECODE_OP:
                     dtype = f"packed{int(custom_options(source).get('bits', 0))}"
+            if idx is None:
+                continue  # computed at run time from no stored tensor: not a weight
             t = self.tensors[idx]
-            if t.data is None:
-                continue  # computed at run time, not a stored weight
             found.append(
                 WeightInfo(
                     op.type,
@@ -166,10 +186,57 @@ class WeightInfo:
         return 8 * self.bytes / self.count if self.count else 0.0
 
 
+# The weight ranks each op's kernel must have (FULLY_CONNECTED: (units, in_features)).
+WEIGHT_RANKS = {"CONV_2D": (4,), "DEPTHWISE_CONV_2D": (4,), "LceBconv2d": (4,),
+                "FULLY_CONNECTED": (2,)}  # fmt: skip
+
+
+# Ops that turn a stored kernel into the one an op multiplies with, keeping its shape.
+PASS_THROUGH = ("DEQUANTIZE", "QUANTIZE", DECODE_OP)
+
+
+def _behind(model: TFLiteModel, index: int) -> Iterator[int]:
+    """``index``, then the tensors it is computed from through :data:`PASS_THROUGH` ops:
+    int8 weights (DEQUANTIZE), k-bit codes (BitliteDecodeWeights) and a float baseline of
+    an int8-qat model (float constant -> QUANTIZE -> DEQUANTIZE). Stops at a cycle, which
+    only a damaged file has."""
+    seen: set[int] = set()
+    while index not in seen:
+        seen.add(index)
+        yield index
+        source = model.producer(index)
+        if source is None or source.type not in PASS_THROUGH:
+            return
+        if not source.inputs or source.inputs[0] < 0:
+            return
+        index = source.inputs[0]
+
+
+def weight_shape(model: TFLiteModel, op: Op) -> tuple[int, ...]:
+    """The shape of ``op``'s kernel, checked against the op.
+
+    A kernel computed at run time (TF-MOT's int8-qat fully-connected layers: QUANTIZE ->
+    DEQUANTIZE of a float constant) may carry no shape of its own (``()``): its shape is
+    then that of the tensor it is computed from."""
+    shape = next((s for i in _behind(model, op.inputs[1]) if (s := model.tensors[i].shape)), ())
+    if len(shape) not in WEIGHT_RANKS[op.type] or any(d < 0 for d in shape):
+        name = model.tensors[op.inputs[1]].name
+        raise ModelFormatError(f"{op.type}: its weights '{name}' have shape {list(shape)}, "
+                               f"not rank {WEIGHT_RANKS[op.type][0]}")  # fmt: skip
+    return shape
+
+
+def _channels_in(op: Op) -> int:
+    channels = custom_options(op).get("channels_in")
+    if not isinstance(channels, int) or channels < 1:
+        raise ModelFormatError(f"{op.type}: custom options lack a valid 'channels_in'")
+    return channels
+
+
 def _logical_weights(model: TFLiteModel, op: Op) -> int:
-    shape = model.tensors[op.inputs[1]].shape
+    shape = weight_shape(model, op)
     if op.type == "LceBconv2d":  # (out, kh, kw, words): channels_in bits used of each row
-        return int(shape[0] * shape[1] * shape[2] * int(custom_options(op)["channels_in"]))
+        return int(shape[0] * shape[1] * shape[2] * _channels_in(op))
     return int(np.prod(shape))
 
 
@@ -177,22 +244,21 @@ def _op_macs(model: TFLiteModel, op: Op) -> tuple[str, int]:
     if op.type not in WEIGHT_OPS:
         return "", 0
     out = model.tensors[op.outputs[0]]
-    weights = model.tensors[op.inputs[1]]
+    shape = weight_shape(model, op)
     out_elems = int(np.prod(out.shape)) if out.shape else 0
     if op.type == "LceBconv2d":
         # The output may be bitpacked (32 channels per int32 when a binary layer follows):
         # count output positions times the filter count instead of output elements.
-        channels_in = int(custom_options(op).get("channels_in", 0))
-        filters, kh, kw, _ = weights.shape
+        filters, kh, kw, _ = shape
         positions = int(np.prod(out.shape[:-1])) if out.shape else 0
-        return "binary", positions * filters * kh * kw * channels_in
+        return "binary", positions * filters * kh * kw * _channels_in(op)
     if op.type == "CONV_2D":
-        _, kh, kw, cin = weights.shape
+        _, kh, kw, cin = shape
         per_output = kh * kw * cin
     elif op.type == "DEPTHWISE_CONV_2D":
-        per_output = weights.shape[1] * weights.shape[2]
+        per_output = shape[1] * shape[2]
     else:  # FULLY_CONNECTED: weights (units, in_features)
-        per_output = weights.shape[-1]
+        per_output = shape[-1]
     # int8 arithmetic needs int8 activations too; int8 weights behind a DEQUANTIZE and
     # packed ones behind BitliteDecodeWeights (our low-bit storage) multiply in float.
     kind = "int8" if model.tensors[op.inputs[0]].dtype == "int8" else "float"
@@ -223,6 +289,8 @@ def _convert(model: Any, size: int) -> TFLiteModel:
     names = _builtin_names()
     types = _type_names()
     tensors = []
+    if model.operatorCodes is None and graph.operators:
+        raise ModelFormatError("the .tflite file has operators but no operator codes")
     for t in graph.tensors or []:
         buf = buffers[t.buffer] if 0 <= t.buffer < len(buffers) else None
         raw = (
@@ -232,7 +300,10 @@ def _convert(model: Any, size: int) -> TFLiteModel:
         name = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
         tensors.append(Tensor(name, shape, types.get(t.type, str(t.type)), raw))
     ops = []
-    for o in graph.operators or []:
+    for i, o in enumerate(graph.operators or []):
+        if not 0 <= o.opcodeIndex < len(model.operatorCodes):
+            raise ModelFormatError(f"operator {i} names operator code {o.opcodeIndex}, "
+                                   f"but the file has {len(model.operatorCodes)}")  # fmt: skip
         code = model.operatorCodes[o.opcodeIndex]
         builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
         kind = code.customCode.decode() if code.customCode else names.get(builtin, str(builtin))
@@ -240,12 +311,29 @@ def _convert(model: Any, size: int) -> TFLiteModel:
         ins = [int(i) for i in (o.inputs if o.inputs is not None else [])]
         outs = [int(i) for i in (o.outputs if o.outputs is not None else [])]
         ops.append(Op(kind, ins, outs, custom))
+        _check_indices(f"operator {i} ({kind})", ins, outs, len(tensors))
+        if kind in WEIGHT_OPS and (len(ins) < 2 or ins[1] < 0 or not outs):
+            raise ModelFormatError(f"operator {i} ({kind}) lacks its weights or its output")
+    inputs, outputs = [int(i) for i in graph.inputs], [int(i) for i in graph.outputs]
+    _check_indices("the subgraph", inputs, outputs, len(tensors), optional=False)
     metadata = {}
     for m in model.metadata or []:
         name = m.name.decode() if isinstance(m.name, bytes) else str(m.name)
         buf = buffers[m.buffer] if 0 <= m.buffer < len(buffers) else None
         metadata[name] = bytes(buf.data) if buf is not None and buf.data is not None else b""
-    return TFLiteModel(tensors, ops, list(graph.inputs), list(graph.outputs), size, metadata)
+    return TFLiteModel(tensors, ops, inputs, outputs, size, metadata)
+
+
+def _check_indices(where: str, ins: list[int], outs: list[int], n_tensors: int,
+                   optional: bool = True) -> None:  # fmt: skip
+    """Every tensor index in range (an op's -1 is TFLite's "optional input absent"): a
+    parseable but inconsistent file is one clear error, not an IndexError later."""
+    low = -1 if optional else 0
+    bad = [i for i in ins if not low <= i < n_tensors]
+    bad += [i for i in outs if not 0 <= i < n_tensors]
+    if bad:
+        raise ModelFormatError(f"{where} refers to tensor {bad[0]}, but the file has "
+                               f"{n_tensors} tensors")  # fmt: skip
 
 
 def custom_options(op: Op) -> dict[str, Any]:

@@ -46,12 +46,17 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.tflite.reader import DECODE_OP, TFLITE_MAGIC, ModelFormatError, schema
+from pipeline.tflite.reader import (
+    DECODE_OP,
+    METADATA_NAME,
+    TFLITE_MAGIC,
+    ModelFormatError,
+    schema,
+)
 
 QMAX = 127
 GRID_RTOL = 2e-6  # relative to the channel's largest |w|: float32 rounding of s·q
-WEIGHT_OPS = {"CONV_2D": 0, "FULLY_CONNECTED": 0, "DEPTHWISE_CONV_2D": 3}  # channel axis
-METADATA_NAME = "bitlite_metadata"  # JSON for apps, same content as the model.json sidecar
+CHANNEL_AXIS = {"CONV_2D": 0, "FULLY_CONNECTED": 0, "DEPTHWISE_CONV_2D": 3}  # of each op's weights
 PACK_MAX_BITS = 4  # above 16 levels int8 is as small as it gets (k = 5..8 saves <= 3 bits)
 
 
@@ -230,7 +235,7 @@ def int8_weights(
             if code.customCode
             else names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "")
         )
-        if kind in WEIGHT_OPS and len(op.inputs) > 1:
+        if kind in CHANNEL_AXIS and len(op.inputs) > 1:
             idx = int(op.inputs[1])
             if idx not in dequantized:
                 rep, deq = _quantize_weight(model, graph, idx, kind, allow_inexact, packed)
@@ -255,7 +260,7 @@ def _quantize_weight(
     buf = model.buffers[t.buffer]
     if t.type != s.TensorType.FLOAT32 or buf.data is None or not len(buf.data):
         return None, None  # already int8/bitpacked, or not a constant
-    axis = WEIGHT_OPS[kind]
+    axis = CHANNEL_AXIS[kind]
     shape = tuple(int(d) for d in t.shape)
     w = np.frombuffer(np.asarray(buf.data, np.uint8).tobytes(), np.float32).reshape(shape)
     rep = WeightReport(_name(t.name), kind, shape, "float32", _levels(w, axis), False)

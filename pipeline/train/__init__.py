@@ -6,7 +6,6 @@ from :mod:`pipeline.methods`, data from :mod:`pipeline.data`. Out: ``runs/NAME/`
 ``result.json`` (see :mod:`pipeline.runs`).
 
 - :mod:`~pipeline.train.trainer` — the training loop, resume and the CLI
-- :mod:`~pipeline.train.optimizers` — the papers' optimizers (shift-based AdaMax)
 - :mod:`~pipeline.train.distribute` — one training over several devices or workers
 - :mod:`~pipeline.train.progress` — progress bar and per-epoch checkpoints
 - :mod:`~pipeline.train.warmstart` — start from another run's weights

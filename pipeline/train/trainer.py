@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import models
 import pipeline
 from pipeline import cli, data, runs
 from pipeline.errors import UsageError
@@ -46,15 +47,22 @@ class TrainConfig:
     init_from: str | None = None  # a run directory whose final weights start this run
 
     def validate(self) -> None:
-        from models.registry import check_name as check_model
         from pipeline.methods import check_name as check_method
 
-        check_model(self.model)
+        _check_types(self)  # grid files and config.json bypass argparse's type=int
+        models.check_name(self.model)
         check_method(self.method)
         data.check_name(self.dataset)
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+        for name in ("epochs", "batch_size", "train_samples", "test_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        if any(b < 1 for b in self.lr_boundaries) or self.lr_boundaries != sorted(
+            set(self.lr_boundaries)
+        ):
+            raise UsageError("--lr-boundaries must be increasing epochs, each at least 1")
+        if not 0 < self.lr_decay <= 1 or self.weight_decay < 0:
+            raise UsageError("--lr-decay must be in (0, 1] and --weight-decay at least 0")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise UsageError("--lr must be positive")
         from pipeline.data.augment import check_augment
@@ -72,6 +80,33 @@ class TrainConfig:
         return cls(**known)
 
 
+_INT, _NUMBER, _TEXT = (int,), (int, float), (str,)
+FIELD_TYPES: dict[str, tuple[tuple[type, ...], bool]] = {  # name -> (types, None allowed)
+    "model": (_TEXT, False), "method": (_TEXT, False), "dataset": (_TEXT, False),
+    "epochs": (_INT, False), "batch_size": (_INT, False), "learning_rate": (_NUMBER, True),
+    "seed": (_INT, False), "method_options": ((dict,), False), "data_dir": (_TEXT, True),
+    "train_samples": (_INT, True), "test_samples": (_INT, True), "augment": (_TEXT, False),
+    "strategy": (_TEXT, False), "weight_decay": (_NUMBER, False),
+    "lr_boundaries": ((list,), False), "lr_decay": (_NUMBER, False), "init_from": (_TEXT, True),
+}  # fmt: skip
+_TYPE_WORDS = {_INT: "an integer", _NUMBER: "a number", _TEXT: "a string",
+               (dict,): "a table", (list,): "a list of integers"}  # fmt: skip
+
+
+def _check_types(config: TrainConfig) -> None:
+    """Reject ``epochs = "3"`` or ``lr_decay = true`` with the setting's name (bool is an
+    int to Python, never to a user)."""
+    for name, (types, nullable) in FIELD_TYPES.items():
+        value = getattr(config, name)
+        if value is None and nullable:
+            continue
+        ok = isinstance(value, types) and not isinstance(value, bool)
+        if ok and name == "lr_boundaries":
+            ok = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        if not ok:
+            raise UsageError(f"{name} must be {_TYPE_WORDS[types]}, got {value!r}")
+
+
 def default_run_dir(config: TrainConfig, root: Path = runs.DEFAULT_ROOT) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     dataset = config.dataset.replace("folder:", "folder-").replace("/", "_")
@@ -79,20 +114,18 @@ def default_run_dir(config: TrainConfig, root: Path = runs.DEFAULT_ROOT) -> Path
 
 
 def load_data(config: TrainConfig) -> data.Dataset:
-    ds = data.load_dataset(config.dataset, Path(config.data_dir) if config.data_dir else None)
-    return ds.subset(config.train_samples, config.test_samples, seed=config.seed)
+    return data.load_run_data(asdict(config))
 
 
 def build(config: TrainConfig, ds: data.Dataset, steps_per_epoch: int):
     """Build and compile the model for ``config`` (a fresh one, not a checkpoint)."""
     import tensorflow as tf
 
-    from models import build_model
     from pipeline.methods import make_method
 
     method = make_method(config.method, **config.method_options)
     tf.keras.utils.set_random_seed(config.seed)
-    model = method.wrap_model(build_model(config.model, method, ds.input_shape, ds.num_classes))
+    model = method.wrap_model(models.build_model(config.model, method, ds.input_shape, ds.num_classes))
     lr = config.learning_rate or method.learning_rate
     total = steps_per_epoch * config.epochs
     if config.lr_boundaries:  # step decay at the given epochs (seed 004 tables 5–6)
@@ -130,11 +163,15 @@ def train(config: TrainConfig, out: Path | None = None, progress: bool = True) -
     run = runs.Run((out or default_run_dir(config)).resolve())
     if run.file(runs.CONFIG).exists():
         raise UsageError(f"{run.path} already holds a run; use --resume or another --out")
-    run.path.mkdir(parents=True, exist_ok=True)
-    ds = load_data(config)  # before anything is written: a missing dataset leaves no run
+    if run.path.exists() and not run.path.is_dir():
+        raise UsageError(f"--out {run.path} is a file, not a directory")
+    # Data and model first: a missing dataset, a bad option or an unreadable --init-from
+    # leaves no run directory behind.
+    ds = load_data(config)
     steps = math.ceil(ds.train_size / config.batch_size)
     with distribute.make_strategy(config.strategy).scope():
         model, method = build(config, ds, steps)
+    run.path.mkdir(parents=True, exist_ok=True)
     run.write_config(_full_config(config, method, ds))
     runs.mark_latest(run)
     return _fit(run, config, ds, model, method, initial_epoch=0, progress=progress)
@@ -344,9 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name:26s} {summary}" + (f"  [{paper}]" if paper else ""))
         return 0
     if args.list_models:
-        from models import model_names
 
-        print("\n".join(model_names()))
+        print("\n".join(models.model_names()))
         return 0
     if args.resume:
         run = resume(runs.resolve(args.out), progress=not args.quiet)

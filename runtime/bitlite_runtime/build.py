@@ -1,4 +1,4 @@
-"""Build the bitlite kernel library (libbitlite_lce.so) for the host or cross for Arm.
+"""Build bitlite's TFLite delegate library (libbitlite_delegate.so) for the host or cross for Arm.
 
 One compile command per architecture; `setup.py` (pip install) and the cross-build CLI
 both call `build_library`, so the flags live only here.
@@ -23,7 +23,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-LIBRARY_NAME = "libbitlite_lce.so"
+LIBRARY_NAME = "libbitlite_delegate.so"
+# The delegate glue over TFLite's structs; the kernel check and fuzzer link the rest.
+_TFLITE_GLUE = ("delegate.cc", "ops.cc")
 ARCHES = ("host", "aarch64", "armhf")
 
 _CROSS_COMPILERS = {"aarch64": "aarch64-linux-gnu-g++", "armhf": "arm-linux-gnueabihf-g++"}
@@ -40,6 +42,8 @@ _ARCH_FLAGS = {
 }
 _SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
                    "-fno-omit-frame-pointer", "-g", "-O1"]
+# ThreadSanitizer (the convolution thread pool), for the standalone kernel check only.
+_TSAN_FLAGS = ["-fsanitize=thread", "-fno-omit-frame-pointer", "-g", "-O1"]
 
 
 class BuildError(RuntimeError):
@@ -50,7 +54,7 @@ def source_dir() -> Path:
     """The C++ sources: shipped inside the installed package, or the source tree's src/."""
     here = Path(__file__).resolve().parent
     for candidate in (here / "src", here.parent / "src"):
-        if (candidate / "lce_ops.cc").is_file():
+        if (candidate / "delegate.cc").is_file():
             return candidate
     raise BuildError(f"C++ sources not found next to {here}")
 
@@ -83,12 +87,14 @@ def compile_flags(arch: str, sanitize: bool = False) -> list[str]:
 
 def compile_command(arch: str, output: Path, sanitize: bool = False) -> list[str]:
     flags = compile_flags(arch, sanitize)
-    return [compiler_for(arch), *flags, *map(str, sources()), "-o", str(output), "-ldl"]
+    exports = source_dir() / "bitlite_delegate.map"
+    return [compiler_for(arch), *flags, *map(str, sources()), f"-Wl,--version-script={exports}",
+            "-o", str(output)]
 
 
 def build_library(arch: str = "host", out_dir: str | os.PathLike = "build",
                   sanitize: bool = False) -> Path:
-    """Compile libbitlite_lce.so for `arch` into `out_dir`; returns the library path.
+    """Compile the delegate library for `arch` into `out_dir`; returns the library path.
 
     The file appears atomically (compiled to a temporary name, then renamed), so
     concurrent test processes never load a half-written library.
@@ -113,22 +119,25 @@ def build_library(arch: str = "host", out_dir: str | os.PathLike = "build",
 
 
 def build_kernel_check(arch: str = "host", out_dir: str | os.PathLike = "build",
-                       sanitize: bool = False) -> Path:
+                       sanitize: bool | str = False) -> Path:
     """Compile the standalone kernel check (runtime/check/kernel_check.cc) for `arch`.
 
     It needs no Python or TFLite, so a cross build runs under qemu-user; cross builds
-    are linked statically so that qemu needs no target sysroot.
+    are linked statically so that qemu needs no target sysroot. `sanitize`: True for
+    ASan + UBSan, "thread" for ThreadSanitizer.
     """
     check = source_dir().parent / "check" / "kernel_check.cc"
     if not check.is_file():
         raise BuildError(f"{check} not found (reinstall bitlite_runtime: pip install ./runtime)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    target = out / ("kernel_check" + ("-asan" if sanitize else ""))
+    tsan = sanitize == "thread"
+    target = out / ("kernel_check" + ("-tsan" if tsan else "-asan" if sanitize else ""))
     cross = arch != "host" and arch != host_arch()
     flags = [f for f in _COMMON_FLAGS if f not in ("-shared", "-fPIC", "-fvisibility=hidden")]
-    flags += _ARCH_FLAGS[arch if cross else "host"] + (_SANITIZE_FLAGS if sanitize else [])
-    srcs = [str(p) for p in sources() if p.name != "lce_ops.cc"]  # no TFLite glue
+    flags += _ARCH_FLAGS[arch if cross else "host"]
+    flags += _TSAN_FLAGS if tsan else _SANITIZE_FLAGS if sanitize else []
+    srcs = [str(p) for p in sources() if p.name not in _TFLITE_GLUE]
     cmd = [compiler_for(arch), *flags, str(check), *srcs, "-o", str(target),
            *(["-static"] if cross else [])]
     if shutil.which(cmd[0]) is None:
@@ -143,7 +152,8 @@ def is_stale(library: Path) -> bool:
     """True when `library` is missing or older than any C++ source or header."""
     if not library.is_file():
         return True
-    newest = max(p.stat().st_mtime for p in source_dir().iterdir() if p.suffix in {".cc", ".h"})
+    newest = max(p.stat().st_mtime for p in source_dir().iterdir()
+                 if p.suffix in {".cc", ".h", ".map"})
     return library.stat().st_mtime < newest
 
 

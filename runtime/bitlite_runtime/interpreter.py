@@ -1,141 +1,66 @@
-"""Load libbitlite_lce.so, register its ops with tflite-runtime, run models."""
+"""bitlite_runtime.Interpreter: a host TFLite interpreter with bitlite's delegate applied."""
 
 from __future__ import annotations
 
-import ctypes
 import os
-from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-# Set to a library path to load that build instead (e.g. an ASan build in tests).
-LIBRARY_ENV = "BITLITE_LIBRARY"
-# Selects the binary-GEMM kernel at prepare: auto (default), reference (the direct
-# convolution oracle), generic, avx2, avx512, neon.
-KERNEL_ENV = "BITLITE_KERNEL"
-
-
-class RuntimeModelError(RuntimeError):
-    """The model cannot run here: unsupported op options, malformed model, bad input."""
-
-
-def _package_dir() -> Path:
-    return Path(__file__).resolve().parent
-
-
-def library_path(arch: str = "host") -> Path:
-    """Path of libbitlite_lce.so for `arch`, building it first when needed.
-
-    `pip install` puts the host build inside the package. In a source checkout the
-    library is built on first use into runtime/build/<arch>/ (rebuilt when a C++ source
-    changes), or ~/.cache/bitlite_runtime/<arch>/ when the tree is read-only.
-    """
-    from bitlite_runtime import build  # lazily: `python -m bitlite_runtime.build` stays clean
-
-    if arch == "host" and os.environ.get(LIBRARY_ENV):
-        return Path(os.environ[LIBRARY_ENV])
-    packaged = _package_dir() / "lib" / build.LIBRARY_NAME
-    if arch == "host" and packaged.is_file():
-        return packaged
-    tree_build = _package_dir().parent / "build" / arch
-    cache_build = Path.home() / ".cache" / "bitlite_runtime" / arch
-    for out_dir in (tree_build, cache_build):
-        library = out_dir / build.LIBRARY_NAME
-        try:
-            if build.is_stale(library):
-                build.build_library(arch, out_dir)
-            return library
-        except PermissionError:
-            continue
-    raise build.BuildError(f"no writable folder to build {build.LIBRARY_NAME} in")
-
-
-@cache
-def _load(path: str) -> ctypes.CDLL:
-    lib = ctypes.CDLL(path)
-    lib.bitlite_register.argtypes = [ctypes.c_void_p]
-    lib.bitlite_register.restype = ctypes.c_int
-    lib.bitlite_last_error.restype = ctypes.c_char_p
-    lib.bitlite_kernel_name.restype = ctypes.c_char_p
-    lib.bitlite_check_options.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t,
-                                          ctypes.c_char_p, ctypes.c_size_t]
-    lib.bitlite_check_options.restype = ctypes.c_int
-    lib.bitlite_decode_count.restype = ctypes.c_long
-    return lib
-
-
-def load_library() -> ctypes.CDLL:
-    """The host library, loaded once per path."""
-    return _load(str(library_path("host")))
-
-
-def kernel_name() -> str:
-    """The binary-GEMM kernel the next prepared model will use: 'avx512', 'avx2', 'neon',
-    'generic' or 'reference' (BITLITE_KERNEL overrides the CPU's best)."""
-    return load_library().bitlite_kernel_name().decode()
-
-
-def check_options(op: str, options: bytes) -> str:
-    """Validate a custom-options buffer as prepare does: '' if valid, else the message."""
-    codes = {"LceBconv2d": 0, "LceBMaxPool2d": 1, "BitliteDecodeWeights": 2}
-    if op not in codes:
-        raise ValueError(f"op must be one of {sorted(codes)}")
-    err = ctypes.create_string_buffer(512)
-    load_library().bitlite_check_options(codes[op], options, len(options), err, len(err))
-    return err.value.decode()
-
-
-def decode_count() -> int:
-    """How many times BitliteDecodeWeights has decoded a weight tensor in this process
-    (once per op per prepare: the decoded weights persist across invokes)."""
-    return int(load_library().bitlite_decode_count())
-
-
-def _registerer(lib: ctypes.CDLL):
-    def register(resolver_address: int) -> None:
-        if lib.bitlite_register(ctypes.c_void_p(resolver_address)) != 0:
-            raise RuntimeModelError(lib.bitlite_last_error().decode())
-
-    return register
+from bitlite_runtime import hosts
+from bitlite_runtime.delegate import delegate
+from bitlite_runtime.library import RuntimeModelError
 
 
 class Interpreter:
-    """A tflite-runtime interpreter with LCE's ops and BitliteDecodeWeights registered.
+    """The host runtime's interpreter with bitlite's delegate for LCE's ops and
+    BitliteDecodeWeights; every other op runs on the host (XNNPACK where it applies).
 
     Args:
         model: path to a .tflite file, or its bytes.
-        num_threads: threads for TFLite's builtin ops and for our binary convolutions.
-        xnnpack: let tflite-runtime apply its default XNNPACK delegate (float ops with
-            constant weights). False runs TFLite's builtin kernels only: weights decoded
-            by BitliteDecodeWeights are not constant, so their consumers always run
-            there, and comparing such a file with its int8 twin bit for bit needs both on
-            the same kernels.
+        num_threads: threads for the host's ops and for our binary convolutions.
+        xnnpack: let the host apply its default XNNPACK delegate (float ops with
+            constant weights). False runs the host's builtin kernels only: weights
+            decoded by BitliteDecodeWeights are not constant, so their consumers always
+            run there, and comparing such a file with its int8 twin bit for bit needs
+            both on the same kernels.
+        host: 'litert', 'tflite_runtime' or 'tensorflow'; default $BITLITE_HOST, else
+            the first installed (see bitlite_runtime.hosts).
+        kernel: the binary-GEMM kernel; default $BITLITE_KERNEL, else the CPU's best.
+
+    A model the delegate cannot run (an unsupported option, a malformed tensor) raises
+    RuntimeModelError here, with bitlite's message, never at invoke.
     """
 
     def __init__(
-        self, model: str | os.PathLike | bytes, num_threads: int = 1, xnnpack: bool = True
+        self,
+        model: str | os.PathLike | bytes,
+        num_threads: int = 1,
+        xnnpack: bool = True,
+        host: str | None = None,
+        kernel: str | None = None,
     ):
-        from tflite_runtime.interpreter import InterpreterWithCustomOps, OpResolverType
-
-        is_bytes = isinstance(model, (bytes, bytearray))
-        content = bytes(model) if is_bytes else Path(model).read_bytes()
-        lib = load_library()
-        try:
-            self._interpreter = InterpreterWithCustomOps(
-                model_content=content,
-                custom_op_registerers=[_registerer(lib)],
-                num_threads=num_threads,
-                experimental_op_resolver_type=(
-                    OpResolverType.AUTO
-                    if xnnpack
-                    else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-                ),
+        runtime = hosts.resolve(host)
+        content = bytes(model) if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes()
+        # Ours first: experimental_delegates are applied before the host's lazy XNNPACK
+        # delegate, which would meet the LCE ops as unresolved and be dropped.
+        self.delegate = delegate(num_threads=num_threads, kernel=kernel, host=runtime.name)
+        kwargs: dict[str, Any] = dict(
+            model_content=content, num_threads=num_threads,
+            experimental_delegates=[self.delegate],
+        )
+        if not xnnpack:
+            kwargs["experimental_op_resolver_type"] = (
+                runtime.op_resolver_type.BUILTIN_WITHOUT_DEFAULT_DELEGATES
             )
+        try:
+            self._interpreter = runtime.interpreter_class(**kwargs)
             self._interpreter.allocate_tensors()
         except (RuntimeError, ValueError) as e:
             raise RuntimeModelError(str(e).strip()) from None
         self.num_threads = num_threads
+        self.host = runtime.name
 
     @property
     def input_details(self) -> list[dict]:

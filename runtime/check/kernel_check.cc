@@ -11,12 +11,16 @@
 // 4. BitliteDecodeWeights: k = 1..8 codes packed bit by bit decode exactly, and
 //    malformed code streams, level tables, scales and options are refused.
 // Prints "N passed, M failed" and exits non-zero on any failure.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <limits>
+#include <map>
 #include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../src/bconv.h"
@@ -30,7 +34,10 @@ using namespace bitlite;
 
 namespace {
 
+// Every Expect is one real comparison; nothing is counted as passed without
+// comparing an optimized result against an independent one.
 int g_passed = 0, g_failed = 0;
+std::map<std::string, int> g_per_kernel;  // comparisons per kernel name
 
 void Expect(bool ok, const std::string& what) {
   if (ok) {
@@ -46,34 +53,118 @@ std::vector<const BgemmKernel*> OptimizedKernels() {
   for (const char* name : {"generic", "avx2", "avx512", "neon"}) {
     const char* error = nullptr;
     const BgemmKernel* k = SelectKernel(name, &error);
-    if (k != nullptr) out.push_back(k);
+    if (k != nullptr)
+      out.push_back(k);
+    else
+      std::printf("skipped kernel %s: %s\n", name, error);
   }
   return out;
 }
 
+// The GEMM oracle: one 32-bit word at a time.
+int32_t NaiveDot(const uint32_t* a, const uint32_t* b, int kwords) {
+  int32_t s = 0;
+  for (int k = 0; k < kwords; ++k) s += __builtin_popcount(a[k] ^ b[k]);
+  return s;
+}
+
+// Odd sizes: pixels and filters not multiples of any tile (6 x 16, 4 x 4, 2 x 4),
+// depths past the AVX2 byte-counter (31 steps) and NEON widening flush points.
 void CheckGemm(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernels, int iters) {
+  constexpr int32_t kSentinel = -12345;
   for (int it = 0; it < iters; ++it) {
-    const int n_pix = 1 + rng() % 13, n_out = 1 + rng() % 19;
-    // Mostly small depths; sometimes past the AVX2 byte-counter (31 steps) and
-    // NEON uint16 (2048 steps) flush points.
-    const int kwords = kKWordAlign * (1 + (it % 10 == 0 ? rng() % 2200 : rng() % 40));
+    const int n_pix = 1 + rng() % 50, n_out = 1 + rng() % 70;
+    const int kwords = kKWordAlign * (1 + (it % 10 == 0 ? rng() % 700 : rng() % 40));
+    const int ldc = n_out + rng() % 3;  // rows wider than n_out: nothing past n_out written
     std::vector<uint32_t> a(size_t(n_pix) * kwords), b(size_t(n_out) * kwords);
     for (auto& v : a) v = rng();
     for (auto& v : b) v = rng();
-    std::vector<int32_t> want(size_t(n_pix) * n_out), got(want.size());
-    BgemmGeneric(a.data(), n_pix, b.data(), n_out, kwords, want.data(), n_out);
+    std::vector<int32_t> want(size_t(n_pix) * ldc, kSentinel);
+    for (int p = 0; p < n_pix; ++p)
+      for (int o = 0; o < n_out; ++o)
+        want[size_t(p) * ldc + o] = NaiveDot(&a[size_t(p) * kwords], &b[size_t(o) * kwords], kwords);
+    std::vector<int32_t> thr(n_out);
+    for (auto& t : thr) t = static_cast<int32_t>(rng() % (32 * kwords + 1));
+    const std::string shape = " pix=" + std::to_string(n_pix) + " out=" + std::to_string(n_out) +
+                              " kwords=" + std::to_string(kwords);
     for (const BgemmKernel* k : kernels) {
-      std::fill(got.begin(), got.end(), -1);
-      k->run(a.data(), n_pix, b.data(), n_out, kwords, got.data(), n_out);
-      Expect(got == want, std::string("gemm ") + k->name + " pix=" + std::to_string(n_pix) +
-                              " out=" + std::to_string(n_out) + " kwords=" +
-                              std::to_string(kwords));
+      std::vector<int32_t> got(want.size(), kSentinel);
+      k->run(a.data(), n_pix, b.data(), n_out, kwords, got.data(), ldc);
+      Expect(got == want, std::string("gemm ") + k->name + shape);
+      ++g_per_kernel[k->name];
+      if (k->run_blocked == nullptr) continue;
+      std::vector<uint32_t> packed(BlockedFilterWords(n_out, kwords) + 16);
+      // Pack at a 64-byte boundary, as the plan does.
+      uint32_t* base = packed.data();
+      while (reinterpret_cast<uintptr_t>(base) % 64 != 0) ++base;
+      PackFiltersBlocked16(b.data(), n_out, kwords, base);
+      std::vector<uint32_t> inter(size_t((n_pix + 3) / 4) * 4 * kwords);
+      const uint32_t* pa = a.data();
+      if (k->interleave4) {
+        InterleavePatches4(a.data(), n_pix, kwords, inter.data());
+        pa = inter.data();
+      }
+      std::fill(got.begin(), got.end(), kSentinel);
+      k->run_blocked(pa, n_pix, base, n_out, kwords, got.data(), ldc, nullptr);
+      Expect(got == want, std::string("gemm blocked ") + k->name + shape);
+      ++g_per_kernel[k->name];
+      if (!k->fuses) continue;
+      // Fused epilogue: 16 bits per block, lanes past n_out zero, nothing else written.
+      const int halves = (n_out + 15) / 16, stride = halves + 1;
+      std::vector<uint16_t> bits(size_t(n_pix) * stride, 0xBEEF), want_bits(bits.size(), 0xBEEF);
+      for (int p = 0; p < n_pix; ++p)
+        for (int h = 0; h < halves; ++h) {
+          uint16_t w = 0;
+          for (int j = 0; j < 16 && h * 16 + j < n_out; ++j)
+            w |= uint16_t(want[size_t(p) * ldc + h * 16 + j] > thr[h * 16 + j]) << j;
+          want_bits[size_t(p) * stride + h] = w;
+        }
+      BlockedEpilogue ep;
+      ep.thresholds = thr.data();
+      ep.bits = bits.data();
+      ep.bits_stride = stride;
+      std::fill(got.begin(), got.end(), kSentinel);
+      k->run_blocked(pa, n_pix, base, n_out, kwords, got.data(), ldc, &ep);
+      Expect(bits == want_bits, std::string("gemm fused bits ") + k->name + shape);
+      Expect(std::all_of(got.begin(), got.end(), [](int32_t v) { return v == kSentinel; }),
+             std::string("gemm fused writes no accumulators ") + k->name + shape);
+      // Fused float transform: clamp(2 * accum) * mul + bias, two roundings.
+      std::uniform_real_distribution<float> u(-2.0f, 2.0f);
+      std::vector<float> mul(n_out), bias(n_out);
+      for (int o = 0; o < n_out; ++o) mul[o] = u(rng), bias[o] = 100 * u(rng);
+      const int32_t lo = static_cast<int32_t>(rng() % (32 * kwords)), hi = lo + rng() % 5000;
+      const int fstride = n_out + 1;
+      std::vector<float> fout(size_t(n_pix) * fstride, -7.0f), fwant(fout.size(), -7.0f);
+      for (int p = 0; p < n_pix; ++p)
+        for (int o = 0; o < n_out; ++o) {
+          const int32_t x = std::max(std::min(want[size_t(p) * ldc + o] * 2, hi), lo);
+          fwant[size_t(p) * fstride + o] = static_cast<float>(x) * mul[o] + bias[o];
+        }
+      BlockedEpilogue fe;
+      fe.mul = mul.data();
+      fe.bias = bias.data();
+      fe.clamp_lo = lo;
+      fe.clamp_hi = hi;
+      fe.out = fout.data();
+      fe.out_stride = fstride;
+      k->run_blocked(pa, n_pix, base, n_out, kwords, got.data(), ldc, &fe);
+      Expect(std::memcmp(fout.data(), fwant.data(), fout.size() * sizeof(float)) == 0,
+             std::string("gemm fused float ") + k->name + shape);
+      g_per_kernel[k->name] += 3;
     }
   }
 }
 
-void CheckConv(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernels, int iters) {
-  static const int kCins[] = {1, 31, 32, 33, 64, 200};
+struct ConvStats {
+  int run = 0;
+  std::map<std::string, int> refused;  // planner message -> count
+};
+
+// Random LceBconv2d configurations; each kernel at 1..4 threads (forced to split
+// even tiny layers), fused and unfused, must write exactly the reference's bytes.
+void CheckConv(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernels, int iters,
+               ConvStats* stats) {
+  static const int kCins[] = {1, 7, 31, 32, 33, 64, 96, 128, 200};
   for (int it = 0; it < iters; ++it) {
     BConvOptions o;
     o.padding = rng() % 2;
@@ -88,12 +179,13 @@ void CheckConv(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernels
       groups = 1 + rng() % 3;
       o.channels_in = 32 * groups * (1 + rng() % 2);
     } else {
-      o.channels_in = kCins[rng() % 6];
+      o.channels_in = kCins[rng() % 9];
     }
     const int in_words = (o.channels_in + 31) / 32;
     const int fh = 1 + rng() % 3, fw = 1 + rng() % 3;
-    const int out_c = groups * (1 + rng() % 40);
-    const int in_dims[4] = {1 + int(rng() % 2), 5 + int(rng() % 6), 5 + int(rng() % 6), in_words};
+    const int out_c = groups * (1 + rng() % (rng() % 3 == 0 ? 90 : 40));
+    const int in_dims[4] = {1 + int(rng() % 2), 3 + int(rng() % 12), 3 + int(rng() % 12),
+                            in_words};
     const int filter_dims[4] = {out_c, fh, fw, in_words / groups};
     const OutputType type = static_cast<OutputType>(rng() % 3);
     std::vector<int32_t> filter(size_t(out_c) * fh * fw * (in_words / groups));
@@ -101,16 +193,21 @@ void CheckConv(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernels
     std::vector<float> mul(out_c), bias(out_c);
     std::vector<int32_t> thr(out_c);
     std::uniform_real_distribution<float> u(-2.0f, 2.0f);
+    const int depth = fh * fw * o.channels_in / groups;
     for (int c = 0; c < out_c; ++c) {
       mul[c] = u(rng);
       bias[c] = 10 * u(rng);
-      thr[c] = static_cast<int32_t>(rng() % (fh * fw * o.channels_in + 1));
+      thr[c] = static_cast<int32_t>(rng() % (depth + 1));
     }
     BConvTensors t{in_dims, filter_dims, filter.data(), mul.data(), bias.data(), thr.data(),
                    type, 0.05f + 0.1f * (rng() % 5), static_cast<int32_t>(rng() % 21) - 10};
     BConvPlan plan;
     const std::string error = PlanBConv(o, t, &plan);
-    if (!error.empty()) continue;  // e.g. VALID larger than the input: refused, fine
+    if (!error.empty()) {  // counted and listed by reason, never silently dropped
+      ++stats->refused[error.substr(0, error.find(" (got"))];
+      continue;
+    }
+    ++stats->run;
     std::vector<int32_t> input(size_t(in_dims[0]) * in_dims[1] * in_dims[2] * in_words);
     const uint32_t tail_mask =
         o.channels_in % 32 ? (uint32_t(1) << (o.channels_in % 32)) - 1 : ~uint32_t(0);
@@ -124,19 +221,99 @@ void CheckConv(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernels
     const size_t n = size_t(dims[0]) * dims[1] * dims[2] * dims[3];
     std::vector<int32_t> want(n), got(n);  // 4-byte slots hold float, int8 or words
     const BgemmKernel reference = {"reference", nullptr};
-    RunBConv(plan, &reference, 1, input.data(), want.data());
+    Expect(RunBConv(plan, &reference, 1, input.data(), want.data()), "reference runs");
+    const size_t bytes = type == OutputType::kInt8 ? n : n * 4;
+    const std::string what = " cin=" + std::to_string(o.channels_in) + " cout=" +
+                             std::to_string(out_c) + " groups=" + std::to_string(groups) +
+                             " type=" + std::to_string(int(type)) + " padding=" +
+                             std::to_string(o.padding) + " pad_values=" +
+                             std::to_string(o.pad_values);
     for (const BgemmKernel* k : kernels)
-      for (int threads : {1, 3}) {
-        std::fill(got.begin(), got.end(), 0x55555555);
-        RunBConv(plan, k, threads, input.data(), got.data());
-        const size_t bytes = type == OutputType::kInt8 ? n : n * 4;
-        Expect(std::memcmp(got.data(), want.data(), bytes) == 0,
-               std::string("bconv ") + k->name + " threads=" + std::to_string(threads) +
-                   " cin=" + std::to_string(o.channels_in) + " groups=" +
-                   std::to_string(groups) + " type=" + std::to_string(int(type)) +
-                   " padding=" + std::to_string(o.padding) + " pad_values=" +
-                   std::to_string(o.pad_values));
+      for (int threads = 1; threads <= 4; ++threads)
+        for (bool fused : {true, false}) {
+          if (!fused && !k->fuses) continue;  // no fused path to compare against
+          std::fill(got.begin(), got.end(), 0x55555555);
+          const bool ok = fused ? RunBConv(plan, k, threads, input.data(), got.data())
+                                : RunBConvUnfused(plan, k, threads, input.data(), got.data());
+          Expect(ok && std::memcmp(got.data(), want.data(), bytes) == 0,
+                 std::string("bconv ") + k->name + " threads=" + std::to_string(threads) +
+                     (fused ? " fused" : " unfused") + what);
+          ++g_per_kernel[k->name];
+        }
+  }
+}
+
+// LceQuantize's float bitpacking (vectorized on x86) against bit-by-bit x < 0,
+// including -0.0, NaN of both signs, infinities and tiny values.
+void CheckBitpackFloat(std::mt19937& rng, int iters) {
+  const float specials[] = {0.0f, -0.0f, std::numeric_limits<float>::quiet_NaN(),
+                            -std::numeric_limits<float>::quiet_NaN(),
+                            std::numeric_limits<float>::infinity(),
+                            -std::numeric_limits<float>::infinity(), 1e-45f, -1e-45f};
+  for (int it = 0; it < iters; ++it) {
+    const long rows = 1 + rng() % 40;
+    const int channels = it % 2 ? 32 * (1 + rng() % 20) : 1 + rng() % 100;
+    std::vector<float> x(size_t(rows) * channels);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    for (auto& v : x) v = rng() % 8 == 0 ? specials[rng() % 8] : u(rng);
+    const int words = (channels + 31) / 32;
+    // One sentinel word past the end: nothing may be written there.
+    std::vector<int32_t> got(size_t(rows) * words + 1, 0x5a5a5a5a), want(got.size(), 0);
+    want.back() = 0x5a5a5a5a;
+    for (long r = 0; r < rows; ++r)
+      for (int c = 0; c < channels; ++c)
+        if (x[size_t(r) * channels + c] < 0.0f)
+          want[size_t(r) * words + c / 32] |= int32_t(1u << (c % 32));
+    BitpackFloat(x.data(), rows, channels, got.data());
+    Expect(got == want, "bitpack float rows=" + std::to_string(rows) + " channels=" +
+                            std::to_string(channels));
+  }
+}
+
+// Several interpreters invoking at once share the one thread pool: a caller
+// that finds it busy runs its convolution alone. Every result must still be
+// the reference's bytes (run under TSan by run_sanitized.sh).
+void CheckConcurrentCallers(const std::vector<const BgemmKernel*>& kernels) {
+  BConvOptions o;
+  o.channels_in = 96;
+  o.pad_values = 1;
+  const int in_dims[4] = {1, 14, 14, 3}, filter_dims[4] = {40, 3, 3, 3};
+  std::mt19937 rng(7);
+  std::vector<int32_t> filter(40 * 9 * 3), input(14 * 14 * 3), thr(40, 400);
+  for (auto& v : filter) v = static_cast<int32_t>(rng());
+  for (auto& v : input) v = static_cast<int32_t>(rng());
+  std::vector<float> mul(40, 0.5f), bias(40, -3.0f);
+  for (OutputType type : {OutputType::kFloat32, OutputType::kBitpacked}) {
+    BConvTensors t{in_dims, filter_dims, filter.data(), mul.data(), bias.data(), thr.data(),
+                   type, 1.0f, 0};
+    BConvPlan plan;
+    Expect(PlanBConv(o, t, &plan).empty(), "concurrent-callers plan");
+    int dims[4];
+    BConvOutputDims(plan, dims);
+    const size_t n = size_t(dims[1]) * dims[2] * dims[3];
+    std::vector<int32_t> want(n);
+    const BgemmKernel reference = {"reference", nullptr};
+    RunBConv(plan, &reference, 1, input.data(), want.data());
+    for (const BgemmKernel* k : kernels) {
+      constexpr int kCallers = 4, kRepeats = 25;
+      std::vector<std::vector<int32_t>> got(kCallers, std::vector<int32_t>(n));
+      std::vector<int> same(kCallers, 0);
+      std::vector<std::thread> callers;
+      for (int c = 0; c < kCallers; ++c)
+        callers.emplace_back([&, c] {
+          for (int r = 0; r < kRepeats; ++r) {
+            std::fill(got[c].begin(), got[c].end(), 0x55555555);
+            same[c] += RunBConv(plan, k, 2 + c % 3, input.data(), got[c].data()) &&
+                       got[c] == want;
+          }
+        });
+      for (auto& th : callers) th.join();
+      for (int c = 0; c < kCallers; ++c) {
+        Expect(same[c] == kRepeats, std::string("concurrent callers ") + k->name + " caller " +
+                                        std::to_string(c));
+        ++g_per_kernel[k->name];
       }
+    }
   }
 }
 
@@ -165,12 +342,16 @@ void CheckParser(std::mt19937& rng) {
   Expect(ParseBConvOptions(no_pad.data(), no_pad.size(), &o).find("pad_values") !=
              std::string::npos,
          "missing key named in the message");
-  for (int i = 0; i < 20000; ++i) {  // corruptions: must not crash (ASan run checks reads)
+  // Corruptions: not compared (any answer is fine), only run, so that the
+  // ASan/UBSan build checks the parser's reads; reported apart from the passes.
+  int accepted = 0;
+  for (int i = 0; i < 20000; ++i) {
     std::vector<uint8_t> bad = valid;
     for (int j = 0, n = 1 + rng() % 4; j < n; ++j) bad[rng() % bad.size()] = rng();
-    ParseBConvOptions(bad.data(), bad.size(), &o);
+    accepted += ParseBConvOptions(bad.data(), bad.size(), &o).empty();
   }
-  Expect(true, "corrupted options do not crash");
+  std::printf("parser: 20000 corrupted option maps ran without a crash (%d accepted)\n",
+              accepted);
 }
 
 // Packs codes bit by bit (independently of CodeAt): code i at bits [i*k, (i+1)*k).
@@ -265,9 +446,23 @@ int main(int argc, char** argv) {
   for (const BgemmKernel* k : kernels) std::printf(" %s", k->name);
   std::printf(" (best: %s)\n", SelectedKernelName());
   CheckGemm(rng, kernels, iters);
-  CheckConv(rng, kernels, iters);
+  SetMinMacsPerThread(0);  // split even the smallest convolution over the threads
+  ConvStats stats;
+  CheckConv(rng, kernels, iters, &stats);
+  CheckConcurrentCallers(kernels);
+  CheckBitpackFloat(rng, iters);
   CheckParser(rng);
   CheckDecode(rng, iters);
+  int refused = 0;
+  for (const auto& r : stats.refused) refused += r.second;
+  std::printf("conv: %d configurations compared, %d refused by the planner:\n", stats.run,
+              refused);
+  for (const auto& r : stats.refused) std::printf("  %5d x %s\n", r.second, r.first.c_str());
+  for (const BgemmKernel* k : kernels) {
+    std::printf("  %s: %d comparisons\n", k->name, g_per_kernel[k->name]);
+    Expect(g_per_kernel[k->name] > 0, std::string("kernel ") + k->name + " was compared");
+  }
+  Expect(stats.run > refused, "most random configurations are runnable");
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;
 }

@@ -10,7 +10,7 @@
 // prepare's checks of untrusted codes are fuzzed; accepted streams are decoded).
 //
 //   clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined \
-//     runtime/fuzz/fuzz_prepare.cc runtime/src/{bconv,bgemm_generic,bgemm_x86,\
+//     runtime/fuzz/fuzz_prepare.cc runtime/src/{bconv,bgemm_generic,bgemm_x86,bgemm_avx512_4x16,thread_pool,bitpack_x86,bgemm_avx2_2x8,\
 //     dispatch,flexbuffer,simple_ops}.cc -o fuzz_prepare
 //   ./fuzz_prepare -runs=10000000 runtime/fuzz/corpus
 // (bench/run_fuzz.sh does exactly this and records the numbers.)

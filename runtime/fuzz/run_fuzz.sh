@@ -11,7 +11,7 @@ out="$here/../build/fuzz"
 mkdir -p "$out/corpus"
 src="$here/../src"
 clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  "$here/fuzz_prepare.cc" "$src/bconv.cc" "$src/bgemm_generic.cc" "$src/bgemm_x86.cc" \
+  "$here/fuzz_prepare.cc" "$src/bconv.cc" "$src/bgemm_generic.cc" "$src/bgemm_x86.cc" "$src/bgemm_avx512_4x16.cc" "$src/thread_pool.cc" "$src/bitpack_x86.cc" "$src/bgemm_avx2_2x8.cc" "$src/bgemm_neon_4x4x16.cc" "$src/bitpack_neon.cc" \
   "$src/dispatch.cc" "$src/flexbuffer.cc" "$src/simple_ops.cc" "$src/decode_weights.cc" \
   -o "$out/fuzz_prepare"
 # Seeds: LCE-shaped options for both ops and a packed-weights case (written with the

@@ -4,9 +4,12 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <thread>
+#include <atomic>
+#include <new>
+
 
 #include "flexbuffer.h"
+#include "thread_pool.h"
 
 namespace bitlite {
 namespace {
@@ -15,7 +18,7 @@ constexpr int kBits = 32;
 constexpr int64_t kMaxDim = 1 << 20;        // any single dimension
 // Any tensor or buffer, in elements (smaller where the address space is).
 constexpr int64_t kMaxElements = sizeof(void*) == 8 ? 1LL << 31 : 1LL << 26;
-constexpr int kPixelBlock = 32;              // pixels per im2col block
+constexpr int kPixelBlock = 48;  // pixels per im2col block: a multiple of every tile height
 
 int CeilDiv(int a, int b) { return (a + b - 1) / b; }
 
@@ -122,90 +125,295 @@ void RunReference(const BConvPlan& plan, const int32_t* input, void* output) {
 
 // ---------------------------------------------------------------- optimized
 
-struct Scratch {
-  std::vector<uint32_t> patches;  // kPixelBlock x kwords
-  std::vector<int32_t> accum;     // kPixelBlock x out_c
-  std::vector<int32_t> corr;      // out_c
-  std::vector<int> outside;       // taps outside the image, for one pixel
+std::atomic<double> g_min_macs_per_thread{1e6};
+
+struct Scratch {  // per thread, reused by every convolution the thread runs
+  AlignedWords patches;        // kPixelBlock x kwords
+  AlignedWords interleaved;    // the same, InterleavePatches4 (kernels that read that)
+  std::vector<int32_t> accum;  // kPixelBlock x out_c
+  std::vector<int32_t> corr;   // out_c
+  std::vector<int> outside;    // taps outside the image, for one pixel
 };
 
-// im2col + binary GEMM over pixels [begin, end) (flattened over the batch).
-void RunOptimizedRange(const BConvPlan& plan, const BgemmKernel* kernel, const int32_t* input,
-                       void* output, long begin, long end) {
+Scratch& ThreadScratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+struct ConvJob {  // one RunBConv call, split into tasks
+  const BConvPlan* plan;
+  const BgemmKernel* kernel;
+  const int32_t* input;
+  void* output;
+  bool fuse;         // bitpacked / float output inside the blocked kernel where exact
+  long pix_chunk;    // pixels per task
+  int ch_chunk;      // output channels per task (multiple of 32, or out_c)
+  int ch_tasks;
+  std::atomic<bool> failed{false};
+};
+
+// im2col of one pixel and group: taps * wpg words, then zeros up to kwords.
+// Returns true when some tap lies outside the image.
+bool Im2colPixel(const BConvPlan& plan, const int32_t* input, long p, int g, uint32_t* row) {
   const BConvShape& s = plan.shape;
   const BConvOptions& o = plan.opt;
-  const int og = s.out_c / s.groups;
-  const int wpg = s.words_per_group;
-  const int taps = s.fh * s.fw;
   const long per_image = static_cast<long>(s.out_h) * s.out_w;
-  Scratch sc;
-  sc.patches.assign(static_cast<size_t>(kPixelBlock) * plan.kwords, 0);
-  sc.accum.resize(static_cast<size_t>(kPixelBlock) * s.out_c);
-  sc.corr.resize(s.out_c);
-  sc.outside.reserve(taps);
-  for (long p0 = begin; p0 < end; p0 += kPixelBlock) {
-    const int n = static_cast<int>(std::min<long>(kPixelBlock, end - p0));
-    for (int g = 0; g < s.groups; ++g) {
-      for (int i = 0; i < n; ++i) {
-        const long p = p0 + i;
-        const int b = static_cast<int>(p / per_image);
-        const int oy = static_cast<int>((p % per_image) / s.out_w);
-        const int ox = static_cast<int>(p % s.out_w);
-        uint32_t* row = sc.patches.data() + static_cast<size_t>(i) * plan.kwords;
-        for (int fy = 0; fy < s.fh; ++fy)
-          for (int fx = 0; fx < s.fw; ++fx) {
-            uint32_t* dst = row + (fy * s.fw + fx) * wpg;
-            const int iy = oy * o.stride_height - s.pad_top + fy * o.dilation_height;
-            const int ix = ox * o.stride_width - s.pad_left + fx * o.dilation_width;
-            if (iy >= 0 && iy < s.in_h && ix >= 0 && ix < s.in_w)
-              std::memcpy(dst,
-                          input + ((static_cast<long>(b) * s.in_h + iy) * s.in_w + ix) *
-                                      s.in_words + g * wpg,
-                          sizeof(uint32_t) * wpg);
-            else
-              std::memset(dst, 0, sizeof(uint32_t) * wpg);
-          }
-        // row tail [taps * wpg, kwords) stays zero from the assign above
-      }
-      kernel->run(sc.patches.data(), n,
-                  plan.packed_filters.data() + static_cast<size_t>(g) * og * plan.kwords, og,
-                  plan.kwords, sc.accum.data() + g * og, s.out_c);
+  const int b = static_cast<int>(p / per_image);
+  const int oy = static_cast<int>((p % per_image) / s.out_w);
+  const int ox = static_cast<int>(p % s.out_w);
+  const int wpg = s.words_per_group;
+  const size_t tap_bytes = sizeof(uint32_t) * wpg;
+  bool outside = false;
+  for (int fy = 0; fy < s.fh; ++fy) {
+    const int iy = oy * o.stride_height - s.pad_top + fy * o.dilation_height;
+    uint32_t* dst = row + fy * s.fw * wpg;
+    if (iy < 0 || iy >= s.in_h) {
+      std::memset(dst, 0, tap_bytes * s.fw);
+      outside = true;
+      continue;
     }
-    for (int i = 0; i < n; ++i) {
-      const long p = p0 + i;
-      const int oy = static_cast<int>((p % per_image) / s.out_w);
-      const int ox = static_cast<int>(p % s.out_w);
-      int32_t* acc = sc.accum.data() + static_cast<size_t>(i) * s.out_c;
-      const int32_t* corr = nullptr;
-      if (plan.zero_pad != ZeroPadMode::kNone) {
-        sc.outside.clear();
-        for (int fy = 0; fy < s.fh; ++fy)
-          for (int fx = 0; fx < s.fw; ++fx) {
-            const int iy = oy * o.stride_height - s.pad_top + fy * o.dilation_height;
-            const int ix = ox * o.stride_width - s.pad_left + fx * o.dilation_width;
-            if (!(iy >= 0 && iy < s.in_h && ix >= 0 && ix < s.in_w))
-              sc.outside.push_back(fy * s.fw + fx);
-          }
-        if (!sc.outside.empty()) {
-          // The GEMM read outside taps as +1 (bit 0): it counted the tap's set
-          // filter bits. Replace that by the zero-padding semantics.
-          for (int c = 0; c < s.out_c; ++c) {
-            const int32_t* tp = plan.tap_popcount.data() + static_cast<size_t>(c) * taps;
-            int32_t bits = 0;
-            for (int t : sc.outside) bits += tp[t];
-            if (plan.zero_pad == ZeroPadMode::kIntegerAccum)
-              acc[c] += static_cast<int32_t>(sc.outside.size()) * (s.channels_per_group / 2) -
-                        bits;
-            else
-              sc.corr[c] = static_cast<int32_t>(sc.outside.size()) * s.channels_per_group -
-                           2 * bits;
-          }
-          if (plan.zero_pad == ZeroPadMode::kFloatCorrection) corr = sc.corr.data();
-        }
+    const int32_t* line = input + (static_cast<long>(b) * s.in_h + iy) * s.in_w * s.in_words +
+                          g * wpg;
+    const int ix0 = ox * o.stride_width - s.pad_left;
+    const int ix_last = ix0 + (s.fw - 1) * o.dilation_width;
+    if (s.groups == 1 && o.dilation_width == 1 && ix0 >= 0 && ix_last < s.in_w) {
+      // The row's taps are adjacent pixels: one copy.
+      std::memcpy(dst, line + static_cast<long>(ix0) * s.in_words, tap_bytes * s.fw);
+      continue;
+    }
+    for (int fx = 0; fx < s.fw; ++fx) {
+      const int ix = ix0 + fx * o.dilation_width;
+      if (ix >= 0 && ix < s.in_w) {
+        std::memcpy(dst + fx * wpg, line + static_cast<long>(ix) * s.in_words, tap_bytes);
+      } else {
+        std::memset(dst + fx * wpg, 0, tap_bytes);
+        outside = true;
       }
-      WritePixel(plan, acc, corr, output, p);
     }
   }
+  const int used = s.fh * s.fw * wpg;
+  if (used < plan.kwords) std::memset(row + used, 0, sizeof(uint32_t) * (plan.kwords - used));
+  return outside;
+}
+
+// The GEMM of one pixel block and group over output channels [c0, c1) (c0 is a
+// multiple of 32 unless the convolution is grouped, when [c0, c1) is the group).
+void Gemm(const BConvPlan& plan, const BgemmKernel* kernel, const uint32_t* patches, int n,
+          int g, int c0, int c1, int32_t* accum, const BlockedEpilogue* fused) {
+  const int og = plan.shape.out_c / plan.shape.groups;
+  const int first = c0 - g * og;  // first channel within the group
+  if (kernel->run_blocked != nullptr) {
+    const uint32_t* f = plan.blocked_filters.data() + g * plan.blocked_group_words +
+                        static_cast<size_t>(first) * plan.kwords;  // first % 16 == 0
+    kernel->run_blocked(patches, n, f, c1 - c0, plan.kwords, accum + c0, plan.shape.out_c,
+                        fused);
+    return;
+  }
+  const uint32_t* f = plan.packed_filters.data() + static_cast<size_t>(c0) * plan.kwords;
+  kernel->run(patches, n, f, c1 - c0, plan.kwords, accum + c0, plan.shape.out_c);
+}
+
+// Zero-padding semantics for pixel p's accumulators over channels [c0, c1):
+// returns the float correction row (or null) as WritePixel expects it.
+const int32_t* ZeroPadFix(const BConvPlan& plan, long p, int c0, int c1, int32_t* acc,
+                          Scratch& sc) {
+  const BConvShape& s = plan.shape;
+  const BConvOptions& o = plan.opt;
+  const int taps = s.fh * s.fw;
+  const long per_image = static_cast<long>(s.out_h) * s.out_w;
+  const int oy = static_cast<int>((p % per_image) / s.out_w);
+  const int ox = static_cast<int>(p % s.out_w);
+  sc.outside.clear();
+  for (int fy = 0; fy < s.fh; ++fy)
+    for (int fx = 0; fx < s.fw; ++fx) {
+      const int iy = oy * o.stride_height - s.pad_top + fy * o.dilation_height;
+      const int ix = ox * o.stride_width - s.pad_left + fx * o.dilation_width;
+      if (!(iy >= 0 && iy < s.in_h && ix >= 0 && ix < s.in_w)) sc.outside.push_back(fy * s.fw + fx);
+    }
+  if (sc.outside.empty()) return nullptr;
+  // The GEMM read outside taps as +1 (bit 0): it counted the tap's set filter
+  // bits. Replace that by the zero-padding semantics.
+  const int32_t n_out = static_cast<int32_t>(sc.outside.size());
+  for (int c = c0; c < c1; ++c) {
+    const int32_t* tp = plan.tap_popcount.data() + static_cast<size_t>(c) * taps;
+    int32_t bits = 0;
+    for (int t : sc.outside) bits += tp[t];
+    if (plan.zero_pad == ZeroPadMode::kIntegerAccum)
+      acc[c] += n_out * (s.channels_per_group / 2) - bits;
+    else
+      sc.corr[c] = n_out * s.channels_per_group - 2 * bits;
+  }
+  return plan.zero_pad == ZeroPadMode::kFloatCorrection ? sc.corr.data() : nullptr;
+}
+
+// Output transform of one pixel over channels [c0, c1) (c0 % 32 == 0 for
+// bitpacked output), written as plain loops the compiler vectorizes.
+void TransformPixel(const BConvPlan& plan, const int32_t* acc, const int32_t* corr, void* out,
+                    long pixel, int c0, int c1) {
+  const int oc = plan.shape.out_c;
+  if (plan.out_type == OutputType::kBitpacked) {
+    const int words = CeilDiv(oc, kBits);
+    int32_t* o = static_cast<int32_t*>(out) + pixel * words;
+    for (int w = c0 / kBits; w < CeilDiv(c1, kBits); ++w) {
+      uint32_t bits = 0;
+      const int end = std::min(c1, (w + 1) * kBits);
+      for (int c = w * kBits; c < end; ++c)
+        bits |= static_cast<uint32_t>(acc[c] > plan.thresholds[c]) << (c % kBits);
+      o[w] = static_cast<int32_t>(bits);
+    }
+    return;
+  }
+  const int32_t lo = plan.clamp_min, hi = plan.clamp_max;
+  const float* mul = plan.mul.data();
+  const float* bias = plan.bias.data();
+  if (plan.out_type == OutputType::kFloat32) {
+    float* y = static_cast<float*>(out) + pixel * oc;
+    for (int c = c0; c < c1; ++c) {
+      const int32_t x = std::max(std::min(acc[c] * 2, hi), lo);
+      y[c] = static_cast<float>(x) * mul[c] + bias[c];
+    }
+    if (corr != nullptr)
+      for (int c = c0; c < c1; ++c) y[c] += plan.correction_mul[c] * static_cast<float>(corr[c]);
+    return;
+  }
+  int8_t* q = static_cast<int8_t*>(out) + pixel * oc;
+  for (int c = c0; c < c1; ++c) {
+    const int32_t x = std::max(std::min(acc[c] * 2, hi), lo);
+    q[c] = SaturatingRound(static_cast<float>(x) * mul[c] + bias[c]);
+  }
+}
+
+// im2col + binary GEMM + output transform over pixels [begin, end) (flattened
+// over the batch) and output channels [c0, c1).
+void RunRange(const ConvJob& job, long begin, long end, int c0, int c1) {
+  const BConvPlan& plan = *job.plan;
+  const BConvShape& s = plan.shape;
+  const int og = s.out_c / s.groups;
+  const int kw = plan.kwords;
+  Scratch& sc = ThreadScratch();
+  const size_t patch_words = static_cast<size_t>(kPixelBlock) * kw;
+  if (sc.patches.size() < patch_words) sc.patches.assign_zero(patch_words);
+  if (job.kernel->interleave4 && sc.interleaved.size() < patch_words)
+    sc.interleaved.assign_zero(patch_words);  // kPixelBlock is a multiple of 4
+  if (sc.accum.size() < static_cast<size_t>(kPixelBlock) * s.out_c)
+    sc.accum.resize(static_cast<size_t>(kPixelBlock) * s.out_c);
+  if (sc.corr.size() < static_cast<size_t>(s.out_c)) sc.corr.resize(s.out_c);
+  sc.outside.reserve(s.fh * s.fw);
+  const int words = CeilDiv(s.out_c, kBits);
+  for (long p0 = begin; p0 < end; p0 += kPixelBlock) {
+    const int n = static_cast<int>(std::min<long>(kPixelBlock, end - p0));
+    bool border = false;
+    bool fused = false;
+    for (int g = 0; g < s.groups; ++g) {
+      for (int i = 0; i < n; ++i)
+        border |= Im2colPixel(plan, job.input, p0 + i, g,
+                              sc.patches.data() + static_cast<size_t>(i) * kw);
+      const int lo = s.groups == 1 ? c0 : g * og, hi = s.groups == 1 ? c1 : (g + 1) * og;
+      BlockedEpilogue ep;
+      // Exact to fuse unless outside taps change the accumulators themselves.
+      fused = job.fuse && (!border || plan.zero_pad != ZeroPadMode::kIntegerAccum);
+      if (fused && plan.out_type == OutputType::kBitpacked) {
+        ep.thresholds = plan.thresholds.data() + c0;
+        ep.bits = reinterpret_cast<uint16_t*>(static_cast<int32_t*>(job.output) + p0 * words) +
+                  c0 / 16;
+        ep.bits_stride = 2L * words;
+      } else if (fused) {
+        ep.mul = plan.mul.data() + c0;
+        ep.bias = plan.bias.data() + c0;
+        ep.clamp_lo = plan.clamp_min;
+        ep.clamp_hi = plan.clamp_max;
+        ep.out = static_cast<float*>(job.output) + p0 * s.out_c + c0;
+        ep.out_stride = s.out_c;
+      }
+      const uint32_t* patches = sc.patches.data();
+      if (job.kernel->interleave4) {
+        InterleavePatches4(sc.patches.data(), n, kw, sc.interleaved.data());
+        patches = sc.interleaved.data();
+      }
+      Gemm(plan, job.kernel, patches, n, g, lo, hi, sc.accum.data(), fused ? &ep : nullptr);
+    }
+    if (fused && plan.out_type == OutputType::kBitpacked) {
+      // A last word half the kernel did not cover (out_c % 32 in 1..16) is zero.
+      if (c1 == s.out_c && CeilDiv(s.out_c, 16) < 2 * words)
+        for (int i = 0; i < n; ++i)
+          reinterpret_cast<uint16_t*>(static_cast<int32_t*>(job.output) + (p0 + i) * words)
+              [2 * words - 1] = 0;
+      continue;
+    }
+    if (fused) {
+      // LCE's float zero-padding correction is added after the transform, as
+      // the reference does (same two roundings).
+      if (border && plan.zero_pad == ZeroPadMode::kFloatCorrection)
+        for (int i = 0; i < n; ++i) {
+          const int32_t* corr = ZeroPadFix(plan, p0 + i, c0, c1, nullptr, sc);
+          if (corr == nullptr) continue;
+          float* y = static_cast<float*>(job.output) + (p0 + i) * s.out_c;
+          for (int c = c0; c < c1; ++c)
+            y[c] += plan.correction_mul[c] * static_cast<float>(corr[c]);
+        }
+      continue;
+    }
+    for (int i = 0; i < n; ++i) {
+      int32_t* acc = sc.accum.data() + static_cast<size_t>(i) * s.out_c;
+      const int32_t* corr = nullptr;
+      if (plan.zero_pad != ZeroPadMode::kNone && border)
+        corr = ZeroPadFix(plan, p0 + i, c0, c1, acc, sc);
+      TransformPixel(plan, acc, corr, job.output, p0 + i, c0, c1);
+    }
+  }
+}
+
+void RunTask(void* ctx, int task) {
+  ConvJob& job = *static_cast<ConvJob*>(ctx);
+  const BConvShape& s = job.plan->shape;
+  const long pixels = static_cast<long>(s.batch) * s.out_h * s.out_w;
+  const long begin = (task / job.ch_tasks) * job.pix_chunk;
+  const int c0 = (task % job.ch_tasks) * job.ch_chunk;
+  try {
+    RunRange(job, begin, std::min(pixels, begin + job.pix_chunk), c0,
+             std::min(s.out_c, c0 + job.ch_chunk));
+  } catch (...) {  // bad_alloc of scratch: never unwind into the pool or C frames
+    job.failed.store(true);
+  }
+}
+
+bool RunOptimized(const BConvPlan& plan, const BgemmKernel* kernel, int num_threads,
+                  const int32_t* input, void* output, bool allow_fuse) {
+  const BConvShape& s = plan.shape;
+  ConvJob job;
+  job.plan = &plan;
+  job.kernel = kernel;
+  job.input = input;
+  job.output = output;
+  job.fuse = allow_fuse && kernel->run_blocked != nullptr && kernel->fuses && s.groups == 1 &&
+             plan.out_type != OutputType::kInt8;
+  const long pixels = static_cast<long>(s.batch) * s.out_h * s.out_w;
+  // Threads only pay off past ~1 M binary MACs each (a pool wake-up costs
+  // microseconds); tasks are several per thread so a slow core evens out.
+  const double macs = static_cast<double>(pixels) * s.out_c * plan.kwords * kBits;
+  const double min_macs = g_min_macs_per_thread.load(std::memory_order_relaxed);
+  int threads = num_threads;
+  if (min_macs > 0) threads = std::min<double>(threads, std::max(1.0, macs / min_macs));
+  threads = std::max(1, threads);
+  job.pix_chunk = pixels;
+  job.ch_chunk = s.out_c;
+  job.ch_tasks = 1;
+  int tasks = 1;
+  if (threads > 1) {
+    const long target = 4L * threads;
+    const long chunk = std::max<long>(12, (pixels + target - 1) / target);
+    job.pix_chunk = (chunk + 3) / 4 * 4;  // whole 4-pixel tiles
+    const long pix_tasks = (pixels + job.pix_chunk - 1) / job.pix_chunk;
+    if (pix_tasks < target && s.groups == 1) {  // small image: split channels too
+      const int ch_words = CeilDiv(s.out_c, kBits);
+      const int want = static_cast<int>(std::min<long>(ch_words, CeilDiv(target, pix_tasks)));
+      job.ch_chunk = CeilDiv(ch_words, want) * kBits;
+      job.ch_tasks = CeilDiv(s.out_c, job.ch_chunk);
+    }
+    tasks = static_cast<int>(pix_tasks * job.ch_tasks);
+  }
+  ParallelFor(threads, tasks, RunTask, &job);
+  return !job.failed.load();
 }
 
 }  // namespace
@@ -361,6 +569,13 @@ std::string PlanBConv(const BConvOptions& opt, const BConvTensors& t, BConvPlan*
       plan->packed_filters[c * kwords + k] = w;
       plan->tap_popcount[c * taps + k / s.words_per_group] += Popcount32(w);
     }
+  const int og = s.out_c / s.groups;
+  plan->blocked_group_words = BlockedFilterWords(og, static_cast<int>(kwords));
+  plan->blocked_filters.assign_zero(plan->blocked_group_words * s.groups);
+  for (int g = 0; g < s.groups; ++g)
+    PackFiltersBlocked16(plan->packed_filters.data() + static_cast<size_t>(g) * og * kwords, og,
+                         static_cast<int>(kwords),
+                         plan->blocked_filters.data() + g * plan->blocked_group_words);
   plan->shape = s;
   return "";
 }
@@ -373,28 +588,46 @@ void BConvOutputDims(const BConvPlan& plan, int dims[4]) {
                                                     : plan.shape.out_c;
 }
 
-void RunBConv(const BConvPlan& plan, const BgemmKernel* kernel, int num_threads,
+bool RunBConv(const BConvPlan& plan, const BgemmKernel* kernel, int num_threads,
               const int32_t* input, void* output) {
   if (kernel == nullptr || kernel->run == nullptr) {
-    RunReference(plan, input, output);
-    return;
+    try {
+      RunReference(plan, input, output);
+    } catch (...) {
+      return false;
+    }
+    return true;
   }
-  const long pixels = static_cast<long>(plan.shape.batch) * plan.shape.out_h * plan.shape.out_w;
-  const long blocks = (pixels + kPixelBlock - 1) / kPixelBlock;
-  const int threads = static_cast<int>(std::max<long>(1, std::min<long>(num_threads, blocks)));
-  if (threads == 1) {
-    RunOptimizedRange(plan, kernel, input, output, 0, pixels);
-    return;
-  }
-  std::vector<std::thread> pool;
-  const long per = (blocks + threads - 1) / threads * kPixelBlock;
-  for (int t = 1; t < threads; ++t) {
-    const long b = t * per, e = std::min(pixels, b + per);
-    if (b < e)
-      pool.emplace_back(RunOptimizedRange, std::cref(plan), kernel, input, output, b, e);
-  }
-  RunOptimizedRange(plan, kernel, input, output, 0, std::min(pixels, per));
-  for (auto& th : pool) th.join();
+  return RunOptimized(plan, kernel, num_threads, input, output, /*allow_fuse=*/true);
+}
+
+void SetMinMacsPerThread(double macs) { g_min_macs_per_thread.store(macs); }
+
+bool RunBConvUnfused(const BConvPlan& plan, const BgemmKernel* kernel, int num_threads,
+                     const int32_t* input, void* output) {
+  if (kernel == nullptr || kernel->run == nullptr) return RunBConv(plan, kernel, 1, input, output);
+  return RunOptimized(plan, kernel, num_threads, input, output, /*allow_fuse=*/false);
+}
+
+void AlignedWords::Free::operator()(uint32_t* p) const {
+  ::operator delete(p, std::align_val_t(64));
+}
+
+void AlignedWords::assign_zero(size_t n) {
+  data_.reset();
+  size_ = 0;
+  if (n == 0) return;
+  auto* p = static_cast<uint32_t*>(::operator new(n * sizeof(uint32_t), std::align_val_t(64)));
+  std::memset(p, 0, n * sizeof(uint32_t));
+  data_.reset(p);
+  size_ = n;
+}
+
+AlignedWords& AlignedWords::operator=(const AlignedWords& o) {
+  if (this == &o) return *this;
+  assign_zero(o.size_);
+  if (o.size_ != 0) std::memcpy(data_.get(), o.data_.get(), o.size_ * sizeof(uint32_t));
+  return *this;
 }
 
 }  // namespace bitlite

@@ -18,7 +18,9 @@
 #ifndef BITLITE_BCONV_H_
 #define BITLITE_BCONV_H_
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -51,6 +53,25 @@ struct BConvShape {
 };
 
 // Everything eval needs, computed once at prepare.
+// A 64-byte aligned word buffer (vector loads of whole cache lines), copyable.
+class AlignedWords {
+ public:
+  AlignedWords() = default;
+  AlignedWords(const AlignedWords& o) { *this = o; }
+  AlignedWords& operator=(const AlignedWords& o);
+  void assign_zero(size_t n);  // n zero words
+  uint32_t* data() { return data_.get(); }
+  const uint32_t* data() const { return data_.get(); }
+  size_t size() const { return size_; }
+
+ private:
+  struct Free {
+    void operator()(uint32_t* p) const;
+  };
+  std::unique_ptr<uint32_t, Free> data_;
+  size_t size_ = 0;
+};
+
 struct BConvPlan {
   BConvOptions opt;
   BConvShape shape;
@@ -64,6 +85,10 @@ struct BConvPlan {
   // Filters, copied at prepare: per group, rows of kwords (zero-padded) words.
   int kwords = 0;
   std::vector<uint32_t> packed_filters;
+  // The same filters in the blocked 16x4 layout (bgemm.h), per group
+  // (group g at g * blocked_group_words), for kernels with run_blocked.
+  AlignedWords blocked_filters;
+  size_t blocked_group_words = 0;
   std::vector<uint32_t> raw_filters;  // OHWI as in the model (for the oracle)
   std::vector<int32_t> tap_popcount;  // [out_c][fh * fw]: set bits per tap
 };
@@ -89,8 +114,20 @@ void BConvOutputDims(const BConvPlan& plan, int dims[4]);
 
 // Runs the convolution. `kernel->run == nullptr` selects the direct (oracle)
 // implementation. `output` is float*, int8_t* or int32_t* per plan.out_type.
-void RunBConv(const BConvPlan& plan, const BgemmKernel* kernel, int num_threads,
+// Work is split over `num_threads` (the calling thread plus a persistent pool);
+// the bytes written do not depend on the thread count. Never throws: returns
+// false only if scratch memory could not be allocated (output then undefined).
+bool RunBConv(const BConvPlan& plan, const BgemmKernel* kernel, int num_threads,
               const int32_t* input, void* output);
+
+// For tests: the least work (binary MACs) per thread before a convolution is
+// split (default 1e6); 0 splits every convolution over all threads.
+void SetMinMacsPerThread(double macs);
+
+// For tests: the optimized path with the fused GEMM epilogue (bitpacked output
+// computed inside the blocked kernel) disabled, everything else unchanged.
+bool RunBConvUnfused(const BConvPlan& plan, const BgemmKernel* kernel, int num_threads,
+                     const int32_t* input, void* output);
 
 }  // namespace bitlite
 

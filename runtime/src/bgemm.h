@@ -8,23 +8,73 @@
 // kKWordAlign (rows are zero-padded; 0 XOR 0 adds nothing). Each kernel is an
 // exact integer computation, so every kernel must agree bit for bit with the
 // generic one; tests check that on random tensors.
+//
+// Two filter layouts exist:
+//  * row-major [n_out][kwords] (generic, AVX2 and NEON kernels);
+//  * "blocked 16x4" (the AVX-512 kernel): blocks of 16 filters, and inside a
+//    block, for each 4-word (128-bit) chunk of K, 64 words such that 512-bit
+//    vector i (0..3) holds in its 128-bit lane L the chunk of filter 4L + i.
+//    One broadcast 128-bit patch chunk then meets 16 filters in 4 XORs, and a
+//    4x4 transpose-add at the end yields the 16 sums in filter order. The plan
+//    packs this layout once, 64-byte aligned (PackFiltersBlocked16).
 #ifndef BITLITE_BGEMM_H_
 #define BITLITE_BGEMM_H_
 
+#include <cstddef>
 #include <cstdint>
 
 namespace bitlite {
 
 constexpr int kKWordAlign = 4;  // 128 bits: one NEON / SSE register
+constexpr int kBlockFilters = 16;  // filters per block of the blocked layout
+constexpr int kBlockChunkWords = kBlockFilters * kKWordAlign;  // 64 words per K chunk
 
-using BgemmFn = void (*)(const uint32_t* patches, int n_pix,
-                         const uint32_t* filters, int n_out, int kwords,
-                         int32_t* accum, int ldc);
+using BgemmFn = void (*)(const uint32_t* patches, int n_pix, const uint32_t* filters,
+                         int n_out, int kwords, int32_t* accum, int ldc);
+
+// Fused epilogue of a blocked kernel: the output transform applied to each
+// pixel's 16 sums while they are still in registers, instead of storing the
+// int32 accumulators (for output channel o of pixel p):
+//  * bits:  bit o of bits[p * bits_stride + o / 16] = accum > thresholds[o]
+//    (16-bit halves of the bitpacked output words, little-endian; lanes at
+//    or past n_out are written as 0);
+//  * float: out[p * out_stride + o] = float(clamp(2 * accum, lo, hi)) * mul[o] + bias[o]
+//    (multiply, then add: the same two roundings as the scalar transform).
+struct BlockedEpilogue {
+  const int32_t* thresholds = nullptr;  // set: bits
+  uint16_t* bits = nullptr;
+  long bits_stride = 0;  // in uint16 units
+  const float* mul = nullptr;  // set: float
+  const float* bias = nullptr;
+  int32_t clamp_lo = 0, clamp_hi = 0;
+  float* out = nullptr;
+  long out_stride = 0;  // in floats
+};
+
+// patches: n_pix rows of `kwords` words (16-byte aligned rows); filters: the
+// blocked layout of n_out filters (ceil(n_out / 16) blocks of kwords / 4 chunks).
+using BgemmBlockedFn = void (*)(const uint32_t* patches, int n_pix, const uint32_t* filters,
+                                int n_out, int kwords, int32_t* accum, int ldc,
+                                const BlockedEpilogue* fused);
 
 struct BgemmKernel {
   const char* name;
-  BgemmFn run;
+  BgemmFn run;                        // row-major filters; null: the reference convolution
+  BgemmBlockedFn run_blocked = nullptr;  // set: use the blocked layout instead of `run`
+  bool interleave4 = false;  // run_blocked reads patches interleaved by InterleavePatches4
+  bool fuses = false;        // run_blocked implements BlockedEpilogue
 };
+
+// Words of the blocked layout for n_out filters of kwords words.
+size_t BlockedFilterWords(int n_out, int kwords);
+// Row-major [n_out][kwords] -> blocked 16x4 (padding filters are zero).
+void PackFiltersBlocked16(const uint32_t* rows, int n_out, int kwords, uint32_t* out);
+
+// Rows [n_pix][kwords] -> groups of 4 pixels, each K chunk of a group as 4
+// consecutive 128-bit pieces (pixel 0..3), so one 64-byte load (NEON LD1 x4)
+// fetches a chunk of 4 pixels. A last partial group is padded with zero rows.
+// `out` holds ceil(n_pix / 4) * 4 * kwords words.
+void InterleavePatches4(const uint32_t* rows, int n_pix, int kwords, uint32_t* out);
 
 // Portable C++ (64-bit popcount). Always available.
 void BgemmGeneric(const uint32_t*, int, const uint32_t*, int, int, int32_t*, int);
@@ -33,9 +83,18 @@ void BgemmGeneric(const uint32_t*, int, const uint32_t*, int, int, int32_t*, int
 // Compiled with function target attributes; call only if the CPU has them.
 void BgemmAvx2(const uint32_t*, int, const uint32_t*, int, int, int32_t*, int);
 void BgemmAvx512(const uint32_t*, int, const uint32_t*, int, int, int32_t*, int);
+void BgemmAvx2Blocked(const uint32_t*, int, const uint32_t*, int, int, int32_t*, int,
+                      const BlockedEpilogue*);
+void BgemmAvx512Blocked(const uint32_t*, int, const uint32_t*, int, int, int32_t*, int,
+                        const BlockedEpilogue*);
 #endif
 #if defined(__ARM_NEON) || defined(__aarch64__)
 void BgemmNeon(const uint32_t*, int, const uint32_t*, int, int, int32_t*, int);
+#endif
+#if defined(__aarch64__)
+// Blocked 16x4 filters, InterleavePatches4 patches, fused epilogue.
+void BgemmNeonBlocked(const uint32_t*, int, const uint32_t*, int, int, int32_t*, int,
+                      const BlockedEpilogue*);
 #endif
 
 // The kernel names this build knows, whether or not this CPU can run them.

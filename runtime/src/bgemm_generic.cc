@@ -42,3 +42,40 @@ void BgemmGeneric(const uint32_t* patches, int n_pix, const uint32_t* filters,
 }
 
 }  // namespace bitlite
+
+namespace bitlite {
+
+size_t BlockedFilterWords(int n_out, int kwords) {
+  const size_t blocks = (static_cast<size_t>(n_out) + kBlockFilters - 1) / kBlockFilters;
+  return blocks * kBlockFilters * static_cast<size_t>(kwords);
+}
+
+void InterleavePatches4(const uint32_t* rows, int n_pix, int kwords, uint32_t* out) {
+  const int groups = (n_pix + 3) / 4, chunks = kwords / kKWordAlign;
+  for (int q = 0; q < groups; ++q)
+    for (int k = 0; k < chunks; ++k)
+      for (int i = 0; i < 4; ++i) {
+        uint32_t* dst = out + ((static_cast<size_t>(q) * chunks + k) * 4 + i) * kKWordAlign;
+        const int p = 4 * q + i;
+        for (int w = 0; w < kKWordAlign; ++w)
+          dst[w] = p < n_pix ? rows[static_cast<size_t>(p) * kwords + kKWordAlign * k + w] : 0;
+      }
+}
+
+void PackFiltersBlocked16(const uint32_t* rows, int n_out, int kwords, uint32_t* out) {
+  const int blocks = (n_out + kBlockFilters - 1) / kBlockFilters;
+  const int chunks = kwords / kKWordAlign;
+  for (int b = 0; b < blocks; ++b)
+    for (int k = 0; k < chunks; ++k) {
+      uint32_t* dst = out + (static_cast<size_t>(b) * chunks + k) * kBlockChunkWords;
+      for (int i = 0; i < 4; ++i)      // vector
+        for (int l = 0; l < 4; ++l) {  // 128-bit lane
+          const int f = b * kBlockFilters + 4 * l + i;
+          for (int w = 0; w < kKWordAlign; ++w)
+            dst[16 * i + 4 * l + w] =
+                f < n_out ? rows[static_cast<size_t>(f) * kwords + kKWordAlign * k + w] : 0;
+        }
+    }
+}
+
+}  // namespace bitlite

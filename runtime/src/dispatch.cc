@@ -11,8 +11,8 @@ namespace {
 const BgemmKernel kReference = {"reference", nullptr};
 const BgemmKernel kGeneric = {"generic", BgemmGeneric};
 #if defined(__x86_64__) || defined(__i386__)
-const BgemmKernel kAvx2 = {"avx2", BgemmAvx2};
-const BgemmKernel kAvx512 = {"avx512", BgemmAvx512};
+const BgemmKernel kAvx2 = {"avx2", BgemmAvx2, BgemmAvx2Blocked};
+const BgemmKernel kAvx512 = {"avx512", BgemmAvx512, BgemmAvx512Blocked, false, /*fuses=*/true};
 
 bool HasAvx2() {
   __builtin_cpu_init();
@@ -24,7 +24,12 @@ bool HasAvx512Popcnt() {
 }
 #endif
 #if defined(__ARM_NEON) || defined(__aarch64__)
+#if defined(__aarch64__)
+const BgemmKernel kNeon = {"neon", BgemmNeon, BgemmNeonBlocked, /*interleave4=*/true,
+                           /*fuses=*/true};
+#else
 const BgemmKernel kNeon = {"neon", BgemmNeon};
+#endif
 #endif
 
 const BgemmKernel* Best() {
@@ -60,6 +65,14 @@ const BgemmKernel* SelectKernel(const char* name, const char** error) {
 #if defined(__ARM_NEON) || defined(__aarch64__)
   if (std::strcmp(name, "neon") == 0) return &kNeon;
 #endif
+  if (std::strcmp(name, "avx2") == 0 || std::strcmp(name, "avx512") == 0) {
+    *error = "BITLITE_KERNEL: this build has no x86 kernels (not an x86-64 build)";
+    return nullptr;
+  }
+  if (std::strcmp(name, "neon") == 0) {
+    *error = "BITLITE_KERNEL: this build has no NEON kernels (not an Arm build)";
+    return nullptr;
+  }
   *error = "unknown BITLITE_KERNEL (expected auto, reference, generic, avx2, avx512 or neon "
            "as this build and CPU allow)";
   return nullptr;

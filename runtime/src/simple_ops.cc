@@ -29,6 +29,12 @@ void Bitpack(const T* in, long rows, int channels, int32_t* out, Negative negati
 }  // namespace
 
 void BitpackFloat(const float* in, long rows, int channels, int32_t* out) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (BitpackFloatX86(in, rows, channels, out)) return;
+#endif
+#if defined(__aarch64__)
+  if (BitpackFloatNeon(in, rows, channels, out)) return;
+#endif
   Bitpack(in, rows, channels, out, [](float v) { return v < 0.0f; });
 }
 

@@ -13,6 +13,14 @@ namespace bitlite {
 // 0, as LCE's x86 build does; LCE's aarch64 NEON path tests the sign bit
 // instead), x < zero_point for int8, !x for bool. Padding bits are 0.
 void BitpackFloat(const float* in, long rows, int channels, int32_t* out);
+#if defined(__x86_64__) || defined(__i386__)
+// AVX-512 / AVX2 path of BitpackFloat (bitpack_x86.cc); false: not applicable.
+bool BitpackFloatX86(const float* in, long rows, int channels, int32_t* out);
+#endif
+#if defined(__aarch64__)
+// NEON path of BitpackFloat (bitpack_neon.cc); false: not applicable.
+bool BitpackFloatNeon(const float* in, long rows, int channels, int32_t* out);
+#endif
 void BitpackInt8(const int8_t* in, long rows, int channels, int32_t zero_point, int32_t* out);
 void BitpackBool(const bool* in, long rows, int channels, int32_t* out);
 

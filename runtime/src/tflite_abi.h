@@ -1,9 +1,15 @@
-// Minimal declarations of TensorFlow Lite's public C types, as laid out by
-// tflite-runtime 2.14 (tensorflow/lite/core/c/common.h). Only the leading
-// fields our kernels touch are declared; everything after them is left out,
-// because we only ever receive pointers to these structs from the runtime.
-// TfLiteRegistration is the exception: the resolver copies it by value, so we
-// declare the 2.14 fields and pad with zeros past them.
+// Declarations of TensorFlow Lite's public C structs (tensorflow/lite/core/c/common.h),
+// laid out as every runtime we support has them: tflite-runtime 2.14, TensorFlow
+// 2.16's tf.lite, LiteRT (ai-edge-litert) 2.x and Android's LiteRT. The delegate
+// touches nothing else of the host: no C++ symbol, no exported C function, so one
+// library serves every build.
+//
+// Fields are declared only as far as we read them, except where the host copies or
+// reads a struct we own: TfLiteRegistration (passed by value to
+// ReplaceNodeSubsetsWithDelegateKernels) and TfLiteDelegate (read by the host) are
+// declared whole. TfLiteTensor is declared whole because context->tensors is an
+// array of them. The static_asserts pin the sizes; tests/runtime/test_abi.py checks
+// the offsets against each installed runtime through the delegate's probe.
 #ifndef BITLITE_TFLITE_ABI_H_
 #define BITLITE_TFLITE_ABI_H_
 
@@ -40,6 +46,13 @@ typedef enum {
   kTfLiteNoQuantization = 0,
   kTfLiteAffineQuantization = 1,
 } TfLiteQuantizationType;
+
+// BuiltinOperator codes we compare against (tensorflow/lite/builtin_ops.h).
+enum { kTfLiteBuiltinCustom = 32, kTfLiteBuiltinDelegate = 51 };
+
+// TfLiteDelegateFlags: without AllowDynamicTensors the host never calls our
+// Prepare on a graph that still holds unresolved custom ops.
+enum { kTfLiteDelegateFlagsAllowDynamicTensors = 1 };
 
 typedef struct TfLiteIntArray {
   int size;
@@ -82,10 +95,9 @@ typedef struct TfLiteTensor {
   TfLiteQuantization quantization;
   void* sparsity;
   const TfLiteIntArray* dims_signature;
-} TfLiteTensor;  // complete: context->tensors is an array of these
+} TfLiteTensor;
 
-static_assert(sizeof(void*) != 8 || sizeof(TfLiteTensor) == 112,
-              "TfLiteTensor must match tflite-runtime 2.14's layout");
+struct TfLiteDelegate;
 
 typedef struct TfLiteNode {
   TfLiteIntArray* inputs;
@@ -96,24 +108,32 @@ typedef struct TfLiteNode {
   void* builtin_data;
   const void* custom_initial_data;
   int custom_initial_data_size;
-  // (delegate, might_have_side_effect follow; unused)
+  struct TfLiteDelegate* delegate;  // set by the host on nodes a delegate owns
+  // (might_have_side_effect follows; unused)
 } TfLiteNode;
+
+struct TfLiteRegistration;
 
 typedef struct TfLiteContext {
   size_t tensors_size;
-  TfLiteStatus (*GetExecutionPlan)(struct TfLiteContext*, TfLiteIntArray**);
+  TfLiteStatus (*GetExecutionPlan)(struct TfLiteContext*, TfLiteIntArray** plan);
   TfLiteTensor* tensors;
   void* impl_;
-  TfLiteStatus (*ResizeTensor)(struct TfLiteContext*, TfLiteTensor*,
-                               TfLiteIntArray* new_size);
+  TfLiteStatus (*ResizeTensor)(struct TfLiteContext*, TfLiteTensor*, TfLiteIntArray* new_size);
   void (*ReportError)(struct TfLiteContext*, const char* msg, ...);
   TfLiteStatus (*AddTensors)(struct TfLiteContext*, int, int*);
-  void* GetNodeAndRegistration;
-  void* ReplaceNodeSubsetsWithDelegateKernels;
+  TfLiteStatus (*GetNodeAndRegistration)(struct TfLiteContext*, int node_index,
+                                         TfLiteNode** node, struct TfLiteRegistration** reg);
+  TfLiteStatus (*ReplaceNodeSubsetsWithDelegateKernels)(struct TfLiteContext*,
+                                                        struct TfLiteRegistration registration,
+                                                        const TfLiteIntArray* nodes_to_replace,
+                                                        struct TfLiteDelegate* delegate);
   int recommended_num_threads;
   // (many more fields follow; unused)
 } TfLiteContext;
 
+// Declared whole and zero-filled where unset: the host copies it by value, and a
+// non-NULL registration_external / async_kernel would send it down other paths.
 typedef struct TfLiteRegistration {
   void* (*init)(TfLiteContext*, const char* buffer, size_t length);
   void (*free)(TfLiteContext*, void* buffer);
@@ -124,13 +144,44 @@ typedef struct TfLiteRegistration {
   const char* custom_name;
   int version;
   void* registration_external;
-  void* async_kernel;
+  void* (*async_kernel)(TfLiteContext*, TfLiteNode*);
   uint64_t inplace_operator;
-  // Zero padding: later runtimes may have appended fields that AddCustom
-  // copies; zeros are their "not set" value.
-  void* reserved[16];
 } TfLiteRegistration;
 
+typedef struct TfLiteDelegate {
+  void* data_;
+  TfLiteStatus (*Prepare)(TfLiteContext*, struct TfLiteDelegate*);
+  TfLiteStatus (*CopyFromBufferHandle)(TfLiteContext*, struct TfLiteDelegate*, int,
+                                       TfLiteTensor*);
+  TfLiteStatus (*CopyToBufferHandle)(TfLiteContext*, struct TfLiteDelegate*, int,
+                                     TfLiteTensor*);
+  void (*FreeBufferHandle)(TfLiteContext*, struct TfLiteDelegate*, int*);
+  int64_t flags;
+  void* opaque_delegate_builder;  // NULL: a classic (non-opaque) delegate
+} TfLiteDelegate;
+
+// What a delegate kernel's init receives as `buffer` (length 0).
+typedef struct TfLiteDelegateParams {
+  struct TfLiteDelegate* delegate;
+  TfLiteIntArray* nodes_to_replace;
+  TfLiteIntArray* input_tensors;
+  TfLiteIntArray* output_tensors;
+} TfLiteDelegateParams;
+
 }  // extern "C"
+
+// Sizes and offsets every supported runtime has (LP64 and 32-bit Arm).
+static_assert(sizeof(TfLiteTensor) == (sizeof(void*) == 8 ? 112 : 64), "TfLiteTensor size");
+static_assert(sizeof(TfLiteRegistration) == (sizeof(void*) == 8 ? 88 : 48),
+              "TfLiteRegistration size");
+static_assert(sizeof(TfLiteDelegate) == (sizeof(void*) == 8 ? 56 : 40), "TfLiteDelegate size");
+static_assert(offsetof(TfLiteDelegate, flags) == (sizeof(void*) == 8 ? 40 : 24),
+              "TfLiteDelegate::flags offset");
+static_assert(offsetof(TfLiteRegistration, custom_name) == (sizeof(void*) == 8 ? 48 : 24),
+              "TfLiteRegistration::custom_name offset");
+static_assert(offsetof(TfLiteContext, recommended_num_threads) == 9 * sizeof(void*),
+              "TfLiteContext::recommended_num_threads offset");
+static_assert(offsetof(TfLiteNode, delegate) == (sizeof(void*) == 8 ? 64 : 32),
+              "TfLiteNode::delegate offset");
 
 #endif  // BITLITE_TFLITE_ABI_H_

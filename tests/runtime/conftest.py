@@ -1,4 +1,5 @@
-"""Fixtures for the runtime tests: the kernel library and LCE-converted model matrices."""
+"""Fixtures for the runtime tests: the delegate library, the host runtimes installed here
+and LCE-converted model matrices."""
 
 from __future__ import annotations
 

@@ -100,3 +100,24 @@ def packed_model(spec: PackedSpec) -> bytes:
     graph.inputs = [x] + ([] if spec.constant_codes else [codes])
     graph.outputs = outputs
     return pack(model)
+
+
+def builtin_model(weights: np.ndarray) -> bytes:
+    """x (1, features) -> FULLY_CONNECTED with constant weights (units, features) -> y:
+    builtin ops only, nothing for bitlite's delegate to claim."""
+    s = schema()
+    model, graph = s.ModelT(), s.SubGraphT()
+    model.version, model.buffers, model.operatorCodes = 3, [s.BufferT()], []
+    model.subgraphs, graph.tensors, graph.operators = [graph], [], []
+    units, features = weights.shape
+    x = _tensor(model, graph, (1, features), "FLOAT32", name="x")
+    w = _tensor(model, graph, weights.shape, "FLOAT32", weights.astype(np.float32).tobytes(), "w")
+    y = _tensor(model, graph, (1, units), "FLOAT32", name="y")
+    fc = s.OperatorT()
+    fc.opcodeIndex = _opcode(model, s.BuiltinOperator.FULLY_CONNECTED)
+    fc.inputs, fc.outputs = [x, w, -1], [y]
+    fc.builtinOptionsType = s.BuiltinOptions.FullyConnectedOptions
+    fc.builtinOptions = s.FullyConnectedOptionsT()
+    graph.operators.append(fc)
+    graph.inputs, graph.outputs = [x], [y]
+    return pack(model)

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 CINS = (1, 31, 32, 33, 64, 200)
 OUT_CHANNELS = (1, 31, 32, 33, 40)  # rotated over branches: packed-output tails
@@ -263,11 +264,12 @@ def single_input_model() -> bytes:
     return convert_cached(build_single_input_model, seed=4)
 
 
-def run_ours(case: LceCase, num_threads: int = 1) -> list[np.ndarray]:
+def run_ours(case: LceCase, num_threads: int = 1, host: str | None = None,
+             kernel: str | None = None) -> list[np.ndarray]:
     """Our runtime on the case's inputs, one sample per invoke (the models have batch 1)."""
     from bitlite_runtime import Interpreter
 
-    interpreter = Interpreter(case.model, num_threads=num_threads)
+    interpreter = Interpreter(case.model, num_threads=num_threads, host=host, kernel=kernel)
     batch = case.inputs[0].shape[0]
     per_sample = [interpreter.invoke([x[i : i + 1] for x in case.inputs]) for i in range(batch)]
     return [np.concatenate(outs) for outs in zip(*per_sample, strict=True)]
@@ -286,3 +288,32 @@ def compare(case: LceCase, got: list[np.ndarray], exact_float: bool) -> None:
         elif not np.array_equal(ours, lce):
             failures.append(f"{name}: {np.sum(ours != lce)} of {lce.size} values differ")
     assert not failures, "\n".join(failures)
+
+
+# ------------------------------------------------------------------ parametrization
+
+
+def installed_hosts() -> list[str]:
+    from bitlite_runtime import hosts
+
+    return hosts.installed()
+
+
+def host_params() -> list:
+    """Every host runtime (LiteRT, tflite-runtime, tf.lite), skipped where not installed."""
+    from bitlite_runtime import HOSTS
+
+    found = installed_hosts()
+    return [pytest.param(h, marks=() if h in found else
+                         pytest.mark.skip(reason=f"host runtime {h} is not installed"))
+            for h in HOSTS]
+
+
+def kernel_params() -> list:
+    """Every binary-GEMM kernel, skipped (with the reason) where this CPU lacks it."""
+    import bitlite_runtime
+
+    found = bitlite_runtime.available_kernels()
+    return [pytest.param(k, marks=() if k in found else
+                         pytest.mark.skip(reason=f"kernel {k}: not in this build or CPU"))
+            for k in bitlite_runtime.KERNELS]

@@ -75,9 +75,92 @@ def test_cross_built_library_needs_glibc_2_34_and_libstdcxx(arch, tmp_path):
     versions = {tuple(map(int, v.split("_")[1].split(".")))
                 for v in symbols.split() if v.startswith("GLIBC_2")}
     assert max(versions) <= (2, 34), max(versions)
-    exported = subprocess.run([readelf, "-sW", "--dyn-syms", str(library)],
-                              capture_output=True, text=True, check=True).stdout
-    assert "bitlite_register" in exported
+    assert _exported(library) == EXPORTS
+
+
+EXPORTS = {
+    "tflite_plugin_create_delegate", "tflite_plugin_destroy_delegate",  # load_delegate's ABI
+    "BitliteDelegateOptionsDefault", "BitliteDelegateCreate", "BitliteDelegateDelete",
+    "BitliteDelegateLastError", "BitliteKernelName", "BitliteDelegateProbe",  # the C header
+    "bitlite_check_options", "bitlite_decode_count",  # test hooks
+}
+
+
+def _dynamic_symbols(library: Path) -> list[tuple[str, str]]:
+    """(section, name) of every dynamic symbol: section UND for an import."""
+    readelf = shutil.which("readelf") or pytest.skip("readelf not installed")
+    table = subprocess.run([readelf, "--dyn-syms", "-W", str(library)], capture_output=True,
+                           text=True, check=True).stdout
+    rows = [line.split() for line in table.splitlines()]
+    return [(r[6], r[7].split("@")[0]) for r in rows
+            if len(r) >= 8 and r[0].rstrip(":").isdigit() and r[3] != "SECTION"]
+
+
+def _exported(library: Path) -> set[str]:
+    return {name for section, name in _dynamic_symbols(library) if section != "UND"}
+
+
+def test_host_library_exports_only_the_c_api_and_imports_nothing_from_tflite(runtime_library):
+    """One mechanism: the plain C delegate ABI. No C++ symbol of any TFLite build (the
+    retired MutableOpResolver::AddCustom route), no TfLite* function, nothing exported
+    beyond bitlite_delegate.h and the test hooks (the C++ library's template instances
+    stay local)."""
+    assert _exported(runtime_library) == EXPORTS
+    imports = {name for section, name in _dynamic_symbols(runtime_library) if section == "UND"}
+    assert not {n for n in imports if "tflite" in n.lower()}, imports
+    assert "dlopen" not in imports and "dladdr" not in imports
+
+
+C_PROGRAM = r"""
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include "bitlite_delegate.h"
+
+/* Offsets of TFLite's TfLiteDelegate (tensorflow/lite/core/c/common.h), LP64. */
+int main(void) {
+  BitliteDelegateOptions options = BitliteDelegateOptionsDefault();
+  options.kernel = "quantum";
+  if (BitliteDelegateCreate(&options) != NULL) return 1;
+  printf("error: %s\n", BitliteDelegateLastError());
+  options.kernel = "reference";
+  options.num_threads = 2;
+  struct TfLiteDelegate* d = BitliteDelegateCreate(&options);
+  if (d == NULL) return 2;
+  const char* base = (const char*)d;
+  void *data, *prepare, *builder;
+  int64_t flags;
+  memcpy(&data, base + 0, sizeof data);
+  memcpy(&prepare, base + 8, sizeof prepare);
+  memcpy(&flags, base + 40, sizeof flags);
+  memcpy(&builder, base + 48, sizeof builder);
+  printf("data %d prepare %d flags %lld builder %d kernel %s\n", data != NULL,
+         prepare != NULL, (long long)flags, builder == NULL, BitliteKernelName("reference"));
+  char probe[64];
+  BitliteDelegateProbe(d, probe, sizeof probe);
+  printf("probe %s\n", probe);
+  BitliteDelegateDelete(d);
+  return 0;
+}
+"""
+
+
+def test_c_header_and_delegate_layout_from_c(runtime_library, tmp_path):
+    """bitlite_delegate.h compiles as C, and the delegate it creates has TFLite's
+    layout: data_ and Prepare set, flags = kTfLiteDelegateFlagsAllowDynamicTensors at
+    offset 40, opaque_delegate_builder NULL at 48."""
+    compiler = shutil.which("cc") or shutil.which("gcc") or pytest.skip("no C compiler")
+    source = tmp_path / "use_delegate.c"
+    source.write_text(C_PROGRAM)
+    binary = tmp_path / "use_delegate"
+    subprocess.run([compiler, "-std=c99", "-Wall", "-Werror", f"-I{build.source_dir()}",
+                    str(source), str(runtime_library), f"-Wl,-rpath,{runtime_library.parent}",
+                    "-o", str(binary)], check=True, capture_output=True, text=True)
+    out = subprocess.run([str(binary)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "error: bitlite: kernel option: unknown BITLITE_KERNEL" in out.stdout
+    assert "data 1 prepare 1 flags 1 builder 1 kernel reference" in out.stdout
+    assert 'probe {"prepared":false,"threads_seen":0}' in out.stdout
 
 
 def test_unknown_arch_is_refused():

@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 from bitlite_runtime import Interpreter, RuntimeModelError
 from packed_models import PackedSpec, packed_model, random_spec
+from runtime_models import host_params
+
+HOSTS = host_params()
 
 
 def _decoded(model: bytes, features: int) -> list[np.ndarray]:
@@ -31,9 +34,10 @@ def test_codes_decode_bit_for_bit(runtime_library, bits, shape, axis):
         np.testing.assert_allclose(out[1][0], spec.expected() @ x, rtol=1e-5, atol=1e-6)
 
 
-def test_weights_decode_once_and_persist_across_invokes(runtime_library):
+@pytest.mark.parametrize("host", HOSTS)
+def test_weights_decode_once_and_persist_across_invokes(runtime_library, host):
     spec = random_spec(np.random.default_rng(1), 2, (16, 40), levels=3)
-    it = Interpreter(packed_model(spec))
+    it = Interpreter(packed_model(spec), host=host)
     before = bitlite_runtime.decode_count()
     outs = [it.invoke(np.full((1, 40), v, np.float32)) for v in (1.0, -2.0, 0.5)]
     assert bitlite_runtime.decode_count() - before == 1
@@ -65,12 +69,13 @@ CORRUPT = {
 }
 
 
+@pytest.mark.parametrize("host", HOSTS)
 @pytest.mark.parametrize("case", sorted(CORRUPT))
-def test_malformed_packed_tensor_is_a_clear_error(runtime_library, case):
+def test_malformed_packed_tensor_is_a_clear_error(runtime_library, case, host):
     changes, message = CORRUPT[case]
     model = packed_model(_corrupt(**changes))
     with pytest.raises(RuntimeModelError, match=message.replace("(", r"\(").replace(".", r"\.")):
-        Interpreter(model)
+        Interpreter(model, host=host)
 
 
 def test_options_check_matches_prepare(runtime_library):

@@ -1,4 +1,5 @@
-"""bitlite_runtime.Interpreter vs LCE's own x86 interpreter on a matrix of tiny models.
+"""bitlite_runtime.Interpreter (bitlite's delegate in each installed host runtime) vs
+LCE's own x86 interpreter on a matrix of tiny models.
 
 Integer and bitpacked results must match exactly, float ones within 1e-5 relative; in
 fact every float output matches bit for bit, and the tests assert that.
@@ -13,34 +14,45 @@ import numpy as np
 import pytest
 from bitlite_runtime import Interpreter, RuntimeModelError
 from flatbuffers import flexbuffers
-from runtime_models import compare, run_ours, single_input_model
+from runtime_models import compare, host_params, kernel_params, run_ours, single_input_model
 
-KERNELS = ("auto", "generic", "reference")
-
-
-@pytest.mark.parametrize("kernel", KERNELS)
-def test_main_matrix_matches_lce(main_case, kernel, monkeypatch):
-    monkeypatch.setenv("BITLITE_KERNEL", kernel)
-    compare(main_case, run_ours(main_case, num_threads=2), exact_float=True)
+HOSTS = host_params()
 
 
-@pytest.mark.parametrize("kernel", KERNELS)
-def test_grouped_convolutions_match_lce_reference(groups_case, kernel, monkeypatch):
-    monkeypatch.setenv("BITLITE_KERNEL", kernel)
-    compare(groups_case, run_ours(groups_case), exact_float=True)
+@pytest.mark.parametrize("kernel", kernel_params())
+@pytest.mark.parametrize("host", HOSTS)
+def test_main_matrix_matches_lce(main_case, host, kernel):
+    """Every option, Cin in {1, 31, 32, 33, 64, 200}, float and bitpacked outputs, on
+    each host runtime with each kernel forced (through the delegate's option)."""
+    compare(main_case, run_ours(main_case, num_threads=2, host=host, kernel=kernel),
+            exact_float=True)
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_kernel_from_environment(main_case, host, monkeypatch):
+    """BITLITE_KERNEL picks the kernel when the delegate has no kernel option."""
+    monkeypatch.setenv("BITLITE_KERNEL", "reference")
+    compare(main_case, run_ours(main_case, host=host), exact_float=True)
 
 
 @pytest.mark.parametrize("kernel", ("auto", "reference"))
-def test_int8_model_matches_lce(int8_case, kernel, monkeypatch):
-    monkeypatch.setenv("BITLITE_KERNEL", kernel)
-    assert Interpreter(int8_case.model).input_details[0]["dtype"] == np.int8
-    tfl = Interpreter(int8_case.model)._interpreter
+@pytest.mark.parametrize("host", HOSTS)
+def test_grouped_convolutions_match_lce_reference(groups_case, host, kernel):
+    compare(groups_case, run_ours(groups_case, host=host, kernel=kernel), exact_float=True)
+
+
+@pytest.mark.parametrize("kernel", ("auto", "reference"))
+@pytest.mark.parametrize("host", HOSTS)
+def test_int8_model_matches_lce(int8_case, host, kernel):
+    interpreter = Interpreter(int8_case.model, host=host, kernel=kernel)
+    assert interpreter.input_details[0]["dtype"] == np.int8
+    tfl = interpreter._interpreter
     dtypes = {t["index"]: t["dtype"] for t in tfl.get_tensor_details()}
     ops = tfl._get_ops_details()
     bconv_out = [dtypes[o["outputs"][0]] for o in ops if o["op_name"] == "LceBconv2d"]
     quantize_in = [dtypes[o["inputs"][0]] for o in ops if o["op_name"] == "LceQuantize"]
     assert np.int8 in bconv_out and np.int8 in quantize_in, (bconv_out, quantize_in)
-    got = run_ours(int8_case)
+    got = run_ours(int8_case, host=host, kernel=kernel)
     assert all(g.dtype == np.int8 for g in got)
     compare(int8_case, got, exact_float=True)
 
@@ -126,10 +138,11 @@ def _patch_first_bconv_options(model: bytes, **overrides) -> bytes:
     return model[:start] + new + model[start + length :]
 
 
-def test_unsupported_option_in_model_fails_at_prepare(main_case):
+@pytest.mark.parametrize("host", HOSTS)
+def test_unsupported_option_in_model_fails_at_construction(main_case, host):
     model = _patch_first_bconv_options(main_case.model, fused_activation_function=4)
     with pytest.raises(RuntimeModelError, match="activation function 4 is not supported"):
-        Interpreter(model)
+        Interpreter(model, host=host)
 
 
 def test_malformed_options_in_model_fail_at_prepare(main_case):

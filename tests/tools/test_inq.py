@@ -196,7 +196,8 @@ def test_a_different_command_does_not_resume_it(inq_run, float_run):
 
 @pytest.mark.parametrize(
     "args",
-    [["--bits", "1"], ["--bits", "4", "--schedule", "0.5,0.9"], ["--bits", "4", "--schedule", "x"]],
+    [["--bits", "1"], ["--bits", "9"], ["--bits", "4", "--schedule", "0.5,0.9"],
+     ["--bits", "4", "--schedule", "x"], ["--bits", "4", "--train-samples", "-1"]],  # fmt: skip
 )
 def test_cli_rejects_bad_arguments_in_one_line(args, rejected_in_one_line):
     rejected_in_one_line(main, args)

@@ -145,9 +145,48 @@ def test_truncated_or_corrupt_file_is_one_clear_error(tmp_path, cut):
     path = tmp_path / "bad.tflite"
     path.write_bytes(bad)
     out = _cli(str(path))
-    assert out.returncode == 1
+    assert out.returncode == 2  # bad input, as pipeline.bench says of the same file
     assert out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1
     assert "Traceback" not in out.stderr
+
+
+def _inconsistent(edit) -> bytes:
+    """known_model() with one index or shape made inconsistent; it still parses."""
+    s = schema()
+    model = s.ModelT.InitFromPackedBuf(bytearray(known_model()), 0)
+    edit(model, model.subgraphs[0])
+    return pack(model)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m, g: setattr(g.operators[-1], "inputs", [0, 500, -1]), "refers to tensor 500"),
+        (lambda m, g: setattr(g.operators[0], "opcodeIndex", 40), "operator code 40"),
+        (lambda m, g: setattr(g.tensors[1], "shape", [16, 72]), "not rank 4"),
+        (lambda m, g: setattr(g.operators[1], "customOptions", None), "channels_in"),
+    ],
+)
+def test_parseable_but_inconsistent_file_is_one_line_exit_2(tmp_path, edit, message):
+    """These used to raise IndexError / KeyError with a traceback."""
+    path = tmp_path / "odd.tflite"
+    path.write_bytes(_inconsistent(edit))
+    out = _cli(str(path))
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1
+    assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_bench_and_inspect_give_a_corrupt_file_the_same_exit_code(tmp_path):
+    path = tmp_path / "cut.tflite"
+    path.write_bytes(known_model()[:100])
+    bench = subprocess.run(
+        [sys.executable, "-m", "pipeline.bench", "--model", str(path), "--target", "host"],
+        capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    inspected = _cli(str(path))
+    assert bench.returncode == inspected.returncode == 2, (bench.stderr, inspected.stderr)
+    assert not (tmp_path / "bench-host.json").exists()
 
 
 def packed_known_model() -> bytes:
@@ -187,3 +226,47 @@ def test_packed_weights_count_their_bits_and_need_bitlite_runtime():
     assert info["interpreter"].startswith("needs bitlite_runtime")
     assert "LCE's interpreter and stock TFLite cannot load" in info["interpreter"]
     assert info["macs"] == {"binary": 0, "int8": 0, "float": 10240 + 30}
+
+
+# Runs a module's CLI in a Python where importing TensorFlow or larq fails outright, as on a
+# Raspberry Pi or in an app's CI that only has the flatbuffers schema.
+_WITHOUT_TF = """
+import importlib.abc, runpy, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"tensorflow", "larq", "larq_compute_engine", "tf_keras", "keras"}:
+            raise ImportError(f"{name} is made unimportable by this test")
+sys.meta_path.insert(0, Block())
+sys.argv = sys.argv[1:]
+runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
+
+
+def test_inspect_runs_without_tensorflow_or_larq(tmp_path):
+    path = tmp_path / "m.tflite"
+    path.write_bytes(known_model())
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", _WITHOUT_TF, "tools.inspect", "--json", str(path)],
+                         cwd=root, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["ops"]["LceBconv2d"] == 1
+    # the blocker really blocks: the same Python cannot import TensorFlow
+    probe = _WITHOUT_TF.replace("runpy.run_module(sys.argv[0], run_name=\"__main__\", alter_sys=True)",
+                                "import tensorflow")  # fmt: skip
+    blocked = subprocess.run([sys.executable, "-c", probe, "x"], capture_output=True, text=True)
+    assert blocked.returncode != 0 and "made unimportable" in blocked.stderr
+
+
+def test_binary_products_list_each_bconv_with_its_planes():
+    """A k-bit layer's planes ride on the batch axis of its LceBconv2d (issue 16):
+    planes = the op's batch over the model's; one plane for a plain binary layer."""
+    info = inspect(known_model())
+    assert info["binary_products"] == [
+        {"layer": "bconv", "planes": 1, "filters": 16, "kernel": [3, 3, 8], "macs": 64 * 16 * 72}
+    ]
+    assert inspect(known_model(lce=False))["binary_products"] == []
+    model = read_model(known_model())
+    model.tensors[model.ops[1].outputs[0]].shape = (3, 8, 8, 16)  # three planes
+    from tools.inspect import binary_products
+
+    assert binary_products(model)[0]["planes"] == 3

@@ -152,6 +152,8 @@ def test_refuses_a_binarized_run(tmp_path):
     [
         ["--bits", "4", "--quantizer", "nope"],
         ["--bits", "1", "--quantizer", "uniform"],
+        ["--bits", "9", "--quantizer", "uniform"],
+        ["--bits", "9", "--quantizer", "po2"],
         ["--bits", "4", "--epochs-per-step", "0"],
     ],
 )

@@ -48,3 +48,27 @@ def test_common_kwargs_carry_the_options():
 def test_training_settings_are_checked(bad, match):
     with pytest.raises(UsageError, match=match):
         steps.training_settings(*bad)
+
+
+@pytest.mark.parametrize("tool", ["inq", "progressive"])
+def test_corrupt_source_model_is_one_line_exit_2(tool, tmp_path, capsys):
+    """A damaged model.keras in the source run: one line, exit 2, no output run."""
+    import importlib
+    from dataclasses import asdict
+
+    from pipeline import cli, runs
+    from pipeline.train.trainer import TrainConfig
+
+    source = runs.Run(tmp_path / "float")
+    source.path.mkdir()
+    source.write_config({"train": asdict(TrainConfig(method="float", train_samples=64))})
+    source.file(runs.MODEL).write_bytes(b"PK\x03\x04 cut short")
+    main = importlib.import_module(f"tools.{tool}").main
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(main, ["--run", str(source.path), "--bits", "4", "--out", str(out), "--quiet"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and len(err.splitlines()) == 1
+    assert f"{source.file(runs.MODEL)} is not a readable Keras model" in err
+    assert not out.exists()

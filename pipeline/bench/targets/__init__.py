@@ -16,8 +16,19 @@ from pipeline.errors import UsageError
 SPECS = ("host", "qemu-aarch64", "qemu-armhf", "ssh://user@host[:port]", "adb[:SERIAL]")
 
 
+def check_spec(spec: object) -> str:
+    """Raise UsageError unless ``spec`` names a target; nothing is started or reached."""
+    if not isinstance(spec, str):
+        raise UsageError(f"a bench target is a string such as 'host', got {spec!r}")
+    known = spec in ("host", "qemu-aarch64", "qemu-armhf", "adb") or spec.startswith("adb:")
+    if not known and not (spec.startswith("ssh://") and len(spec) > len("ssh://")):
+        raise UsageError(f"unknown target '{spec}'; choose one of: {', '.join(SPECS)}")
+    return spec
+
+
 def make_target(spec: str, progress: Callable[[str], None] = print, **options: str) -> Target:
     """The target for a ``--target`` value; options are target-specific paths."""
+    check_spec(spec)
     if spec == "host":
         from pipeline.bench.targets.host import HostTarget
 

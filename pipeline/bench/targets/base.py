@@ -20,20 +20,12 @@ from typing import Any
 import numpy as np
 
 from pipeline.bench.targets.model import ModelInfo
-from pipeline.errors import BitliteError, UsageError
+from pipeline.errors import TargetError, UsageError
 
 RUNNER = Path(__file__).with_name("runner.py")
 RUNNER_ERROR = "BITLITE_ERROR "
 RUNNER_RESULT = "BITLITE_RESULT "
 ENGINES = ("auto", "lce")
-
-
-class TargetError(BitliteError):
-    """The target cannot run the model: unreachable, missing tool, unsupported build."""
-
-
-class ParityError(BitliteError):
-    """The target's output disagrees with the host's for the same model and input."""
 
 
 @dataclass(frozen=True)

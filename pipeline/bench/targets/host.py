@@ -1,6 +1,6 @@
 """The host target: this machine, running the model in a fresh Python process.
 
-Float and int8 models run on stock TFLite (``tflite_runtime``, which applies its XNNPACK
+Float and int8 models run on stock TFLite (LiteRT, else ``tflite_runtime``; XNNPACK
 delegate where it can); binary models on bitlite's runtime; ``--engine lce`` runs Larq
 Compute Engine's own interpreter, which on x86 uses LCE's portable reference kernels —
 labelled so, and never a device figure.

@@ -8,7 +8,6 @@ import numpy as np
 
 from pipeline.bench.targets.base import (
     Measurement,
-    ParityError,
     Settings,
     Target,
     TargetError,
@@ -17,6 +16,7 @@ from pipeline.bench.targets.base import (
 )
 from pipeline.bench.targets.host import HostTarget
 from pipeline.bench.targets.model import inspect_model
+from pipeline.errors import ParityError
 
 
 def measure(model_path: Path, target: Target, settings: Settings) -> Measurement:

@@ -13,12 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import UsageError
+from pipeline.errors import CorruptFileError, UsageError
 from pipeline.tflite.reader import ModelFormatError, read_model
 
 
-class CorruptModel(UsageError):
-    """The file is not a readable TFLite flatbuffer."""
+class CorruptModel(CorruptFileError):
+    """The file is not a readable TFLite flatbuffer (exit 2, as tools.inspect)."""
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ def test_model_on_host_prints_a_table_and_writes_json(tmp_path):
     (m,) = data["measurements"]
     assert len(m["latencies_ms"]) == 9 and m["min_ms"] <= m["median_ms"] <= m["p90_ms"]
     assert m["size_bytes"] == tiny_models.models()["int8"].stat().st_size
-    assert m["kernels"].startswith("TFLite builtin kernels") and m["threads"] == 1
+    assert "TFLite builtin kernels" in m["kernels"] and m["threads"] == 1
 
 
 def test_compare_runs_all_three_exports_and_prints_ratios(run_dir):

@@ -27,7 +27,23 @@ batch_size = 50
 train_samples = 200
 test_samples = 100
 """
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_plot(path) -> None:
+    """A real, drawn PNG: it decodes, has a figure's size and is not blank (magic bytes
+    alone pass for an empty or white image)."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        width, height = image.size
+        pixels = np.asarray(image.convert("RGB"), dtype=np.int16)
+    assert width >= 300 and height >= 200, (width, height)
+    ink = np.any(pixels < 200, axis=-1)  # axes, labels, points and lines
+    assert 0.005 < ink.mean() < 0.6, ink.mean()
+    colours = {tuple(c) for c in pixels.reshape(-1, 3)[:: max(1, ink.size // 20000)]}
+    assert len(colours) > 8  # more than a flat fill or a frame
 
 
 class Interrupted(KeyboardInterrupt):  # Ctrl-C: a failing cell no longer stops the grid
@@ -110,7 +126,7 @@ def test_results_csv_markdown_and_plot(resumed):
     assert "## lenet5 on mnist" in md and "## mlp1024 on mnist" in md
     assert f"| bnn | 1-bit | {100 * float(rows[1]['accuracy']):.2f} % |" in md
     assert "python -m pipeline.compare --grid" in md
-    assert (out / BITS_PNG).read_bytes()[:8] == PNG_MAGIC
+    assert_plot(out / BITS_PNG)
     assert not (out / SIZE_PNG).exists()  # nothing exported yet: no size plot
     (out / RESULTS_MD).unlink()
     grid_file = resumed["grid_file"]
@@ -118,14 +134,21 @@ def test_results_csv_markdown_and_plot(resumed):
     assert (out / RESULTS_MD).read_text().replace("--report", "--quiet") == md
 
 
-def test_export_added_later_converts_finished_cells_without_retraining(resumed, monkeypatch):
-    out, grid_file = resumed["out"], resumed["grid_file"]
+def test_export_added_later_converts_finished_cells_without_retraining(
+    resumed, monkeypatch, tmp_path
+):
+    """On a copy of the module's grid and cells: the other tests read them as the
+    resumed run left them, whichever order the tests run in."""
+    import shutil
+
+    out, grid_file = tmp_path / "out", tmp_path / "grid.toml"
+    shutil.copytree(resumed["out"], out, symlinks=True)
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished cell was trained again")
 
     monkeypatch.setattr(pipeline.train.trainer, "_fit", no_training)
-    text = grid_file.read_text().replace('["lenet5", "mlp1024"]', '["lenet5"]')
+    text = resumed["grid_file"].read_text().replace('["lenet5", "mlp1024"]', '["lenet5"]')
     grid_file.write_text(text.replace("export = false", "export = true"))
     assert main(["--grid", str(grid_file), "--out", str(out), "--quiet"]) == 0
     rows = read_csv(out / RESULTS_CSV)
@@ -138,8 +161,10 @@ def test_export_added_later_converts_finished_cells_without_retraining(resumed, 
         )
         assert row["parity_ok"] == "True"
         assert float(row["tflite_accuracy"]) == pytest.approx(float(row["accuracy"]), abs=0.011)
-    assert (out / SIZE_PNG).read_bytes()[:8] == PNG_MAGIC
+    assert_plot(out / SIZE_PNG)
     assert "| .tflite |" in (out / RESULTS_MD).read_text()
+    assert resumed["grid_file"].read_text() == GRID  # the shared grid file is untouched
+    assert not (resumed["out"] / SIZE_PNG).exists()
 
 
 def test_jobs_2_runs_the_same_cells_to_the_same_results(resumed, tmp_path):
@@ -180,3 +205,17 @@ def test_cli_check_lists_cells_and_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
     assert "cell (model=lenet5, method=bnn, bits=3, dataset=mnist)" in err
+
+
+@pytest.mark.parametrize("check", [True, False])
+def test_grid_of_the_wrong_type_exits_2_before_anything_is_made(tmp_path, capsys, check):
+    grid_file, out = tmp_path / "grid.toml", tmp_path / "out"
+    grid_file.write_text(GRID.replace("epochs = 1", 'epochs = "3"'))
+    argv = ["--grid", str(grid_file), "--out", str(out), "--quiet"] + (["--check"] if check else [])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(main, argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "epochs must be an integer, got '3'" in err
+    assert len(err.splitlines()) == 1
+    assert not out.exists()  # no cell trained, no folder made

@@ -128,3 +128,28 @@ def test_results_markdown_reads_like_the_seed_tables(tmp_path):
     assert "Latency" not in md  # no bench target, no latency column
     rows[1].update(latency_ms=1.234, bench_target="host")
     assert "| 1.23 (host) |" in results_markdown(grid, rows, "cmd")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("epochs = 1", 'epochs = "3"', "epochs must be an integer, got '3'"),
+        ("epochs = 1", "epochs = 1.5", "epochs must be an integer, got 1.5"),
+        ("epochs = 1", "epochs = 1\nbatch_size = true", "batch_size must be an integer"),
+        ("export = false", 'export = "no"', "'export' must be true or false, got 'no'"),
+        ("export = false", "export = true\nbench = 5", "'bench' must be a target name"),
+        ("export = false", 'export = true\nbench = "toaster"', "unknown target 'toaster'"),
+        ('name = "t"', "name = 3", "'name' must be a string"),
+        ("[train]", '[options]\noptimizer_name = "rmsprop"\n[train]', "optimizer_name 'rmsprop'"),
+        ("[train]", '[options]\nlr_schedule = "cosin"\n[train]', "unknown lr_schedule 'cosin'"),
+        ("bnn = [1]", 'bnn = { bits = [1], options = "x" }', "methods.bnn.options must be a table"),
+        ("bnn = [1]", 'inq = { bits = [4], args = ["--lr", 1] }', "args must be a list of strings"),
+        ("bnn = [1]", "inq = [40]", "inq quantizes to 2–8 bits"),
+    ],
+)
+def test_wrong_types_are_rejected_when_the_grid_loads(tmp_path, old, new, expected):
+    """Before any cell trains (load_grid is what --check runs): these used to raise
+    TypeError, read "no" as true, or fail only after the first cell had trained."""
+    assert old in BASE
+    message = error_of(tmp_path, BASE.replace(old, new))
+    assert expected in message and str(tmp_path / "grid.toml") in message

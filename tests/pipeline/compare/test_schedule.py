@@ -134,12 +134,13 @@ def test_ctrl_c_stops_scheduling_and_the_rerun_resumes(grid_file, tmp_path):
                       for n, c in zip(stamps, grid.cells(), strict=False)}  # fmt: skip
 
 
-def test_cells_never_repoint_a_shared_latest_link(grid_file, tmp_path):
+def test_cells_write_no_shared_latest_link_and_their_environment_is_restored(grid_file, tmp_path):
     """``cells/latest`` would be one file every parallel cell writes."""
 
     def task(grid, cell, attempt):
-        with schedule.cell_environment(threads=1):  # what cell_task runs every cell in
+        with schedule.cell_environment(threads=1, share_gpu=True):  # as cell_task runs cells
             assert os.environ["TF_NUM_INTRAOP_THREADS"] == "1"
+            assert os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
             runs.mark_latest(grid.run_dir(cell))  # what train() and the tools call
             return FakeTraining()(grid, cell, attempt)
 

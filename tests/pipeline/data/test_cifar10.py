@@ -64,3 +64,18 @@ def test_corrupt_batch_is_reported_by_name(cifar_dir):
     (root / "test_batch").write_bytes(b"not a pickle")
     with pytest.raises(ChecksumError, match="test_batch"):
         load_dataset("cifar10", data_dir=root)
+
+
+def test_wrong_data_dir_names_the_directory_and_never_downloads(tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    from pipeline.errors import DatasetUnavailableError
+
+    def download(*_args, **_kwargs):
+        raise AssertionError("a named --data-dir must never fall back to a download")
+
+    monkeypatch.setattr(tf.keras.datasets.cifar10, "load_data", download)
+    missing = tmp_path / "no-such-dir"
+    with pytest.raises(DatasetUnavailableError, match=f"--data-dir {missing} is not a directory"):
+        load_dataset("cifar10", data_dir=missing)
+    assert not missing.exists()

@@ -359,26 +359,113 @@ def test_sidecar_tells_apps_how_to_feed_the_model(exported_run):
     assert meta["needs_lce"] is True
 
 
-def test_broken_parity_fails_the_export_and_writes_no_model(exported_run, monkeypatch):
+def _copy_of(exported_run, tmp_path):
+    """A private copy of the session's exported run: a test that re-exports must not
+    rewrite the shared run's report (other tests compare against it, in any order)."""
+    import shutil
+
+    from pipeline import runs
+
+    run = runs.Run(tmp_path / "run")
+    shutil.copytree(exported_run[0].path, run.path)
+    return run
+
+
+def test_broken_parity_fails_the_export_and_writes_no_model(exported_run, tmp_path, monkeypatch):
     """The converter is stood in by the run's own export (no second conversion)."""
     from pipeline import runs
     from pipeline.errors import ParityError
     from pipeline.export import convert
     from pipeline.export.exporter import export_run
 
-    run, _ = exported_run
+    shared_report = exported_run[0].file(runs.EXPORT_REPORT).read_bytes()
+    run = _copy_of(exported_run, tmp_path)
     before = run.file(runs.TFLITE).stat().st_mtime_ns
     done = convert.Conversion(run.file(runs.TFLITE).read_bytes(), "lce+rewrite")
     monkeypatch.setattr(convert, "convert", lambda *a, **k: done)
     with pytest.raises(ParityError, match="parity broken"):
         export_run(run, min_agreement=1.01, baselines=())  # nothing agrees on > 100 %
     assert run.file(runs.TFLITE).stat().st_mtime_ns == before
+    assert runs.read_json(run.file(runs.EXPORT_REPORT))["parity_ok"] is False
+    assert exported_run[0].file(runs.EXPORT_REPORT).read_bytes() == shared_report
+
+
+def test_broken_parity_writes_no_baseline_files(exported_run, tmp_path, monkeypatch):
+    """``--baselines``: model_float.tflite / model_int8.tflite appear only when parity
+    holds (they used to be written before the check). The session export's float
+    baseline stands in for both converted baselines."""
+    from pipeline import runs
+    from pipeline.errors import ParityError
+    from pipeline.export import convert
+    from pipeline.export.exporter import BASELINE_FILES, export_run
+
+    run = _copy_of(exported_run, tmp_path)
+    float_blob = run.file(BASELINE_FILES["float"]).read_bytes()
+    for name in BASELINE_FILES.values():
+        run.file(name).unlink(missing_ok=True)
+    baselines = {"float": float_blob, "int8": float_blob}
+    done = convert.Conversion(run.file(runs.TFLITE).read_bytes(), "lce+rewrite", baselines=baselines)
+    monkeypatch.setattr(convert, "convert", lambda *a, **k: done)
+    with pytest.raises(ParityError, match="nothing exported"):
+        export_run(run, min_agreement=1.01, baselines=("float", "int8"))
+    assert [n for n in BASELINE_FILES.values() if run.file(n).exists()] == []
+    report = runs.read_json(run.file(runs.EXPORT_REPORT))  # the report still says why
+    assert report["parity_ok"] is False and sorted(report["baselines"]) == ["float", "int8"]
+
+    report = export_run(run, baselines=("float", "int8"))  # parity holds: both written
+    for name, file in BASELINE_FILES.items():
+        assert run.file(file).read_bytes() == float_blob and report["baselines"][name]["file"] == file
+
+
+def test_imagenet_model_json_carries_its_preprocessing(exported_run, tmp_path):
+    """An app must resize to 256 and centre-crop 224 as evaluation does; model.json used
+    to drop it. Also for runs whose config.json recorded it as a string (older runs)."""
+    from pipeline import runs
+    from pipeline.data.imagenet import PREPROCESSING
+    from pipeline.export.exporter import app_metadata
+
+    run = _copy_of(exported_run, tmp_path)
+    config = run.config()
+    assert "preprocessing" not in app_metadata(run, needs_lce=True)  # MNIST: fed as is
+    for recorded in (dict(PREPROCESSING), "resize-256 centre-crop-224 (ImageNet evaluation)"):
+        config["data"].update(dataset="imagenet2012", preprocessing=recorded)
+        runs.write_json(run.file(runs.CONFIG), config)
+        meta = app_metadata(run, needs_lce=True)
+        assert meta["preprocessing"]["resize"] == 256
+        assert meta["preprocessing"]["center_crop"] == 224
+
+
+def test_corrupt_model_keras_is_one_line_exit_2(exported_run, tmp_path, capsys):
+    from pipeline import cli, runs
+    from pipeline.export.exporter import main
+
+    run = _copy_of(exported_run, tmp_path)
+    before = run.file(runs.EXPORT_REPORT).read_bytes()
+    run.file(runs.MODEL).write_bytes(b"PK\x03\x04 not really a zip archive")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(main, ["--run", str(run.path), "--quiet"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "not a readable Keras model" in err
+    assert len(err.splitlines()) == 1
+    assert run.file(runs.EXPORT_REPORT).read_bytes() == before
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "-0.1"])
+def test_min_agreement_outside_0_1_is_bad_input(value, tmp_path, capsys):
+    from pipeline import cli
+    from pipeline.export.exporter import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(main, ["--root", str(tmp_path), "--min-agreement", value])
+    assert exit_info.value.code == 2
+    assert "--min-agreement must be in (0, 1]" in capsys.readouterr().err
 
 
 def _needs_bitlite():
-    from pipeline.export.exporter import BITLITE, INTERPRETERS
+    from pipeline.export.exporter import BITLITE, interpreters
 
-    if BITLITE not in INTERPRETERS:
+    if BITLITE not in interpreters():
         pytest.skip("bitlite_runtime is not installed: parity runs on LCE's interpreter only")
 
 
@@ -397,7 +484,7 @@ def test_parity_is_checked_on_lce_and_on_bitlite_runtime(exported_run):
         assert check["keras_accuracy"] == report["keras_accuracy"]
     assert {k: report[k] for k in PARITY_KEYS} == {k: parity["lce"][k] for k in PARITY_KEYS}
     md = run.file("export_report.md").read_text()
-    assert "bitlite_runtime Interpreter" in md and "larq_compute_engine Python" in md
+    assert "bitlite_runtime (bitlite delegate in" in md and "larq_compute_engine Python" in md
 
 
 def _fake_bitlite(kind: str):
@@ -431,7 +518,7 @@ def test_parity_broken_on_bitlite_alone_fails_the_cli(
     before = run.file(runs.TFLITE).stat().st_mtime_ns
     done = convert.Conversion(run.file(runs.TFLITE).read_bytes(), "lce+rewrite")
     monkeypatch.setattr(convert, "convert", lambda *a, **k: done)
-    desc = export.INTERPRETERS["bitlite"][1]
+    desc = export.interpreters()["bitlite"][1]
     monkeypatch.setitem(export.INTERPRETERS, "bitlite", (_fake_bitlite(kind), desc))
     with pytest.raises(SystemExit) as exit_info:
         cli.run(export.main, ["--run", str(run.path), "--quiet"])
@@ -493,3 +580,65 @@ def test_end_to_end_from_the_command_line(tmp_path):
     assert export.returncode == 0, export.stderr
     assert "argmax agreement" in export.stdout and "LceBconv2d" in export.stdout
     assert json.loads((out / runs.EXPORT_REPORT).read_text())["parity_ok"] is True
+
+
+def _kbit_lenet(tmp_path: Path, method: str):
+    """A LeNet-5 trained by the pipeline for 1 epoch on 256 MNIST images (100 to test)."""
+    from pipeline.train.trainer import TrainConfig, train
+
+    config = TrainConfig(
+        method=method, epochs=1, train_samples=256, test_samples=100, batch_size=64
+    )
+    return train(config, out=tmp_path / method, progress=False)
+
+
+def test_qnn_lenet_trains_and_exports_on_binary_kernels_with_parity(tmp_path):
+    """Issue 16 end to end: a QNN W2A2 LeNet-5 exports its three k-bit layers as binary
+    products (2 activation planes × 2 weight planes); LCE's interpreter (and bitlite's
+    runtime where installed) agrees with Keras; the first layer (the image in) stays int8
+    and the report says why; tools.inspect lists the products."""
+    from pipeline.export.exporter import EXPORT_MD, export_run
+    from tools.inspect import inspect
+
+    run = _kbit_lenet(tmp_path, "qnn")
+    report = export_run(run, baselines=())
+    assert report["parity_ok"] and report["argmax_agreement"] >= 0.999
+    decomposed = [p for p in report["layers"] if p["action"] == "planes->bconv"]
+    assert [(p["activation_planes"], p["weight_planes"]) for p in decomposed] == [(2, 2)] * 3
+    (kept,) = [p for p in report["layers"] if p["action"] == "baked"]
+    assert kept["reason"] == "input is not quantized (float activations or the image)"
+    md = run.file(EXPORT_MD).read_text()
+    assert f"| {kept['layer']} | conv2d | baked |" in md and kept["reason"] in md
+    first = next(w for w in report["weight_tensors"] if w["op"] == "CONV_2D")
+    assert first["dtype"] == "int8"  # as before issue 16: its 2-bit levels fit int8 exactly
+    assert report["binary_mac_fraction"] > 0.9  # the first convolution is the rest
+    info = inspect(run.file("model.tflite").read_bytes())
+    assert [p["planes"] for p in info["binary_products"]] == [2, 2, 2]
+
+
+def test_dorefa_lenet_trains_and_converts_to_binary_products_with_parity(tmp_path):
+    """DoReFa W1A2 (the default) end to end through the export's own rewrite and LCE
+    conversion (in this process: the child and the float baseline are the QNN test's):
+    its hidden conv and dense layers become 2 × 1 binary products; the float-weight first
+    and last layers do not, and say why; LCE's interpreter agrees with Keras."""
+    import larq_compute_engine as lce
+
+    from pipeline import data
+    from pipeline.export.exporter import check_parity, test_data
+    from pipeline.export.keras_rewrite import prepare_for_lce
+    from pipeline.tflite.reader import read_model
+
+    run = _kbit_lenet(tmp_path, "dorefa")
+    model = run.load_model()
+    rewritten, plans = prepare_for_lce(model)
+    assert [(p.action, p.activation_planes, p.weight_planes) for p in plans] == [
+        ("baked", 0, 0), ("planes->bconv", 2, 1), ("planes->bconv", 2, 1), ("baked", 0, 0)
+    ]  # fmt: skip
+    assert plans[-1].reason == "weights have 512 levels in output channel 0 (> 4)"
+    flatbuffer = lce.convert_keras_model(rewritten)
+    ds = test_data(run)
+    x = data.normalize(ds.x_test)
+    check = check_parity(flatbuffer, x, model.predict(x, verbose=0), ds.y_test, "lce", 0.999)
+    assert check["ok"], check
+    macs = read_model(flatbuffer).macs()
+    assert macs["binary"] / sum(macs.values()) > 0.9

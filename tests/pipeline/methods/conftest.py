@@ -144,3 +144,39 @@ def exported_methods(tmp_path_factory, build_tiny) -> dict[str, Any]:
         # The converter may order outputs differently: find this method's by its values.
         t["tflite"] = [o for o in outputs if np.abs(o - t["keras"]).max() < 1e-5]
     return {"methods": trained, "ops": read_model(flatbuffer).op_counts(), "path": path}
+
+
+def assert_binary_products(model: Any, x: np.ndarray) -> dict[str, tuple[int, int]]:
+    """Rewrite ``model`` for LCE (:func:`pipeline.export.keras_rewrite.prepare_for_lce`),
+    check that the rewritten model computes what ``model`` computes on ``x``, and return
+    ``{position: (activation planes, weight planes)}`` of the layers that became binary
+    products (positions: the tiny classifier's conv1, conv2, dense1, dense2)."""
+    import tensorflow as tf
+
+    from pipeline.export.keras_rewrite import prepare_for_lce
+
+    # Untrained BN passes a product that is exactly 0 (α × an integer sum) on to the next
+    # sign / rounding, where float32 summation order alone decides its side: random BN
+    # statistics move every threshold off the products' lattice, as training does.
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([
+                rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0.3, 0.3, beta.shape),
+                rng.normal(0, 0.3, mean.shape), rng.uniform(0.5, 2.0, var.shape),
+            ])  # fmt: skip
+    rewritten, plans = prepare_for_lce(model)
+    want = model(x, training=False).numpy()
+    np.testing.assert_allclose(rewritten(x, training=False), want, rtol=1e-5, atol=1e-5)
+    names = ("conv1", "conv2", "dense1", "dense2")
+    return {
+        name: (p.activation_planes, p.weight_planes)
+        for name, p in zip(names, plans, strict=True)
+        if p.action == "planes->bconv"
+    }
+
+
+@pytest.fixture
+def binary_products() -> Callable[..., dict[str, tuple[int, int]]]:
+    return assert_binary_products

@@ -12,8 +12,8 @@ import pipeline  # noqa: F401
 from pipeline.layers.shift_batchnorm import ShiftBatchNormalization
 from pipeline.layers.xnor import XnorConv2D, XnorDense
 from pipeline.methods import Position, make_method, method_names
+from pipeline.methods.optimizers import ShiftAdaMax
 from pipeline.quantizers.binary import StochasticBinary, XnorWeightSign
-from pipeline.train.optimizers import ShiftAdaMax
 
 BINARY = ["binaryconnect", "binaryconnect-stochastic", "bnn", "bnn-shift", "bwn", "xnor"]
 # binary weights AND binary activations: LCE turns the hidden convolution into LceBconv2d
@@ -210,7 +210,11 @@ def test_stochastic_binaryconnect_batch_norm_is_re_estimated_with_sign_weights(s
     assert max(np.abs(s[1] / s[3] - 1).max() for s in stale) > 0.1
     _, accuracy = model.evaluate(normalize(ds.x_test), ds.y_test, verbose=0)
     assert accuracy == pytest.approx(result["test_accuracy"], abs=1e-6)
-    assert 0 <= result["batch_norm_recalibration"]["test_accuracy_before"] <= 1
+    # "before" is the network as trained, i.e. the last checkpoint (no finalize step here).
+    _, before = run.load_model(CHECKPOINT).evaluate(normalize(ds.x_test), ds.y_test, verbose=0)
+    recorded = result["batch_norm_recalibration"]["test_accuracy_before"]
+    assert recorded == pytest.approx(before, abs=1e-6)
+    assert (recorded * len(ds.y_test)) == pytest.approx(round(recorded * len(ds.y_test)))
 
 
 def test_resuming_after_training_re_estimates_from_the_checkpoint_once(stochastic_run, tmp_path):

@@ -130,3 +130,23 @@ def test_trains_without_nan_and_exports(name, options, train_tiny, tiny_data, ex
     assert np.all(np.isfinite(losses))
     assert losses[-1] < losses[0]  # it learns
     export_matches(model, tiny_data[0][:32])
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "planes"),
+    [
+        ("dorefa", {}, (2, 1)),  # W1A2, the default: E|W| sign(W) on 2 activation planes
+        ("dorefa", {"abits": 4}, (4, 1)),
+        ("dorefa", {"wbits": 2}, (2, 2)),  # {−1, −⅓, ⅓, 1} = (2 S_1 + S_2)/3
+        ("qnn", {}, (2, 2)),  # W2A2: LinearQuant levels {−1, −½, 0, ½} on both
+    ],
+)
+def test_kbit_methods_reach_binary_products(name, options, planes, build_tiny, tiny_data,
+                                            binary_products):  # fmt: skip
+    """Issue 16: every hidden layer (and QNN's quantized last layer) of DoReFa and QNN
+    nets exports as sums of binary products, computing what Keras computes."""
+    model = build_tiny(make_method(name, **options))
+    reached = binary_products(model, tiny_data[0][:32])
+    hidden = {"conv2": planes, "dense1": planes}
+    # DoReFa's last layer keeps float weights (paper policy); QNN quantizes it
+    assert reached == (hidden if name == "dorefa" else {**hidden, "dense2": planes})

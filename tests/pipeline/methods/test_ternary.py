@@ -45,3 +45,18 @@ def test_trains_and_exports_matching_keras(name, exported_methods):
     if name == "ttq":
         names = [w.name for w in result["model"].trainable_weights]
         assert sum("wp" in n for n in names) == 2  # only the hidden conv and dense are ternary
+
+
+@pytest.mark.parametrize("name", TERNARY)
+def test_ternary_with_sign_activations_reaches_binary_products(name, build_tiny, tiny_data,
+                                                              binary_products):  # fmt: skip
+    """``--abits 1``: ternary weights × sign activations are two binary products per
+    layer, ``α (S_1 + S_2)/2`` (issue 16); TTQ keeps its first and last layers float."""
+    method = make_method(name, abits=1)
+    assert method.bits() == {"w": 2, "a": 1, "g": 32}
+    assert method.input_quantizer(Position.HIDDEN) == "ste_sign"
+    reached = binary_products(build_tiny(method), tiny_data[0][:32])
+    layers = ["conv2", "dense1"] + ([] if name == "ttq" else ["dense2"])
+    assert reached == dict.fromkeys(layers, (1, 2))
+    with pytest.raises(Exception, match="abits must be 1"):
+        make_method(name, abits=2)

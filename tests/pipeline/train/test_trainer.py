@@ -23,7 +23,8 @@ def test_run_directory_holds_config_metrics_result_and_model(trained_run):
     result = trained_run.result()
     # 2,000 images for one epoch: far above chance (10 %), below a fully trained net.
     assert 0.6 < result["test_accuracy"] <= 1.0
-    assert runs.resolve(None, root=trained_run.path.parent).path == trained_run.path
+    # --out placed it outside runs/: no `latest` link in a folder the user never named
+    assert not (trained_run.path.parent / runs.LATEST).exists()
 
 
 def test_saved_model_reloads_with_the_same_accuracy(trained_run, mnist_small):
@@ -104,3 +105,75 @@ def test_list_methods_names_each_method_with_its_paper(capsys):
         cli.run(main, ["--list-methods"])
     out = capsys.readouterr().out
     assert any(line.startswith("bnn ") and "1602.02830" in line for line in out.splitlines())
+
+
+def _rejected(argv: list[str], capsys) -> str:
+    """Run the CLI on bad input: exit 2 and one ``error:`` line, which is returned."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(main, argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--train-samples", "-1"], "--train-samples must be at least 1, got -1"),
+        (["--test-samples", "0"], "--test-samples must be at least 1, got 0"),
+        (["--option", "optimizer_name=rmsprop"], "unknown optimizer_name 'rmsprop'"),
+        (["--option", "lr_schedule=cosin"], "unknown lr_schedule 'cosin'"),
+        (["--method", "bnn-shift", "--option", "optimizer_name=rmsprop"], "shift-adamax"),
+        (["--dataset", "cifar10", "--data-dir", "no/such/dir"], "is not a directory"),
+        (["--lr-boundaries", "3", "2"], "--lr-boundaries must be increasing"),
+    ],
+)
+def test_bad_settings_exit_2_before_the_run_directory_exists(args, message, tmp_path, capsys):
+    out = tmp_path / "runs" / "x"
+    assert message in _rejected([*args, "--out", str(out)], capsys)
+    assert not (tmp_path / "runs").exists()  # neither the run nor its parent was made
+
+
+def test_missing_dataset_leaves_no_run_directory(tmp_path):
+    from pipeline.errors import DatasetUnavailableError
+
+    out = tmp_path / "run"
+    config = TrainConfig(dataset=f"folder:{tmp_path / 'no-images'}", epochs=1)
+    with pytest.raises(DatasetUnavailableError):
+        train(config, out=out, progress=False)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("epochs", "3", "epochs must be an integer, got '3'"),
+        ("epochs", True, "epochs must be an integer, got True"),
+        ("lr_decay", "0.1", "lr_decay must be a number"),
+        ("lr_boundaries", [1.5], "lr_boundaries must be a list of integers"),
+        ("train_samples", 2.0, "train_samples must be an integer"),
+        ("method_options", [], "method_options must be a table"),
+    ],
+)
+def test_settings_of_the_wrong_type_are_usage_errors(field, value, message):
+    """Grid files and config.json bypass argparse's ``type=int``; these used to raise
+    TypeError (``"3" < 1``) or pass silently (``True`` is an int to Python)."""
+    from pipeline.errors import UsageError
+
+    with pytest.raises(UsageError, match=message):
+        TrainConfig(**{field: value}).validate()
+
+
+def test_resume_from_a_corrupt_checkpoint_is_one_line(tmp_path, capsys):
+    from dataclasses import asdict
+
+    run = runs.Run(tmp_path / "run")
+    config = TrainConfig(epochs=2, train_samples=64, test_samples=32)
+    run.path.mkdir()
+    run.write_config({"train": asdict(config)})
+    runs.write_json(run.file(runs.STATE), {"epoch": 1})
+    run.file(runs.CHECKPOINT).write_bytes(b"PK\x03\x04 truncated")
+    err = _rejected(["--resume", "--out", str(run.path)], capsys)
+    assert f"{run.file(runs.CHECKPOINT)} is not a readable Keras model" in err
+    assert not run.has_result()

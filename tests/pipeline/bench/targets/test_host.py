@@ -21,9 +21,10 @@ def test_host_times_every_kind_and_says_what_ran(kind):
     assert 0 < lat["min_ms"] <= lat["median_ms"] <= lat["p90_ms"]
     assert m.kind == kind and m.threads == 1 and m.cpu and m.os
     if kind == "binary":
-        assert m.kernels.startswith("bitlite runtime (")
-    else:
-        assert m.kernels.startswith("TFLite builtin kernels")
+        assert m.kernels.startswith("bitlite delegate (") and " in " in m.kernels
+    else:  # stock TFLite: LiteRT (installed with bitlite), which runs int8 on XNNPACK too
+        assert m.kernels.startswith("LiteRT ") and "TFLite builtin kernels" in m.kernels
+        assert m.kernels.endswith("+ XNNPACK delegate")
     assert m.parity is None  # the host is the reference
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 import pipeline  # noqa: F401
-from pipeline.train.optimizers import ShiftAdaMax
+from pipeline.methods.optimizers import ShiftAdaMax
 
 
 def test_two_steps_by_hand():

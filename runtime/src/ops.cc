@@ -1,11 +1,6 @@
 // The four LCE custom ops and bitlite's own BitliteDecodeWeights (k-bit packed
-// weights) as classic TfLiteRegistrations, and the entry point that adds them to a
-// tflite::MutableOpResolver of tflite-runtime 2.14.
-//
-// The model is untrusted input: every tensor index, type, shape and byte size
-// is checked at prepare, and every failure is reported through
-// context->ReportError with a message naming the op and the problem.
-#include <dlfcn.h>
+// weights) as kernels over TFLite's C structs; delegate.cc runs them (see ops.h).
+#include "ops.h"
 
 #include <algorithm>
 #include <atomic>
@@ -20,14 +15,9 @@
 #include "bconv.h"
 #include "decode_weights.h"
 #include "simple_ops.h"
-#include "tflite_abi.h"
 
 namespace bitlite {
 namespace {
-
-using IntArrayCreateFn = TfLiteIntArray* (*)(int);
-IntArrayCreateFn g_int_array_create = nullptr;
-std::string g_last_error;
 
 TfLiteStatus Report(TfLiteContext* context, const std::string& msg) {
   context->ReportError(context, "%s", msg.c_str());
@@ -81,18 +71,23 @@ std::string CheckConstant(const TfLiteTensor* t, TfLiteType type, int rank, long
   return "";
 }
 
+// The host frees the new shape with TfLiteIntArrayFree, which is free(): every
+// TFLite build allocates these arrays with malloc, so we can make one ourselves.
 TfLiteStatus Resize(TfLiteContext* context, TfLiteTensor* t, int rank, const int* dims) {
-  TfLiteIntArray* a = g_int_array_create(rank);
+  auto* a = static_cast<TfLiteIntArray*>(std::malloc(sizeof(int) * (1 + size_t(rank))));
   if (a == nullptr) return kTfLiteError;
+  a->size = rank;
   for (int i = 0; i < rank; ++i) a->data[i] = dims[i];
   return context->ResizeTensor(context, t, a);  // takes ownership of `a`
 }
 
-// Selects the GEMM kernel from BITLITE_KERNEL (read at every prepare so tests
-// can switch between the oracle and the optimized kernels in one process).
-const BgemmKernel* KernelForPrepare(TfLiteContext* context) {
+// Selects the GEMM kernel: the delegate's `kernel` option, else BITLITE_KERNEL (read
+// at every prepare so tests can switch between the oracle and the optimized kernels
+// in one process), else the CPU's best.
+const BgemmKernel* KernelForPrepare(TfLiteContext* context, const OpConfig& config) {
   const char* error = nullptr;
-  const BgemmKernel* k = SelectKernel(std::getenv("BITLITE_KERNEL"), &error);
+  const char* name = config.kernel.empty() ? std::getenv("BITLITE_KERNEL") : config.kernel.c_str();
+  const BgemmKernel* k = SelectKernel(name, &error);
   if (k == nullptr) Report(context, std::string("bitlite: ") + error);
   return k;
 }
@@ -183,19 +178,20 @@ TfLiteStatus DequantizeEval(TfLiteContext* context, TfLiteNode* node) {
 
 struct BConvOpData {
   std::string init_error;
+  OpConfig config;
   BConvOptions options;
   BConvPlan plan;
   const BgemmKernel* kernel = nullptr;
 };
 
-void* BConvInit(TfLiteContext*, const char* buffer, size_t length) {
+void* BConvInit(const uint8_t* buffer, size_t length, const OpConfig& config) {
   auto* d = new BConvOpData;
-  d->init_error =
-      ParseBConvOptions(reinterpret_cast<const uint8_t*>(buffer), length, &d->options);
+  d->config = config;
+  d->init_error = ParseBConvOptions(buffer, length, &d->options);
   return d;
 }
 
-void BConvFree(TfLiteContext*, void* buffer) { delete static_cast<BConvOpData*>(buffer); }
+void BConvFree(void* buffer) { delete static_cast<BConvOpData*>(buffer); }
 
 std::string BConvPrepareImpl(TfLiteContext* context, TfLiteNode* node, BConvOpData* d) {
   if (!d->init_error.empty()) return d->init_error;
@@ -260,7 +256,7 @@ TfLiteStatus BConvPrepare(TfLiteContext* context, TfLiteNode* node) {
     e = "LceBconv2d: out of memory while packing the filters";
   }
   if (!e.empty()) return Report(context, e);
-  d->kernel = KernelForPrepare(context);
+  d->kernel = KernelForPrepare(context, d->config);
   if (d->kernel == nullptr) return kTfLiteError;
   int dims[4];
   BConvOutputDims(d->plan, dims);
@@ -271,8 +267,14 @@ TfLiteStatus BConvEval(TfLiteContext* context, TfLiteNode* node) {
   auto* d = static_cast<BConvOpData*>(node->user_data);
   const TfLiteTensor* in = Input(context, node, 0);
   TfLiteTensor* out = Output(context, node, 0);
-  const int threads = context->recommended_num_threads > 0 ? context->recommended_num_threads : 1;
-  RunBConv(d->plan, d->kernel, threads, in->data.i32, out->data.raw);
+  const int recommended = context->recommended_num_threads;
+  const int threads = d->config.num_threads > 0 ? d->config.num_threads
+                      : recommended > 0          ? recommended
+                                                 : 1;
+  if (d->config.threads_seen) d->config.threads_seen->store(threads);
+  if (!RunBConv(d->plan, d->kernel, threads, in->data.i32, out->data.raw)) {
+    return Report(context, "LceBconv2d: out of memory for the convolution's scratch");
+  }
   return kTfLiteOk;
 }
 
@@ -284,14 +286,13 @@ struct MaxPoolOpData {
   MaxPoolShape shape{};
 };
 
-void* MaxPoolInit(TfLiteContext*, const char* buffer, size_t length) {
+void* MaxPoolInit(const uint8_t* buffer, size_t length, const OpConfig&) {
   auto* d = new MaxPoolOpData;
-  d->init_error =
-      ParseMaxPoolOptions(reinterpret_cast<const uint8_t*>(buffer), length, &d->options);
+  d->init_error = ParseMaxPoolOptions(buffer, length, &d->options);
   return d;
 }
 
-void MaxPoolFree(TfLiteContext*, void* buffer) { delete static_cast<MaxPoolOpData*>(buffer); }
+void MaxPoolFree(void* buffer) { delete static_cast<MaxPoolOpData*>(buffer); }
 
 TfLiteStatus MaxPoolPrepare(TfLiteContext* context, TfLiteNode* node) {
   auto* d = static_cast<MaxPoolOpData*>(node->user_data);
@@ -326,14 +327,13 @@ struct DecodeOpData {
   bool decoded = false;  // the persistent output holds the weights
 };
 
-void* DecodeInit(TfLiteContext*, const char* buffer, size_t length) {
+void* DecodeInit(const uint8_t* buffer, size_t length, const OpConfig&) {
   auto* d = new DecodeOpData;
-  d->init_error = ParseDecodeOptions(reinterpret_cast<const uint8_t*>(buffer), length,
-                                     &d->plan.options);
+  d->init_error = ParseDecodeOptions(buffer, length, &d->plan.options);
   return d;
 }
 
-void DecodeFree(TfLiteContext*, void* buffer) { delete static_cast<DecodeOpData*>(buffer); }
+void DecodeFree(void* buffer) { delete static_cast<DecodeOpData*>(buffer); }
 
 // A constant 1-D tensor of `type` holding at least `elem_size` bytes per element.
 std::string CheckTable(const TfLiteTensor* t, TfLiteType type, size_t elem_size,
@@ -389,110 +389,28 @@ TfLiteStatus DecodeEval(TfLiteContext* context, TfLiteNode* node) {
   return kTfLiteOk;
 }
 
-TfLiteRegistration MakeRegistration(void* (*init)(TfLiteContext*, const char*, size_t),
-                                     void (*free_fn)(TfLiteContext*, void*),
-                                     TfLiteStatus (*prepare)(TfLiteContext*, TfLiteNode*),
-                                     TfLiteStatus (*invoke)(TfLiteContext*, TfLiteNode*)) {
-  TfLiteRegistration r;
-  std::memset(&r, 0, sizeof(r));
-  r.init = init;
-  r.free = free_fn;
-  r.prepare = prepare;
-  r.invoke = invoke;
-  r.version = 1;
-  return r;
-}
+// Quantize and dequantize keep no state: their init returns a non-null token so that
+// a null user_data always means "init did not run".
+void* NoStateInit(const uint8_t*, size_t, const OpConfig&) { return &g_decode_count; }
+void NoStateFree(void*) {}
 
-// tflite::MutableOpResolver::AddCustom(const char*, const TfLiteRegistration*, int)
-using AddCustomFn = void (*)(void* self, const char* name, const TfLiteRegistration* reg,
-                             int version);
-constexpr const char* kAddCustomSymbol =
-    "_ZN6tflite17MutableOpResolver9AddCustomEPKcPK18TfLiteRegistrationi";
+const OpKernel kOps[] = {
+    {"LceQuantize", NoStateInit, NoStateFree, QuantizePrepare, QuantizeEval},
+    {"LceDequantize", NoStateInit, NoStateFree, DequantizePrepare, DequantizeEval},
+    {"LceBconv2d", BConvInit, BConvFree, BConvPrepare, BConvEval},
+    {"LceBMaxPool2d", MaxPoolInit, MaxPoolFree, MaxPoolPrepare, MaxPoolEval},
+    {"BitliteDecodeWeights", DecodeInit, DecodeFree, DecodePrepare, DecodeEval},
+};
 
 }  // namespace
+
+const OpKernel* FindOp(const char* custom_name) {
+  if (custom_name == nullptr) return nullptr;
+  for (const OpKernel& op : kOps)
+    if (std::strcmp(op.name, custom_name) == 0) return &op;
+  return nullptr;
+}
+
+long DecodeCount() { return g_decode_count.load(); }
+
 }  // namespace bitlite
-
-extern "C" {
-
-__attribute__((visibility("default"))) const char* bitlite_last_error() {
-  return bitlite::g_last_error.c_str();
-}
-
-__attribute__((visibility("default"))) const char* bitlite_kernel_name() {
-  return bitlite::SelectedKernelName();
-}
-
-// Adds LceQuantize, LceDequantize, LceBconv2d, LceBMaxPool2d and
-// BitliteDecodeWeights to the tflite::MutableOpResolver at `resolver`. Python loads tflite-runtime's
-// wrapper RTLD_LOCAL, so its symbols are not global: find the library that
-// defines the resolver's vtable and look AddCustom up in it. Returns 0 on
-// success; otherwise see bitlite_last_error().
-__attribute__((visibility("default"))) int bitlite_register(void* resolver) {
-  using namespace bitlite;
-  if (resolver == nullptr) {
-    g_last_error = "null resolver";
-    return 1;
-  }
-  void* vtable = *static_cast<void**>(resolver);
-  Dl_info info;
-  if (dladdr(vtable, &info) == 0 || info.dli_fname == nullptr) {
-    g_last_error = "cannot find the library that defines the op resolver";
-    return 2;
-  }
-  void* handle = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
-  if (handle == nullptr) {
-    g_last_error = std::string("cannot reopen ") + info.dli_fname;
-    return 3;
-  }
-  auto add_custom = reinterpret_cast<AddCustomFn>(dlsym(handle, kAddCustomSymbol));
-  g_int_array_create = reinterpret_cast<IntArrayCreateFn>(dlsym(handle, "TfLiteIntArrayCreate"));
-  dlclose(handle);  // RTLD_NOLOAD took a reference; the library stays loaded
-  if (add_custom == nullptr || g_int_array_create == nullptr) {
-    g_last_error = std::string(info.dli_fname) +
-                   " does not export MutableOpResolver::AddCustom / TfLiteIntArrayCreate "
-                   "(tflite-runtime 2.14 does)";
-    return 4;
-  }
-  static const TfLiteRegistration quantize =
-      MakeRegistration(nullptr, nullptr, QuantizePrepare, QuantizeEval);
-  static const TfLiteRegistration dequantize =
-      MakeRegistration(nullptr, nullptr, DequantizePrepare, DequantizeEval);
-  static const TfLiteRegistration bconv =
-      MakeRegistration(BConvInit, BConvFree, BConvPrepare, BConvEval);
-  static const TfLiteRegistration bmaxpool =
-      MakeRegistration(MaxPoolInit, MaxPoolFree, MaxPoolPrepare, MaxPoolEval);
-  static const TfLiteRegistration decode =
-      MakeRegistration(DecodeInit, DecodeFree, DecodePrepare, DecodeEval);
-  add_custom(resolver, "LceQuantize", &quantize, 1);
-  add_custom(resolver, "LceDequantize", &dequantize, 1);
-  add_custom(resolver, "LceBconv2d", &bconv, 1);
-  add_custom(resolver, "LceBMaxPool2d", &bmaxpool, 1);
-  add_custom(resolver, "BitliteDecodeWeights", &decode, 1);
-  return 0;
-}
-
-__attribute__((visibility("default"))) long bitlite_decode_count() {
-  return bitlite::g_decode_count.load();
-}
-
-// Validates custom options the way prepare does (for tests and fuzzing).
-// op: 0 = LceBconv2d, 1 = LceBMaxPool2d, 2 = BitliteDecodeWeights. Writes the message (or "") to `err`.
-__attribute__((visibility("default"))) int bitlite_check_options(int op, const uint8_t* buffer,
-                                                                 size_t length, char* err,
-                                                                 size_t err_len) {
-  std::string e;
-  if (op == 0) {
-    bitlite::BConvOptions o;
-    e = bitlite::ParseBConvOptions(buffer, length, &o);
-  } else if (op == 1) {
-    bitlite::MaxPoolOptions o;
-    e = bitlite::ParseMaxPoolOptions(buffer, length, &o);
-  } else {
-    bitlite::DecodeOptions o;
-    e = bitlite::ParseDecodeOptions(buffer, length, &o);
-  }
-  if (err != nullptr && err_len > 0) std::snprintf(err, err_len, "%s", e.c_str());
-  return e.empty() ? 0 : 1;
-}
-
-}  // extern "C"

@@ -1,0 +1,347 @@
+"""bitlite's binary kernels against int8 and float on XNNPACK and LCE, from one run.
+
+    python -m benchmarks.kernels [--runs 30] [--models vgg8,lenet5] [--exports DIR]
+        [--aarch64] [--out benchmarks/results/kernels.md]
+
+For each network (the registered VGG-8, 32x32x3 128-128-256-256-512-512, and the default
+LeNet-5 BNN, both built here and converted untrained: speed does not depend on weight
+values): the binary export on bitlite's runtime with each kernel forced by
+``BITLITE_KERNEL`` (avx512, avx2, generic, reference; a kernel this CPU lacks is skipped
+and named; the export's float ops on tflite-runtime's builtin kernels, see NOTE), the int8 and float exports on LiteRT's interpreter (``ai_edge_litert``, whose
+default XNNPACK delegate runs int8 too: tflite-runtime 2.14's Python interpreter applies
+no XNNPACK to int8 graphs, so it is not used for int8), and the binary export on LCE's
+own interpreter (on x86 that is LCE's portable reference code, not a device speed), at 1
+and 2 threads. Every subject runs once per round, round after round, so they all share
+the machine's load; the cores are shared, so compare ratios within the table.
+
+Each bitlite kernel's output is compared with the reference kernel's (bit-exact). Then
+VGG-8's binary convolutions alone (the C++ layer bench), and with ``--aarch64`` guest
+instruction counts under qemu-aarch64 (whole nets, the convolutions alone, inner loops).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# This checkout's runtime (its kernels are what is measured), not an installed copy.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
+
+import numpy as np  # noqa: E402
+
+import pipeline  # noqa: E402, F401  (Keras 2 before TensorFlow)
+from benchmarks.table import cpu_name, write_table  # noqa: E402
+
+KERNELS = ("avx512", "avx2", "generic", "reference")
+THREADS = (1, 2)
+SLOW_MS = 50.0  # subjects slower than this get at most SLOW_RUNS samples
+SLOW_RUNS = 5
+NOTE = (
+    "The binary export's float ops (first convolution, pooling, multiply) run on "
+    "tflite-runtime 2.14's builtin kernels in the bitlite rows: its XNNPACK delegate's "
+    "threadpool spins at 2 threads (tens of ms per LeNet-5 invoke on a shared machine, "
+    "even with the serial reference kernel) and slows every subject timed after it; "
+    "one row shows bitlite with that XNNPACK at 1 thread.")
+
+
+class Subject:
+    """One engine on one export at one thread count: a callable invoke and its samples."""
+
+    def __init__(self, label: str, kind: str, threads: int, invoke, output) -> None:
+        self.label, self.kind, self.threads = label, kind, threads
+        self.invoke, self.output = invoke, output
+        self.times: list[float] = []
+        self.cap = 0
+
+    def median_ms(self) -> float:
+        return 1000 * float(np.median(self.times))
+
+
+def bitlite_subject(model: bytes, kernel: str, threads: int, x: np.ndarray,
+                    xnnpack: bool = False) -> Subject:
+    from bitlite_runtime import Interpreter
+
+    os.environ["BITLITE_KERNEL"] = kernel  # read at prepare
+    try:
+        it = Interpreter(model, num_threads=threads, xnnpack=xnnpack)
+    finally:
+        os.environ.pop("BITLITE_KERNEL", None)
+    result: dict = {}
+
+    def invoke() -> None:
+        result["y"] = it.invoke(x)
+
+    def output() -> np.ndarray:
+        y = result["y"]
+        y = next(iter(y.values())) if isinstance(y, dict) else y
+        return np.asarray(y[0] if isinstance(y, (list, tuple)) else y)
+
+    label = f"bitlite {kernel}" + (" + tflite-runtime XNNPACK for the float ops" if xnnpack
+                                   else "")
+    return Subject(label, "binary", threads, invoke, output)
+
+
+def litert_subject(model: bytes, kind: str, threads: int, x: np.ndarray) -> Subject:
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=model, num_threads=threads)
+    it.allocate_tensors()
+    detail = it.get_input_details()[0]
+    if detail["dtype"] == np.int8:
+        scale, zero = detail["quantization"]
+        xq = np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8)
+    else:
+        xq = x.astype(detail["dtype"])
+    it.set_tensor(detail["index"], xq)
+    delegated = any(op["op_name"] == "DELEGATE" for op in it._get_ops_details())
+    out = it.get_output_details()[0]["index"]
+    engine = "LiteRT + XNNPACK" if delegated else "LiteRT builtin kernels (no XNNPACK)"
+    return Subject(f"{kind} {engine}", kind, threads, it.invoke, lambda: it.get_tensor(out))
+
+
+def lce_subject(model: bytes, threads: int, x: np.ndarray) -> Subject:
+    from larq_compute_engine.tflite.python.interpreter import Interpreter
+
+    it = Interpreter(model, num_threads=threads)
+    result: dict = {}
+
+    def invoke() -> None:
+        result["y"] = it.predict(x)
+
+    return Subject("binary LCE interpreter (x86 reference kernels, not device speed)",
+                   "binary", threads, invoke, lambda: np.asarray(result["y"]))
+
+
+def available_kernels() -> tuple[list[str], list[str]]:
+    """The kernels this CPU runs, and those it lacks (the library reads the variable)."""
+    from bitlite_runtime import kernel_name
+
+    have, skipped = [], []
+    for k in KERNELS:
+        os.environ["BITLITE_KERNEL"] = k
+        try:
+            (have if kernel_name() == k else skipped).append(k)
+        finally:
+            os.environ.pop("BITLITE_KERNEL", None)
+    return have, skipped
+
+
+def build_subjects(name: str, exports: dict[str, Path], kernels: list[str]) -> list[Subject]:
+    models = {kind: path.read_bytes() for kind, path in exports.items()}
+    shape = (1, 28, 28, 1) if name == "lenet5" else (1, 32, 32, 3)
+    x = np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)
+    subjects = []
+    for threads in THREADS:
+        # The reference kernel (the oracle, serial) only at 1 thread.
+        subjects += [bitlite_subject(models["binary"], k, threads, x) for k in kernels
+                     if threads == 1 or k != "reference"]
+        if threads == 1:  # with its XNNPACK: 1 thread only (see NOTE)
+            subjects.append(bitlite_subject(models["binary"], kernels[0], 1, x, xnnpack=True))
+        subjects.append(litert_subject(models["int8"], "int8", threads, x))
+        subjects.append(litert_subject(models["float"], "float", threads, x))
+        subjects.append(lce_subject(models["binary"], threads, x))
+    return subjects
+
+
+def run(subjects: list[Subject], runs: int) -> None:
+    for s in subjects:  # warm up (first invokes pack weights, fault pages in) and size
+        for _ in range(3):
+            t = time.perf_counter()
+            s.invoke()
+            elapsed = 1000 * (time.perf_counter() - t)
+        s.cap = SLOW_RUNS if elapsed > SLOW_MS else runs
+    for r in range(runs):  # interleaved: one invoke of each subject per round
+        for s in subjects:
+            if r < s.cap:
+                t = time.perf_counter()
+                s.invoke()
+                s.times.append(time.perf_counter() - t)
+
+
+def parity(subjects: list[Subject]) -> dict[int, str]:
+    """Each bitlite kernel's output (any thread count) vs the reference kernel's."""
+    out = {}
+    for s in subjects:
+        if not s.label.startswith("bitlite "):
+            continue
+        if "XNNPACK" in s.label:  # its float layers round differently: other bits in
+            out[id(s)] = "— (other float kernels)"
+            continue
+        ref = next((r for r in subjects if r.label == "bitlite reference"), None)
+        if ref is None:
+            out[id(s)] = "no reference"
+        else:
+            same = np.array_equal(s.output(), ref.output())
+            out[id(s)] = "bit-exact" if same else "DIFFERS"
+    return out
+
+
+def layer_bench(runs: int, kernels: list[str], net: str) -> tuple[str, dict[str, float]]:
+    """The C++ layer bench (runtime/check/bconv_bench.cc): the net's binary convolutions
+    alone through RunBConv, every kernel at 1 and 2 threads, interleaved. Returns its
+    table and the total microseconds per "kernel/threads"."""
+    from bitlite_runtime import build
+
+    root = Path(__file__).resolve().parents[1] / "runtime"
+    with tempfile.TemporaryDirectory(prefix="bitlite-bconv-bench-") as tmp:
+        exe = Path(tmp) / "bconv_bench"
+        flags = [f for f in build.compile_flags("host")
+                 if f not in ("-shared", "-fPIC", "-fvisibility=hidden")]
+        srcs = [str(p) for p in build.sources() if p.name != "lce_ops.cc"]
+        subprocess.run([build.compiler_for("host"), *flags, str(root / "check" / "bconv_bench.cc"),
+                        *srcs, "-o", str(exe)], check=True, capture_output=True)
+        names = [k for k in kernels if k != "reference"]
+        out = subprocess.run([str(exe), str(runs), ",".join(names), "2", net], check=True,
+                             capture_output=True, text=True).stdout
+    header = out.splitlines()[0].split()[3:]  # "layer (median us)" then kernel/threads
+    total = next(line for line in out.splitlines() if line.startswith("total")).split()[1:]
+    totals = dict(zip(header, map(float, total), strict=True))
+    text = (f"{net}'s binary convolutions alone (C++ `runtime/check/bconv_bench.cc`, no "
+            "TFLite; pad_values=1 as the converter writes them), each kernel at 1 and 2 "
+            f"threads, interleaved round by round, median of {runs}:\n\n"
+            "```\n" + out + "```\n")
+    return text, totals
+
+
+def aarch64_section(exports_by_model: dict[str, dict[str, Path]]) -> str:
+    """Guest instructions on emulated AArch64 (qemu-user + the icount plugin): whole
+    nets (binary on bitlite's NEON kernels, float on tflite-runtime + XNNPACK), VGG-8's
+    binary convolutions alone, and the static inner loops."""
+    from bitlite_runtime import build
+
+    from benchmarks.runtime_neon_loop import TILES, inner_loop
+    from pipeline.bench.targets import icount, make_target
+    from pipeline.bench.targets.base import Settings
+    from pipeline.bench.targets.measure import measure
+    from tools.inspect import inspect
+
+    qemu = make_target("qemu-aarch64", progress=lambda m: print(m, file=sys.stderr))
+    lines = ["### AArch64 (qemu-aarch64, guest instructions per inference)", "",
+             "Exact and repeatable counts, not times: guest instructions between set-input "
+             "and read-output (the icount plugin), tflite-runtime 2.14 aarch64 wheel, "
+             "bitlite's library cross-built with this checkout's kernels.", "",
+             "| net | binary MACs | binary instructions | per binary MAC | float "
+             "instructions | binary / float | parity |", "|---|---:|---:|---:|---:|---:|---|"]
+    for name, exports in exports_by_model.items():
+        macs = inspect(exports["binary"].read_bytes())["macs"].get("binary", 0)
+        counts, ok = {}, []
+        for kind in ("binary", "float"):
+            print(f"{name} {kind}: qemu-aarch64", file=sys.stderr)
+            m = measure(exports[kind], qemu, Settings(runs=2, warmup=1))
+            counts[kind] = m.instructions_per_invoke
+            ok.append(f"{kind} {'ok' if m.parity and m.parity.get('ok') else 'FAIL'}")
+        lines.append(f"| {name} | {macs:,} | {counts['binary']:,.0f} | "
+                     f"{counts['binary'] / macs:.4f} | {counts['float']:,.0f} | "
+                     f"{counts['binary'] / counts['float']:.3f} | {', '.join(ok)} |")
+    # VGG-8's five binary convolutions alone: one round of the C++ layer bench.
+    root = Path(__file__).resolve().parents[1] / "runtime"
+    with tempfile.TemporaryDirectory(prefix="bitlite-a64-bench-") as tmp:
+        exe = Path(tmp) / "bconv_bench"
+        flags = [f for f in build.compile_flags("aarch64")
+                 if f not in ("-shared", "-fPIC", "-fvisibility=hidden")]
+        srcs = [str(p) for p in build.sources() if p.name != "lce_ops.cc"]
+        subprocess.run([build.compiler_for("aarch64"), *flags, "-static",
+                        str(root / "check" / "bconv_bench.cc"), *srcs, "-o", str(exe)],
+                       check=True, capture_output=True)
+        plugin, total = icount.build_plugin(), {}
+        for rounds in (1, 2):
+            out = Path(tmp) / f"count{rounds}.txt"
+            subprocess.run(["qemu-aarch64", "-plugin", f"{plugin},out={out}", str(exe),
+                            str(rounds), "neon", "1"], check=True, capture_output=True)
+            total[rounds] = int(out.read_text().split()[1])  # "total N"
+    vgg_macs = 32 * 32 * 128 * 1152 + 16 * 16 * 256 * (1152 + 2304) + 8 * 8 * 512 * (2304 + 4608)
+    layer = total[2] - total[1]
+    lines += ["", f"VGG-8's five binary 3x3 convolutions alone (`bconv_bench` at 1 thread, "
+              f"2 rounds minus 1 round): {layer:,} instructions for "
+              f"{vgg_macs:,} binary MACs = {layer / vgg_macs:.4f} per binary MAC.", "",
+              "| inner loop | source | tile (pixels x filters x steps) | instructions | "
+              "binary MACs | per binary MAC |", "|---|---|---|---:|---:|---:|"]
+    for arch, p, o, steps, source in TILES:
+        if arch != "aarch64":
+            continue
+        body = inner_loop(arch, source, p * o * steps)
+        lines.append(f"| {arch} | {source} | {p} x {o} x {steps} | {len(body)} | "
+                     f"{p * o * steps * 128} | {len(body) / (p * o * steps * 128):.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+def markdown(name: str, subjects: list[Subject], layers: str,
+             totals: dict[str, float]) -> str:
+    checks = parity(subjects)
+    int8 = {s.threads: s.median_ms() for s in subjects if s.kind == "int8"}
+    one = {s.label: s.median_ms() for s in subjects if s.threads == 1}
+    lines = [f"### {name}", "",
+             "| engine | threads | median ms | runs | int8-XNNPACK ms / this | "
+             "1-thread ms / this | output vs bitlite reference |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for s in subjects:
+        ms = s.median_ms()
+        speedup = f"{one[s.label] / ms:.2f}x" if s.threads > 1 and s.label in one else "—"
+        lines.append(f"| {s.label} | {s.threads} | {ms:.3f} | {len(s.times)} | "
+                     f"{int8[s.threads] / ms:.2f}x | {speedup} | {checks.get(id(s), '—')} |")
+    lines += ["", layers]
+    whole = next((s for s in subjects if s.threads == 1 and s.label.startswith("bitlite")), None)
+    kernel = next(iter(totals), None)
+    if whole is not None and kernel is not None and kernel.endswith("/1"):
+        conv_ms = totals[kernel] / 1000
+        lines.append(f"Outside the binary convolutions: {whole.label} at 1 thread takes "
+                     f"{whole.median_ms():.3f} ms per invoke, its binary convolutions alone "
+                     f"{conv_ms:.3f} ms ({kernel}): {whole.median_ms() - conv_ms:.3f} ms "
+                     f"({1 - conv_ms / whole.median_ms():.0%}) is the rest (Python invoke, "
+                     "TFLite, the float layers, pooling, LceQuantize).\n")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--models", default="vgg8,lenet5")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--aarch64", action="store_true",
+                        help="also count guest instructions under qemu-aarch64 (minutes)")
+    parser.add_argument("--exports", type=Path, default=None,
+                        help="use NAME_{binary,int8,float}.tflite from this folder instead "
+                             "of building them")
+    args = parser.parse_args()
+    from benchmarks.latency import build_exports
+
+    kernels, skipped = available_kernels()
+    sections, all_exports = [], {}
+    with tempfile.TemporaryDirectory(prefix="bitlite-kernels-") as tmp:
+        for name in args.models.split(","):
+            if args.exports:
+                exports = {k: args.exports / f"{name}_{k}.tflite"
+                           for k in ("binary", "int8", "float")}
+            else:
+                print(f"{name}: building exports", file=sys.stderr)
+                exports = build_exports(name, Path(tmp))
+            all_exports[name] = exports
+            subjects = build_subjects(name, exports, kernels)
+            print(f"{name}: timing {len(subjects)} subjects, {args.runs} rounds",
+                  file=sys.stderr)
+            run(subjects, args.runs)
+            print(f"{name}: layer bench", file=sys.stderr)
+            layers, totals = layer_bench(max(args.runs, 30), kernels, name)
+            sections.append(markdown(name, subjects, layers, totals))
+        if args.aarch64:
+            sections.append(aarch64_section(all_exports))
+    note = (f"Kernels skipped (this CPU lacks them): {', '.join(skipped)}.\n\n"
+            if skipped else "")
+    body = (
+        f"{cpu_name()}. Batch 1, random input, untrained weights. Median of interleaved "
+        f"invokes ({args.runs} rounds; subjects slower than {SLOW_MS:.0f} ms get "
+        f"{SLOW_RUNS}). Ratios > 1 mean faster than int8 on XNNPACK at the same thread "
+        "count. bitlite runs through its tflite-runtime 2.14 based Interpreter (the "
+        "kernel forced with BITLITE_KERNEL). " + NOTE + "\n\n"
+        + note + "\n".join(sections))
+    print(write_table(args.out, "Binary kernels vs int8 and float on XNNPACK", body)
+          if args.out else body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+#include "thread_pool.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace bitlite {
+namespace {
+
+constexpr int kMaxWorkers = 63;
+// Workers spin this long after a job before sleeping: consecutive layers of one
+// invoke then start without a futex wake-up.
+constexpr auto kSpin = std::chrono::microseconds(200);
+
+class Pool {
+ public:
+  // False when the pool is busy or cannot start workers: the caller runs serially.
+  bool Run(int threads, int n_tasks, TaskFn fn, void* ctx) {
+    std::unique_lock<std::mutex> busy(run_mu_, std::try_to_lock);
+    if (!busy.owns_lock()) return false;  // in use by another interpreter: run serially
+    const int want = threads - 1 < kMaxWorkers ? threads - 1 : kMaxWorkers;
+    if (!Grow(want)) return false;
+    unsigned long gen;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      fn_ = fn;
+      ctx_ = ctx;
+      n_tasks_ = n_tasks;
+      remaining_.store(n_tasks, std::memory_order_relaxed);
+      active_ = want;
+      gen = generation_.load(std::memory_order_relaxed) + 1;
+      claim_.store(static_cast<uint64_t>(gen & 0xffffffffu) << 32, std::memory_order_relaxed);
+      generation_.store(gen, std::memory_order_release);
+    }
+    cv_.notify_all();
+    Work(gen, fn, ctx, n_tasks);
+    // Wait for the others' tasks (the caller's own are done).
+    while (remaining_.load(std::memory_order_acquire) != 0) {
+      std::unique_lock<std::mutex> l(mu_);
+      done_cv_.wait_for(l, std::chrono::microseconds(50),
+                        [&] { return remaining_.load(std::memory_order_acquire) == 0; });
+    }
+    return true;
+  }
+
+ private:
+  bool Grow(int want) {
+    const pid_t pid = getpid();
+    if (pid != pid_) {  // forked child: the parent's workers do not exist here
+      workers_.clear();  // (their std::thread objects are leaked, not joined)
+      pid_ = pid;
+    }
+    try {
+      while (static_cast<int>(workers_.size()) < want) {
+        const int index = static_cast<int>(workers_.size());
+        workers_.push_back(new std::thread([this, index] { Loop(index); }));
+        workers_.back()->detach();
+      }
+    } catch (...) {  // std::system_error (no more threads) or bad_alloc
+      return false;
+    }
+    return true;
+  }
+
+  // Claims tasks of job `gen` only: the claim word carries the job's generation,
+  // so a worker that wakes late never takes a task of the next job with this
+  // job's function.
+  void Work(unsigned long gen, TaskFn fn, void* ctx, int n_tasks) {
+    const uint64_t tag = static_cast<uint64_t>(gen & 0xffffffffu) << 32;
+    uint64_t c = claim_.load(std::memory_order_acquire);
+    for (;;) {
+      if ((c & ~0xffffffffull) != tag) return;
+      const int t = static_cast<int>(c & 0xffffffffu);
+      if (t >= n_tasks) return;
+      if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel)) continue;
+      fn(ctx, t);
+      c = claim_.load(std::memory_order_acquire);
+      if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> l(mu_);
+        done_cv_.notify_all();
+      }
+    }
+  }
+
+  void Loop(int index) {
+    unsigned long seen = generation_.load(std::memory_order_acquire);
+    for (;;) {
+      const auto until = std::chrono::steady_clock::now() + kSpin;
+      while (generation_.load(std::memory_order_acquire) == seen &&
+             std::chrono::steady_clock::now() < until)
+        std::this_thread::yield();
+      TaskFn fn;
+      void* ctx;
+      int n_tasks;
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        cv_.wait(l, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+        seen = generation_.load(std::memory_order_acquire);
+        if (index >= active_) continue;  // not needed for this job
+        fn = fn_, ctx = ctx_, n_tasks = n_tasks_;
+      }
+      Work(seen, fn, ctx, n_tasks);
+    }
+  }
+
+  std::mutex run_mu_;
+  std::mutex mu_;
+  std::condition_variable cv_, done_cv_;
+  std::vector<std::thread*> workers_;
+  pid_t pid_ = getpid();
+  std::atomic<unsigned long> generation_{0};
+  TaskFn fn_ = nullptr;
+  void* ctx_ = nullptr;
+  int n_tasks_ = 0;
+  int active_ = 0;
+  std::atomic<uint64_t> claim_{0};  // generation << 32 | next task
+  std::atomic<int> remaining_{0};
+};
+
+Pool* GetPool() {
+  // Never destroyed: detached workers may still sleep in it at process exit.
+  static Pool* pool = new Pool;
+  return pool;
+}
+
+}  // namespace
+
+void ParallelFor(int threads, int n_tasks, TaskFn fn, void* ctx) {
+  if (threads > 1 && n_tasks > 1) {
+    Pool* pool = nullptr;
+    try {
+      pool = GetPool();
+    } catch (...) {  // bad_alloc creating it: run serially
+    }
+    if (pool != nullptr && pool->Run(threads, n_tasks, fn, ctx)) return;
+  }
+  for (int t = 0; t < n_tasks; ++t) fn(ctx, t);
+}
+
+}  // namespace bitlite

@@ -1,0 +1,20 @@
+// A persistent worker pool for the binary convolutions: created once per
+// process on first use (not per invoke), grown to the largest thread count
+// asked for. TFLite gives custom ops no pool of its own, and starting and
+// joining std::threads on every invoke costs more than a small layer.
+#ifndef BITLITE_THREAD_POOL_H_
+#define BITLITE_THREAD_POOL_H_
+
+namespace bitlite {
+
+using TaskFn = void (*)(void* ctx, int task);
+
+// Runs fn(ctx, 0 .. n_tasks-1), spread over the calling thread and up to
+// `threads - 1` pool workers; returns once all tasks are done. Never throws:
+// when workers cannot be started, or another thread is using the pool, the
+// caller runs every task itself (same result, one thread).
+void ParallelFor(int threads, int n_tasks, TaskFn fn, void* ctx);
+
+}  // namespace bitlite
+
+#endif  // BITLITE_THREAD_POOL_H_
