@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import platform
-import shlex
 import shutil
 import statistics
 import subprocess
@@ -32,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import table as results_table  # records the load at start
 from pipeline import runs
 
 RESULTS = Path(__file__).parent / "results" / "compare_executors.md"
@@ -51,13 +50,6 @@ test_samples = 500
 """
 ONE_THREAD = "[resources]\ncpus_per_cell = 1\n"
 GOAL_RATIO, GOAL_OVERHEAD_S = 0.6, 2.0
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def variants() -> list[tuple[str, str, list[str]]]:
@@ -129,38 +121,35 @@ def main() -> None:
     parser.add_argument("--table", type=Path, default=RESULTS)
     args = parser.parse_args()
     args.root.mkdir(parents=True, exist_ok=True)
-    load_before = os.getloadavg()[0]
     grid = GRID.format(samples=args.samples)
     results = []
     for i, (label, suffix, extra) in enumerate(variants()):
         print(f"running: {label}", file=sys.stderr)
         results.append((label, run_variant(args.root, i, grid + suffix, extra)))
-    load_after = os.getloadavg()[0]
     best = min(r["wall"] for _, r in results[2:]) / results[0][1]["wall"]
     worst_overhead = max(statistics.median(r["overheads"]) for _, r in results[2:])
-    contended = max(load_before, load_after) > (os.cpu_count() or 1)
-    text = "\n".join([
-        "# Comparison grid: sequential vs --jobs 2 vs Ray (issue 20)", "",
-        f"Command: `{shlex.join(['python', '-m', 'benchmarks.compare_executors', *sys.argv[1:]])}` "
-        "(each row is one "
-        "`python -m pipeline.compare --grid G --quiet [ARGS]`, timed whole, fresh `OUT`).", "",
-        f"Machine: {os.cpu_count()} cores ({cpu_name()}), load average {load_before:.1f} "
-        f"before, {load_after:.1f} after; Python {platform.python_version()}; "
-        f"{time.strftime('%Y-%m-%d %H:%M')}."
-        + (" **Contended: other jobs held the CPUs, so wall times are only roughly "
-           "comparable.**" if contended else ""), "",
+    # Other jobs' load before this script's own: above half the cores, a second worker
+    # has no free core to run on, and the speed-up cannot show.
+    contended = (os.cpu_count() or 1) / 2 < results_table.LOAD_AT_START
+    body = "\n".join([
         f"Grid: LeNet-5 and MLP-1024 × (float, BNN) + INQ 4-bit from each float cell "
         f"(6 cells), 1 epoch on {args.samples} MNIST images, INQ 4 steps × 1 epoch; "
-        "tested on 500 images; no export.", "",
+        "tested on 500 images; no export. Each row is one `python -m pipeline.compare "
+        "--grid G --quiet [ARGS]`, timed whole, into a fresh `OUT`."
+        + (" **Contended: other jobs held the cores when this started, so the parallel "
+           "rows had no free core to gain from.**" if contended else ""), "",
         table(results), "",
         f"Goal: parallel ≤ {GOAL_RATIO}× sequential — best {best:.2f}× "
         f"({'met' if best <= GOAL_RATIO else 'NOT met'}); overhead ≤ {GOAL_OVERHEAD_S:.0f} s "
         f"per cell (median) — worst {worst_overhead:.2f} s "
         f"({'met' if worst_overhead <= GOAL_OVERHEAD_S else 'NOT met'}). Overhead includes "
-        "each worker's start-up (process, TensorFlow import) on its first cell, hence the max.",
-        "", "Test accuracy per cell:", "", accuracy_table(results), "",
+        "each worker's start-up (process, imports) on its first cell, hence the max; a "
+        "worker's TensorFlow import falls inside its first cell's time.",
+        "", "Test accuracy per cell:", "", accuracy_table(results),
     ])  # fmt: skip
-    runs.write_text(args.table, text)
+    text = results_table.write_table(
+        args.table, "Comparison grid: sequential vs --jobs 2 vs Ray (issue 20)", body
+    )
     print(text)
 
 
