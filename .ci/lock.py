@@ -6,7 +6,9 @@ Run it in an environment where README.md's test command has just passed:
 
 It walks the requirements of ``bitlite[test]`` and ``bitlite-runtime`` (markers evaluated
 for this interpreter) through installed metadata, so the lock holds the whole closure and
-nothing that merely happens to be on this machine. ``tests/test_constraints.py`` fails when
+nothing that merely happens to be on this machine. Optional extras users install on top
+(``pip install -c constraints.txt -e ".[ray]"``) are locked the same way, so run it where
+they are installed too; pins of an extra nobody installed constrain nothing. ``tests/test_constraints.py`` fails when
 the installed closure and the lock disagree, which is what turns a dependency released
 upstream into a deliberate refresh instead of a red CI on main.
 """
@@ -22,6 +24,7 @@ from importlib import metadata
 from packaging.requirements import Requirement
 
 ROOTS = ("bitlite[test]", "bitlite-runtime")
+EXTRAS = ("bitlite[ray]",)  # optional: locked, checked only where installed
 OURS = {"bitlite", "bitlite-runtime"}
 HEADER = "# The pinned install of bitlite; regenerate with: python .ci/lock.py > constraints.txt"
 
@@ -51,6 +54,18 @@ def closure(roots: tuple[str, ...] = ROOTS) -> dict[str, str]:
     return found
 
 
+def installed_extras() -> tuple[str, ...]:
+    """The extras of EXTRAS whose requirements are installed here."""
+    found = []
+    for extra in EXTRAS:
+        try:
+            closure((extra,))
+        except metadata.PackageNotFoundError:
+            continue
+        found.append(extra)
+    return tuple(found)
+
+
 def render(pins: dict[str, str]) -> str:
     stamp = f"{datetime.date.today()} on Python {platform.python_version()} {platform.machine()}"
     lines = [HEADER, f"# generated {stamp}"]
@@ -59,4 +74,4 @@ def render(pins: dict[str, str]) -> str:
 
 
 if __name__ == "__main__":
-    sys.stdout.write(render(closure()))
+    sys.stdout.write(render(closure(ROOTS + EXTRAS)))  # an extra not installed: fails here

@@ -33,7 +33,8 @@ def pinned() -> dict[str, str]:
 
 def test_every_installed_dependency_is_pinned_at_its_installed_version():
     lock = _lock_module()
-    installed = {k: v for k, v in lock.closure().items() if k not in lock.OURS}
+    roots = lock.ROOTS + lock.installed_extras()  # e.g. bitlite[ray], where Ray is installed
+    installed = {k: v for k, v in lock.closure(roots).items() if k not in lock.OURS}
     pins = pinned()
     missing = sorted(set(installed) - set(pins))
     drifted = {k: (pins[k], v) for k, v in installed.items() if k in pins and pins[k] != v}

@@ -4,7 +4,9 @@ In: a grid TOML. Each cell is an ordinary run (trained by :mod:`pipeline.train`,
 tool from its float cell), exported and optionally benchmarked. Out: ``results.csv``,
 ``results.md``, ``accuracy_vs_bits.png`` and ``accuracy_vs_size.png``.
 
-- :mod:`~pipeline.compare.grid` — the grid file and running its cells
+- :mod:`~pipeline.compare.grid` — the grid file and running one cell
+- :mod:`~pipeline.compare.schedule` — running the grid: order, retries, resume, progress
+- :mod:`~pipeline.compare.executors` — where cells run: here, ``--jobs N``, ``--executor ray``
 - :mod:`~pipeline.compare.cli` — ``python -m pipeline.compare``
 - :mod:`~pipeline.compare.plots` — the two plots
 """

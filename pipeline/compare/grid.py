@@ -25,6 +25,10 @@ A grid file (TOML) names the axes and how to train::
     init = "float"                  # start from the float cell ("simple quantization")
     epochs = 2
 
+    [resources]                     # optional: what one cell takes
+    cpus_per_cell = 4               # its TensorFlow threads, on every executor; Ray: CPUs
+    gpus_per_cell = 1               # Ray: GPUs; fractions share one (0.5: two cells)
+
 Every (model, dataset) gets a float cell, whether or not ``[methods]`` lists ``float``: it
 is the baseline of the accuracy deltas and the starting point of tool methods. A method
 from the registry (:mod:`pipeline.methods`) is trained by :func:`pipeline.train.train`;
@@ -35,6 +39,8 @@ error names the cell it comes from.
 
 Running is resumable: a cell whose ``result.json`` exists is not trained again, a cell
 with a checkpoint continues from it, and export and bench results are kept in the run.
+:func:`run_cell` runs one cell; :mod:`pipeline.compare.schedule` runs the grid's cells
+on an executor (in this process, ``--jobs N`` processes, or Ray tasks).
 """
 
 from __future__ import annotations
@@ -73,7 +79,9 @@ KEYS = {
     "quantize",
     "export",
     "bench",
+    "resources",
 }
+RESOURCES = {"cpus_per_cell", "gpus_per_cell"}
 
 
 class GridError(UsageError):
@@ -112,6 +120,15 @@ class MethodSpec:
     args: tuple[str, ...] = ()  # extra command-line arguments for a tool method
 
 
+@dataclass(frozen=True)
+class Resources:
+    """What one cell occupies on a worker: CPU cores (its TensorFlow threads; None: not
+    set, see :func:`pipeline.compare.executors.threads_per_cell`) and GPUs."""
+
+    cpus: float | None = None
+    gpus: float = 0.0
+
+
 @dataclass
 class Grid:
     path: Path
@@ -125,6 +142,7 @@ class Grid:
     options: dict[str, Any] = field(default_factory=dict)  # every trained cell's method
     export: bool = True
     bench: str | None = None
+    resources: Resources = field(default_factory=Resources)
 
     def cells(self) -> list[Cell]:
         """Float baselines first for each (dataset, model), then the listed methods."""
@@ -144,6 +162,22 @@ class Grid:
 
     def baseline(self, cell: Cell) -> Cell:
         return Cell(cell.model, FLOAT, FLOAT_BITS, cell.dataset)
+
+    def source(self, cell: Cell) -> Cell | None:
+        """The cell whose finished run ``cell`` starts from: its float cell for a tool, or
+        for a trained cell when ``[quantize] init = "float"``; None when it starts fresh."""
+        if cell.is_float:
+            return None
+        if cell.tool or self.quantize.get("init") == FLOAT:
+            return self.baseline(cell)
+        return None
+
+    def is_complete(self, cell: Cell) -> bool:
+        """Trained, and exported and benchmarked if the grid asks: nothing left to run."""
+        run = self.run_dir(cell)
+        return (run.has_result()
+                and (not self.export or run.file(runs.EXPORT_REPORT).exists())
+                and (not self.bench or run.file(BENCH_FILE).exists()))  # fmt: skip
 
     def train_config(self, cell: Cell):
         """The :class:`TrainConfig` of a trained (non-tool) cell."""
@@ -206,7 +240,25 @@ def parse_grid(raw: dict[str, Any], path: Path) -> Grid:
         options=dict(raw.get("options", {})),
         export=raw.get("export", True),
         bench=raw.get("bench"),
+        resources=_resources(raw.get("resources", {}), fail),
     )
+
+
+def _resources(value: Any, fail: Callable[[str], GridError]) -> Resources:
+    if not isinstance(value, dict):
+        raise fail("[resources] must be a table: cpus_per_cell = 4, gpus_per_cell = 1")
+    extra = sorted(set(value) - RESOURCES)
+    if extra:
+        raise fail(f"[resources] has unknown key(s) {', '.join(extra)} "
+                   f"({', '.join(sorted(RESOURCES))})")  # fmt: skip
+    for key, least in (("cpus_per_cell", "> 0"), ("gpus_per_cell", ">= 0")):
+        v = value.get(key, 1)
+        if (isinstance(v, bool) or not isinstance(v, int | float)
+                or not (v > 0 if least == "> 0" else v >= 0)):  # fmt: skip
+            raise fail(f"[resources] {key} must be a number {least}, not {v!r}")
+    cpus = value.get("cpus_per_cell")
+    return Resources(cpus=None if cpus is None else float(cpus),
+                     gpus=float(value.get("gpus_per_cell", 0)))  # fmt: skip
 
 
 # The top-level keys whose TOML type is fixed (the rest are checked above or per cell).
@@ -327,19 +379,6 @@ def method_options(cell: Cell, spec: MethodSpec | None,
 # -- running -----------------------------------------------------------------------------
 
 
-def run_grid(grid: Grid, progress: bool = True, log: Callable[[str], None] = print) -> list[dict]:
-    """Run every unfinished cell in order, rewriting results.csv after each one."""
-    rows: list[dict[str, Any]] = []
-    cells = grid.cells()
-    for i, cell in enumerate(cells, 1):
-        run = grid.run_dir(cell)
-        log(f"[{i}/{len(cells)}] {cell.name}")
-        run_cell(grid, cell, run, progress, log)
-        rows.append(result_row(grid, cell, run))
-        write_csv(grid.out / RESULTS_CSV, rows)
-    return rows
-
-
 def finished_rows(grid: Grid) -> list[dict[str, Any]]:
     """The result rows of the cells finished so far (and whose float baseline is)."""
     done = [c for c in grid.cells() if grid.run_dir(c).has_result()]
@@ -377,10 +416,25 @@ def run_tool(grid: Grid, cell: Cell, run: runs.Run, progress: bool) -> None:
         command.append("--resume")
     if not progress:
         command.append("--quiet")
-    proc = subprocess.run(command, stderr=subprocess.PIPE, text=True)
+    # Quiet (and in every parallel worker): the tool's step lines would interleave.
+    stdout = None if progress else subprocess.DEVNULL
+    proc = subprocess.run(command, stdout=stdout, stderr=subprocess.PIPE, text=True,
+                          preexec_fn=_die_with_parent)  # fmt: skip
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines() or ["(no message)"]
         raise BitliteError(f"{cell}: {cell.tool} failed: {lines[-1]}")
+
+
+def _die_with_parent() -> None:
+    """In the tool's process, before it runs: on Linux, be killed with the worker that
+    started it. Otherwise a cancelled or killed worker (Ctrl-C, OOM, Ray) leaves the tool
+    training on, and the retry would be a second writer in the same cell directory."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def export(run: runs.Run, log: Callable[[str], None]) -> None:
@@ -456,9 +510,12 @@ def _size(value: Any) -> str:
     return f"{kib / 1024:.2f} MiB" if kib >= 1024 else f"{kib:.1f} KiB"
 
 
-def results_markdown(grid: Grid, rows: list[dict[str, Any]], command: str) -> str:
+def results_markdown(grid: Grid, rows: list[dict[str, Any]], command: str,
+                     failed: dict[str, str] | None = None) -> str:  # fmt: skip
     """One table per (dataset, model), laid out like seed 004 tables 7–10: each method's
-    weight bits and accuracy, the change from the float cell, size and latency."""
+    weight bits and accuracy, the change from the float cell, size and latency; then the
+    cells that failed (``failed``: cell name -> error), so a partial grid says what is
+    missing and why."""
     lines = [f"# {grid.name}", "", f"Produced by `{command}` from `{grid.path}`.", ""]
     latency = any(r["latency_ms"] not in ("", None) for r in rows)
     for key in dict.fromkeys((r["dataset"], r["model"]) for r in rows):
@@ -476,5 +533,12 @@ def results_markdown(grid: Grid, rows: list[dict[str, Any]], command: str) -> st
                 ms = r["latency_ms"]
                 cells.append("—" if ms in ("", None) else f"{float(ms):.2f} ({r['bench_target']})")
             lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    if failed:
+        lines += ["## Failed cells", "", "Rerun the same command to retry them.", "",
+                  "| Cell | Error |", "|---|---|"]  # fmt: skip
+        for name, error in failed.items():
+            one_line = " ".join(error.split()).replace("|", "\\|")
+            lines.append(f"| {name} | {one_line} |")
         lines.append("")
     return "\n".join(lines)

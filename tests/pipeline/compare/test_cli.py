@@ -3,8 +3,12 @@ retraining finished cells, writes results.csv, results.md and the plots, and exp
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
+import pipeline
 import pipeline.train.trainer
 from pipeline import cli, runs
 from pipeline.compare.cli import BITS_PNG, RESULTS_MD, SIZE_PNG, main
@@ -42,7 +46,7 @@ def assert_plot(path) -> None:
     assert len(colours) > 8  # more than a flat fill or a frame
 
 
-class Interrupted(Exception):
+class Interrupted(KeyboardInterrupt):  # Ctrl-C: a failing cell no longer stops the grid
     pass
 
 
@@ -161,6 +165,31 @@ def test_export_added_later_converts_finished_cells_without_retraining(
     assert "| .tflite |" in (out / RESULTS_MD).read_text()
     assert resumed["grid_file"].read_text() == GRID  # the shared grid file is untouched
     assert not (resumed["out"] / SIZE_PNG).exists()
+
+
+def test_jobs_2_runs_the_same_cells_to_the_same_results(resumed, tmp_path):
+    """Two worker processes, each cell once, trained as configured. Accuracies match the
+    in-process run's only roughly here: each worker has half the cores, so TensorFlow sums
+    in another order (test_ray.py fixes the threads and compares exactly)."""
+    grid_file, out = tmp_path / "grid.toml", tmp_path / "jobs2"
+    grid_file.write_text(GRID)  # not resumed's file: another test edits that one
+    assert main(["--grid", str(grid_file), "--out", str(out), "--quiet", "--jobs", "2"]) == 0
+    grid, sequential = load_grid(grid_file, out=out), resumed["grid"]
+    pids = set()
+    for cell in grid.cells():
+        worker = runs.read_json(grid.run_dir(cell).file("worker.json"))
+        assert worker["attempt"] == 1
+        assert worker["bitlite"] == str(Path(pipeline.__file__).parent)  # this checkout's code
+        pids.add(worker["pid"])
+        run, reference = grid.run_dir(cell), sequential.run_dir(cell)
+        assert run.config()["train"] == {**reference.config()["train"]}
+        assert run.result()["test_accuracy"] == pytest.approx(
+            reference.result()["test_accuracy"], abs=0.05)  # fmt: skip
+    assert len(pids) == 2 and os.getpid() not in pids  # two workers, not this process
+    rows = read_csv(out / RESULTS_CSV)
+    assert [(r["model"], r["method"]) for r in rows] == [
+        ("lenet5", "float"), ("lenet5", "bnn"), ("mlp1024", "float"), ("mlp1024", "bnn")]  # fmt: skip
+    assert "--jobs 2" in (out / RESULTS_MD).read_text()
 
 
 def test_cli_check_lists_cells_and_errors_are_one_line(tmp_path, capsys):
