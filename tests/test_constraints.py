@@ -57,3 +57,12 @@ def test_readme_ci_and_docker_install_through_the_lock():
     assert len(quick) == 2 and all("-c constraints.txt" in c for c in quick), quick
     assert "-c constraints.txt" in (ROOT / ".ci" / "run").read_text()
     assert "-c constraints.txt" in (ROOT / "Dockerfile").read_text()
+
+
+def test_locked_pyarrow_imports_with_the_locked_numpy():
+    """pyarrow 26 (pulled in by tfds) refuses numpy 1.x at import, which broke every Ray
+    task; the lock must hold a pair that imports together."""
+    import numpy
+    import pyarrow
+
+    assert numpy.__version__ == pinned()["numpy"] and pyarrow.__version__ == pinned()["pyarrow"]
