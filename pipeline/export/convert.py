@@ -70,21 +70,35 @@ def convert(
     model = _loaded(model)
     failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bitlite-trace-") as tmp:
+        traced: dict[str, tuple[Path, list[dict[str, Any]]]] = {}
+
+        def graph(how: str) -> tuple[Path, list[dict[str, Any]]]:
+            """Each variant traced once: the baselines and the fallback share one graph."""
+            key = variant(how)
+            if key not in traced:
+                traced[key] = trace(model, how, Path(tmp) / key, pixel_scale)
+            return traced[key]
+
+        extra: list[Task] = []
+        for b in baselines:
+            try:
+                extra.append((b, b, graph(b)[0]))
+            except Exception as err:  # the main model may still trace and convert
+                failures.append(f"baseline {b}: tracing the model failed: {_one_line(err)}")
         for i, strategy in enumerate(strategies):
             try:
-                graph, layers = trace(model, strategy, Path(tmp) / strategy, pixel_scale)
-                extra = [(b, b, trace(model, b, Path(tmp) / b)[0]) for b in baselines] if i == 0 else []
+                main, layers = graph(strategy)
             except Exception as err:  # the user's model failed to trace: try the next way
                 failures.append(f"{strategy}: tracing the model failed: {_one_line(err)}")
                 continue
-            done, error = _run_child([[("model", strategy, graph), *extra]], representative)
+            tasks = [("model", strategy, main), *(extra if i == 0 else [])]
+            done, error = _run_child([tasks], representative)
             if "model" not in done[0]:
                 failures.append(f"{strategy}: {error}")
                 continue
-            missing = [b for b in baselines if b not in done[0]]
-            failures += [f"baseline {b}: {error}" for b in missing] if i == 0 else []
-            main_bytes = done[0].pop("model")
-            return Conversion(main_bytes, strategy, layers, failures, done[0])
+            missing = [name for name, _, _ in tasks[1:] if name not in done[0]]
+            failures += [f"baseline {b}: {error}" for b in missing]
+            return Conversion(done[0].pop("model"), strategy, layers, failures, done[0])
     raise ConversionError("; ".join(failures) + " — nothing was written")
 
 
@@ -106,6 +120,12 @@ def convert_many(
     return out
 
 
+def variant(how: str) -> str:
+    """Which model a conversion reads: the float reference for TFLite's converter and the
+    baselines, else the one its name says (rewritten, or as trained)."""
+    return "float" if how in ("tflite", *BASELINES) else how
+
+
 def trace(
     model: Any, how: str, out: Path, pixel_scale: float | None = None
 ) -> tuple[Path, list[dict[str, Any]]]:
@@ -114,10 +134,10 @@ def trace(
     from pipeline.export.keras_rewrite import float_reference, prepare_for_lce
 
     layers: list[dict[str, Any]] = []
-    if how == "lce+rewrite":
+    if variant(how) == "lce+rewrite":
         model, plans = prepare_for_lce(model, pixel_scale)
         layers = [p.to_dict() for p in plans]
-    elif how in ("tflite", *BASELINES):
+    elif variant(how) == "float":
         model = float_reference(model)
     elif how != "lce":
         raise ValueError(f"unknown conversion {how}")

@@ -552,11 +552,6 @@ def _plane_rewrite(
     return new, [planes.scales, planes.offsets, folded.astype(np.float32), kernel]
 
 
-def pixels_are_centered() -> bool:
-    """True when bitlite's one preprocessing is centered (see :func:`centered_pixel_scale`)."""
-    return centered_pixel_scale(PIXEL_SCALE, PIXEL_OFFSET) is not None
-
-
 def fed_by_image(layer: Any, network: Any = None) -> bool:
     """True when ``layer``'s input in ``network`` is the network's input, only flattened or
     reshaped.

@@ -138,7 +138,7 @@ def test_binary_dense_on_the_image_is_computed_on_its_bit_planes():
 def test_bit_planes_only_for_linear_layers_reading_the_image():
     from pipeline.layers.xnor import XnorDense
 
-    assert er.pixels_are_centered()  # the identity needs (p - 127.5)·scale
+    assert er.run_pixel_scale() is not None  # the identity needs (p - 127.5)·scale
     _, plans = er.prepare_for_lce(_image_mlp(XnorDense, use_bias=False), er.run_pixel_scale())
     assert plans[0].action == "baked"  # β depends on the input: not linear in the planes
     x = inputs = tf.keras.Input((784,))
