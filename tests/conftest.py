@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -88,3 +91,28 @@ def _tiny_classifier(method, inputs, num_classes: int = 4, width: int = 32):
 def tiny_classifier():
     """``tiny_classifier(method, inputs, num_classes=4, width=32)`` -> output tensor."""
     return _tiny_classifier
+
+
+# Prepended to a script: importing TensorFlow or larq fails outright, as on a Raspberry Pi
+# or in an app's CI that has only numpy, flatbuffers and a TFLite runtime.
+_BLOCK_TENSORFLOW = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"tensorflow", "larq", "larq_compute_engine", "tf_keras", "keras"}:
+            raise ImportError(f"{name} is made unimportable by this test")
+sys.meta_path.insert(0, Block())
+"""
+
+
+@pytest.fixture
+def without_tensorflow() -> Callable[..., subprocess.CompletedProcess]:
+    """Run ``script`` (with ``args`` as sys.argv[1:]) in a fresh Python from the repository
+    root where TensorFlow and larq cannot be imported."""
+    root = Path(__file__).resolve().parent.parent
+
+    def run(script: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", _BLOCK_TENSORFLOW + script, *args], cwd=root,
+                              capture_output=True, text=True, timeout=timeout)  # fmt: skip
+
+    return run

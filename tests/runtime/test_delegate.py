@@ -4,8 +4,6 @@ and on models it has nothing to do for."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import bitlite_runtime
@@ -140,15 +138,9 @@ def test_interpreter_reports_its_host(host, single_input):
     assert Interpreter(model, host=host).host == host
 
 
-# A Python where TensorFlow and larq cannot be imported at all, as on a Raspberry Pi with
-# only numpy and LiteRT: bitlite_runtime must load the model and run it there.
-_WITHOUT_TF = """
-import importlib.abc, sys
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"tensorflow", "larq", "larq_compute_engine", "tf_keras", "keras"}:
-            raise ImportError(f"{name} is made unimportable by this test")
-sys.meta_path.insert(0, Block())
+# Run with TensorFlow and larq unimportable, as on a Raspberry Pi with only numpy and
+# LiteRT: bitlite_runtime must load the model and run it there.
+_RUN_MODEL = """
 sys.path.insert(0, sys.argv[1])
 import numpy as np, bitlite_runtime
 it = bitlite_runtime.Interpreter(open(sys.argv[2], "rb").read(), host="litert")
@@ -157,7 +149,7 @@ print(bitlite_runtime.backend("litert"))
 """
 
 
-def test_runs_without_tensorflow_or_larq(tmp_path):
+def test_runs_without_tensorflow_or_larq(tmp_path, without_tensorflow):
     pytest.importorskip("ai_edge_litert")
     model, x = single_input_model(), np.random.default_rng(0).normal(size=(1, 9, 9, 40))
     (tmp_path / "m.tflite").write_bytes(model)
@@ -165,8 +157,7 @@ def test_runs_without_tensorflow_or_larq(tmp_path):
     package = Path(bitlite_runtime.__file__).resolve().parents[1]
     args = [str(package), str(tmp_path / "m.tflite"), str(tmp_path / "y.npy"),
             str(tmp_path / "x.npy")]  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", _WITHOUT_TF, *args], capture_output=True,
-                         text=True, timeout=300)  # fmt: skip
+    out = without_tensorflow(_RUN_MODEL, *args)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "litert"
     want = bitlite_runtime.Interpreter(model, host="litert").predict(x.astype(np.float32))

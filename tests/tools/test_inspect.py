@@ -228,32 +228,15 @@ def test_packed_weights_count_their_bits_and_need_bitlite_runtime():
     assert info["macs"] == {"binary": 0, "int8": 0, "float": 10240 + 30}
 
 
-# Runs a module's CLI in a Python where importing TensorFlow or larq fails outright, as on a
-# Raspberry Pi or in an app's CI that only has the flatbuffers schema.
-_WITHOUT_TF = """
-import importlib.abc, runpy, sys
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"tensorflow", "larq", "larq_compute_engine", "tf_keras", "keras"}:
-            raise ImportError(f"{name} is made unimportable by this test")
-sys.meta_path.insert(0, Block())
-sys.argv = sys.argv[1:]
-runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
-"""
-
-
-def test_inspect_runs_without_tensorflow_or_larq(tmp_path):
+def test_inspect_runs_without_tensorflow_or_larq(tmp_path, without_tensorflow):
     path = tmp_path / "m.tflite"
     path.write_bytes(known_model())
-    root = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, "-c", _WITHOUT_TF, "tools.inspect", "--json", str(path)],
-                         cwd=root, capture_output=True, text=True, timeout=120)  # fmt: skip
+    cli = "import runpy; runpy.run_module('tools.inspect', run_name='__main__', alter_sys=True)"
+    out = without_tensorflow(cli, "--json", str(path), timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["ops"]["LceBconv2d"] == 1
     # the blocker really blocks: the same Python cannot import TensorFlow
-    probe = _WITHOUT_TF.replace("runpy.run_module(sys.argv[0], run_name=\"__main__\", alter_sys=True)",
-                                "import tensorflow")  # fmt: skip
-    blocked = subprocess.run([sys.executable, "-c", probe, "x"], capture_output=True, text=True)
+    blocked = without_tensorflow("import tensorflow")
     assert blocked.returncode != 0 and "made unimportable" in blocked.stderr
 
 
