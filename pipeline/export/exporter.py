@@ -367,7 +367,7 @@ def export_model(
         "labels": list(class_names) if class_names else None,
         "output": "the model's own output (logits or probabilities)",
     }
-    pixel_scale = _pixel_scale(meta["normalization"]) if normalization else None
+    pixel_scale = _pixel_scale(meta["normalization"])
     options = ExportOptions(baselines, names, False, pack, progress)
     return _export(model, Path(out), model.name, ev, meta, pixel_scale, options)
 
@@ -791,6 +791,8 @@ def _main_foreign(args: argparse.Namespace) -> int:
     from pipeline.serialization import load_foreign_model
 
     model = _with_input_shape(load_foreign_model(args.keras), shape)
+    if names is not None and len(names) != int(model.output_shape[-1]):
+        raise UsageError(f"--labels has {len(names)} names for {model.output_shape[-1]} outputs")
     norm = (args.input_scale, args.input_offset) if args.input_scale is not None else None
     inputs = _random_inputs(tuple(model.input_shape[1:]), norm, args.samples)
     report = export_model(
@@ -798,14 +800,8 @@ def _main_foreign(args: argparse.Namespace) -> int:
         baselines=("float", "int8") if args.baselines else (), interpreter=args.interpreter,
         pack=args.pack_weights, progress=not args.quiet,
     )  # fmt: skip
-    if names is not None and report["ops"] and len(names) != _classes(model):
-        print(f"warning: {len(names)} labels for {_classes(model)} outputs")
     print(summary(args.out, report))
     return 0
-
-
-def _classes(model: Any) -> int:
-    return int(model.output_shape[-1])
 
 
 def _read_labels(path: Path) -> list[str]:

@@ -65,10 +65,13 @@ def test_input_grid_decides_the_bit_planes_and_parity_holds(tmp_path, normalizat
         (["--keras", "{tmp}/unknown.keras", "--out", "{tmp}/o"], "give --input-shape"),
         (["--keras", "{tmp}/unknown.keras", "--out", "{tmp}/o", "--input-shape", "3,x"],
          "expected H,W,C"),
+        (["--keras", "{tmp}/unknown.keras", "--out", "{tmp}/o", "--input-shape", "8,8,3",
+          "--labels", "{tmp}/two.txt"], "2 names for 3 outputs"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, args, message):
     (tmp_path / "junk.keras").write_bytes(b"not a zip")
+    (tmp_path / "two.txt").write_text("cat\ndog\n")
     x = tf.keras.Input((None, None, 3))
     unknown = tf.keras.Model(x, tf.keras.layers.GlobalAveragePooling2D()(x))
     unknown.save(tmp_path / "unknown.keras")
