@@ -317,3 +317,21 @@ def kernel_params() -> list:
     return [pytest.param(k, marks=() if k in found else
                          pytest.mark.skip(reason=f"kernel {k}: not in this build or CPU"))
             for k in bitlite_runtime.KERNELS]
+
+
+# Runs in another Python (an emulated Arm sysroot, another version): each model file on its
+# inputs, one image at a time, outputs saved to argv[1]. Needs only numpy and bitlite_runtime.
+GUEST_SCRIPT = """
+import sys
+import numpy as np
+from bitlite_runtime import Interpreter
+results = {}
+for k, (model, inputs) in enumerate(zip(sys.argv[2::2], sys.argv[3::2])):
+    data = np.load(inputs)
+    xs = [data[f"arr_{i}"] for i in range(len(data.files))]
+    it = Interpreter(open(model, "rb").read(), num_threads=2)
+    per = [it.invoke([x[i : i + 1] for x in xs]) for i in range(xs[0].shape[0])]
+    for j, outs in enumerate(zip(*per)):
+        results[f"{k}_{j}"] = np.concatenate(outs)
+np.savez(sys.argv[1], **results)
+"""

@@ -16,23 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from runtime_models import compare
+from runtime_models import GUEST_SCRIPT, compare
 
 PYTHONS = [p for p in os.environ.get("BITLITE_TEST_PYTHONS", "").split(os.pathsep) if p]
-GUEST_SCRIPT = """
-import json, sys
-import numpy as np
+VERSIONS_SCRIPT = GUEST_SCRIPT + """
+import json
 import bitlite_runtime
-from bitlite_runtime import Interpreter
-results = {}
-for k, (model, inputs) in enumerate(zip(sys.argv[2::2], sys.argv[3::2])):
-    data = np.load(inputs)
-    xs = [data[f"arr_{i}"] for i in range(len(data.files))]
-    it = Interpreter(open(model, "rb").read(), num_threads=2)
-    per = [it.invoke([x[i : i + 1] for x in xs]) for i in range(xs[0].shape[0])]
-    for j, outs in enumerate(zip(*per)):
-        results[f"{k}_{j}"] = np.concatenate(outs)
-np.savez(sys.argv[1], **results)
 print(json.dumps({"python": sys.version.split()[0], "numpy": np.__version__,
                   "host": bitlite_runtime.backend(), "library": str(bitlite_runtime.library_path())}))
 """
@@ -50,7 +39,7 @@ def test_matrix_in_another_python_matches_lce(python, main_case, int8_case, tmp_
         args += [str(model), str(inputs)]
     out = tmp_path / "y.npz"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "BITLITE_"))}
-    proc = subprocess.run([python, "-c", GUEST_SCRIPT, str(out), *args], env=env,
+    proc = subprocess.run([python, "-c", VERSIONS_SCRIPT, str(out), *args], env=env,
                           capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     info = json.loads(proc.stdout.strip().splitlines()[-1])

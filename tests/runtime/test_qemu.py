@@ -17,24 +17,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from bitlite_runtime import build
-from runtime_models import compare
+from runtime_models import GUEST_SCRIPT, compare
 
 RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
 QEMU = {"aarch64": "qemu-aarch64", "armhf": "qemu-arm"}
-GUEST_SCRIPT = """
-import sys
-import numpy as np
-from bitlite_runtime import Interpreter
-results = {}
-for k, (model, inputs) in enumerate(zip(sys.argv[2::2], sys.argv[3::2])):
-    data = np.load(inputs)
-    xs = [data[f"arr_{i}"] for i in range(len(data.files))]
-    it = Interpreter(open(model, "rb").read(), num_threads=2)
-    per = [it.invoke([x[i : i + 1] for x in xs]) for i in range(xs[0].shape[0])]
-    for j, outs in enumerate(zip(*per)):
-        results[f"{k}_{j}"] = np.concatenate(outs)
-np.savez(sys.argv[1], **results)
-"""
 
 
 def _sysroot(arch: str) -> Path:
