@@ -32,6 +32,7 @@ from typing import Any
 
 from benchmarks import table as results_table  # records the load at start
 from pipeline import runs
+from pipeline.compare.grid import load_grid
 
 RESULTS = Path(__file__).parent / "results" / "compare_executors.md"
 GRID = """
@@ -77,8 +78,22 @@ def run_variant(root: Path, index: int, grid_text: str, extra: list[str]) -> dic
     schedule = runs.read_json(out / "schedule.json")
     accuracies = {name: runs.read_json(out / "cells" / name / "result.json")["test_accuracy"]
                   for name in sorted(schedule["cells"])}  # fmt: skip
+    durations = {name: c["ended"] - c["started"] for name, c in schedule["cells"].items()}
     return {"wall": wall, "accuracies": accuracies, "overheads": overheads(schedule),
-            "retries": sum(c["attempts"] - 1 for c in schedule["cells"].values())}  # fmt: skip
+            "retries": sum(c["attempts"] - 1 for c in schedule["cells"].values()),
+            "durations": durations, "grid": grid_file}  # fmt: skip
+
+
+def two_worker_bound(one_thread: dict[str, Any]) -> float:
+    """The least wall time two 1-thread workers could need for the cells of a 1-thread
+    sequential run: half its wall time (the same work split evenly, nothing added), or
+    the longest chain of cells that must run one after another (a float cell, then the
+    tool cell that starts from it), whichever is longer."""
+    grid = load_grid(one_thread["grid"], out=one_thread["grid"].parent / "unused")
+    d = one_thread["durations"]
+    chains = [d[c.name] + (d[src.name] if (src := grid.source(c)) else 0.0)
+              for c in grid.cells()]  # fmt: skip
+    return max(one_thread["wall"] / 2, max(chains))
 
 
 def overheads(schedule: dict[str, Any]) -> list[float]:
@@ -127,6 +142,7 @@ def main() -> None:
         print(f"running: {label}", file=sys.stderr)
         results.append((label, run_variant(args.root, i, grid + suffix, extra)))
     best = min(r["wall"] for _, r in results[2:]) / results[0][1]["wall"]
+    bound = two_worker_bound(results[1][1]) / results[0][1]["wall"]
     worst_overhead = max(statistics.median(r["overheads"]) for _, r in results[2:])
     # Other jobs' load before this script's own: above half the cores, a second worker
     # has no free core to run on, and the speed-up cannot show.
@@ -145,6 +161,13 @@ def main() -> None:
         f"({'met' if worst_overhead <= GOAL_OVERHEAD_S else 'NOT met'}). Overhead includes "
         "each worker's start-up (process, imports) on its first cell, hence the max; a "
         "worker's TensorFlow import falls inside its first cell's time.",
+        "",
+        f"Bound: two 1-thread workers cannot beat {bound:.2f}× here — half the 1-thread "
+        "sequential time or the longest float → tool chain, whichever is longer (from the "
+        "second row's cells). The sequential baseline's TensorFlow already uses both cores, "
+        "so a goal near that bound leaves nothing for each worker's own TensorFlow import "
+        "(a tool cell also imports it again in its subprocess) or for two cells sharing "
+        "the memory bus.",
         "", "Test accuracy per cell:", "", accuracy_table(results),
     ])  # fmt: skip
     text = results_table.write_table(

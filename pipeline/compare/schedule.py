@@ -178,12 +178,22 @@ class Schedule:
         return {"executor": self.executor.name, "threads_per_cell": self.threads,
                 "kept": o.kept, "cells": cells}  # fmt: skip
 
+    def urgency(self, cell: Cell) -> tuple[int, int]:
+        """Sort key, most urgent first: cells others start from (their dependents wait),
+        then tool cells (several training steps: the longest), then the rest — longest
+        first keeps every worker busy until the end instead of leaving one long cell last."""
+        dependents = sum(1 for c in self.waiting if self.grid.source(c) == cell)
+        return (-dependents, 0 if cell.tool else 1)
+
     def ready(self, cell: Cell) -> bool:
         source = self.grid.source(cell)
         return source is None or source.name in self.done
 
     def submit_ready(self) -> None:
-        for cell in [c for c in self.waiting if self.ready(c)]:
+        ready = [c for c in self.waiting if self.ready(c)]
+        if self.executor.slots > 1:  # one slot: the grid's own order (the total is the same)
+            ready.sort(key=self.urgency)
+        for cell in ready:
             if len(self.running) >= self.executor.slots:
                 return
             self.waiting.remove(cell)

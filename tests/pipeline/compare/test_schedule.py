@@ -77,6 +77,25 @@ def test_every_cell_once_floats_before_the_tools_that_start_from_them(grid_file,
     assert len(read_csv(tmp_path / "out" / RESULTS_CSV)) == 6
 
 
+class TwoSlots(Sequential):
+    """Runs each call at once, but the driver may hand it two at a time, as to a pool."""
+
+    slots = 2
+
+
+def test_with_two_slots_the_longest_paths_start_first(grid_file, tmp_path):
+    # Float cells first (the tools wait on them), then the tool cells (several training
+    # steps), then the rest: no worker is left running one long cell alone at the end.
+    task = FakeTraining()
+    grid = load_grid(grid_file, out=tmp_path / "out")
+    outcome = schedule.run_grid(grid, TwoSlots(), retries=0, progress=False,
+                                log=lambda _: None, task=task)  # fmt: skip
+    assert [name for name, _ in task.calls] == [
+        "mnist-lenet5-float-w32", "mnist-mlp1024-float-w32", "mnist-lenet5-inq-w4",
+        "mnist-mlp1024-inq-w4", "mnist-lenet5-bnn-w1", "mnist-mlp1024-bnn-w1"]  # fmt: skip
+    assert not outcome.failed and len(outcome.rows) == 6
+
+
 def test_a_cell_that_fails_once_is_retried_and_the_table_is_complete(grid_file, tmp_path):
     task = FakeTraining({"mnist-lenet5-float-w32": 1})
     outcome = run(grid_file, tmp_path / "out", task, retries=1)
