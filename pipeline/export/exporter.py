@@ -634,6 +634,13 @@ def copy_to_android(run: runs.Run, assets: Path) -> None:
         runs.write_bytes(assets / name, run.file(name).read_bytes())
 
 
+def exported_as_float(report: dict[str, Any]) -> bool:
+    """No binary or int8 arithmetic in the file and no layer rewritten: a float model
+    (an int8-qat run's convolutions are int8, so it is not one)."""
+    macs = report["macs"]
+    return not macs.get("binary") and not macs.get("int8") and not report["layers"]
+
+
 def summary(out: Path, report: dict[str, Any]) -> str:
     ops = ", ".join(f"{k}×{v}" for k, v in sorted(report["ops"].items()))
     r = report
@@ -680,7 +687,7 @@ def summary(out: Path, report: dict[str, Any]) -> str:
         if not w["exact"]
     ]
     lines += [f"  fallback        {f}" for f in r["conversion_failures"]]
-    if not r["macs"].get("binary") and not r["layers"]:
+    if exported_as_float(r):
         lines.append("  note            no quantized layers: exported as float (see --baselines for int8)")
     return "\n".join(lines)
 

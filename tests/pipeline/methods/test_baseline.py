@@ -43,10 +43,13 @@ def test_int8_qat_trains_reloads_and_exports_int8(train_tiny, tiny_data, export_
 
     # int8 kernels vs Keras' float fake-quant simulation: within a few output steps.
     flatbuffer = export_matches(model, x, atol=0.02)
-    from pipeline.export.exporter import describe_flatbuffer
+    from pipeline.export.exporter import describe_flatbuffer, exported_as_float
 
-    ops = describe_flatbuffer(flatbuffer)["ops"]
-    assert ops.get("QUANTIZE", 0) >= 1 and ops.get("CONV_2D") == 2
+    described = describe_flatbuffer(flatbuffer)
+    assert described["ops"].get("QUANTIZE", 0) >= 1 and described["ops"].get("CONV_2D") == 2
+    # Its convolutions run in int8: the export report must not call it a float model.
+    assert described["macs"]["int8"] > 0
+    assert not exported_as_float({**described, "layers": []})
 
 
 def test_int8_qat_model_is_tf_keras(build_tiny):
