@@ -13,3 +13,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 __version__ = "0.1.0"
+
+from pipeline import py312  # noqa: E402  (after the environment above; imports no TF)
+
+py312.install()
