@@ -22,7 +22,14 @@ HERE = Path(__file__).resolve().parent
 PLAIN_KOTLIN = ("Json.kt", "ModelMetadata.kt", "Preprocessing.kt", "Compatibility.kt",
                 "Results.kt", "BitliteNative.kt")  # fmt: skip
 MAINS = ("PreprocessingMain.kt", "NativeMain.kt")  # drivers for the Python tests
-JUNIT_JARS = (Path("/usr/share/java/junit4.jar"), Path("/usr/share/java/hamcrest-core.jar"))
+JUNIT = Path("/usr/share/java/junit4.jar")  # Debian's junit4 (with libhamcrest-java)
+HAMCREST = (Path("/usr/share/java/hamcrest-core.jar"), Path("/usr/share/java/hamcrest.jar"))
+
+
+def junit_jars() -> list[Path]:
+    """JUnit 4 and Hamcrest, or [] when Debian's junit4 is not installed."""
+    hamcrest = next((h for h in HAMCREST if h.is_file()), None)
+    return [JUNIT, hamcrest] if JUNIT.is_file() and hamcrest else []
 
 
 @dataclass
@@ -31,8 +38,8 @@ class KotlinBuild:
     unit_tests: list[str]  # JUnit classes compiled into it ([] without JUnit)
 
     def classpath(self) -> str:
-        extra = [str(j) for j in JUNIT_JARS] if self.unit_tests else []
-        return os.pathsep.join([str(self.jar), *extra])
+        extra = junit_jars() if self.unit_tests else []
+        return os.pathsep.join(map(str, [self.jar, *extra]))
 
     def java(self, main: str, *args: str, library_path: Path | None = None,
              check: bool = True) -> subprocess.CompletedProcess[str]:  # fmt: skip
@@ -49,11 +56,11 @@ def compile_kotlin(out: Path) -> KotlinBuild:
     sources = [KOTLIN / name for name in PLAIN_KOTLIN] + [HERE / name for name in MAINS]
     unit_tests: list[str] = []
     classpath: list[str] = []
-    if all(j.is_file() for j in JUNIT_JARS):
+    if junit_jars():
         tests = sorted(KOTLIN_TESTS.glob("*Test.kt"))
         sources += tests
         unit_tests = [f"org.bitlite.demo.{t.stem}" for t in tests]
-        classpath = ["-cp", os.pathsep.join(map(str, JUNIT_JARS))]
+        classpath = ["-cp", os.pathsep.join(map(str, junit_jars()))]
     jar = out / "android_demo.jar"
     proc = subprocess.run(["kotlinc", *classpath, *map(str, sources), "-include-runtime",
                            "-d", str(jar)], capture_output=True, text=True)  # fmt: skip

@@ -6,12 +6,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from android_build import JUNIT_JARS, KOTLIN_TESTS, KotlinBuild
+from android_build import JUNIT, KOTLIN_TESTS, KotlinBuild
 
 
 def test_the_app_unit_tests_pass(kotlin_build: KotlinBuild) -> None:
     if not kotlin_build.unit_tests:
-        pytest.skip(f"JUnit 4 not installed (apt: junit4; needs {JUNIT_JARS[0]})")
+        pytest.skip(f"JUnit 4 not installed (apt: junit4; needs {JUNIT})")
     proc = kotlin_build.java("org.junit.runner.JUnitCore", *kotlin_build.unit_tests, check=False)
     assert proc.returncode == 0, proc.stdout[-6000:]
     # Every @Test ran: a test class that failed to load would run fewer.
