@@ -6,25 +6,35 @@ plugins {
     alias(libs.plugins.kotlin.compose)
 }
 
-// LCE's Android archive (README: "LCE's AAR"): a TensorFlow Lite build whose interpreter also
-// registers LCE's custom ops, under the same org.tensorflow.lite API. When it is absent the
-// app links the stock TensorFlow Lite AAR, which runs float and int8 models only.
-val lceAar: File = file("libs/lce-lite.aar")
-val withLce: Boolean = lceAar.isFile
-
 android {
     namespace = "org.bitlite.demo"
     compileSdk = 35
+    // r27 builds 16 KB-aligned libraries with ANDROID_SUPPORT_FLEXIBLE_PAGE_SIZES (below);
+    // src/main/cpp/CMakeLists.txt also passes -z max-page-size=16384 itself.
+    ndkVersion = "27.2.12479018"
 
     defaultConfig {
         applicationId = "org.bitlite.demo"
         minSdk = 28 // ImageDecoder
         targetSdk = 35
         versionCode = 1
-        versionName = "0.1.0"
-        buildConfigField("boolean", "WITH_LCE", withLce.toString())
-        // LCE's hand-optimized kernels are arm64 only; x86_64 runs the app on the emulator.
-        ndk { abiFilters += listOf("arm64-v8a", "x86_64") }
+        versionName = "0.2.0"
+        // Phones (arm64-v8a), 32-bit Arm phones (armeabi-v7a, NEON), the emulator (x86_64).
+        // LiteRT ships its libraries for the same ABIs.
+        ndk { abiFilters += listOf("arm64-v8a", "armeabi-v7a", "x86_64") }
+        externalNativeBuild {
+            cmake {
+                arguments += listOf("-DANDROID_SUPPORT_FLEXIBLE_PAGE_SIZES=ON")
+            }
+        }
+    }
+
+    // bitlite's delegate, compiled from the repository's runtime/src (see the CMakeLists.txt).
+    externalNativeBuild {
+        cmake {
+            path = file("src/main/cpp/CMakeLists.txt")
+            version = "3.22.1"
+        }
     }
 
     buildTypes {
@@ -37,12 +47,17 @@ android {
 
     buildFeatures {
         compose = true
-        buildConfig = true
     }
 
     // The interpreter memory-maps model.tflite straight from the APK: keep it uncompressed.
     androidResources {
         noCompress += "tflite"
+    }
+
+    // Native libraries stay uncompressed and 16 KB aligned inside the APK (AGP >= 8.5.1
+    // aligns them; legacy packaging would compress and extract them instead).
+    packaging {
+        jniLibs { useLegacyPackaging = false }
     }
 
     compileOptions {
@@ -57,26 +72,17 @@ kotlin {
     }
 }
 
-// Fail the build, not the app, when the exported model is missing or needs LCE's AAR.
+// Fail the build, not the app, when the exported model is missing. Whether the app can run
+// it is decided on the phone from model.json (Compatibility.kt), with the reason on screen.
 val checkModelAssets by tasks.registering {
-    description = "Checks that the bundled model.tflite/model.json exist and the runtime can run them."
+    description = "Checks that the bundled model.tflite and model.json exist."
     val assets = file("src/main/assets")
-    val hasLce = withLce
     doLast {
-        val model = assets.resolve("model.tflite")
-        val metadata = assets.resolve("model.json")
-        val missing = listOf(model, metadata).filterNot { it.isFile }
+        val missing = listOf("model.tflite", "model.json").map { assets.resolve(it) }.filterNot { it.isFile }
         if (missing.isNotEmpty()) {
             throw GradleException(
                 "missing ${missing.joinToString { it.name }} in $assets: export a model first, from the " +
                     "bitlite root: python -m pipeline.export --android android_demo",
-            )
-        }
-        val needsLce = (groovy.json.JsonSlurper().parse(metadata) as Map<*, *>)["needs_lce"] == true
-        if (needsLce && !hasLce) {
-            throw GradleException(
-                "model.json says the model needs LCE's custom ops: put LCE's AAR at app/libs/lce-lite.aar " +
-                    "(see android_demo/README.md) or export a float/int8 model",
             )
         }
     }
@@ -85,7 +91,8 @@ val checkModelAssets by tasks.registering {
 tasks.named("preBuild") { dependsOn(checkModelAssets) }
 
 dependencies {
-    if (withLce) implementation(files(lceAar)) else implementation(libs.tensorflow.lite)
+    implementation(libs.litert)
+    implementation(libs.litert.api)
 
     implementation(libs.androidx.core.ktx)
     implementation(libs.androidx.activity.compose)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,6 @@ from pipeline.export import exporter as export
 
 ANDROID = Path(__file__).resolve().parents[2] / "android_demo"
 KOTLIN = ANDROID / "app" / "src" / "main" / "java" / "org" / "bitlite" / "demo"
-MAIN_KT = Path(__file__).with_name("PreprocessingMain.kt")
 
 # -- what the Kotlin reads -----------------------------------------------------------------
 
@@ -36,9 +34,10 @@ def kotlin_const(name: str) -> str:
 
 
 def kotlin_keys(receiver: str) -> set[str]:
-    """JSON keys ModelMetadata.kt reads from ``receiver`` (``root`` or ``normalization``)."""
+    """JSON keys ModelMetadata.kt reads from ``receiver`` (``root`` or ``normalization``),
+    required (``get*``) or optional (``opt*``)."""
     source = (KOTLIN / "ModelMetadata.kt").read_text()
-    return set(re.findall(rf'{receiver}\.get\w*\("(\w+)"\)', source))
+    return set(re.findall(rf'{receiver}\.(?:get|opt)\w*\("(\w+)"', source))
 
 
 # -- the app's preprocessing (PREPROCESSING.md), in NumPy ---------------------------------
@@ -148,8 +147,8 @@ def test_metadata_has_what_the_app_reads(meta: dict, exported: runs.Run) -> None
     assert meta["labels"] == [str(d) for d in range(10)]
     pixel = {"scale": data.base.PIXEL_SCALE, "offset": data.base.PIXEL_OFFSET}
     assert meta["normalization"] == pixel
-    # A BNN export has LCE's bitpacked convolution, so the app must be built with LCE's AAR.
-    assert meta["needs_lce"] is True
+    # A BNN export has LCE's bitpacked convolution: the app adds bitlite's delegate for it.
+    assert meta["needs_lce"] is True and meta["needs_bitlite_runtime"] is False
     assert b"LceBconv2d" in exported.file(runs.TFLITE).read_bytes()
 
 
@@ -234,15 +233,10 @@ def test_app_predicts_what_the_pipeline_predicts(
     np.testing.assert_array_equal(export.lce_predict(flatbuffer, drawn), reference)
 
 
-@pytest.mark.skipif(shutil.which("kotlinc") is None, reason="kotlinc not installed (apt: kotlin)")
 def test_kotlin_preprocessing_matches_the_spec(
-    digits: np.ndarray, meta: dict, tmp_path: Path
+    digits: np.ndarray, meta: dict, tmp_path: Path, kotlin_build
 ) -> None:
     """Preprocessing.kt itself, compiled and run on the same canvases as the NumPy spec."""
-    jar = tmp_path / "preprocessing.jar"
-    sources = [str(KOTLIN / "Preprocessing.kt"), str(MAIN_KT)]
-    subprocess.run(["kotlinc", *sources, "-include-runtime", "-d", str(jar)],
-                   check=True, capture_output=True)  # fmt: skip
     cases = {
         "chalkboard": np.stack([chalkboard(d) for d in digits[:10]]),
         "paper": np.stack([paper_photo(d) for d in digits[:10]]),
@@ -257,8 +251,7 @@ def test_kotlin_preprocessing_matches_the_spec(
         header = np.array([n, w, h, H, W, C], "<i4").tobytes()
         (tmp_path / f"{name}.in").write_bytes(header + images.astype("<u4").tobytes())
         args += [str(tmp_path / f"{name}.in"), str(tmp_path / f"{name}.out")]
-    subprocess.run(["java", "-jar", str(jar), repr(norm["scale"]), repr(norm["offset"]), *args],
-                   check=True)  # fmt: skip
+    kotlin_build.java("PreprocessingMainKt", repr(norm["scale"]), repr(norm["offset"]), *args)
     for name, images in cases.items():
         kotlin = np.fromfile(tmp_path / f"{name}.out", "<f4").reshape(len(images), H, W, C)
         spec = np.stack([app_tensor(image, meta) for image in images])

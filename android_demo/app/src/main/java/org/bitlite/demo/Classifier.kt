@@ -10,41 +10,49 @@ import java.nio.ByteOrder
 import java.nio.MappedByteBuffer
 import java.nio.channels.FileChannel
 
-/** One class and its probability. */
-data class Prediction(val label: String, val probability: Float)
-
-/** The top classes of one input and the interpreter's latency on it. */
-data class Classification(
-    val top: List<Prediction>,
-    val meanMillis: Double,
-    val minMillis: Double,
-    val runs: Int,
-    val threads: Int,
-)
-
 /**
- * The exported model in a TensorFlow Lite [Interpreter] with [threads] CPU threads.
+ * The exported model in LiteRT's [Interpreter] with [threads] CPU threads; with bitlite's
+ * delegate when [plan] says the model needs it (LCE ops, packed weights), XNNPACK for the
+ * rest. Not thread-safe: the caller confines an instance to one thread.
  *
- * Built against LCE's AAR (see README), the interpreter's op resolver also has LCE's custom
- * ops (`LceBconv2d`, `LceQuantize`, ...), so binarized models run with LCE's optimized
- * kernels; built against the stock TFLite AAR, float and int8 models run. Not thread-safe:
- * the caller confines an instance to one thread.
+ * Construction either succeeds or leaves nothing open: a model the interpreter rejects
+ * (bitlite reports an unsupported op option when the graph is prepared) closes the
+ * delegate it made and throws.
  */
 class Classifier(
     model: ByteBuffer,
     val metadata: ModelMetadata,
     val threads: Int,
+    plan: RunPlan,
 ) : Closeable {
+    private val delegate: BitliteDelegate?
     private val interpreter: Interpreter
     private val input: ByteBuffer
     private val output: Array<FloatArray>
 
     init {
-        val options = Interpreter.Options().setNumThreads(threads)
-        // LCE's Android guide: XNNPACK does not work with LCE's AAR, and LCE's kernels do not
-        // need it. With the stock AAR, XNNPACK stays on (it speeds up float models).
-        if (BuildConfig.WITH_LCE) options.setUseXNNPACK(false)
-        interpreter = Interpreter(model, options)
+        require(plan.runnable) { plan.refusal ?: "the model cannot run" }
+        // bitlite's kernels follow the interpreter's thread count (0).
+        delegate = if (plan.useDelegate) BitliteDelegate(numThreads = 0) else null
+        interpreter = try {
+            val options = Interpreter.Options().setNumThreads(threads)
+            delegate?.let { options.addDelegate(it) }
+            Interpreter(model, options)
+        } catch (e: Throwable) {
+            delegate?.close()
+            throw e
+        }
+        try {
+            checkTensors()
+        } catch (e: Throwable) {
+            close()
+            throw e
+        }
+        input = ByteBuffer.allocateDirect(4 * metadata.inputShape.size).order(ByteOrder.nativeOrder())
+        output = arrayOf(FloatArray(metadata.labels.size))
+    }
+
+    private fun checkTensors() {
         val shape = metadata.inputShape
         checkTensor(
             "input",
@@ -58,35 +66,31 @@ class Classifier(
             interpreter.getOutputTensor(0).dataType(),
             intArrayOf(1, metadata.labels.size),
         )
-        input = ByteBuffer.allocateDirect(4 * shape.size).order(ByteOrder.nativeOrder())
-        output = arrayOf(FloatArray(metadata.labels.size))
     }
 
     /**
      * Run the model on a normalized `H x W x C` tensor: [warmup] untimed runs, then [runs]
-     * timed ones; returns the [topK] classes and the mean and fastest time per inference.
+     * timed ones; returns the [topK] classes and LiteRT's native time per inference beside
+     * the time of the whole Java call.
      */
     fun classify(tensor: FloatArray, runs: Int = RUNS, warmup: Int = WARMUP, topK: Int = 3): Classification {
         require(tensor.size == metadata.inputShape.size) { "tensor has ${tensor.size} values" }
         input.rewind()
         input.asFloatBuffer().put(tensor)
         repeat(warmup) { runOnce() }
-        val times = LongArray(runs) {
+        val call = LongArray(runs)
+        val native = LongArray(runs)
+        var nativeReported = true
+        for (i in 0 until runs) {
             val start = System.nanoTime()
             runOnce()
-            System.nanoTime() - start
+            call[i] = System.nanoTime() - start
+            val measured = interpreter.lastNativeInferenceDurationNanoseconds
+            if (measured == null) nativeReported = false else native[i] = measured
         }
-        val probabilities = output[0]
-        val top = probabilities.indices
-            .sortedByDescending { probabilities[it] }
-            .take(topK)
-            .map { Prediction(metadata.labels[it], probabilities[it]) }
         return Classification(
-            top = top,
-            meanMillis = times.average() / 1e6,
-            minMillis = times.min() / 1e6,
-            runs = runs,
-            threads = threads,
+            top = Results.topK(output[0], metadata.labels, topK),
+            timing = Results.timing(call, if (nativeReported) native else null, threads),
         )
     }
 
@@ -95,7 +99,11 @@ class Classifier(
         interpreter.run(input, output)
     }
 
-    override fun close() = interpreter.close()
+    /** The interpreter first: the delegate must outlive it. */
+    override fun close() {
+        interpreter.close()
+        delegate?.close()
+    }
 
     companion object {
         /** Timed runs per classification: the latency shown is their mean. */

@@ -23,6 +23,8 @@ import java.util.concurrent.Executors
 @Suppress("ArrayInDataClass") // compared by identity on purpose: each run makes a new array
 data class DemoState(
     val metadata: ModelMetadata? = null,
+    /** How the model runs (engine, delegate), or why it cannot; null while loading. */
+    val plan: RunPlan? = null,
     val threads: Int = 1,
     /** What the model saw last: its uint8 pixels, `H x W x C`. */
     val modelPixels: IntArray? = null,
@@ -33,9 +35,11 @@ data class DemoState(
 )
 
 /**
- * Loads the bundled model once, and classifies drawings and picked images off the main
- * thread. The interpreter lives on one single-threaded dispatcher (it is not thread-safe);
- * changing the thread count rebuilds it, since TFLite fixes threads at construction.
+ * Loads the bundled model once, decides whether this build can run it ([Compatibility]),
+ * and classifies drawings and picked images off the main thread. The interpreter lives on
+ * one single-threaded dispatcher (it is not thread-safe); changing the thread count
+ * rebuilds it, since LiteRT fixes threads at construction. A failed build leaves no
+ * interpreter behind, so the next input tries again instead of reusing a closed one.
  */
 class DemoViewModel(application: Application) : AndroidViewModel(application) {
     private val executor = Executors.newSingleThreadExecutor()
@@ -55,12 +59,15 @@ class DemoViewModel(application: Application) : AndroidViewModel(application) {
     init {
         viewModelScope.launch {
             try {
-                val (buffer, metadata) = withContext(inference) {
+                val (buffer, metadata, plan) = withContext(inference) {
                     val app = getApplication<Application>()
-                    Classifier.loadModel(app) to Classifier.loadMetadata(app)
+                    val metadata = Classifier.loadMetadata(app)
+                    // Loads bitlite's libraries only when the model needs them.
+                    val native = if (metadata.needsDelegate) NativeStatus.current() else NativeStatus(null, null)
+                    Triple(Classifier.loadModel(app), metadata, Compatibility.plan(metadata, native))
                 }
                 model = buffer
-                _state.update { it.copy(metadata = metadata) }
+                _state.update { it.copy(metadata = metadata, plan = plan, error = plan.refusal) }
                 rerun() // in case the user drew while the model loaded
             } catch (e: CancellationException) {
                 throw e
@@ -105,13 +112,15 @@ class DemoViewModel(application: Application) : AndroidViewModel(application) {
         job?.cancel()
         lastInput = null
         _state.update {
-            it.copy(modelPixels = null, classification = null, picked = null, busy = false, error = null)
+            // A refused model stays refused: its reason stays on screen.
+            it.copy(modelPixels = null, classification = null, picked = null, busy = false, error = it.plan?.refusal)
         }
     }
 
     private fun rerun() {
         val (argb, size) = lastInput ?: return
         val metadata = _state.value.metadata ?: return
+        val plan = _state.value.plan?.takeIf { it.runnable } ?: return // refused: the error says why
         val buffer = model ?: return
         val threads = _state.value.threads
         job?.cancel()
@@ -121,23 +130,30 @@ class DemoViewModel(application: Application) : AndroidViewModel(application) {
                 val (pixels, result) = withContext(inference) {
                     val pixels = Preprocessing.toPixels(argb, size.width, size.height, metadata.inputShape)
                     val tensor = Preprocessing.normalize(pixels, metadata.scale, metadata.offset)
-                    pixels to classifierFor(buffer, metadata, threads).classify(tensor)
+                    pixels to classifierFor(buffer, metadata, threads, plan).classify(tensor)
                 }
                 _state.update { it.copy(modelPixels = pixels, classification = result, busy = false) }
             } catch (e: CancellationException) {
                 throw e // a newer input superseded this one
             } catch (e: RuntimeException) {
-                // TFLite reports a bad model (e.g. LCE ops without LCE's AAR) as a runtime error.
+                // LiteRT reports a model it cannot prepare (bitlite: an unsupported op option)
+                // as IllegalArgumentException; bitlite's missing library as IllegalStateException.
                 _state.update { it.copy(error = e.message ?: e.toString(), busy = false) }
+            } catch (e: LinkageError) {
+                // UnsatisfiedLinkError from LiteRT's own JNI library (an ABI the APK lacks).
+                _state.update { it.copy(error = "LiteRT's native library failed: ${e.message}", busy = false) }
             }
         }
     }
 
     /** Runs on [inference] only. */
-    private fun classifierFor(buffer: ByteBuffer, metadata: ModelMetadata, threads: Int): Classifier {
-        classifier?.takeIf { it.threads == threads }?.let { return it }
-        classifier?.close()
-        return Classifier(buffer, metadata, threads).also { classifier = it }
+    private fun classifierFor(buffer: ByteBuffer, metadata: ModelMetadata, threads: Int, plan: RunPlan): Classifier {
+        val current = classifier
+        if (current != null && current.threads == threads) return current
+        // Forget the old one before building: if the build throws, nothing closed is kept.
+        classifier = null
+        current?.close()
+        return Classifier(buffer, metadata, threads, plan).also { classifier = it }
     }
 
     private fun decode(uri: Uri): Bitmap {
@@ -153,7 +169,10 @@ class DemoViewModel(application: Application) : AndroidViewModel(application) {
 
     override fun onCleared() {
         // After any inference still queued on the executor, never concurrently with it.
-        executor.execute { classifier?.close() }
+        executor.execute {
+            classifier?.close()
+            classifier = null
+        }
         executor.shutdown()
     }
 

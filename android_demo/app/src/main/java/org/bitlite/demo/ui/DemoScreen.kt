@@ -44,12 +44,12 @@ import androidx.compose.ui.res.stringResource
 import androidx.compose.ui.text.font.FontFamily
 import androidx.compose.ui.unit.dp
 import androidx.lifecycle.compose.collectAsStateWithLifecycle
-import org.bitlite.demo.BuildConfig
 import org.bitlite.demo.Classification
 import org.bitlite.demo.DemoViewModel
 import org.bitlite.demo.ModelMetadata
 import org.bitlite.demo.R
-import java.util.Locale
+import org.bitlite.demo.Results
+import org.bitlite.demo.RunPlan
 
 @Composable
 fun DemoScreen(viewModel: DemoViewModel) {
@@ -72,7 +72,7 @@ fun DemoScreen(viewModel: DemoViewModel) {
         ) {
             Text(stringResource(R.string.app_name), style = MaterialTheme.typography.headlineSmall)
             val metadata = state.metadata
-            if (metadata != null) ModelLine(metadata)
+            if (metadata != null) ModelLine(metadata, state.plan)
 
             Box(
                 Modifier
@@ -111,7 +111,7 @@ fun DemoScreen(viewModel: DemoViewModel) {
             ThreadSelector(viewModel.threadChoices, state.threads, viewModel::setThreads)
 
             state.error?.let { ErrorCard(it) }
-            state.classification?.let { Results(it, state.modelPixels, metadata, state.busy) }
+            state.classification?.let { ResultCard(it, state.modelPixels, metadata, state.busy) }
             if (state.classification == null && state.busy) CircularProgressIndicator()
             if (state.classification == null && !state.busy && state.error == null) {
                 Text(
@@ -124,12 +124,12 @@ fun DemoScreen(viewModel: DemoViewModel) {
 }
 
 @Composable
-private fun ModelLine(metadata: ModelMetadata) {
+private fun ModelLine(metadata: ModelMetadata, plan: RunPlan?) {
     val shape = metadata.inputShape
-    val engine = stringResource(if (BuildConfig.WITH_LCE) R.string.engine_lce else R.string.engine_tflite)
+    val parts = listOf(metadata.model, metadata.method, metadata.dataset).filter { it.isNotEmpty() }
     Text(
-        "${metadata.model} · ${metadata.method} · ${metadata.dataset} · " +
-            "${shape.height}×${shape.width}×${shape.channels} · $engine",
+        (parts + "${shape.height}×${shape.width}×${shape.channels}" + listOfNotNull(plan?.engine))
+            .joinToString(" · "),
         style = MaterialTheme.typography.bodyMedium,
     )
 }
@@ -146,7 +146,7 @@ private fun ThreadSelector(choices: List<Int>, selected: Int, onSelect: (Int) ->
 }
 
 @Composable
-private fun Results(result: Classification, pixels: IntArray?, metadata: ModelMetadata?, busy: Boolean) {
+private fun ResultCard(result: Classification, pixels: IntArray?, metadata: ModelMetadata?, busy: Boolean) {
     Card(Modifier.fillMaxWidth()) {
         Column(Modifier.padding(16.dp), verticalArrangement = Arrangement.spacedBy(8.dp)) {
             for (prediction in result.top) {
@@ -157,17 +157,11 @@ private fun Results(result: Classification, pixels: IntArray?, metadata: ModelMe
                         modifier = Modifier.weight(1f),
                     )
                     Spacer(Modifier.width(8.dp))
-                    Text(percent(prediction.probability), fontFamily = FontFamily.Monospace)
+                    Text(Results.percent(prediction.probability), fontFamily = FontFamily.Monospace)
                 }
             }
             Text(
-                stringResource(
-                    R.string.latency,
-                    millis(result.meanMillis),
-                    millis(result.minMillis),
-                    result.runs,
-                    result.threads,
-                ),
+                Results.latencyLine(result.timing),
                 style = MaterialTheme.typography.bodyMedium,
                 fontFamily = FontFamily.Monospace,
             )
@@ -214,7 +208,3 @@ private fun ErrorCard(message: String) {
         Text(message, Modifier.padding(16.dp), color = MaterialTheme.colorScheme.onErrorContainer)
     }
 }
-
-private fun percent(p: Float) = String.format(Locale.ROOT, "%5.1f%%", 100 * p)
-
-private fun millis(ms: Double) = String.format(Locale.ROOT, "%.3f", ms)
