@@ -757,10 +757,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError(f"--min-agreement must be in (0, 1], got {args.min_agreement}")
     if args.keras is not None or args.out is not None:
         return _main_foreign(args)
-    if args.pack_weights and args.android is not None:
-        raise UsageError(
-            "--pack-weights files need bitlite_runtime; the Android demo cannot run them"
-        )
     assets = android_assets(args.android) if args.android is not None else None
     run = runs.resolve(args.run, root=args.root)
     report = export_run(

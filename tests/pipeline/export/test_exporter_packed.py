@@ -92,9 +92,25 @@ def test_reports_and_inspect_say_it_needs_bitlite_runtime(packed_export):
     assert info["interpreter"].startswith("needs bitlite_runtime")
 
 
-def test_pack_weights_is_refused_for_the_android_demo(tmp_path):
-    from pipeline.errors import UsageError
-    from pipeline.export.exporter import main
+def test_packed_export_bundles_into_the_android_demo_which_reads_that_it_needs_bitlite(
+    packed_export, tmp_path
+):
+    # The demo adds bitlite's delegate (which claims BitliteDecodeWeights), so a packed
+    # file is bundled like any other; the sidecar tells the app it needs the delegate.
+    import json
+    import shutil
+    from pathlib import Path
 
-    with pytest.raises(UsageError, match="Android demo cannot run them"):
-        main(["--pack-weights", "--android", str(tmp_path), "--run", str(tmp_path)])
+    from pipeline import runs
+    from pipeline.export import exporter as export
+
+    run, _, _ = packed_export
+    demo = Path(__file__).resolve().parents[3] / "android_demo"
+    app = tmp_path / "android_demo"
+    (app / "app" / "src" / "main").mkdir(parents=True)
+    shutil.copy(demo / "app" / "src" / "main" / "AndroidManifest.xml", app / "app/src/main")
+    export.copy_to_android(run, export.android_assets(app))
+    assets = app / "app" / "src" / "main" / "assets"
+    bundled = {p.suffix: p for p in assets.iterdir()}
+    assert bundled[".tflite"].read_bytes() == run.file(runs.TFLITE).read_bytes()
+    assert json.loads(bundled[".json"].read_text())["needs_bitlite_runtime"] is True
