@@ -78,7 +78,8 @@ _CHROOT = 'mount --bind /dev "$1/dev" && mount -t proc proc "$1/proc" && exec ch
 
 
 def _in_root(root: Path, *cmd: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "PIP_NO_INPUT": "1"}
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
+           "PIP_NO_INPUT": "1"}  # sbin: the host's chroot and mount
     proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
                            _CHROOT, "sh", str(root), *cmd], env=env, capture_output=True,
                           text=True, timeout=timeout)  # fmt: skip

@@ -199,6 +199,7 @@ def _finish_unpacked(root: Path, spec: Arch) -> None:
     _link_alternative(libdir, "liblapack.so.3", "lapack/liblapack.so.3")
     _link_alternative(root / "usr" / "bin", "c++", "g++")  # pip install ./runtime runs c++
     _link_alternative(root / "usr" / "bin", "cc", "gcc")
+    _ca_bundle(root)
     (root / "tmp").mkdir(mode=0o1777, exist_ok=True)
     (root / "tmp").chmod(0o1777)
     for mount_point in ("dev", "proc"):  # for a chroot, where those get mounted
@@ -212,6 +213,16 @@ def _merge_usr(root: Path) -> None:
         top, usr = root / name, root / "usr" / name
         if usr.is_dir() and not top.exists() and not top.is_symlink():
             top.symlink_to(f"usr/{name}")
+
+
+def _ca_bundle(root: Path) -> None:
+    """The CA bundle update-ca-certificates (ca-certificates' postinst) would write: Debian's
+    pip loads it at start, even for a --no-index install."""
+    certs = sorted((root / "usr" / "share" / "ca-certificates").rglob("*.crt"))
+    bundle = root / "etc" / "ssl" / "certs" / "ca-certificates.crt"
+    if certs and not bundle.exists():
+        bundle.parent.mkdir(parents=True, exist_ok=True)
+        bundle.write_text("".join(c.read_text() for c in certs))
 
 
 def _link_alternative(directory: Path, link_name: str, target: str) -> None:

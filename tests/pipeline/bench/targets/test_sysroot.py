@@ -22,6 +22,10 @@ def test_unpacked_root_gets_merged_usr_links_and_alternatives(tmp_path):
     (tmp_path / "usr" / "bin").mkdir()
     (tmp_path / "usr" / "bin" / "g++").write_text("")
     (tmp_path / "lib64").mkdir()  # a real directory (bookworm's layout) stays as it is
+    mozilla = tmp_path / "usr" / "share" / "ca-certificates" / "mozilla"
+    mozilla.mkdir(parents=True)
+    (mozilla / "A.crt").write_text("-----A-----\n")
+    (mozilla / "B.crt").write_text("-----B-----\n")
     sysroot._finish_unpacked(tmp_path, sysroot.ARCHES["x86_64"])
     assert (tmp_path / "lib").is_symlink() and (tmp_path / "lib").resolve() == (
         tmp_path / "usr" / "lib").resolve()  # fmt: skip
@@ -30,6 +34,8 @@ def test_unpacked_root_gets_merged_usr_links_and_alternatives(tmp_path):
     assert not (tmp_path / "usr" / "bin" / "cc").exists()  # no gcc: no dangling link
     assert (tmp_path / "tmp").stat().st_mode & 0o1777 == 0o1777
     assert (tmp_path / "dev").is_dir() and (tmp_path / "proc").is_dir()
+    bundle = tmp_path / "etc" / "ssl" / "certs" / "ca-certificates.crt"  # Debian's pip reads it
+    assert bundle.read_text() == "-----A-----\n-----B-----\n"
 
 
 def test_existing_never_builds(tmp_path, monkeypatch):
