@@ -72,6 +72,7 @@ class Recipe:
     with_deps: bool = False  # install their dependencies too (else Debian's numpy serves)
     download: tuple[str, ...] = ()  # wheels (and dependencies) put in wheels/ for a pip inside
     size: str = "~25 MB"  # the download, for the progress message
+    cpuinfo: str = ""  # one processor's /proc/cpuinfo entry to show the guest ("": the host's)
 
     @property
     def qemu(self) -> str:
@@ -85,6 +86,18 @@ class Recipe:
         return tags + [f"manylinux2014_{machine}"]
 
 
+# A Raspberry Pi 5's Cortex-A76, as its /proc/cpuinfo lists each core. qemu-user shows an
+# aarch64 guest the host's x86 /proc/cpuinfo, on which LiteRT's cpuinfo library crashes
+# (a NULL dereference at interpreter construction); a file under the sysroot is read
+# instead (qemu -L looks there first).
+PI5_CPUINFO = """BogoMIPS\t: 108.00
+Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp
+CPU implementer\t: 0x41
+CPU architecture: 8
+CPU variant\t: 0x4
+CPU part\t: 0xd0b
+CPU revision\t: 1
+"""
 # What pip gives a Raspberry Pi OS trixie user today, pinned so that counts repeat.
 TRIXIE_WHEELS = ("ai-edge-litert==2.3.0", "numpy==2.5.5")
 RECIPES = {
@@ -93,7 +106,8 @@ RECIPES = {
     "armhf": Recipe("armhf", "bookworm", ("python3.11", "python3-numpy", "libstdc++6"),
                     "3.11", 36, install=("tflite-runtime==2.14.0",)),
     "aarch64-trixie": Recipe("aarch64", "trixie", ("python3.13", "libstdc++6"), "3.13", 41,
-                             install=TRIXIE_WHEELS, with_deps=True, size="~45 MB"),
+                             install=TRIXIE_WHEELS, with_deps=True, size="~45 MB",
+                             cpuinfo=PI5_CPUINFO),
     "x86_64-trixie": Recipe("x86_64", "trixie", ("python3.13", "python3.13-venv", "g++"),
                             "3.13", 41, download=(*TRIXIE_WHEELS, "setuptools>=68", "wheel"),
                             size="~110 MB"),
@@ -177,6 +191,8 @@ def _build(name: str, final: Path, progress: Callable[[str], None]) -> None:
         for deb in debs:
             _step(["dpkg-deb", "-x", str(deb), str(tmp)], f"unpacking {deb.name}")
         _finish_unpacked(tmp, spec)
+        if recipe.cpuinfo:
+            _write_cpuinfo(tmp, recipe.cpuinfo)
         _add_wheels(recipe, tmp, progress)
         (tmp / READY).write_text(
             f"{recipe.suite} {spec.debian}: "
@@ -204,6 +220,19 @@ def _finish_unpacked(root: Path, spec: Arch) -> None:
     (root / "tmp").chmod(0o1777)
     for mount_point in ("dev", "proc"):  # for a chroot, where those get mounted
         (root / mount_point).mkdir(exist_ok=True)
+
+
+def _write_cpuinfo(root: Path, entry: str) -> None:
+    """proc/cpuinfo listing ``entry`` for each CPU the host may have (at least a Pi's 4):
+    cpuinfo matches the entries against /sys/devices/system/cpu/possible, the host's."""
+    try:
+        possible = Path("/sys/devices/system/cpu/possible").read_text().strip()
+        count = int(possible.replace(",", "-").split("-")[-1]) + 1
+    except (OSError, ValueError):
+        count = os.cpu_count() or 1
+    blocks = [f"processor\t: {i}\n{entry}" for i in range(max(4, count))]
+    (root / "proc").mkdir(exist_ok=True)
+    (root / "proc" / "cpuinfo").write_text("\n".join(blocks) + "\n")
 
 
 def _merge_usr(root: Path) -> None:

@@ -3,6 +3,8 @@ CLI CI calls, and the qemu target names that pick a recipe. Nothing here downloa
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from pipeline.bench.targets import check_spec, make_target, sysroot
@@ -66,3 +68,12 @@ def test_qemu_target_names_pick_their_sysroot():
     assert make_target("qemu-aarch64").sysroot_name == "aarch64"
     with pytest.raises(UsageError, match="unknown target 'qemu-x86_64-trixie'"):
         check_spec("qemu-x86_64-trixie")
+
+
+def test_trixie_guest_sees_an_arm_cpuinfo_for_every_host_cpu(tmp_path):
+    """LiteRT's cpuinfo crashes on the host's x86 /proc/cpuinfo under qemu-user."""
+    sysroot._write_cpuinfo(tmp_path, sysroot.RECIPES["aarch64-trixie"].cpuinfo)
+    text = (tmp_path / "proc" / "cpuinfo").read_text()
+    cores = text.count("processor\t:")
+    assert cores >= max(4, os.cpu_count()) and text.count("CPU part\t: 0xd0b") == cores
+    assert not sysroot.RECIPES["aarch64"].cpuinfo  # bookworm's counts stay as they were
