@@ -4,8 +4,9 @@ runtimes, under qemu-user, against LCE's x86 results.
 This runs the NEON kernels (and the reference one) end to end, in two aarch64 sysroots:
 Debian 12's Python 3.11 with tflite-runtime 2.14 (``aarch64``, Raspberry Pi OS bookworm)
 and Debian 13's Python 3.13 with LiteRT and numpy 2 from cp313 wheels (``aarch64-trixie``,
-Raspberry Pi OS trixie; no tflite-runtime there). pipeline.bench.targets.sysroot builds
-them (Debian packages and wheels, 25-45 MB); point BITLITE_QEMU_SYSROOT_<NAME> (e.g.
+Raspberry Pi OS trixie, on an emulated Cortex-A76 as in a Pi 5; no tflite-runtime there).
+pipeline.bench.targets.sysroot builds them (Debian packages and wheels, 25-45 MB: bookworm's
+on first use, trixie's with .ci/sysroots); point BITLITE_QEMU_SYSROOT_<NAME> (e.g.
 BITLITE_QEMU_SYSROOT_AARCH64_TRIXIE) at one to use it instead.
 """
 
@@ -30,20 +31,27 @@ SYSROOTS = {"aarch64": ("aarch64", "tflite_runtime"), "aarch64-trixie": ("aarch6
             "armhf": ("armhf", "tflite_runtime")}
 
 
-def _sysroot(name: str) -> tuple[Path, Path]:
-    """(root, its python) for a sysroot name, built on first use."""
-    env = os.environ.get("BITLITE_QEMU_SYSROOT_" + name.upper().replace("-", "_"))
-    if env:
-        return Path(env), _python_in(Path(env))
+def _sysroot(name: str) -> tuple[Path, Path, list[str]]:
+    """(root, its python, qemu's options for it) for a sysroot name. Debian 12's is built
+    on first use; Debian 13's is used when .ci/sysroots has built it."""
     try:
         from pipeline.bench.targets import sysroot
     except ImportError:
         pytest.skip("pipeline.bench.targets.sysroot is not available")
-    try:
-        found = sysroot.ensure(name, progress=lambda _: None)
-    except Exception as e:  # no network, no dpkg-deb...: nothing to test against
-        pytest.skip(f"no {name} sysroot: {e}")
-    return found.root, found.python
+    env = os.environ.get("BITLITE_QEMU_SYSROOT_" + name.upper().replace("-", "_"))
+    if env:
+        found = sysroot.Sysroot(name, Path(env))
+        return found.root, _python_in(found.root), found.qemu_args
+    if name.endswith("-trixie"):
+        found = sysroot.existing(name)
+        if found is None:
+            pytest.skip(f"no {name} sysroot in the cache: build it with .ci/sysroots {name}")
+    else:
+        try:
+            found = sysroot.ensure(name, progress=lambda _: None)
+        except Exception as e:  # no network, no dpkg-deb...: nothing to test against
+            pytest.skip(f"no {name} sysroot: {e}")
+    return found.root, found.python, found.qemu_args
 
 
 def _python_in(root: Path) -> Path:
@@ -65,9 +73,10 @@ def arm_target(request, tmp_path_factory):
         pytest.skip("armhf model matrix is opt-in: BITLITE_TEST_ARMHF=1")
     if shutil.which(QEMU[arch]) is None or shutil.which(build.compiler_for(arch)) is None:
         pytest.skip(f"{QEMU[arch]} or the {arch} cross compiler is not installed")
-    root, python = _sysroot(name)
+    root, python, qemu_args = _sysroot(name)
     library = build.build_library(arch, tmp_path_factory.mktemp(f"lib-{arch}"))
-    return SimpleNamespace(arch=arch, host=host, root=root, python=python, library=library)
+    return SimpleNamespace(arch=arch, host=host, root=root, python=python, library=library,
+                           qemu_args=qemu_args)
 
 
 def _run_in_qemu(target, cases, tmp_path) -> tuple[list[list[np.ndarray]], dict]:
@@ -81,7 +90,7 @@ def _run_in_qemu(target, cases, tmp_path) -> tuple[list[list[np.ndarray]], dict]
         "BITLITE_LIBRARY": str(target.library), "BITLITE_KERNEL": "neon",
     }
     out = tmp_path / "y.npz"
-    cmd = [QEMU[target.arch], "-L", str(target.root), str(target.python), "-c",
+    cmd = [QEMU[target.arch], *target.qemu_args, "-L", str(target.root), str(target.python), "-c",
            GUEST_REPORT_SCRIPT, str(out), *map(str, args)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

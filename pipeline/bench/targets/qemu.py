@@ -74,7 +74,7 @@ class QemuTarget(Target):
         input = str(settings.input) if settings.input else None
         engine = runner_engine(model, settings.engine)
         cmd = [
-            self.root.qemu, "-L", str(self.root.root),
+            self.root.qemu, *self.root.qemu_args, "-L", str(self.root.root),
             "-plugin", f"{self.plugin},out={counts}",
             str(self.root.python), str(RUNNER),
             *runner_args(str(model.path), settings, engine, str(output), input), "--markers",
@@ -85,7 +85,8 @@ class QemuTarget(Target):
         result = parse_runner(proc, self.name)
         m = measurement(self.name, model, settings, result)
         m.latency_is_device = False
-        m.cpu = f"emulated {result['machine']} ({_qemu_version(self.root.qemu)}) on {result['cpu']}"
+        qemu = " ".join([_qemu_version(self.root.qemu), *self.root.qemu_args])
+        m.cpu = f"emulated {result['machine']} ({qemu}) on {result['cpu']}"
         m.instructions_per_invoke, m.instructions_spread = icount.summarize(
             icount.read_counts(counts)
         )

@@ -73,6 +73,7 @@ class Recipe:
     download: tuple[str, ...] = ()  # wheels (and dependencies) put in wheels/ for a pip inside
     size: str = "~25 MB"  # the download, for the progress message
     cpuinfo: str = ""  # one processor's /proc/cpuinfo entry to show the guest ("": the host's)
+    qemu_cpu: str = ""  # the CPU qemu emulates, matching cpuinfo ("": qemu's default, "max")
 
     @property
     def qemu(self) -> str:
@@ -89,7 +90,9 @@ class Recipe:
 # A Raspberry Pi 5's Cortex-A76, as its /proc/cpuinfo lists each core. qemu-user shows an
 # aarch64 guest the host's x86 /proc/cpuinfo, on which LiteRT's cpuinfo library crashes
 # (a NULL dereference at interpreter construction); a file under the sysroot is read
-# instead (qemu -L looks there first).
+# instead (qemu -L looks there first). qemu then emulates that CPU (-cpu cortex-a76): the
+# runtimes pick kernels by what cpuinfo says (an A72 has no SDOT), and on qemu 7.2's default
+# "max" CPU XNNPACK's int8 kernels gave wrong outputs.
 PI5_CPUINFO = """BogoMIPS\t: 108.00
 Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp
 CPU implementer\t: 0x41
@@ -107,7 +110,7 @@ RECIPES = {
                     "3.11", 36, install=("tflite-runtime==2.14.0",)),
     "aarch64-trixie": Recipe("aarch64", "trixie", ("python3.13", "libstdc++6"), "3.13", 41,
                              install=TRIXIE_WHEELS, with_deps=True, size="~45 MB",
-                             cpuinfo=PI5_CPUINFO),
+                             cpuinfo=PI5_CPUINFO, qemu_cpu="cortex-a76"),
     "x86_64-trixie": Recipe("x86_64", "trixie", ("python3.13", "python3.13-venv", "g++"),
                             "3.13", 41, download=(*TRIXIE_WHEELS, "setuptools>=68", "wheel"),
                             size="~110 MB"),
@@ -142,6 +145,11 @@ class Sysroot:
     @property
     def qemu(self) -> str:
         return self.recipe.qemu
+
+    @property
+    def qemu_args(self) -> list[str]:
+        """qemu-user's options for this sysroot (its CPU model) before ``-L``."""
+        return ["-cpu", self.recipe.qemu_cpu] if self.recipe.qemu_cpu else []
 
 
 def cache_root() -> Path:

@@ -77,3 +77,6 @@ def test_trixie_guest_sees_an_arm_cpuinfo_for_every_host_cpu(tmp_path):
     cores = text.count("processor\t:")
     assert cores >= max(4, os.cpu_count()) and text.count("CPU part\t: 0xd0b") == cores
     assert not sysroot.RECIPES["aarch64"].cpuinfo  # bookworm's counts stay as they were
+    # and qemu emulates the CPU that cpuinfo names (the runtimes pick kernels by it)
+    assert sysroot.Sysroot("aarch64-trixie", tmp_path).qemu_args == ["-cpu", "cortex-a76"]
+    assert sysroot.Sysroot("aarch64", tmp_path).qemu_args == []
