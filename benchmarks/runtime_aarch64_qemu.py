@@ -16,6 +16,7 @@ within one sysroot.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -48,8 +49,9 @@ def bench(exports: dict[str, Path], runs: int) -> dict[str, dict[str, Measuremen
 
 def sysroot_label(spec: str) -> str:
     recipe = sysroot.RECIPES[spec.removeprefix("qemu-")]
+    cpu = f"`-cpu {recipe.qemu_cpu}`" if recipe.qemu_cpu else "qemu's default CPU (`max`)"
     return (f"`{spec}`: Debian {recipe.suite}, Python {recipe.python}, "
-            f"{', '.join(recipe.install)}")  # fmt: skip
+            f"{', '.join(recipe.install)}; emulated CPU: {cpu}")  # fmt: skip
 
 
 def _parity(m: Measurement) -> str:
@@ -70,7 +72,8 @@ def markdown(results: dict[str, dict[str, dict[str, Measurement]]],
              exports: dict[str, dict[str, Path]]) -> str:  # fmt: skip
     any_m = next(iter(next(iter(next(iter(results.values())).values())).values()))
     lines = [
-        f"Guest instructions between set-input and read-output ({any_m.cpu}, icount plugin), "
+        "Guest instructions between set-input and read-output "
+        f"({re.sub(r' -cpu [^)]+', '', any_m.cpu)}, icount plugin), "
         "batch 1, 1 thread, median of the timed inferences: exact and repeatable, not a time. "
         "Binary exports run on bitlite's delegate (cross-built with Debian 12's "
         "aarch64-linux-gnu-g++) inside the sysroot's own TFLite; float and int8 on that "
