@@ -2,6 +2,7 @@
 
     python -m pipeline.bench --model M.tflite --target host
     python -m pipeline.bench --run runs/latest --target qemu-aarch64 --compare
+    python -m pipeline.bench --run runs/latest --target qemu-aarch64-trixie  # Python 3.13, LiteRT
     python -m pipeline.bench --model M.tflite --target ssh://pi@raspberrypi.local
     python -m pipeline.bench --model M.tflite --target adb --lce-benchmark ./lce_benchmark_model
 

@@ -335,3 +335,40 @@ for k, (model, inputs) in enumerate(zip(sys.argv[2::2], sys.argv[3::2])):
         results[f"{k}_{j}"] = np.concatenate(outs)
 np.savez(sys.argv[1], **results)
 """
+
+# GUEST_SCRIPT, then one JSON line on stdout saying what ran it: Python, numpy, the host
+# runtimes installed there and the one used, and the delegate library loaded.
+GUEST_REPORT_SCRIPT = GUEST_SCRIPT + """
+import json
+import bitlite_runtime
+from bitlite_runtime import hosts
+print(json.dumps({"python": sys.version.split()[0], "numpy": np.__version__,
+                  "host": bitlite_runtime.backend(), "hosts": hosts.installed(),
+                  "library": str(bitlite_runtime.library_path())}))
+"""
+
+
+def write_cases(cases: list, folder: Path) -> list[Path]:
+    """Each case's model and inputs as files in ``folder``: GUEST_SCRIPT's arguments
+    after the output path."""
+    args = []
+    for k, case in enumerate(cases):
+        model, inputs = folder / f"m{k}.tflite", folder / f"x{k}.npz"
+        model.write_bytes(case.model)
+        np.savez(inputs, *case.inputs)
+        args += [model, inputs]
+    return args
+
+
+def read_results(path: Path, cases: list) -> list[list[np.ndarray]]:
+    """The outputs GUEST_SCRIPT saved to ``path``, per case."""
+    data = np.load(path)
+    return [[data[f"{k}_{j}"] for j in range(len(case.expected))]
+            for k, case in enumerate(cases)]
+
+
+def guest_report(stdout: str) -> dict:
+    """The JSON line GUEST_REPORT_SCRIPT printed last."""
+    import json
+
+    return json.loads(stdout.strip().splitlines()[-1])

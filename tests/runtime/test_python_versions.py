@@ -5,46 +5,118 @@ Set BITLITE_TEST_PYTHONS to interpreters (os.pathsep-separated) in which
 ``pip install ./runtime`` of this checkout has run; each runs the bitlite_runtime
 installed there (package and library as pip built them) on the LCE-converted models,
 in one process, and must match LCE's x86 results bit for bit. Unset: skipped.
+
+And a Debian 13 "trixie" root (x86_64), where ``pip install ./runtime`` itself runs: its
+python3.13 makes a venv and pip builds this checkout's runtime with trixie's g++, from
+cp313 wheels only (LiteRT and numpy 2, no tflite-runtime), under chroot. The root is
+pipeline.bench.targets.sysroot's ``x86_64-trixie``, built by ``.ci/sysroots`` (or point
+BITLITE_TRIXIE_ROOT at one); without it, or without root for chroot, skipped.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import platform
+import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
-import numpy as np
 import pytest
-from runtime_models import GUEST_SCRIPT, compare
+from runtime_models import GUEST_REPORT_SCRIPT, compare, guest_report, read_results, write_cases
 
 PYTHONS = [p for p in os.environ.get("BITLITE_TEST_PYTHONS", "").split(os.pathsep) if p]
-VERSIONS_SCRIPT = GUEST_SCRIPT + """
-import json
-import bitlite_runtime
-print(json.dumps({"python": sys.version.split()[0], "numpy": np.__version__,
-                  "host": bitlite_runtime.backend(), "library": str(bitlite_runtime.library_path())}))
-"""
+RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
+TRIXIE = "x86_64-trixie"
 
 
 @pytest.mark.skipif(not PYTHONS, reason="BITLITE_TEST_PYTHONS is not set")
 @pytest.mark.parametrize("python", PYTHONS)
 def test_matrix_in_another_python_matches_lce(python, main_case, int8_case, tmp_path):
     cases = [main_case, int8_case]
-    args = []
-    for k, case in enumerate(cases):
-        model, inputs = tmp_path / f"m{k}.tflite", tmp_path / f"x{k}.npz"
-        model.write_bytes(case.model)
-        np.savez(inputs, *case.inputs)
-        args += [str(model), str(inputs)]
+    args = write_cases(cases, tmp_path)
     out = tmp_path / "y.npz"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "BITLITE_"))}
-    proc = subprocess.run([python, "-c", VERSIONS_SCRIPT, str(out), *args], env=env,
-                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    proc = subprocess.run([python, "-c", GUEST_REPORT_SCRIPT, str(out), *map(str, args)],
+                          env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    info = guest_report(proc.stdout)
     print(info)  # which Python, numpy and host ran (pytest -s shows it)
     assert Path(info["library"]).parent.name == "lib"  # the installed build, not this one
-    data = np.load(out)
-    for k, case in enumerate(cases):
-        compare(case, [data[f"{k}_{j}"] for j in range(len(case.expected))], exact_float=True)
+    for case, got in zip(cases, read_results(out, cases), strict=True):
+        compare(case, got, exact_float=True)
+
+
+# ------------------------------------------------------------------ Debian 13 root
+
+
+def _trixie_root() -> Path:
+    """The x86_64 Debian 13 root, or a skip saying why there is none to use here."""
+    if platform.machine() != "x86_64":
+        pytest.skip(f"the {TRIXIE} root is for x86_64 hosts")
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("running in the Debian 13 root needs chroot and unshare, as root")
+    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"],
+                           capture_output=True, text=True)  # fmt: skip
+    if probe.returncode != 0:  # e.g. a container without CAP_SYS_ADMIN
+        pytest.skip(f"no private mount namespace here for the chroot: {probe.stderr.strip()}")
+    if env := os.environ.get("BITLITE_TRIXIE_ROOT"):
+        return Path(env)
+    try:
+        from pipeline.bench.targets import sysroot
+    except ImportError:
+        pytest.skip("pipeline.bench.targets.sysroot is not available")
+    found = sysroot.existing(TRIXIE)
+    if found is None:
+        pytest.skip(f"no {TRIXIE} root in {sysroot.cache_root()}: build it with .ci/sysroots")
+    return found.root
+
+
+# Mounts /dev and /proc for the chroot inside a private mount namespace: they vanish with
+# it, so nothing stays mounted on the host whatever happens to the test.
+_CHROOT = 'mount --bind /dev "$1/dev" && mount -t proc proc "$1/proc" && exec chroot "$@"'
+
+
+def _in_root(root: Path, *cmd: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
+           "PIP_NO_INPUT": "1"}  # sbin: the host's chroot and mount
+    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+                           _CHROOT, "sh", str(root), *cmd], env=env, capture_output=True,
+                          text=True, timeout=timeout)  # fmt: skip
+    assert proc.returncode == 0, f"{' '.join(cmd)}:\n{(proc.stderr + proc.stdout)[-3000:]}"
+    return proc
+
+
+@pytest.fixture
+def root_scratch():
+    """A fresh folder inside the Debian 13 root, removed afterwards: (root, folder)."""
+    root = _trixie_root()
+    folder = root / "tmp" / f"bitlite-{uuid.uuid4().hex[:8]}"
+    folder.mkdir()
+    yield root, folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_pip_install_runtime_in_debian_trixie_matches_lce(root_scratch, main_case, int8_case):
+    """What a Debian 13 / Raspberry Pi OS trixie user does: python3 -m venv, then
+    pip install ./runtime (built by trixie's g++, LiteRT + numpy 2 from cp313 wheels, no
+    tflite-runtime), then the models; outputs match LCE's bit for bit."""
+    root, folder = root_scratch
+    inside = "/" / folder.relative_to(root)  # the same folder as the chroot sees it
+    shutil.copytree(RUNTIME_DIR, folder / "runtime", ignore=shutil.ignore_patterns(
+        "build", "__pycache__", "*.so", "*.egg-info"))  # fmt: skip
+    cases = [main_case, int8_case]
+    args = ["/" / p.relative_to(root) for p in write_cases(cases, folder)]
+    python = inside / "venv" / "bin" / "python"
+    _in_root(root, "/usr/bin/python3.13", "-m", "venv", str(inside / "venv"))
+    _in_root(root, str(python), "-m", "pip", "install", "--no-index", "--find-links",
+             "/wheels", str(inside / "runtime"))  # fmt: skip
+    proc = _in_root(root, str(python), "-c", GUEST_REPORT_SCRIPT, str(inside / "y.npz"),
+                    *map(str, args), timeout=600)  # fmt: skip
+    info = guest_report(proc.stdout)
+    print(info)
+    assert info["python"].startswith("3.13.") and info["numpy"].startswith("2.")
+    assert info["host"] == "litert" and info["hosts"] == ["litert"]  # no tflite-runtime
+    assert Path(info["library"]).is_relative_to(inside / "venv")  # pip's build, not ours
+    for case, got in zip(cases, read_results(folder / "y.npz", cases), strict=True):
+        compare(case, got, exact_float=True)

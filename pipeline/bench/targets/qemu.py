@@ -1,7 +1,10 @@
-"""Emulated ARM targets: ``qemu-aarch64`` and ``qemu-armhf`` (qemu-user, no device needed).
+"""Emulated ARM targets: ``qemu-aarch64``, ``qemu-aarch64-trixie`` and ``qemu-armhf``
+(qemu-user, no device needed).
 
-The model runs on the ARM build of ``tflite-runtime`` (binary models on bitlite's runtime
-cross-built for the architecture) inside an ARM Python sysroot, under qemu-user. Two
+The model runs inside an ARM Python sysroot under qemu-user: Debian 12's Python 3.11 with
+the ARM build of ``tflite-runtime`` 2.14 (``qemu-aarch64``, ``qemu-armhf``), or Debian 13's
+Python 3.13 with LiteRT's cp313 wheel (``qemu-aarch64-trixie``: Raspberry Pi OS trixie on a
+Pi 4/5); binary models on bitlite's delegate cross-built for the architecture. Two
 things come out of it that a device would give: the outputs, checked against the host's
 (parity), and a cost figure — guest instructions per inference, counted exactly by the
 icount plugin. Wall time under emulation is not a device latency, so none is reported.
@@ -34,9 +37,11 @@ TIMEOUT_S = 900
 
 
 class QemuTarget(Target):
-    def __init__(self, arch: str, progress=print) -> None:
-        self.arch = arch
-        self.name = f"qemu-{arch}"
+    def __init__(self, sysroot_name: str, progress=print) -> None:
+        """``sysroot_name``: a key of sysroot.RECIPES ("aarch64", "aarch64-trixie", ...)."""
+        self.sysroot_name = sysroot_name
+        self.arch = sysroot.RECIPES[sysroot_name].arch
+        self.name = f"qemu-{sysroot_name}"
         self.progress = progress
         self.root: sysroot.Sysroot | None = None
         self.plugin: Path | None = None
@@ -56,7 +61,7 @@ class QemuTarget(Target):
         qemu = sysroot.ARCHES[self.arch].qemu
         if shutil.which(qemu) is None:
             raise TargetError(f"{self.name}: {qemu} is not installed (apt-get install qemu-user)")
-        self.root = sysroot.ensure(self.arch, self.progress)
+        self.root = sysroot.ensure(self.sysroot_name, self.progress)
         self.plugin = icount.build_plugin()
         if engine == "bitlite":
             self.extra_site = sysroot.cache_root() / "runtime" / self.arch
@@ -69,7 +74,7 @@ class QemuTarget(Target):
         input = str(settings.input) if settings.input else None
         engine = runner_engine(model, settings.engine)
         cmd = [
-            self.root.qemu, "-L", str(self.root.root),
+            self.root.qemu, *self.root.qemu_args, "-L", str(self.root.root),
             "-plugin", f"{self.plugin},out={counts}",
             str(self.root.python), str(RUNNER),
             *runner_args(str(model.path), settings, engine, str(output), input), "--markers",
@@ -80,7 +85,8 @@ class QemuTarget(Target):
         result = parse_runner(proc, self.name)
         m = measurement(self.name, model, settings, result)
         m.latency_is_device = False
-        m.cpu = f"emulated {result['machine']} ({_qemu_version(self.root.qemu)}) on {result['cpu']}"
+        qemu = " ".join([_qemu_version(self.root.qemu), *self.root.qemu_args])
+        m.cpu = f"emulated {result['machine']} ({qemu}) on {result['cpu']}"
         m.instructions_per_invoke, m.instructions_spread = icount.summarize(
             icount.read_counts(counts)
         )

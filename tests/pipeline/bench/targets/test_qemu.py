@@ -1,7 +1,8 @@
 """Emulated AArch64: outputs against the host's, and a repeatable instruction count.
 
-The first test to run builds the aarch64 sysroot into the bench cache (network-bound,
-about 25 MB; later runs reuse it).
+The first test to run builds the aarch64 sysroot (Debian 12, tflite-runtime) into the
+bench cache (network-bound, about 25 MB; later runs reuse it). The Debian 13 one
+(``qemu-aarch64-trixie``: Python 3.13, LiteRT) is used when ``.ci/sysroots`` has built it.
 """
 
 import shutil
@@ -14,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import tiny_models  # noqa: E402
 
-from pipeline.bench.targets import icount, make_target  # noqa: E402
+from pipeline.bench.targets import icount, make_target, sysroot  # noqa: E402
 from pipeline.bench.targets.base import Settings, TargetError  # noqa: E402
 from pipeline.bench.targets.measure import measure  # noqa: E402
 
@@ -46,23 +47,34 @@ def test_plugin_loads_into_the_installed_qemu(tmp_path):
 
 
 _measured = {}
+# target -> what runs float and int8 there: the sysroot's stock TFLite
+STOCK = {"qemu-aarch64": "tflite-runtime 2.14.0", "qemu-aarch64-trixie": "LiteRT 2.3.0"}
 
 
-def _measure(kind: str):
-    """One emulated run per model kind, shared by the tests below (each costs ~10 s CPU)."""
-    if kind not in _measured:
+def _measure(kind: str, spec: str = "qemu-aarch64"):
+    """One emulated run per model kind and target, shared by the tests below (each costs
+    ~10 s CPU)."""
+    if spec == "qemu-aarch64-trixie" and sysroot.existing("aarch64-trixie") is None:
+        pytest.skip("no aarch64-trixie sysroot in the cache: build it with .ci/sysroots")
+    if (kind, spec) not in _measured:
         model = tiny_models.models()[kind]
-        _measured[kind] = measure(model, make_target("qemu-aarch64"), Settings(runs=3, warmup=1))
-    return _measured[kind]
+        _measured[kind, spec] = measure(model, make_target(spec), Settings(runs=3, warmup=1))
+    return _measured[kind, spec]
 
 
+@pytest.mark.parametrize("spec", list(STOCK))
 @pytest.mark.parametrize("kind", ["float", "int8", "binary"])
-def test_aarch64_outputs_match_the_host(kind):
-    m = _measure(kind)
+def test_aarch64_outputs_match_the_host(kind, spec):
+    m = _measure(kind, spec)
     assert m.parity["ok"] is True, m.parity
     assert m.cpu.startswith("emulated aarch64")
     assert m.instructions_per_invoke > 1000
     assert m.latency()["median_ms"] is None  # no emulated wall time passed off as latency
+    host = "litert" if spec.endswith("-trixie") else "tflite_runtime"
+    if kind == "binary":  # bitlite's delegate inside the sysroot's own runtime
+        assert m.kernels.startswith("bitlite delegate (neon binary GEMM) in " + host), m.kernels
+    else:
+        assert m.kernels.startswith(STOCK[spec] + ": TFLite builtin kernels"), m.kernels
 
 
 def test_instruction_count_is_repeatable():
