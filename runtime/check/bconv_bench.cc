@@ -28,22 +28,23 @@ struct Layer {
   int padding = 0;    // 0 = SAME, 1 = VALID
 };
 
-// As the converter writes VGG-8: the conv before each max-pool outputs float,
-// the one after a pool outputs bitpacked (it feeds the next binary conv).
-// The default LeNet-5 BNN's binary layers as the converter writes them: a 5x5
-// VALID convolution, then the two dense layers as convolutions over 1 pixel.
+// As the export writes VGG-8 (LCE, then pipeline/tflite/chains.py): every
+// binary conv outputs bitpacked, the one before a max-pool too (its pool is an
+// LceBMaxPool2d on the bits). The default LeNet-5 BNN's binary layers as the
+// export writes them: a 5x5 VALID convolution (bitpacked, then pooled and
+// flattened as bits), then the two dense layers as convolutions over 1 pixel.
 const Layer kLenet5[] = {
-    {"12x12 32->64 5x5 float", 12, 32, 64, OutputType::kFloat32, 5, 1},
+    {"12x12 32->64 5x5 bits", 12, 32, 64, OutputType::kBitpacked, 5, 1},
     {"dense 1024->512 bits", 1, 1024, 512, OutputType::kBitpacked, 1, 1},
     {"dense 512->10 float", 1, 512, 10, OutputType::kFloat32, 1, 1},
 };
 
 const Layer kVgg8[] = {
-    {"32x32 128->128 float", 32, 128, 128, OutputType::kFloat32},
+    {"32x32 128->128 bits", 32, 128, 128, OutputType::kBitpacked},
     {"16x16 128->256 bits", 16, 128, 256, OutputType::kBitpacked},
-    {"16x16 256->256 float", 16, 256, 256, OutputType::kFloat32},
+    {"16x16 256->256 bits", 16, 256, 256, OutputType::kBitpacked},
     {"8x8 256->512 bits", 8, 256, 512, OutputType::kBitpacked},
-    {"8x8 512->512 float", 8, 512, 512, OutputType::kFloat32},
+    {"8x8 512->512 bits", 8, 512, 512, OutputType::kBitpacked},
 };
 
 struct Prepared {
