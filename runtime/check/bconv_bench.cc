@@ -3,7 +3,8 @@
 // RunBConv, every kernel and thread count interleaved round by round, so the
 // shared machine's load hits all alike.
 //
-//   bconv_bench [rounds] [kernel,kernel,...] [max_threads] [vgg8|lenet5]
+//   bconv_bench [rounds] [kernel,kernel,...] [max_threads] [vgg8|lenet5] [layer]
+// (`layer`: run only that layer of the net, e.g. to count its instructions.)
 // Prints the median microseconds per layer and in total, and binary GMAC/s.
 #include <algorithm>
 #include <chrono>
@@ -11,6 +12,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../src/bconv.h"
@@ -109,8 +111,12 @@ int main(int argc, char** argv) {
   const bool lenet = argc > 4 && std::strcmp(argv[4], "lenet5") == 0;
   const Layer* net = lenet ? kLenet5 : kVgg8;
   const int net_layers = lenet ? 3 : 5;
-  for (int i = 0; i < net_layers; ++i)
-    layers.push_back(Prepare(net[i], rng)), total_macs += layers.back().macs;
+  const int only = argc > 5 ? std::atoi(argv[5]) : -1;
+  for (int i = 0; i < net_layers; ++i) {
+    Prepared p = Prepare(net[i], rng);  // every layer, so the inputs do not depend on `only`
+    if (only >= 0 && i != only) continue;
+    layers.push_back(std::move(p)), total_macs += layers.back().macs;
+  }
   const int n_layers = int(layers.size());
   struct Config { const BgemmKernel* k; int threads; };
   std::vector<Config> configs;
@@ -141,7 +147,7 @@ int main(int argc, char** argv) {
   for (auto& c : configs) std::printf(" %9s/%d", c.k->name, c.threads);
   std::printf("\n");
   for (int i = 0; i <= n_layers; ++i) {
-    std::printf("%-24s", i < n_layers ? net[i].name : "total");
+    std::printf("%-24s", i < n_layers ? net[only >= 0 ? only : i].name : "total");
     for (size_t c = 0; c < configs.size(); ++c) std::printf(" %11.1f", median(us[c][i]));
     std::printf("\n");
   }

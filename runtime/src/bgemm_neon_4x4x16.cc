@@ -280,6 +280,10 @@ inline void Period1(const uint8_t* pa, const uint8_t* pf, int steps, uint32_t ou
 // 4 pixels (interleaved chunks at pa) x 4 filters (chunks at pf, 256 bytes
 // apart): t[p] lane j = disagreements of pixel p with filter j.
 inline void Tile(const uint8_t* pa, const uint8_t* pf, int chunks, uint32x4_t t[4]) {
+  if (chunks <= kFlushSteps) {  // one period: its sums go straight into t, no copy
+    Period(pa, pf, chunks, reinterpret_cast<uint32_t(*)[4]>(t));
+    return;
+  }
   alignas(16) uint32_t r[4][4];
   for (int k0 = 0; k0 < chunks; k0 += kFlushSteps) {
     const int n = chunks - k0 < kFlushSteps ? chunks - k0 : kFlushSteps;
@@ -360,6 +364,14 @@ void BgemmNeonBlocked(const uint32_t* patches, int n_pix, const uint32_t* filter
         reinterpret_cast<const uint8_t*>(filters + static_cast<long>(b) * kBlockFilters * kwords);
     const int o0 = b * kBlockFilters;
     const bool full = o0 + kBlockFilters <= n_out;
+    int32x4x4_t thr = {};
+    if (full && fused != nullptr && fused->thresholds != nullptr)
+      thr = vld4q_s32(fused->thresholds + o0);
+    uint32x4_t weight[4];  // lane j of weight[i]: bit 4j + i of the block's 16
+    for (int i = 0; i < 4; ++i) {
+      const uint32_t w[4] = {1u << i, 1u << (4 + i), 1u << (8 + i), 1u << (12 + i)};
+      weight[i] = vld1q_u32(w);
+    }
     for (int q = 0; q < groups; ++q) {
       const uint8_t* pa =
           reinterpret_cast<const uint8_t*>(patches + static_cast<long>(q) * 4 * kwords);
@@ -371,6 +383,20 @@ void BgemmNeonBlocked(const uint32_t* patches, int n_pix, const uint32_t* filter
         Tile1(pa, fb + 128, chunks, &r[2][0], &r[3][0]);
       } else {
         for (int i = 0; i < 4; ++i) Tile(pa, fb + 64 * i, chunks, r[i]);
+      }
+      if (full && fused != nullptr && fused->thresholds != nullptr) {
+        // Bitpacked output of a full block: the thresholds (de-interleaved like
+        // r[i][p]: lane j = filter 4j + i) and bit weights stay in registers.
+        for (int p = 0; p < np; ++p) {
+          uint32x4_t bits = vandq_u32(vcgtq_s32(vreinterpretq_s32_u32(r[0][p]), thr.val[0]),
+                                      weight[0]);
+          for (int i = 1; i < 4; ++i)
+            bits = vorrq_u32(bits, vandq_u32(vcgtq_s32(vreinterpretq_s32_u32(r[i][p]),
+                                                       thr.val[i]), weight[i]));
+          fused->bits[(4L * q + p) * fused->bits_stride + o0 / 16] =
+              static_cast<uint16_t>(vaddvq_u32(bits));
+        }
+        continue;
       }
       for (int p = 0; p < np; ++p) {
         const long pixel = 4 * q + p;
