@@ -41,10 +41,13 @@ KERNELS = ("avx512", "avx2", "generic", "reference")
 THREADS = (1, 2)
 SLOW_MS = 50.0  # subjects slower than this get at most SLOW_RUNS samples
 SLOW_RUNS = 5
-# Binary MACs of the layers runtime/check/bconv_bench.cc runs per net.
-BENCH_MACS = {
-    "vgg8": 32 * 32 * 128 * 1152 + 16 * 16 * 256 * (1152 + 2304) + 8 * 8 * 512 * (2304 + 4608),
-    "lenet5": 8 * 8 * 64 * 800 + 512 * 1024 + 10 * 512,
+# The layers runtime/check/bconv_bench.cc runs per net, and their binary MACs.
+BENCH_LAYERS = {
+    "vgg8": [("32x32 128->128", 32 * 32 * 128 * 1152), ("16x16 128->256", 16 * 16 * 256 * 1152),
+             ("16x16 256->256", 16 * 16 * 256 * 2304), ("8x8 256->512", 8 * 8 * 512 * 2304),
+             ("8x8 512->512", 8 * 8 * 512 * 4608)],
+    "lenet5": [("12x12 32->64 5x5", 8 * 8 * 64 * 800), ("dense 1024->512", 512 * 1024),
+               ("dense 512->10", 10 * 512)],
 }
 NOTE = (
     "The binary export's float ops (the first convolution, the classifier head) run on "
@@ -240,6 +243,7 @@ def aarch64_section(exports_by_model: dict[str, dict[str, Path]]) -> str:
              "bitlite's library cross-built with this checkout's kernels.", "",
              "| net | binary MACs | binary instructions | per binary MAC | float "
              "instructions | binary / float | parity |", "|---|---:|---:|---:|---:|---:|---|"]
+    whole: dict[str, tuple[float, int]] = {}  # net -> (binary instructions, binary MACs)
     for name, exports in exports_by_model.items():
         macs = inspect(exports["binary"].read_bytes())["macs"].get("binary", 0)
         counts, ok = {}, []
@@ -248,6 +252,7 @@ def aarch64_section(exports_by_model: dict[str, dict[str, Path]]) -> str:
             m = measure(exports[kind], qemu, Settings(runs=2, warmup=1))
             counts[kind] = m.instructions_per_invoke
             ok.append(f"{kind} {'ok' if m.parity and m.parity.get('ok') else 'FAIL'}")
+        whole[name] = (counts["binary"], macs)
         lines.append(f"| {name} | {macs:,} | {counts['binary']:,.0f} | "
                      f"{counts['binary'] / macs:.4f} | {counts['float']:,.0f} | "
                      f"{counts['binary'] / counts['float']:.3f} | {', '.join(ok)} |")
@@ -263,18 +268,32 @@ def aarch64_section(exports_by_model: dict[str, dict[str, Path]]) -> str:
                        check=True, capture_output=True)
         plugin = icount.build_plugin()
         lines += ["", "Binary convolutions alone (`runtime/check/bconv_bench.cc` at 1 thread, "
-                  "the layers as the rewritten exports hold them; 2 rounds minus 1 round):",
-                  "", "| net | instructions | binary MACs | per binary MAC |",
-                  "|---|---:|---:|---:|"]
+                  "the layers as the rewritten exports hold them, one at a time; 2 rounds "
+                  "minus 1 round):", "", "| net | layer | instructions | binary MACs | "
+                  "per binary MAC |", "|---|---|---:|---:|---:|"]
+        layers_total: dict[str, int] = {}
         for name in exports_by_model:
-            total = {}
-            for rounds in (1, 2):
-                out = Path(tmp) / f"count-{name}-{rounds}.txt"
-                subprocess.run(["qemu-aarch64", "-plugin", f"{plugin},out={out}", str(exe),
-                                str(rounds), "neon", "1", name], check=True, capture_output=True)
-                total[rounds] = int(out.read_text().split()[1])  # "total N"
-            layer, macs = total[2] - total[1], BENCH_MACS[name]
-            lines.append(f"| {name} | {layer:,} | {macs:,} | {layer / macs:.4f} |")
+            net_total = 0
+            for index, (layer, macs) in enumerate(BENCH_LAYERS[name]):
+                count = {}
+                for rounds in (1, 2):
+                    out = Path(tmp) / f"count-{name}-{index}-{rounds}.txt"
+                    subprocess.run(["qemu-aarch64", "-plugin", f"{plugin},out={out}", str(exe),
+                                    str(rounds), "neon", "1", name, str(index)],
+                                   check=True, capture_output=True)  # fmt: skip
+                    count[rounds] = int(out.read_text().split()[1])  # "total N"
+                n = count[2] - count[1]
+                net_total += n
+                lines.append(f"| {name} | {layer} | {n:,} | {macs:,} | {n / macs:.4f} |")
+            macs = sum(m for _, m in BENCH_LAYERS[name])
+            lines.append(f"| {name} | all | {net_total:,} | {macs:,} | {net_total / macs:.4f} |")
+            layers_total[name] = net_total
+        for name, (count, macs) in whole.items():
+            rest = count - layers_total[name]
+            lines.append(f"\n{name}: outside these layers (the float first convolution, "
+                         "LceQuantize, layers the bench leaves out, pooling, TFLite and the "
+                         f"Python invoke) {rest:,.0f} instructions, {rest / macs:.4f} per binary "
+                         "MAC of the whole net.")
     lines += ["",
               "| inner loop | source | tile (pixels x filters x steps) | instructions | "
               "binary MACs | per binary MAC |", "|---|---|---|---:|---:|---:|"]
