@@ -57,11 +57,15 @@ def _finished(flatbuffer: bytes, strategy: str, layers: list[dict[str, Any]],
     """The conversion with bitpacked activations carried between binary layers (an
     exact rewrite, :mod:`pipeline.tflite.chains`) where LCE left float round trips."""
     from pipeline.tflite.chains import bitpack_chains
+    from pipeline.tflite.reader import ModelFormatError
 
     chains: list[dict[str, Any]] = []
     if strategy != "tflite":
-        flatbuffer, reports = bitpack_chains(flatbuffer)
-        chains = [r.to_dict() for r in reports]
+        try:
+            flatbuffer, reports = bitpack_chains(flatbuffer)
+            chains = [r.to_dict() for r in reports]
+        except ModelFormatError:  # not a flatbuffer: the reader says so where it is read
+            pass
     return Conversion(flatbuffer, strategy, layers, failures or [], baselines or {}, chains)
 
 
