@@ -1,13 +1,13 @@
 """bitlite's binary kernels against int8 and float on XNNPACK and LCE, from one run.
 
     python -m benchmarks.kernels [--runs 30] [--models vgg8,lenet5] [--exports DIR]
-        [--aarch64] [--out benchmarks/results/kernels.md]
+        [--aarch64 | --aarch64-only] [--out benchmarks/results/kernels.md]
 
 For each network (the registered VGG-8, 32x32x3 128-128-256-256-512-512, and the default
 LeNet-5 BNN, both built here and converted untrained: speed does not depend on weight
 values): the binary export on bitlite's runtime with each kernel forced by
 ``BITLITE_KERNEL`` (avx512, avx2, generic, reference; a kernel this CPU lacks is skipped
-and named; the export's float ops on tflite-runtime's builtin kernels, see NOTE), the int8 and float exports on LiteRT's interpreter (``ai_edge_litert``, whose
+and named; the export's float ops on the host runtime's builtin kernels, see NOTE), the int8 and float exports on LiteRT's interpreter (``ai_edge_litert``, whose
 default XNNPACK delegate runs int8 too: tflite-runtime 2.14's Python interpreter applies
 no XNNPACK to int8 graphs, so it is not used for int8), and the binary export on LCE's
 own interpreter (on x86 that is LCE's portable reference code, not a device speed), at 1
@@ -41,9 +41,17 @@ KERNELS = ("avx512", "avx2", "generic", "reference")
 THREADS = (1, 2)
 SLOW_MS = 50.0  # subjects slower than this get at most SLOW_RUNS samples
 SLOW_RUNS = 5
+# The layers runtime/check/bconv_bench.cc runs per net, and their binary MACs.
+BENCH_LAYERS = {
+    "vgg8": [("32x32 128->128", 32 * 32 * 128 * 1152), ("16x16 128->256", 16 * 16 * 256 * 1152),
+             ("16x16 256->256", 16 * 16 * 256 * 2304), ("8x8 256->512", 8 * 8 * 512 * 2304),
+             ("8x8 512->512", 8 * 8 * 512 * 4608)],
+    "lenet5": [("12x12 32->64 5x5", 8 * 8 * 64 * 800), ("dense 1024->512", 512 * 1024),
+               ("dense 512->10", 10 * 512)],
+}
 NOTE = (
-    "The binary export's float ops (first convolution, pooling, multiply) run on "
-    "tflite-runtime 2.14's builtin kernels in the bitlite rows: its XNNPACK delegate's "
+    "The binary export's float ops (the first convolution, the classifier head) run on "
+    "the host runtime's builtin kernels in the bitlite rows: its XNNPACK delegate's "
     "threadpool spins at 2 threads (tens of ms per LeNet-5 invoke on a shared machine, "
     "even with the serial reference kernel) and slows every subject timed after it; "
     "one row shows bitlite with that XNNPACK at 1 thread.")
@@ -81,7 +89,7 @@ def bitlite_subject(model: bytes, kernel: str, threads: int, x: np.ndarray,
         y = next(iter(y.values())) if isinstance(y, dict) else y
         return np.asarray(y[0] if isinstance(y, (list, tuple)) else y)
 
-    label = f"bitlite {kernel}" + (" + tflite-runtime XNNPACK for the float ops" if xnnpack
+    label = f"bitlite {kernel}" + (" + the host's XNNPACK for the float ops" if xnnpack
                                    else "")
     return Subject(label, "binary", threads, invoke, output)
 
@@ -115,6 +123,14 @@ def lce_subject(model: bytes, threads: int, x: np.ndarray) -> Subject:
 
     return Subject("binary LCE interpreter (x86 reference kernels, not device speed)",
                    "binary", threads, invoke, lambda: np.asarray(result["y"]))
+
+
+def host_name() -> str:
+    """The TFLite runtime bitlite_runtime.Interpreter runs in here."""
+    from bitlite_runtime import hosts
+
+    return {"litert": "LiteRT (ai-edge-litert)", "tflite_runtime": "tflite-runtime 2.14",
+            "tensorflow": "TensorFlow's tf.lite"}.get(hosts.resolve().name, hosts.resolve().name)
 
 
 def available_kernels() -> tuple[list[str], list[str]]:
@@ -227,6 +243,7 @@ def aarch64_section(exports_by_model: dict[str, dict[str, Path]]) -> str:
              "bitlite's library cross-built with this checkout's kernels.", "",
              "| net | binary MACs | binary instructions | per binary MAC | float "
              "instructions | binary / float | parity |", "|---|---:|---:|---:|---:|---:|---|"]
+    whole: dict[str, tuple[float, int]] = {}  # net -> (binary instructions, binary MACs)
     for name, exports in exports_by_model.items():
         macs = inspect(exports["binary"].read_bytes())["macs"].get("binary", 0)
         counts, ok = {}, []
@@ -235,10 +252,11 @@ def aarch64_section(exports_by_model: dict[str, dict[str, Path]]) -> str:
             m = measure(exports[kind], qemu, Settings(runs=2, warmup=1))
             counts[kind] = m.instructions_per_invoke
             ok.append(f"{kind} {'ok' if m.parity and m.parity.get('ok') else 'FAIL'}")
+        whole[name] = (counts["binary"], macs)
         lines.append(f"| {name} | {macs:,} | {counts['binary']:,.0f} | "
                      f"{counts['binary'] / macs:.4f} | {counts['float']:,.0f} | "
                      f"{counts['binary'] / counts['float']:.3f} | {', '.join(ok)} |")
-    # VGG-8's five binary convolutions alone: one round of the C++ layer bench.
+    # Each net's binary convolutions alone: one round of the C++ layer bench.
     root = Path(__file__).resolve().parents[1] / "runtime"
     with tempfile.TemporaryDirectory(prefix="bitlite-a64-bench-") as tmp:
         exe = Path(tmp) / "bconv_bench"
@@ -248,17 +266,35 @@ def aarch64_section(exports_by_model: dict[str, dict[str, Path]]) -> str:
         subprocess.run([build.compiler_for("aarch64"), *flags, "-static",
                         str(root / "check" / "bconv_bench.cc"), *srcs, "-o", str(exe)],
                        check=True, capture_output=True)
-        plugin, total = icount.build_plugin(), {}
-        for rounds in (1, 2):
-            out = Path(tmp) / f"count{rounds}.txt"
-            subprocess.run(["qemu-aarch64", "-plugin", f"{plugin},out={out}", str(exe),
-                            str(rounds), "neon", "1"], check=True, capture_output=True)
-            total[rounds] = int(out.read_text().split()[1])  # "total N"
-    vgg_macs = 32 * 32 * 128 * 1152 + 16 * 16 * 256 * (1152 + 2304) + 8 * 8 * 512 * (2304 + 4608)
-    layer = total[2] - total[1]
-    lines += ["", f"VGG-8's five binary 3x3 convolutions alone (`bconv_bench` at 1 thread, "
-              f"2 rounds minus 1 round): {layer:,} instructions for "
-              f"{vgg_macs:,} binary MACs = {layer / vgg_macs:.4f} per binary MAC.", "",
+        plugin = icount.build_plugin()
+        lines += ["", "Binary convolutions alone (`runtime/check/bconv_bench.cc` at 1 thread, "
+                  "the layers as the rewritten exports hold them, one at a time; 2 rounds "
+                  "minus 1 round):", "", "| net | layer | instructions | binary MACs | "
+                  "per binary MAC |", "|---|---|---:|---:|---:|"]
+        layers_total: dict[str, int] = {}
+        for name in exports_by_model:
+            net_total = 0
+            for index, (layer, macs) in enumerate(BENCH_LAYERS[name]):
+                count = {}
+                for rounds in (1, 2):
+                    out = Path(tmp) / f"count-{name}-{index}-{rounds}.txt"
+                    subprocess.run(["qemu-aarch64", "-plugin", f"{plugin},out={out}", str(exe),
+                                    str(rounds), "neon", "1", name, str(index)],
+                                   check=True, capture_output=True)  # fmt: skip
+                    count[rounds] = int(out.read_text().split()[1])  # "total N"
+                n = count[2] - count[1]
+                net_total += n
+                lines.append(f"| {name} | {layer} | {n:,} | {macs:,} | {n / macs:.4f} |")
+            macs = sum(m for _, m in BENCH_LAYERS[name])
+            lines.append(f"| {name} | all | {net_total:,} | {macs:,} | {net_total / macs:.4f} |")
+            layers_total[name] = net_total
+        for name, (count, macs) in whole.items():
+            rest = count - layers_total[name]
+            lines.append(f"\n{name}: outside these layers (the float first convolution, "
+                         "LceQuantize, layers the bench leaves out, pooling, TFLite and the "
+                         f"Python invoke) {rest:,.0f} instructions, {rest / macs:.4f} per binary "
+                         "MAC of the whole net.")
+    lines += ["",
               "| inner loop | source | tile (pixels x filters x steps) | instructions | "
               "binary MACs | per binary MAC |", "|---|---|---|---:|---:|---:|"]
     for arch, p, o, steps, source in TILES:
@@ -304,6 +340,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--aarch64", action="store_true",
                         help="also count guest instructions under qemu-aarch64 (minutes)")
+    parser.add_argument("--aarch64-only", action="store_true",
+                        help="only the qemu-aarch64 instruction counts (no host timing)")
     parser.add_argument("--exports", type=Path, default=None,
                         help="use NAME_{binary,int8,float}.tflite from this folder instead "
                              "of building them")
@@ -321,6 +359,8 @@ def main() -> None:
                 print(f"{name}: building exports", file=sys.stderr)
                 exports = build_exports(name, Path(tmp))
             all_exports[name] = exports
+            if args.aarch64_only:
+                continue
             subjects = build_subjects(name, exports, kernels)
             print(f"{name}: timing {len(subjects)} subjects, {args.runs} rounds",
                   file=sys.stderr)
@@ -328,16 +368,23 @@ def main() -> None:
             print(f"{name}: layer bench", file=sys.stderr)
             layers, totals = layer_bench(max(args.runs, 30), kernels, name)
             sections.append(markdown(name, subjects, layers, totals))
-        if args.aarch64:
+        if args.aarch64 or args.aarch64_only:
             sections.append(aarch64_section(all_exports))
+    if args.aarch64_only:
+        body = ("Untrained weights, batch 1, the exports built as for the timing table "
+                "(binary: LCE, then pipeline.tflite.chains).\n\n" + "\n".join(sections))
+        print(write_table(args.out, "Binary kernels on AArch64: guest instructions", body)
+              if args.out else body)
+        return
     note = (f"Kernels skipped (this CPU lacks them): {', '.join(skipped)}.\n\n"
             if skipped else "")
     body = (
         f"{cpu_name()}. Batch 1, random input, untrained weights. Median of interleaved "
         f"invokes ({args.runs} rounds; subjects slower than {SLOW_MS:.0f} ms get "
         f"{SLOW_RUNS}). Ratios > 1 mean faster than int8 on XNNPACK at the same thread "
-        "count. bitlite runs through its tflite-runtime 2.14 based Interpreter (the "
-        "kernel forced with BITLITE_KERNEL). " + NOTE + "\n\n"
+        f"count. bitlite runs through bitlite_runtime.Interpreter (its delegate in "
+        f"{host_name()}, as users run it; the kernel forced with BITLITE_KERNEL). "
+        + NOTE + "\n\n"
         + note + "\n".join(sections))
     print(write_table(args.out, "Binary kernels vs int8 and float on XNNPACK", body)
           if args.out else body)

@@ -48,6 +48,25 @@ class Conversion:
     layers: list[dict[str, Any]] = field(default_factory=list)  # export_rewrite.LayerPlan
     failures: list[str] = field(default_factory=list)  # strategies that failed, and why
     baselines: dict[str, bytes] = field(default_factory=dict)
+    chains: list[dict[str, Any]] = field(default_factory=list)  # tflite.chains.ChainReport
+
+
+def _finished(flatbuffer: bytes, strategy: str, layers: list[dict[str, Any]],
+              failures: list[str] | None = None,
+              baselines: dict[str, bytes] | None = None) -> Conversion:  # fmt: skip
+    """The conversion with bitpacked activations carried between binary layers (an
+    exact rewrite, :mod:`pipeline.tflite.chains`) where LCE left float round trips."""
+    from pipeline.tflite.chains import bitpack_chains
+    from pipeline.tflite.reader import ModelFormatError
+
+    chains: list[dict[str, Any]] = []
+    if strategy != "tflite":
+        try:
+            flatbuffer, reports = bitpack_chains(flatbuffer)
+            chains = [r.to_dict() for r in reports]
+        except ModelFormatError:  # not a flatbuffer: the reader says so where it is read
+            pass
+    return Conversion(flatbuffer, strategy, layers, failures or [], baselines or {}, chains)
 
 
 def convert_model(model: Any, pixel_scale: float | None = None) -> bytes:
@@ -98,7 +117,7 @@ def convert(
                 continue
             missing = [name for name, _, _ in tasks[1:] if name not in done[0]]
             failures += [f"baseline {b}: {error}" for b in missing]
-            return Conversion(done[0].pop("model"), strategy, layers, failures, done[0])
+            return _finished(done[0].pop("model"), strategy, layers, failures, done[0])
     raise ConversionError("; ".join(failures) + " — nothing was written")
 
 
@@ -116,7 +135,7 @@ def convert_many(
     for model, (_, layers), result in zip(models, traced, done, strict=True):
         if "model" not in result:
             raise ConversionError(f"{_label(model)}: {error}")
-        out.append(Conversion(result["model"], strategy, layers))
+        out.append(_finished(result["model"], strategy, layers))
     return out
 
 

@@ -3,7 +3,8 @@
 // RunBConv, every kernel and thread count interleaved round by round, so the
 // shared machine's load hits all alike.
 //
-//   bconv_bench [rounds] [kernel,kernel,...] [max_threads] [vgg8|lenet5]
+//   bconv_bench [rounds] [kernel,kernel,...] [max_threads] [vgg8|lenet5] [layer]
+// (`layer`: run only that layer of the net, e.g. to count its instructions.)
 // Prints the median microseconds per layer and in total, and binary GMAC/s.
 #include <algorithm>
 #include <chrono>
@@ -11,6 +12,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../src/bconv.h"
@@ -28,22 +30,23 @@ struct Layer {
   int padding = 0;    // 0 = SAME, 1 = VALID
 };
 
-// As the converter writes VGG-8: the conv before each max-pool outputs float,
-// the one after a pool outputs bitpacked (it feeds the next binary conv).
-// The default LeNet-5 BNN's binary layers as the converter writes them: a 5x5
-// VALID convolution, then the two dense layers as convolutions over 1 pixel.
+// As the export writes VGG-8 (LCE, then pipeline/tflite/chains.py): every
+// binary conv outputs bitpacked, the one before a max-pool too (its pool is an
+// LceBMaxPool2d on the bits). The default LeNet-5 BNN's binary layers as the
+// export writes them: a 5x5 VALID convolution (bitpacked, then pooled and
+// flattened as bits), then the two dense layers as convolutions over 1 pixel.
 const Layer kLenet5[] = {
-    {"12x12 32->64 5x5 float", 12, 32, 64, OutputType::kFloat32, 5, 1},
+    {"12x12 32->64 5x5 bits", 12, 32, 64, OutputType::kBitpacked, 5, 1},
     {"dense 1024->512 bits", 1, 1024, 512, OutputType::kBitpacked, 1, 1},
     {"dense 512->10 float", 1, 512, 10, OutputType::kFloat32, 1, 1},
 };
 
 const Layer kVgg8[] = {
-    {"32x32 128->128 float", 32, 128, 128, OutputType::kFloat32},
+    {"32x32 128->128 bits", 32, 128, 128, OutputType::kBitpacked},
     {"16x16 128->256 bits", 16, 128, 256, OutputType::kBitpacked},
-    {"16x16 256->256 float", 16, 256, 256, OutputType::kFloat32},
+    {"16x16 256->256 bits", 16, 256, 256, OutputType::kBitpacked},
     {"8x8 256->512 bits", 8, 256, 512, OutputType::kBitpacked},
-    {"8x8 512->512 float", 8, 512, 512, OutputType::kFloat32},
+    {"8x8 512->512 bits", 8, 512, 512, OutputType::kBitpacked},
 };
 
 struct Prepared {
@@ -108,8 +111,12 @@ int main(int argc, char** argv) {
   const bool lenet = argc > 4 && std::strcmp(argv[4], "lenet5") == 0;
   const Layer* net = lenet ? kLenet5 : kVgg8;
   const int net_layers = lenet ? 3 : 5;
-  for (int i = 0; i < net_layers; ++i)
-    layers.push_back(Prepare(net[i], rng)), total_macs += layers.back().macs;
+  const int only = argc > 5 ? std::atoi(argv[5]) : -1;
+  for (int i = 0; i < net_layers; ++i) {
+    Prepared p = Prepare(net[i], rng);  // every layer, so the inputs do not depend on `only`
+    if (only >= 0 && i != only) continue;
+    layers.push_back(std::move(p)), total_macs += layers.back().macs;
+  }
   const int n_layers = int(layers.size());
   struct Config { const BgemmKernel* k; int threads; };
   std::vector<Config> configs;
@@ -140,7 +147,7 @@ int main(int argc, char** argv) {
   for (auto& c : configs) std::printf(" %9s/%d", c.k->name, c.threads);
   std::printf("\n");
   for (int i = 0; i <= n_layers; ++i) {
-    std::printf("%-24s", i < n_layers ? net[i].name : "total");
+    std::printf("%-24s", i < n_layers ? net[only >= 0 ? only : i].name : "total");
     for (size_t c = 0; c < configs.size(); ++c) std::printf(" %11.1f", median(us[c][i]));
     std::printf("\n");
   }

@@ -164,7 +164,8 @@ struct ConvStats {
 // even tiny layers), fused and unfused, must write exactly the reference's bytes.
 void CheckConv(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernels, int iters,
                ConvStats* stats) {
-  static const int kCins[] = {1, 7, 31, 32, 33, 64, 96, 128, 200};
+  // 128 and 256: whole 128-bit chunks per tap (im2col written interleaved in place).
+  static const int kCins[] = {1, 7, 31, 32, 33, 64, 96, 128, 200, 256};
   for (int it = 0; it < iters; ++it) {
     BConvOptions o;
     o.padding = rng() % 2;
@@ -179,7 +180,7 @@ void CheckConv(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernels
       groups = 1 + rng() % 3;
       o.channels_in = 32 * groups * (1 + rng() % 2);
     } else {
-      o.channels_in = kCins[rng() % 9];
+      o.channels_in = kCins[rng() % 10];
     }
     const int in_words = (o.channels_in + 31) / 32;
     const int fh = 1 + rng() % 3, fw = 1 + rng() % 3;

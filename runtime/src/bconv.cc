@@ -125,7 +125,7 @@ void RunReference(const BConvPlan& plan, const int32_t* input, void* output) {
 
 // ---------------------------------------------------------------- optimized
 
-std::atomic<double> g_min_macs_per_thread{1e6};
+std::atomic<double> g_min_macs_per_thread{-1};  // < 0: the kernel's own threshold
 
 struct Scratch {  // per thread, reused by every convolution the thread runs
   AlignedWords patches;        // kPixelBlock x kwords
@@ -193,6 +193,39 @@ bool Im2colPixel(const BConvPlan& plan, const int32_t* input, long p, int g, uin
   }
   const int used = s.fh * s.fw * wpg;
   if (used < plan.kwords) std::memset(row + used, 0, sizeof(uint32_t) * (plan.kwords - used));
+  return outside;
+}
+
+// Im2colPixel straight into InterleavePatches4's layout, for kernels that read
+// it, when every tap is whole 128-bit chunks (words per group % 4 == 0, one
+// group): chunk c of the pixel's row goes to dst + 16 * c. Saves the second copy.
+bool Im2colPixelChunks(const BConvPlan& plan, const int32_t* input, long p, uint32_t* dst) {
+  const BConvShape& s = plan.shape;
+  const BConvOptions& o = plan.opt;
+  const long per_image = static_cast<long>(s.out_h) * s.out_w;
+  const int b = static_cast<int>(p / per_image);
+  const int oy = static_cast<int>((p % per_image) / s.out_w);
+  const int ox = static_cast<int>(p % s.out_w);
+  const int chunks = s.words_per_group / kKWordAlign;  // per tap
+  bool outside = false;
+  for (int fy = 0; fy < s.fh; ++fy) {
+    const int iy = oy * o.stride_height - s.pad_top + fy * o.dilation_height;
+    const bool row_in = iy >= 0 && iy < s.in_h;
+    const int32_t* line =
+        row_in ? input + (static_cast<long>(b) * s.in_h + iy) * s.in_w * s.in_words : nullptr;
+    for (int fx = 0; fx < s.fw; ++fx) {
+      const int ix = ox * o.stride_width - s.pad_left + fx * o.dilation_width;
+      const bool in = row_in && ix >= 0 && ix < s.in_w;
+      outside |= !in;
+      const int32_t* src = in ? line + static_cast<long>(ix) * s.in_words : nullptr;
+      for (int c = 0; c < chunks; ++c, dst += 4 * kKWordAlign) {
+        if (in)
+          std::memcpy(dst, src + kKWordAlign * c, sizeof(uint32_t) * kKWordAlign);
+        else
+          std::memset(dst, 0, sizeof(uint32_t) * kKWordAlign);
+      }
+    }
+  }
   return outside;
 }
 
@@ -300,14 +333,24 @@ void RunRange(const ConvJob& job, long begin, long end, int c0, int c1) {
   if (sc.corr.size() < static_cast<size_t>(s.out_c)) sc.corr.resize(s.out_c);
   sc.outside.reserve(s.fh * s.fw);
   const int words = CeilDiv(s.out_c, kBits);
+  // Patches written interleaved in place (see Im2colPixelChunks).
+  const bool direct = job.kernel->interleave4 && s.groups == 1 &&
+                      s.words_per_group % kKWordAlign == 0;
   for (long p0 = begin; p0 < end; p0 += kPixelBlock) {
     const int n = static_cast<int>(std::min<long>(kPixelBlock, end - p0));
     bool border = false;
     bool fused = false;
     for (int g = 0; g < s.groups; ++g) {
-      for (int i = 0; i < n; ++i)
-        border |= Im2colPixel(plan, job.input, p0 + i, g,
-                              sc.patches.data() + static_cast<size_t>(i) * kw);
+      if (direct) {
+        for (int i = 0; i < n; ++i)
+          border |= Im2colPixelChunks(plan, job.input, p0 + i,
+                                      sc.interleaved.data() + static_cast<size_t>(i / 4) * 4 * kw +
+                                          static_cast<size_t>(i % 4) * kKWordAlign);
+      } else {
+        for (int i = 0; i < n; ++i)
+          border |= Im2colPixel(plan, job.input, p0 + i, g,
+                                sc.patches.data() + static_cast<size_t>(i) * kw);
+      }
       const int lo = s.groups == 1 ? c0 : g * og, hi = s.groups == 1 ? c1 : (g + 1) * og;
       BlockedEpilogue ep;
       // Exact to fuse unless outside taps change the accumulators themselves.
@@ -325,8 +368,8 @@ void RunRange(const ConvJob& job, long begin, long end, int c0, int c1) {
         ep.out = static_cast<float*>(job.output) + p0 * s.out_c + c0;
         ep.out_stride = s.out_c;
       }
-      const uint32_t* patches = sc.patches.data();
-      if (job.kernel->interleave4) {
+      const uint32_t* patches = direct ? sc.interleaved.data() : sc.patches.data();
+      if (job.kernel->interleave4 && !direct) {
         InterleavePatches4(sc.patches.data(), n, kw, sc.interleaved.data());
         patches = sc.interleaved.data();
       }
@@ -388,10 +431,11 @@ bool RunOptimized(const BConvPlan& plan, const BgemmKernel* kernel, int num_thre
   job.fuse = allow_fuse && kernel->run_blocked != nullptr && kernel->fuses && s.groups == 1 &&
              plan.out_type != OutputType::kInt8;
   const long pixels = static_cast<long>(s.batch) * s.out_h * s.out_w;
-  // Threads only pay off past ~1 M binary MACs each (a pool wake-up costs
+  // Threads only pay off past ~20 us of work each (a pool wake-up costs
   // microseconds); tasks are several per thread so a slow core evens out.
   const double macs = static_cast<double>(pixels) * s.out_c * plan.kwords * kBits;
-  const double min_macs = g_min_macs_per_thread.load(std::memory_order_relaxed);
+  const double set = g_min_macs_per_thread.load(std::memory_order_relaxed);
+  const double min_macs = set >= 0 ? set : kernel->min_macs_per_thread;
   int threads = num_threads;
   if (min_macs > 0) threads = std::min<double>(threads, std::max(1.0, macs / min_macs));
   threads = std::max(1, threads);

@@ -121,7 +121,8 @@ bool RunBConv(const BConvPlan& plan, const BgemmKernel* kernel, int num_threads,
               const int32_t* input, void* output);
 
 // For tests: the least work (binary MACs) per thread before a convolution is
-// split (default 1e6); 0 splits every convolution over all threads.
+// split (default, or any negative value: the kernel's min_macs_per_thread);
+// 0 splits every convolution over all threads.
 void SetMinMacsPerThread(double macs);
 
 // For tests: the optimized path with the fused GEMM epilogue (bitpacked output

@@ -63,6 +63,9 @@ struct BgemmKernel {
   BgemmBlockedFn run_blocked = nullptr;  // set: use the blocked layout instead of `run`
   bool interleave4 = false;  // run_blocked reads patches interleaved by InterleavePatches4
   bool fuses = false;        // run_blocked implements BlockedEpilogue
+  // The least work (binary MACs) worth a thread of its own: about 20 us of this
+  // kernel on one core, so that waking a pool thread (microseconds) pays off.
+  double min_macs_per_thread = 1e6;
 };
 
 // Words of the blocked layout for n_out filters of kwords words.

@@ -146,36 +146,59 @@ constexpr int kFlushSteps = 30;  // 30 * 8 = 240 <= 255 (even: whole unrolled pa
   "addp v28.8h, v28.8h, v30.8h\n" \
   "uaddlp v28.4s, v28.8h\n"
 
+// The same for periods of at most 15 steps (bytes <= 120): pairs of bytes are
+// added while still bytes (<= 240), saving 2 of the 8 instructions per pixel.
+#define BITLITE_NEON_REDUCE4_SHORT_PIXEL(a, b, c, d) \
+  "addp v" #a ".16b, v" #a ".16b, v" #b ".16b\n" \
+  "addp v" #c ".16b, v" #c ".16b, v" #d ".16b\n" \
+  "uaddlp v" #a ".8h, v" #a ".16b\n" \
+  "uaddlp v" #c ".8h, v" #c ".16b\n" \
+  "addp v" #a ".8h, v" #a ".8h, v" #c ".8h\n" \
+  "uaddlp v" #a ".4s, v" #a ".8h\n"
+#define BITLITE_NEON_REDUCE4_SHORT \
+  BITLITE_NEON_REDUCE4_SHORT_PIXEL(16, 17, 18, 19) \
+  BITLITE_NEON_REDUCE4_SHORT_PIXEL(20, 21, 22, 23) \
+  BITLITE_NEON_REDUCE4_SHORT_PIXEL(24, 25, 26, 27) \
+  BITLITE_NEON_REDUCE4_SHORT_PIXEL(28, 29, 30, 31)
+
+constexpr int kShortSteps = 15;  // 15 * 8 * 2 = 240 <= 255
+
 // `steps` (1..30) K steps of the 4 x 4 tile, reduced in registers and stored as
 // out[p][j] = disagreements of pixel p with filter j. One asm block: GCC 12's
 // schedule of the same intrinsics loads both unrolled steps at once and
 // spills half of the 16 accumulators inside the loop.
+#define BITLITE_NEON_PERIOD(REDUCE)                                                          \
+  __asm__ volatile(                                                                         \
+      BITLITE_NEON_FIRST4                                                                   \
+      "cbz %[pairs], 2f\n"                                                                  \
+      "1:\n"                                                                                \
+      BITLITE_NEON_STEP4                                                                    \
+      BITLITE_NEON_STEP4                                                                    \
+      "subs %[pairs], %[pairs], #1\n"                                                       \
+      "b.ne 1b\n"                                                                           \
+      "2:\n"                                                                                \
+      "cbz %[odd], 3f\n"                                                                    \
+      BITLITE_NEON_STEP4                                                                    \
+      "3:\n"                                                                                \
+      REDUCE                                                                                \
+      "str q16, [%[out]]\n"                                                                 \
+      "str q20, [%[out], #16]\n"                                                            \
+      "str q24, [%[out], #32]\n"                                                            \
+      "str q28, [%[out], #48]\n"                                                            \
+      : [pa] "+r"(pa), [pf] "+r"(pf), [pairs] "+r"(pairs)                                    \
+      : [odd] "r"(odd), [fstride] "r"(fstride), [out] "r"(&out[0][0])                        \
+      : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12",     \
+        "v13", "v14", "v15", "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23", "v24",  \
+        "v25", "v26", "v27", "v28", "v29", "v30", "v31", "memory", "cc")
+
 inline void Period(const uint8_t* pa, const uint8_t* pf, int steps, uint32_t out[4][4]) {
   long pairs = (steps - 1) / 2;
   const long odd = (steps - 1) % 2;
   const long fstride = 256;  // bytes from one K chunk of a filter vector to the next
-  __asm__ volatile(
-      BITLITE_NEON_FIRST4
-      "cbz %[pairs], 2f\n"
-      "1:\n"
-      BITLITE_NEON_STEP4
-      BITLITE_NEON_STEP4
-      "subs %[pairs], %[pairs], #1\n"
-      "b.ne 1b\n"
-      "2:\n"
-      "cbz %[odd], 3f\n"
-      BITLITE_NEON_STEP4
-      "3:\n"
-      BITLITE_NEON_REDUCE4
-      "str q16, [%[out]]\n"
-      "str q20, [%[out], #16]\n"
-      "str q24, [%[out], #32]\n"
-      "str q28, [%[out], #48]\n"
-      : [pa] "+r"(pa), [pf] "+r"(pf), [pairs] "+r"(pairs)
-      : [odd] "r"(odd), [fstride] "r"(fstride), [out] "r"(&out[0][0])
-      : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12",
-        "v13", "v14", "v15", "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23", "v24",
-        "v25", "v26", "v27", "v28", "v29", "v30", "v31", "memory", "cc");
+  if (steps <= kShortSteps)
+    BITLITE_NEON_PERIOD(BITLITE_NEON_REDUCE4_SHORT);
+  else
+    BITLITE_NEON_PERIOD(BITLITE_NEON_REDUCE4);
 }
 
 // One K step of a lone pixel against 8 filters (vectors i and i + 1 of the
@@ -257,6 +280,10 @@ inline void Period1(const uint8_t* pa, const uint8_t* pf, int steps, uint32_t ou
 // 4 pixels (interleaved chunks at pa) x 4 filters (chunks at pf, 256 bytes
 // apart): t[p] lane j = disagreements of pixel p with filter j.
 inline void Tile(const uint8_t* pa, const uint8_t* pf, int chunks, uint32x4_t t[4]) {
+  if (chunks <= kFlushSteps) {  // one period: its sums go straight into t, no copy
+    Period(pa, pf, chunks, reinterpret_cast<uint32_t(*)[4]>(t));
+    return;
+  }
   alignas(16) uint32_t r[4][4];
   for (int k0 = 0; k0 < chunks; k0 += kFlushSteps) {
     const int n = chunks - k0 < kFlushSteps ? chunks - k0 : kFlushSteps;
@@ -337,6 +364,14 @@ void BgemmNeonBlocked(const uint32_t* patches, int n_pix, const uint32_t* filter
         reinterpret_cast<const uint8_t*>(filters + static_cast<long>(b) * kBlockFilters * kwords);
     const int o0 = b * kBlockFilters;
     const bool full = o0 + kBlockFilters <= n_out;
+    int32x4x4_t thr = {};
+    if (full && fused != nullptr && fused->thresholds != nullptr)
+      thr = vld4q_s32(fused->thresholds + o0);
+    uint32x4_t weight[4];  // lane j of weight[i]: bit 4j + i of the block's 16
+    for (int i = 0; i < 4; ++i) {
+      const uint32_t w[4] = {1u << i, 1u << (4 + i), 1u << (8 + i), 1u << (12 + i)};
+      weight[i] = vld1q_u32(w);
+    }
     for (int q = 0; q < groups; ++q) {
       const uint8_t* pa =
           reinterpret_cast<const uint8_t*>(patches + static_cast<long>(q) * 4 * kwords);
@@ -348,6 +383,20 @@ void BgemmNeonBlocked(const uint32_t* patches, int n_pix, const uint32_t* filter
         Tile1(pa, fb + 128, chunks, &r[2][0], &r[3][0]);
       } else {
         for (int i = 0; i < 4; ++i) Tile(pa, fb + 64 * i, chunks, r[i]);
+      }
+      if (full && fused != nullptr && fused->thresholds != nullptr) {
+        // Bitpacked output of a full block: the thresholds (de-interleaved like
+        // r[i][p]: lane j = filter 4j + i) and bit weights stay in registers.
+        for (int p = 0; p < np; ++p) {
+          uint32x4_t bits = vandq_u32(vcgtq_s32(vreinterpretq_s32_u32(r[0][p]), thr.val[0]),
+                                      weight[0]);
+          for (int i = 1; i < 4; ++i)
+            bits = vorrq_u32(bits, vandq_u32(vcgtq_s32(vreinterpretq_s32_u32(r[i][p]),
+                                                       thr.val[i]), weight[i]));
+          fused->bits[(4L * q + p) * fused->bits_stride + o0 / 16] =
+              static_cast<uint16_t>(vaddvq_u32(bits));
+        }
+        continue;
       }
       for (int p = 0; p < np; ++p) {
         const long pixel = 4 * q + p;
