@@ -63,7 +63,7 @@ def test_float_vgg_converts_with_stock_tflite_and_xnnpack_takes_it():
     """Regression: FC1 behind a Keras ``Reshape`` traced a SHAPE/PACK chain (unknown batch),
     the plain converter rejected the 1×1 Conv2D that followed (tf.Conv2D, flex op needed),
     so ``--baselines`` and the latency bench failed on VGG."""
-    from tflite_runtime.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter  # LiteRT: the default host (3.11-3.13)
 
     model = build_model("vgg8", make_method("float"), (32, 32, 3), 10)
     flatbuffer = tf.lite.TFLiteConverter.from_keras_model(model).convert()
