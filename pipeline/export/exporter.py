@@ -24,13 +24,16 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline import cli, data, runs
 from pipeline.errors import ParityError, TargetError, UsageError
 from pipeline.tflite.reader import gzip_size, read_model, weight_totals
+
+if TYPE_CHECKING:
+    from pipeline.export.logits import Compared
 
 MIN_AGREEMENT = 0.999  # argmax agreement below this fails the export
 RANDOM_RTOL = 1e-3  # without labelled data: max |output diff| / max |output| above this fails
@@ -200,12 +203,17 @@ def _verdict(check: dict[str, Any], ev: Evaluation) -> str:
     if ev.labels is None:
         return (
             f"{check['interpreter']} differs from Keras by {check['relative_diff']:.2e} of "
-            f"the largest output on {len(ev.x)} inputs (need <= {ev.rtol:.0e})"
+            f"the largest {_compared_word(check.get('compared'))} on {len(ev.x)} inputs "
+            f"(need <= {ev.rtol:.0e})"
         )
     return (
         f"{check['interpreter']} agrees with Keras on {check['argmax_agreement']:.2%} "
         f"of {len(ev.x)} test images (need {ev.min_agreement:.1%})"
     )
+
+
+def _compared_word(what: str | None) -> str:
+    return "logit (the final softmax's input)" if what == "logits" else "output"
 
 
 def describe_flatbuffer(flatbuffer: bytes) -> dict[str, Any]:
@@ -264,7 +272,8 @@ class Evaluation:
 
     With ``labels`` (a test set): argmax agreement with Keras >= ``min_agreement``. Without
     (a model from elsewhere and random inputs, where many classes may tie): the largest
-    output difference relative to the largest |output| <= ``rtol``."""
+    output difference relative to the largest |output| <= ``rtol`` — on the logits when
+    the model ends in a softmax (:mod:`pipeline.export.logits`)."""
 
     x: np.ndarray
     labels: np.ndarray | None = None
@@ -339,6 +348,7 @@ def export_model(
     interpreter: str | Sequence[str] | None = None,
     pack: bool = False,
     progress: bool = False,
+    rtol: float = RANDOM_RTOL,
 ) -> dict[str, Any]:
     """Export a Keras model from anywhere (larq-zoo, your own code) into ``out``.
 
@@ -346,7 +356,9 @@ def export_model(
     ones); ``labels``: their classes, which turn parity into argmax agreement and add
     accuracies; ``normalization``: ``(scale, offset)`` with ``x = pixel · scale + offset``
     for 8-bit pixels, which the app needs and which lets the first layer run on the
-    pixels' bit planes when it is centered. Writes what :func:`export_run` writes."""
+    pixels' bit planes when it is centered; ``rtol``: without labels, the largest logit
+    (or output) difference relative to the largest that parity accepts. Writes what
+    :func:`export_run` writes."""
     names = _interpreter_names(interpreter, pack)
     shape = tuple(model.input_shape[1:])
     if samples is None:
@@ -354,7 +366,7 @@ def export_model(
     samples = np.asarray(samples, np.float32)
     if samples.shape[1:] != shape:
         raise UsageError(f"samples of shape {samples.shape[1:]} do not fit the model's input {shape}")
-    ev = Evaluation(samples, labels, min_agreement=min_agreement)
+    ev = Evaluation(samples, labels, min_agreement=min_agreement, rtol=rtol)
     if "int8" in baselines:
         ev.representative = samples[:REPRESENTATIVE]
     scale, offset = normalization if normalization else (None, None)
@@ -425,9 +437,14 @@ def _export(
     meta = {**meta, "needs_lce": needs_lce, "needs_bitlite_runtime": needs_bitlite}
     flatbuffer = embed_metadata(flatbuffer, meta)
 
-    keras_out = model.predict(ev.x, batch_size=256, verbose=0)
+    from pipeline.export.logits import compared
+
+    keras = compared(model, ev.x, labelled=ev.labels is not None)
     names = opt.interpreters
-    checks = {name: check_parity(flatbuffer, ev, keras_out, name, opt.progress) for name in names}
+    run, reference, what = keras.candidate(flatbuffer)  # the logits where it has them
+    checks = {name: check_parity(run, ev, reference, name, opt.progress) for name in names}
+    for check in checks.values():
+        check["compared"] = what
     primary = checks[names[0]]
     if "error" in primary:  # the reference interpreter cannot run the file: nothing to report
         raise ParityError(f"{primary['interpreter']} cannot run the export: {primary['error']}")
@@ -439,6 +456,7 @@ def _export(
         "min_agreement": ev.min_agreement,
         "rtol": ev.rtol,
         "interpreter": primary["interpreter"],
+        "parity_on": what,  # logits (the final softmax's input) or outputs
         "parity": checks,  # every interpreter checked, by name
         "converter": conversion.strategy,
         "conversion_failures": conversion.failures,
@@ -448,7 +466,7 @@ def _export(
         "needs_bitlite_runtime": needs_bitlite,
     }
     report["parity_ok"] = all(c["ok"] for c in checks.values())
-    report["baselines"] = _baselines(conversion.baselines, opt, keras_out, ev)
+    report["baselines"] = _baselines(conversion.baselines, opt, keras, ev)
     if "float" in conversion.baselines:
         float_size = len(conversion.baselines["float"])
         report["float_size_bytes"] = float_size
@@ -475,7 +493,7 @@ def _export(
 def _baselines(
     converted: dict[str, bytes],
     opt: ExportOptions,
-    keras_out: np.ndarray,
+    keras: Compared,
     ev: Evaluation,
 ) -> dict[str, Any]:
     """Size and accuracy of the float / int8 .tflite of the same network (stock TFLite).
@@ -484,7 +502,8 @@ def _baselines(
     for name, blob in converted.items():
         entry = {k: v for k, v in describe_flatbuffer(blob).items() if k != "weight_tensors"}
         if name in opt.baselines:  # measured and written only when asked for (--baselines)
-            entry.update(parity(keras_out, tflite_predict(blob, ev.x, opt.progress), ev.labels))
+            run, reference, entry["compared"] = keras.candidate(blob)
+            entry.update(parity(reference, tflite_predict(run, ev.x, opt.progress), ev.labels))
             entry["interpreter"] = INTERPRETERS["tflite"][1]
             entry["file"] = BASELINE_FILES[name]
         out[name] = entry
@@ -617,7 +636,7 @@ def _parity_rule(r: dict[str, Any]) -> str:
         return f"test images (needs argmax agreement ≥ {r['min_agreement']:.1%})"
     return (
         f"random inputs, no labels (needs max |diff| ≤ {r['rtol']:.0e} of the largest "
-        "|output|)"
+        f"|{_compared_word(r.get('parity_on'))}|)"
     )
 
 

@@ -367,7 +367,11 @@ class BitPlaneProduct(tf.keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.conv = tf.keras.layers.deserialize(conv)
-        self.input_quantizer = lq.quantizers.get(input_quantizer)
+        # the quantizer object itself when given one: a user's function (custom gradient,
+        # unregistered) computes the levels but cannot be serialized and looked up again
+        self.input_quantizer = (
+            input_quantizer if callable(input_quantizer) else lq.quantizers.get(input_quantizer)
+        )
         self.grid = UniformGrid(**grid)
         self.channels, self.weight_planes, self.ones = int(channels), int(weight_planes), ones
         self.pads = [list(map(int, p)) for p in pads] if pads else None
@@ -534,7 +538,7 @@ def _plane_rewrite(
     folded += bias[0] if bias else 0.0
     new = BitPlaneProduct(
         tf.keras.layers.serialize(conv),
-        lq.quantizers.serialize(layer.input_quantizer),
+        layer.input_quantizer,
         asdict(grid),
         channels,
         j,

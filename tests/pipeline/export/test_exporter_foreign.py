@@ -80,3 +80,12 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, args,
     err = capsys.readouterr().err.strip()
     assert stop.value.code == 2 and message in err and "Traceback" not in err
     assert len(err.splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_random_inputs_compare_the_logits_behind_the_softmax(tmp_path):
+    """Without labels the softmax's input is compared: probabilities saturate (issue 17)."""
+    report = export_model(hand_built_mlp(), tmp_path, interpreter="lce")
+    assert report["parity_on"] == "logits" and report["parity"]["lce"]["compared"] == "logits"
+    assert report["parity_ok"] and report["relative_diff"] < 1e-4
+    md = (tmp_path / "export_report.md").read_text()
+    assert "largest |logit (the final softmax's input)|" in md

@@ -1,0 +1,41 @@
+"""benchmarks.zoo: a larq-zoo architecture exports, runs on bitlite's runtime and keeps
+Keras' logits (issue 17). Needs larq-zoo (``pip install --no-deps -r .ci/zoo.txt``)."""
+
+from __future__ import annotations
+
+import pytest
+
+import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
+
+lqz = pytest.importorskip(
+    "larq_zoo", reason="larq-zoo is not installed (pip install --no-deps -r .ci/zoo.txt)"
+)
+
+from benchmarks import zoo  # noqa: E402
+
+# QuickNetSmall at 32×32: every kind of layer the 224×224 model has (blur-pool stem,
+# binary 3×3 convolutions with ±1 padding, transitions), in seconds instead of minutes.
+SIZE = 32
+
+
+def test_both_modules_are_listed():
+    found = zoo.architectures()
+    assert {"QuickNetSmall", "QuickNet", "BiRealNet", "XNORNet", "DoReFaNet"} <= set(found)
+    assert set(lqz.sota.__all__) | set(lqz.literature.__all__) == set(found)
+
+
+def test_small_quicknet_exports_bitpacked_with_keras_logits(tmp_path):
+    row = zoo.export_row("QuickNetSmall", zoo.build(lqz.sota.QuickNetSmall, SIZE), tmp_path)
+    assert "error" not in row, row.get("error")
+    assert row["converter"] == "lce+rewrite" and not row["fallbacks"]
+    assert row["compared"] == "logits"  # not the saturated softmax
+    assert row["ok"] and set(row["parity"]) == {"lce", "bitlite"}
+    assert max(row["parity"].values()) <= 1e-3
+    assert row["binary_macs"] > 0.5  # at 32×32 the float stem weighs more than at 224
+    assert row["vs_smallest"] < 1.2  # graph overhead is larger on a small model too
+    assert (tmp_path / "model.tflite").exists()
+    table = zoo.markdown([row, {"model": "Broken", "error": "converter crashed"}], SIZE)
+    assert (
+        "| QuickNetSmall | lce+rewrite |" in table
+        and "| Broken | failed: converter crashed |" in table
+    )
