@@ -347,7 +347,11 @@ def test_export_writes_a_binary_tflite_that_matches_keras(exported_run):
     assert report["tflite_accuracy"] == pytest.approx(report["keras_accuracy"], abs=0.002)
     assert report["keras_accuracy"] == pytest.approx(run.result()["test_accuracy"], abs=1e-6)
     assert report["test_samples"] == 500
-    assert 0.5 < report["binary_mac_fraction"] < 1.0  # first conv stays float
+    # every layer binary: the first convolution on the pixels' 8 bit planes (issue 16)
+    assert report["binary_mac_fraction"] == 1.0
+    assert ("planes->bconv", 8, 1) in [
+        (p["action"], p["activation_planes"], p["weight_planes"]) for p in report["layers"]
+    ]
     assert json.loads(run.file(runs.EXPORT_REPORT).read_text()) == report
 
 
@@ -594,26 +598,28 @@ def _kbit_lenet(tmp_path: Path, method: str):
 
 def test_qnn_lenet_trains_and_exports_on_binary_kernels_with_parity(tmp_path):
     """Issue 16 end to end: a QNN W2A2 LeNet-5 exports its three k-bit layers as binary
-    products (2 activation planes × 2 weight planes); LCE's interpreter (and bitlite's
-    runtime where installed) agrees with Keras; the first layer (the image in) stays int8
-    and the report says why; tools.inspect lists the products."""
+    products (2 activation planes × 2 weight planes) and its first layer on the pixels'
+    8 bit planes (× 2 weight planes); LCE's interpreter (and bitlite's runtime where
+    installed) agrees with Keras; the report and tools.inspect list the products and
+    their plane encoding."""
     from pipeline.export.exporter import EXPORT_MD, export_run
     from tools.inspect import inspect
 
     run = _kbit_lenet(tmp_path, "qnn")
     report = export_run(run, baselines=())
     assert report["parity_ok"] and report["argmax_agreement"] >= 0.999
-    decomposed = [p for p in report["layers"] if p["action"] == "planes->bconv"]
-    assert [(p["activation_planes"], p["weight_planes"]) for p in decomposed] == [(2, 2)] * 3
-    (kept,) = [p for p in report["layers"] if p["action"] == "baked"]
-    assert kept["reason"] == "input is not quantized (float activations or the image)"
+    planes = [(p["action"], p["activation_planes"], p["weight_planes"]) for p in report["layers"]]
+    assert planes == [("planes->bconv", 8, 2)] + [("planes->bconv", 2, 2)] * 3
+    # the cost model's pick for each (LeNet's 32+ channels: bit planes, fewer popcounts)
+    assert [p["encoding"] for p in report["layers"]] == ["binary"] * 4
     md = run.file(EXPORT_MD).read_text()
-    assert f"| {kept['layer']} | conv2d | baked |" in md and kept["reason"] in md
-    first = next(w for w in report["weight_tensors"] if w["op"] == "CONV_2D")
-    assert first["dtype"] == "int8"  # as before issue 16: its 2-bit levels fit int8 exactly
-    assert report["binary_mac_fraction"] > 0.9  # the first convolution is the rest
+    first = report["layers"][0]["layer"]
+    assert f"| {first} | conv2d | planes->bconv | 8 × (2 + ones) |" in md
+    assert "CONV_2D" not in report["ops"] and report["binary_mac_fraction"] == 1.0
     info = inspect(run.file("model.tflite").read_bytes())
-    assert [p["planes"] for p in info["binary_products"]] == [2, 2, 2]
+    assert [(p["planes"], p["encoding"]) for p in info["binary_products"]] == [
+        (8, "binary"), (2, "binary"), (2, "binary"), (2, "binary")
+    ]  # fmt: skip
 
 
 def test_dorefa_lenet_trains_and_converts_to_binary_products_with_parity(tmp_path):
@@ -634,7 +640,10 @@ def test_dorefa_lenet_trains_and_converts_to_binary_products_with_parity(tmp_pat
     assert [(p.action, p.activation_planes, p.weight_planes) for p in plans] == [
         ("baked", 0, 0), ("planes->bconv", 2, 1), ("planes->bconv", 2, 1), ("baked", 0, 0)
     ]  # fmt: skip
-    assert plans[-1].reason == "weights have 512 levels in output channel 0 (> 4)"
+    assert plans[-1].reason == (
+        "float weights (weights have 512 levels in output channel 0 (> 4)): the method "
+        "keeps this layer in full precision"
+    )
     flatbuffer = lce.convert_keras_model(rewritten)
     ds = test_data(run)
     x = data.normalize(ds.x_test)
