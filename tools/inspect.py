@@ -11,7 +11,8 @@ bit planes (issue 16) runs its k activation planes stacked on the batch axis thr
 ``LceBconv2d`` whose filters are its weight planes side by side, so ``planes`` is the op's
 batch over the model's and ``filters`` counts every weight plane. A layer whose planes are
 a thermometer code instead (equal planes side by side on the channel axis: one product
-with a longer reduction) is named so by its tensors (``bconv_thermometer``): ``encoding``.
+with a longer reduction) is recognised by its input, ``concat([a, a, …]) − edges``:
+``encoding``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pipeline import cli
 from pipeline.errors import UsageError
 from pipeline.tflite.reader import (
     METADATA_NAME,
+    Op,
     TFLiteModel,
     custom_options,
     gzip_size,
@@ -59,15 +61,22 @@ def interpreter_note(model: TFLiteModel) -> str:
     return "any TFLite interpreter (builtin ops only: tflite-runtime, TensorFlow Lite)"
 
 
-THERMOMETER_NAME = "bconv_thermometer"  # keras_rewrite.BCONV_NAMES (no TensorFlow here)
-
-
-def encoding(name: str, planes: int) -> str:
-    """How a product's input planes are laid out: ``thermometer`` (on channels),
-    ``binary`` (bit planes on the batch axis) or ``–`` (a plain binary layer)."""
-    if THERMOMETER_NAME in name:
-        return "thermometer"
-    return "binary" if planes > 1 else "–"
+def encoding(model: TFLiteModel, op: Op, planes: int) -> str:
+    """How a product's input planes are laid out: ``binary`` (bit planes on the batch
+    axis), ``thermometer`` (equal planes side by side on the channel axis: its input bits
+    are the signs of ``concat([a, a, …]) − edges``) or ``–`` (a plain binary layer)."""
+    if planes > 1:
+        return "binary"
+    tensor = op.inputs[0]
+    for _ in range(4):  # LceQuantize ← SUB ← CONCATENATION of one tensor, repeated
+        producer = model.producer(tensor)
+        if producer is None or not producer.inputs:
+            return "–"
+        if producer.type == "CONCATENATION":
+            repeated = len(producer.inputs) > 1 and len(set(producer.inputs)) == 1
+            return "thermometer" if repeated else "–"
+        tensor = producer.inputs[0]
+    return "–"
 
 
 def binary_products(model: TFLiteModel) -> list[dict[str, Any]]:
@@ -88,7 +97,7 @@ def binary_products(model: TFLiteModel) -> list[dict[str, Any]]:
             {
                 "layer": out.name.split(";")[0],
                 "planes": planes,
-                "encoding": encoding(out.name, planes),
+                "encoding": encoding(model, op, planes),
                 "filters": int(filters),
                 "kernel": [int(kh), int(kw), cin],
                 "macs": positions * int(filters) * int(kh) * int(kw) * cin,

@@ -579,8 +579,8 @@ def _encoding(
     return why or f"encoding {force!r} is not possible for this layer"
 
 
-# The binary convolution's name: its tensors carry it into the flatbuffer, where
-# tools.inspect reads which encoding a product runs (planes on channels leave no other trace).
+# The binary convolution's name, by encoding: its tensors carry it into the flatbuffer (for
+# people reading tensor names; tools.inspect recognises the encoding from the graph).
 BCONV_NAMES = {"binary": "bconv", "thermometer": "bconv_thermometer"}
 
 

@@ -602,23 +602,25 @@ def test_qnn_lenet_trains_and_exports_on_binary_kernels_with_parity(tmp_path):
     8 bit planes (× 2 weight planes); LCE's interpreter (and bitlite's runtime where
     installed) agrees with Keras; the report and tools.inspect list the products and
     their plane encoding."""
-    from pipeline.export.exporter import EXPORT_MD, export_run
+    from pipeline.export.exporter import EXPORT_MD, export_run, products_label
     from tools.inspect import inspect
 
     run = _kbit_lenet(tmp_path, "qnn")
     report = export_run(run, baselines=())
     assert report["parity_ok"] and report["argmax_agreement"] >= 0.999
-    planes = [(p["action"], p["activation_planes"], p["weight_planes"]) for p in report["layers"]]
-    assert planes == [("planes->bconv", 8, 2)] + [("planes->bconv", 2, 2)] * 3
-    # the cost model's pick for each (LeNet's 32+ channels: bit planes, fewer popcounts)
-    assert [p["encoding"] for p in report["layers"]] == ["binary"] * 4
+    layers = report["layers"]
+    assert [(p["action"], p["weight_planes"]) for p in layers] == [("planes->bconv", 2)] * 4
+    assert (layers[0]["activation_planes"], layers[0]["encoding"]) == (8, "binary")
+    for p in layers[1:]:  # as the cost model picked: 2 bit planes or 3 thermometer planes
+        assert p["encoding"] == min(p["costs"], key=p["costs"].get)
+        assert p["activation_planes"] == {"binary": 2, "thermometer": 3}[p["encoding"]]
     md = run.file(EXPORT_MD).read_text()
-    first = report["layers"][0]["layer"]
-    assert f"| {first} | conv2d | planes->bconv | 8 × (2 + ones) |" in md
+    assert f"| {layers[0]['layer']} | conv2d | planes->bconv | {products_label(layers[0])} |" in md
     assert "CONV_2D" not in report["ops"] and report["binary_mac_fraction"] == 1.0
     info = inspect(run.file("model.tflite").read_bytes())
-    assert [(p["planes"], p["encoding"]) for p in info["binary_products"]] == [
-        (8, "binary"), (2, "binary"), (2, "binary"), (2, "binary")
+    batch = {"binary": 2, "thermometer": 1}  # planes on the batch axis, or on channels
+    assert [(p["planes"], p["encoding"]) for p in info["binary_products"]] == [(8, "binary")] + [
+        (batch[p["encoding"]], p["encoding"]) for p in layers[1:]
     ]  # fmt: skip
 
 
