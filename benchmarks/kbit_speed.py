@@ -42,9 +42,7 @@ VGG_VARIANTS: dict[str, Variant] = {
     "W1A1 (bnn), first layer int8": Variant("bnn", {}, image_planes=False),
     "W1A2 (dorefa)": Variant("dorefa", {"wbits": 1, "abits": 2}),
     "W1A2 (dorefa), bit planes forced": Variant("dorefa", {"wbits": 1, "abits": 2}, "binary"),
-    "W1A2 (dorefa), thermometer forced": Variant(
-        "dorefa", {"wbits": 1, "abits": 2}, "thermometer"
-    ),
+    "W1A2 (dorefa), thermometer forced": Variant("dorefa", {"wbits": 1, "abits": 2}, "thermometer"),
     "W2A2 (dorefa)": Variant("dorefa", {"wbits": 2, "abits": 2}),
     "W2A1 (twn, ternary-A1)": Variant("twn", {"abits": 1}),
 }
@@ -55,15 +53,18 @@ def _log(message: str) -> None:
 
 
 def randomize_batch_norm(model, rng: np.random.Generator) -> None:
+    """Random statistics (and γ, β where the layer has them: BNN's has no γ)."""
     import tensorflow as tf
 
+    draw = {"gamma": lambda n: rng.uniform(0.5, 1.5, n), "beta": lambda n: rng.normal(0.3, 0.3, n),
+            "moving_mean": lambda n: rng.normal(0, 0.3, n),
+            "moving_variance": lambda n: rng.uniform(0.5, 2.0, n)}  # fmt: skip
     for layer in model.layers:
         if isinstance(layer, tf.keras.layers.BatchNormalization):
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([
-                rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0.3, 0.3, beta.shape),
-                rng.normal(0, 0.3, mean.shape), rng.uniform(0.5, 2.0, var.shape),
-            ])  # fmt: skip
+            for w in layer.weights:
+                w.assign(
+                    draw[w.name.split("/")[-1].split(":")[0]](tuple(w.shape)).astype("float32")
+                )
 
 
 def random_pixels(n: int, shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
