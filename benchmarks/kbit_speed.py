@@ -237,8 +237,9 @@ def encoding_section(runs: int, aarch64: bool) -> str:
              "One DoReFa k-bit × binary-weight 3×3 (5×5, 1×1) convolution per row, SAME, "
              "batch 1, exported with each encoding forced; host median ms at 1 thread "
              "(bitlite_runtime, every file in one interleaved run) and aarch64 guest "
-             "instructions per inference. Estimated costs in 32-bit XNOR-popcount units "
-             "(pipeline.export.plane_cost).", "",
+             "instructions per inference. Estimated costs: aarch64 instructions by "
+             "pipeline.export.plane_cost, whose weights are fitted to this table's "
+             "instruction counts.", "",
              "| layer (input, filters, kernel, bits) | est. binary | est. thermometer | "
              "model picks | host ms binary / thermo | faster on host | aarch64 instr. binary "
              "/ thermo | fewer on aarch64 |", "|---|---:|---:|---|---|---|---|---|"]  # fmt: skip

@@ -578,7 +578,7 @@ def layer_table(plans: Sequence[dict[str, Any]]) -> list[str]:
         "planes, + ones: an all-ones filter carrying the weights' offsets; plane encoding: "
         "binary = the input's bit planes, one product each on the batch axis, thermometer = "
         "its n − 1 equal planes side by side on the channel axis, one longer product; the "
-        "cheaper by pipeline.export.plane_cost, estimates in 32-bit XNOR-popcount units):",
+        "cheaper by pipeline.export.plane_cost, estimates in aarch64 instructions):",
         "",
         "| quantized layer | kind | became | activation planes × weight planes | "
         "binary products | plane encoding | why not binary |",

@@ -14,12 +14,19 @@ Binary planes do fewer XOR-popcounts when ``n > k + 1`` (k = 2: 2 planes against
 every plane's output is a float tensor that is converted, scaled and added, and the
 input side cuts k planes with more elementwise ops. Which is cheaper depends on the shape:
 with few input channels (one 32-bit word per tap either way) thermometer planes cost no
-more popcounts and save all the output work; with many channels, the popcounts dominate.
+more popcounts and save all the output work; with many channels and 15 thermometer
+planes (4 bits), the popcounts dominate.
 
-Costs are counted in one unit: a 32-bit XNOR-popcount-accumulate (the packed reduction's
-inner step). The per-element weights of output and input work (:data:`OUTPUT_COST`,
-:data:`INPUT_COST`) were fitted to guest instruction counts of single layers under
-qemu-aarch64 (``python -m benchmarks.kbit --encodings`` prints the check).
+Costs are estimated aarch64 instructions per image. The weights were fitted (least
+squares on the binary − thermometer differences) to guest instruction counts of seven
+single k-bit layers under qemu-aarch64, LeNet-5's and VGG-8's shapes among them
+(``python -m benchmarks.kbit --encodings --aarch64``, ``benchmarks/results/
+kbit_encodings.md``): a packed 32-bit word of a binary product costs about a third of an
+instruction (NEON reduces four at a time), while every float output element of a product
+costs ~60 and every input element of a bit plane ~60 (thermometer ~11) — so the plane
+count's effect on the popcounts matters far less than the output and input work, and the
+first fit (costs in popcount units, outputs and inputs at 6) picked the slower encoding
+for 5 of those 7 layers.
 """
 
 from __future__ import annotations
@@ -29,12 +36,14 @@ from dataclasses import dataclass
 
 ENCODINGS = ("binary", "thermometer")
 WORD_BITS = 32  # LCE bitpacks channels into int32 words
+# aarch64 instructions, fitted (see above). One packed 32-bit word of one binary product:
+POPCOUNT_COST = 0.34
 # One output element of one product: the float transform in the kernel, then the scale,
 # plane sum and channel slices as separate elementwise ops (read + write each).
-OUTPUT_COST = 6.0
+OUTPUT_COST = 60.0
 # One input element of one plane: the elementwise ops that cut it, then bitpacking.
-# binary: round, scale, floor, mod, subtract, concat; thermometer: subtract, concat.
-INPUT_COST = {"binary": 6.0, "thermometer": 2.0}
+# binary: round, scale, floor, mod, subtract, concat; thermometer: concat, subtract.
+INPUT_COST = {"binary": 59.0, "thermometer": 11.0}
 
 
 @dataclass(frozen=True)
@@ -59,7 +68,7 @@ def planes(shape: LayerShape, encoding: str) -> int:
 
 
 def cost(shape: LayerShape, encoding: str) -> float:
-    """Estimated cost per image, in 32-bit XNOR-popcount units."""
+    """Estimated aarch64 instructions per image."""
     p = planes(shape, encoding)
     products = p if encoding == "binary" else 1  # separate products (batch) or one
     width = shape.channels_in * (1 if encoding == "binary" else p)  # reduction channels
@@ -67,7 +76,7 @@ def cost(shape: LayerShape, encoding: str) -> float:
     popcounts = products * shape.positions_out * shape.filters * shape.taps * words
     outputs = products * shape.positions_out * shape.filters * OUTPUT_COST
     inputs = p * shape.positions_in * shape.channels_in * INPUT_COST[encoding]
-    return float(popcounts + outputs + inputs)
+    return float(popcounts * POPCOUNT_COST + outputs + inputs)
 
 
 def choose(shape: LayerShape, allowed: Sequence[str] = ENCODINGS) -> tuple[str, dict[str, float]]:
