@@ -719,11 +719,19 @@ UNKNOWN_GRID = (
 )
 
 
+IMAGE_PLANES_OFF = (
+    "reads the image: on its 8 bit planes (8 binary products per weight plane) this layer "
+    "measured 4-5x the aarch64 instructions of the int8 layer (benchmarks/results/kbit.md), "
+    "so it stays int8 (prepare_for_lce(..., image_planes=True) splits it)"
+)
+
+
 def _rewrite_layer(
     layer: Any,
     image_input: bool = False,
     pixel_scale: float | None = None,
     encoding: str | None = None,
+    image_planes: bool = False,
 ) -> tuple[Any, LayerPlan | None, list[np.ndarray] | None]:
     """(new layer, plan, weights to set once built); the layer itself when untouched.
 
@@ -772,6 +780,9 @@ def _rewrite_layer(
             return new, plan, [w_q.reshape(1, 1, *w_q.shape), *bias]
     # the image on its 8-bit grid: its bit planes are the input's planes (issue 16)
     image = image_input and pixel_scale is not None and layer.input_quantizer is None
+    if image and not image_planes and not isinstance(weight_planes(w_q), str):
+        plan.reason = IMAGE_PLANES_OFF  # measured: 4-5x the instructions of int8
+        return _baked(layer, config), plan, [w_q, *bias]
     image_grid = pixel_grid(pixel_scale) if image else None
     planned = _plane_rewrite(layer, kind, w_q, bias, plan, image_grid, encoding)
     if planned is not None:
@@ -818,7 +829,10 @@ def run_pixel_scale() -> float | None:
 
 
 def prepare_for_lce(
-    model: tf.keras.Model, pixel_scale: float | None = None, encoding: str | None = None
+    model: tf.keras.Model,
+    pixel_scale: float | None = None,
+    encoding: str | None = None,
+    image_planes: bool = False,
 ) -> tuple[tf.keras.Model, list[LayerPlan]]:
     """A copy of ``model`` with baked weights and binary layers in LCE's bitpackable form.
 
@@ -827,6 +841,9 @@ def prepare_for_lce(
     the rewrites that depend on the input's values (bit planes) off. ``encoding``: the
     plane encoding of every k-bit layer where possible (``"binary"`` or
     ``"thermometer"``, for measurements); None picks per layer by :mod:`plane_cost`.
+    ``image_planes``: a first convolution (or non-binary dense layer) with few-level
+    weights also runs on the image's 8 bit planes (all MACs binary, but slower: off by
+    default; a binary dense layer on the image always does, see :class:`BitPlaneDense`).
     Inference outputs are unchanged (up to float32 summation order in the 1×1 rewrite).
     """
     plans: list[LayerPlan] = []
@@ -835,7 +852,9 @@ def prepare_for_lce(
     image_fed = {ly.name for ly in network.layers if fed_by_image(ly, network)}
 
     def clone(layer: Any) -> Any:
-        new, plan, weights = _rewrite_layer(layer, layer.name in image_fed, pixel_scale, encoding)
+        new, plan, weights = _rewrite_layer(
+            layer, layer.name in image_fed, pixel_scale, encoding, image_planes
+        )
         if plan is not None:
             plans.append(plan)
             pending.append((new, weights))

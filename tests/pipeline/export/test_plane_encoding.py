@@ -195,7 +195,9 @@ def test_first_convolution_runs_on_the_pixels_bit_planes(weights, padding, quant
     if quantizer == "noop":
         quantizer = lq.quantizers.NoOp(precision=2)
     model = _image_conv(weights, padding, quantizer=quantizer, use_bias=True)
-    rewritten, (plan,) = er.prepare_for_lce(model, er.run_pixel_scale())
+    (default,) = er.prepare_for_lce(model, er.run_pixel_scale())[1]  # slower: int8 unless asked
+    assert (default.action, default.reason) == ("baked", er.IMAGE_PLANES_OFF)
+    rewritten, (plan,) = er.prepare_for_lce(model, er.run_pixel_scale(), image_planes=True)
     j, ones = WEIGHT_PLANES[weights], int(weights == "ttq")
     assert (plan.action, plan.encoding, plan.activation_planes) == ("planes->bconv", "binary", 8)
     assert plan.products == 8 * (j + ones) and plan.ones_filter == bool(ones)
@@ -209,7 +211,7 @@ def test_first_layers_that_stay_say_why():
     assert plan.action == "baked" and plan.reason == er.UNKNOWN_GRID
     floating = _image_conv("binary", "same")  # no weight quantizer: DoReFa's first layer
     floating.get_layer("first").kernel.assign(rng.normal(size=(3, 3, 3, 8)).astype(np.float32))
-    (plan,) = er.prepare_for_lce(floating, er.run_pixel_scale())[1]
+    (plan,) = er.prepare_for_lce(floating, er.run_pixel_scale(), image_planes=True)[1]
     assert plan.action == "baked" and plan.reason.startswith("float weights (weights have")
 
 
@@ -233,7 +235,9 @@ def test_image_and_thermometer_products_run_on_lces_interpreter_as_in_keras():
     _set_levels(k, "ternary")
     model.layers[2].set_weights([rng.uniform(0.5, 1.5, 16), rng.uniform(0, 1, 16),
                                  np.zeros(16), np.ones(16)])  # fmt: skip
-    rewritten, plans = er.prepare_for_lce(model, er.run_pixel_scale(), encoding="thermometer")
+    rewritten, plans = er.prepare_for_lce(
+        model, er.run_pixel_scale(), encoding="thermometer", image_planes=True
+    )
     assert [(p.encoding, p.activation_planes) for p in plans] == [("binary", 8), ("thermometer", 3)]
     flatbuffer = lce.convert_keras_model(rewritten)
     fb = read_model(flatbuffer)
