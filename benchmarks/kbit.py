@@ -48,7 +48,7 @@ CONFIGS: dict[str, tuple[str, list[str], int, int]] = {
     "bnn-w1a1": ("bnn", [], 1, 1),
     "dorefa-w1a2": ("dorefa", ["--wbits", "1", "--abits", "2"], 1, 2),
     # DoReFa keeps the first layer's weights float (the paper's §2.7): this run quantizes
-    # it too, so the image's bit planes can take it (issue 16's ≥ 95 % binary MACs)
+    # it too (int8 in the file; its image bit planes, all MACs binary, are opt-in: slower)
     "dorefa-w1a2-first": (
         "dorefa", ["--wbits", "1", "--abits", "2", "--option", "quantize_first=true"], 1, 2,
     ),  # fmt: skip
