@@ -1,19 +1,31 @@
-"""Benchmark: k-bit LeNet-5s on binary kernels (issue 16), MNIST.
+"""Benchmark: k-bit networks on binary kernels (issue 16) — LeNet-5 and VGG-8.
 
-Trains (or reuses) one LeNet-5 run per configuration — DoReFa W1A2 and QNN W2A2 by
-default — exports it (``python -m pipeline.export``: parity on LCE's interpreter, and on
-bitlite_runtime where installed, over the whole test set) and prints one row each: Keras
-and .tflite accuracy, argmax agreement, file size and its ratio to the float32 .tflite of
-the same network, the share of multiply-accumulates on binary kernels (``LceBconv2d``;
-a k-bit layer's k·J binary products all count) and the layers that became binary
-products (activation planes × weight planes). Every figure is read from the runs'
-``export_report.json``; ``--write`` also saves the table to ``benchmarks/results/kbit.md``.
+LeNet-5 (``--datasets mnist fashion_mnist``): trains (or reuses) one run per configuration
+under ``ROOT/DATASET/lenet5-NAME``, exports it (``python -m pipeline.export``: parity on
+LCE's interpreter, and on bitlite_runtime where installed, over the whole test set) and
+prints one row each: Keras and .tflite accuracy, argmax agreement, file size and its ratio
+to the float32 .tflite of the same network, the share of multiply-accumulates on binary
+kernels (``LceBconv2d``; a k-bit layer's binary products all count) and the layers that
+became binary products (activation planes × weight planes, and the plane encoding the
+cost model picked). The ``float`` configuration is exported with ``--baselines``: its
+post-training int8 file is the ``int8`` row. Every figure is read from the runs'
+``export_report.json``. ``--speed`` adds host latency (1 thread, every row's file in ONE
+interleaved run: float and int8 on LiteRT + XNNPACK, LCE files on bitlite_runtime) and
+guest instructions per inference under qemu-aarch64 (exact, repeatable).
+
+VGG-8 (``--vgg8``, CIFAR-10 shape, random weights: speed only): float, int8 and the k-bit
+exports built here (:mod:`benchmarks.kbit_speed`), DoReFa W1A2 also with each plane
+encoding forced — the measurement behind the per-layer cost model
+(:mod:`pipeline.export.plane_cost`). Host latency interleaved and aarch64 instructions,
+with the issue's goals: W1A2 ≤ 2.2× W1A1 and faster than int8 on the host, and ≤ 0.5 of
+int8's aarch64 instructions.
 
 Goals (issue 16): >= 95 % of MACs binary, agreement >= 99.9 %, size <= 1/16 of float for
 W1 and <= 1/10 for W2.
 
-    python -m benchmarks.kbit [--epochs 2] [--train-samples N] [--root runs/bench-kbit]
-        [--configs dorefa-w1a2 qnn-w2a2 ...] [--write]
+    python -m benchmarks.kbit [--datasets mnist ...] [--configs NAME ...] [--epochs 2]
+        [--train-samples N] [--root runs/bench-kbit] [--speed] [--vgg8] [--runs 30]
+        [--write] [--out benchmarks/results/kbit.md]
 """
 
 from __future__ import annotations
@@ -23,6 +35,7 @@ import json
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,13 +44,23 @@ from benchmarks.table import write_table
 RESULTS = Path(__file__).parent / "results" / "kbit.md"
 # name -> (method, training options, weight bits, activation bits)
 CONFIGS: dict[str, tuple[str, list[str], int, int]] = {
+    "float": ("float", [], 32, 32),
+    "bnn-w1a1": ("bnn", [], 1, 1),
     "dorefa-w1a2": ("dorefa", ["--wbits", "1", "--abits", "2"], 1, 2),
+    # DoReFa keeps the first layer's weights float (the paper's §2.7): this run quantizes
+    # it too (int8 in the file; its image bit planes, all MACs binary, are opt-in: slower)
+    "dorefa-w1a2-first": (
+        "dorefa", ["--wbits", "1", "--abits", "2", "--option", "quantize_first=true"], 1, 2,
+    ),  # fmt: skip
     "qnn-w2a2": ("qnn", ["--wbits", "2", "--abits", "2"], 2, 2),
     "dorefa-w2a2": ("dorefa", ["--wbits", "2", "--abits", "2"], 2, 2),
     "dorefa-w1a4": ("dorefa", ["--wbits", "1", "--abits", "4"], 1, 4),
     "twn-a1": ("twn", ["--abits", "1"], 2, 1),
 }
+DEFAULT_CONFIGS = ["float", "bnn-w1a1", "dorefa-w1a2", "dorefa-w1a2-first", "dorefa-w2a2",
+                   "qnn-w2a2", "twn-a1"]  # fmt: skip
 SIZE_GOAL = {1: 16.0, 2: 10.0}  # × smaller than float32, by weight bits
+INT8 = "float-int8"  # the float run's post-training int8 baseline, as a row
 
 
 def _run(cmd: list[str]) -> None:
@@ -46,71 +69,174 @@ def _run(cmd: list[str]) -> None:
         sys.exit(f"failed: {shlex.join(cmd)}\n{proc.stderr.strip()[-2000:]}")
 
 
-def ensure_run(root: Path, name: str, args: argparse.Namespace, trained: list[str]) -> dict:
+def run_dir(root: Path, dataset: str, name: str) -> Path:
+    return root / dataset / f"lenet5-{name}"
+
+
+def ensure_run(root: Path, dataset: str, name: str, args: argparse.Namespace,
+               trained: list[str]) -> dict:  # fmt: skip
     """Train and export ``name`` unless its run already has a model / a report; a run
     trained here is added to ``trained`` (the header says which were reused)."""
     method, options, _, _ = CONFIGS[name]
-    out = root / f"lenet5-{name}"
+    out = run_dir(root, dataset, name)
     if not (out / "model.keras").exists():
-        trained.append(name)
+        trained.append(f"{dataset}/{name}")
         cmd = [sys.executable, "-m", "pipeline.train", "--model", "lenet5", "--method", method,
-               *options, "--epochs", str(args.epochs), "--out", str(out), "--quiet"]  # fmt: skip
+               "--dataset", dataset, *options, "--epochs", str(args.epochs), "--out", str(out),
+               "--quiet"]  # fmt: skip
         if args.train_samples:
             cmd += ["--train-samples", str(args.train_samples)]
         _run(cmd)
     if not (out / "model.tflite").exists() or args.reexport:  # a failed export writes none
-        chosen = [a for name in args.interpreter for a in ("--interpreter", name)]
-        _run([sys.executable, "-m", "pipeline.export", "--run", str(out), "--quiet", *chosen])
+        chosen = [a for i in args.interpreter for a in ("--interpreter", i)]
+        baselines = ["--baselines"] if name == "float" else []
+        _run([sys.executable, "-m", "pipeline.export", "--run", str(out), "--quiet",
+              *baselines, *chosen])  # fmt: skip
     return json.loads((out / "export_report.json").read_text())
 
 
-def _products(report: dict) -> str:
+def products(report: dict) -> str:
     parts = []
-    for p in report["layers"]:
+    for p in report.get("layers", []):
         if p["action"] == "planes->bconv":
             ones = "+1" if p["ones_filter"] else ""
-            parts.append(f"{p['kind']} {p['activation_planes']}×{p['weight_planes']}{ones}")
+            code = {"thermometer": " thermo", "binary": ""}.get(p.get("encoding", ""), "")
+            parts.append(f"{p['kind']} {p['activation_planes']}×{p['weight_planes']}{ones}{code}")
     return ", ".join(parts) or "–"
 
 
-def row(name: str, r: dict) -> str:
-    method, _, wbits, abits = CONFIGS[name]
-    ratio = r["ratio_to_float"]
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2%}"
+
+
+def row(name: str, r: dict, speed: dict | None) -> str:
+    """One table row; ``r``: an export report (or the int8 baseline's entry)."""
+    if name == INT8:
+        label, wbits, abits = "float → int8 (PTQ)", 8, 8
+    else:
+        label, (_, _, wbits, abits) = name, CONFIGS[name]
+    ratio = r.get("ratio_to_float")
     goal = SIZE_GOAL.get(wbits)
-    size_ok = "" if goal is None else f" ({'met' if ratio >= goal else 'MISSED'} ≥ {goal:.0f}×)"
-    bitlite = r["parity"].get("bitlite", {}).get("argmax_agreement")
-    return (
-        f"| {method} | W{wbits}A{abits} | {r['keras_accuracy']:.4f} | {r['tflite_accuracy']:.4f} "
-        f"| {r['argmax_agreement']:.2%} | {'–' if bitlite is None else f'{bitlite:.2%}'} "
-        f"| {r['size_bytes'] / 1024:.1f} | {ratio:.1f}{size_ok} | {r['binary_mac_fraction']:.1%} "
-        f"| {_products(r)} |"
-    )
+    size_ok = "" if goal is None or ratio is None else (
+        f" ({'met' if ratio >= goal else 'MISSED'} ≥ {goal:.0f}×)")  # fmt: skip
+    bitlite = r.get("parity", {}).get("bitlite", {}).get("argmax_agreement")
+    cells = [
+        label, f"W{wbits}A{abits}", f"{r['keras_accuracy']:.4f}", f"{r['tflite_accuracy']:.4f}",
+        _pct(r.get("argmax_agreement")), _pct(bitlite), f"{r['size_bytes'] / 1024:.1f}",
+        "–" if ratio is None else f"{ratio:.1f}{size_ok}", f"{r['binary_mac_fraction']:.1%}",
+        products(r),
+    ]  # fmt: skip
+    if speed is not None:
+        ms, engine = speed["host"].get(name, (None, ""))
+        count, ok = speed["qemu"].get(name, (None, ""))
+        cells += ["–" if ms is None else f"{ms:.3f}", engine,
+                  "–" if count is None else f"{count:,} ({ok})"]  # fmt: skip
+    return "| " + " | ".join(cells) + " |"
 
 
-def notes(args: argparse.Namespace, started: float, trained: list[str]) -> list[str]:
+def _int8_entry(float_report: dict) -> dict | None:
+    entry = float_report.get("baselines", {}).get("int8")
+    if not entry or "tflite_accuracy" not in entry:
+        return None
+    return {**entry, "keras_accuracy": float_report["keras_accuracy"],
+            "ratio_to_float": float_report["float_size_bytes"] / entry["size_bytes"]}  # fmt: skip
+
+
+def lenet_section(dataset: str, args: argparse.Namespace, trained: list[str]) -> str:
+    reports = {n: ensure_run(args.root, dataset, n, args, trained) for n in args.configs}
+    if "float" in reports and (int8 := _int8_entry(reports["float"])) is not None:
+        reports = {"float": reports.pop("float"), INT8: int8, **reports}
+    speed = lenet_speed(dataset, reports, args) if args.speed else None
+    head = ("| run | bits | Keras acc | .tflite acc | agreement (LCE) | agreement (bitlite) "
+            "| size KiB | × smaller than float32 | binary MACs | binary products |")  # fmt: skip
+    rule = "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
+    if speed is not None:
+        head += " host ms (1 thread) | host engine | aarch64 instructions (parity) |"
+        rule += "---:|---|---:|"
+    rows = [row(n, r, speed) for n, r in reports.items()]
+    return "\n".join([f"### LeNet-5, {dataset}", "", head, rule, *rows, ""])
+
+
+def lenet_speed(dataset: str, reports: dict, args: argparse.Namespace) -> dict:
+    from benchmarks import kbit_speed
+
+    paths = {}
+    for name in reports:
+        run = run_dir(args.root, dataset, "float" if name == INT8 else name)
+        paths[name] = run / ("model_int8.tflite" if name == INT8 else "model.tflite")
+    host = kbit_speed.host_latency(paths, args.runs)
+    qemu = kbit_speed.instructions(paths) if args.aarch64 else {}
+    return {"host": host, "qemu": qemu}
+
+
+def vgg8_section(args: argparse.Namespace) -> str:
+    from benchmarks import kbit_speed
+
+    names = list(kbit_speed.VGG_VARIANTS)
+    with tempfile.TemporaryDirectory(prefix="bitlite-kbit-vgg8-") as tmp:
+        paths, plans = kbit_speed.build_vgg8(Path(tmp), names)
+        host = kbit_speed.host_latency(paths, args.runs)
+        qemu = kbit_speed.instructions(paths) if args.aarch64 else {}
+        sizes = {k: p.stat().st_size for k, p in paths.items()}
+    lines = ["### VGG-8 (32×32×3, random weights: speed only)", "",
+             "| export | size KiB | host ms (1 thread) | host engine | × W1A1 host (faster one) "
+             "| int8 host / this | aarch64 instructions (parity) | this / int8 aarch64 "
+             "| plane encodings (cost model's pick per k-bit layer) |",
+             "|---|---:|---:|---|---:|---:|---:|---:|---|"]  # fmt: skip
+    # the W1A1 reference: its faster export (first layer on pixel planes or int8)
+    w1a1 = min(v[0] for k, v in host.items() if k.startswith("W1A1"))
+    int8 = host["int8"][0]
+    q_int8 = qemu.get("int8", (None,))[0]
+    for name in paths:
+        ms, engine = host[name]
+        count, ok = qemu.get(name, (None, "–"))
+        encodings = ", ".join(sorted({p.get("encoding") for p in plans.get(name, [])
+                                      if p.get("encoding")})) or "–"  # fmt: skip
+        lines.append(
+            f"| {name} | {sizes[name] / 1024:.1f} | {ms:.3f} | {engine} | {ms / w1a1:.2f}× "
+            f"| {int8 / ms:.2f}× | {'–' if count is None else f'{count:,} ({ok})'} "
+            f"| {'–' if count is None or not q_int8 else f'{count / q_int8:.3f}'} | {encodings} |"
+        )
+    w1a2 = host["W1A2 (dorefa)"][0]
+    q_w1a2 = qemu.get("W1A2 (dorefa)", (None,))[0]
+    goals = [
+        f"W1A2 / W1A1 host latency {w1a2 / w1a1:.2f}× "
+        f"({'met' if w1a2 / w1a1 <= 2.2 else 'MISSED'} ≤ 2.2×)",
+        f"W1A2 vs int8 on XNNPACK: {int8 / w1a2:.2f}× as fast "
+        f"({'met' if w1a2 < int8 else 'MISSED'}: faster)",
+    ]
+    if q_w1a2 and q_int8:
+        goals.append(f"W1A2 / int8 aarch64 instructions {q_w1a2 / q_int8:.3f} "
+                     f"({'met' if q_w1a2 / q_int8 <= 0.5 else 'MISSED'} ≤ 0.5)")  # fmt: skip
+    return "\n".join(lines + ["", "Goals (issue 16): " + "; ".join(goals) + ".", ""])
+
+
+def notes(args: argparse.Namespace, started: float, trained: list[str]) -> str:
     samples = f"{args.train_samples} training images" if args.train_samples else "all 60,000"
-    return [
+    return "\n".join([
         f"{time.time() - started:.0f} s for this command, which trained "
-        f"{', '.join(trained) or 'nothing'} (other runs reused from {args.root}); no timings "
-        "here.",
+        f"{', '.join(trained) or 'nothing'} (other runs reused from {args.root}).",
         "",
         f"Training: LeNet-5, {args.epochs} epoch(s), {samples}; accuracy on the 10,000 test "
         "images. Agreement: argmax of the .tflite on LCE's interpreter (x86 reference kernels) "
         "and on bitlite_runtime vs Keras ('–': not checked for that export). Binary MACs: "
         "LceBconv2d's share of all multiply-accumulates per inference, every binary product "
         "counted. Products: per decomposed layer, activation planes × weight planes (+1: an "
-        "all-ones filter).",
+        "all-ones filter; thermo: thermometer planes on the channel axis, else bit planes on "
+        "the batch axis). The int8 row is the float run's post-training int8 file.",
+        "Host latency: median over interleaved rounds at 1 thread on a shared machine (see "
+        "the load above): compare ratios within one table. aarch64 instructions: guest "
+        "instructions per inference under qemu-aarch64 (tflite-runtime's ARM wheel, "
+        "bitlite's library cross-built), exact; parity: outputs vs the host's.",
         "",
-        "| method | bits | Keras acc | .tflite acc | agreement (LCE) | agreement (bitlite) "
-        "| size KiB | × smaller than float32 | binary MACs | binary products |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
+    ])  # fmt: skip
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--configs", nargs="+", choices=sorted(CONFIGS),
-                   default=["dorefa-w1a2", "qnn-w2a2"])  # fmt: skip
+    p.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=DEFAULT_CONFIGS)
+    p.add_argument("--datasets", nargs="*", choices=["mnist", "fashion_mnist"],
+                   default=["mnist"])  # fmt: skip
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--train-samples", type=int, help="a subset (default: all)")
     p.add_argument("--root", type=Path, default=Path("runs/bench-kbit"))
@@ -122,14 +248,30 @@ def main() -> None:
         help="parity interpreter for new exports (repeatable; default: the exporter's, "
         "LCE's and bitlite_runtime where it loads)",
     )
-    p.add_argument("--write", action="store_true", help=f"also write {RESULTS}")
+    p.add_argument("--speed", action="store_true", help="LeNet rows: host latency too")
+    p.add_argument("--aarch64", action="store_true",
+                   help="with --speed / --vgg8: qemu-aarch64 instruction counts (minutes)")  # fmt: skip
+    p.add_argument("--vgg8", action="store_true", help="the VGG-8 speed section")
+    p.add_argument("--encodings", action="store_true",
+                   help="single layers with each plane encoding forced vs the cost model")  # fmt: skip
+    p.add_argument("--runs", type=int, default=30, help="interleaved host rounds")
+    p.add_argument("--write", action="store_true", help="write the table to --out")
+    p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args()
+    if args.epochs < 1 or args.runs < 1:
+        p.exit(2, "error: --epochs and --runs must be at least 1\n")
     started = time.time()
     trained: list[str] = []
-    rows = [row(name, ensure_run(args.root, name, args, trained)) for name in args.configs]
-    body = "\n".join(notes(args, started, trained) + rows)
-    title = "k-bit LeNet-5s on binary kernels (MNIST)"
-    print(write_table(RESULTS, title, body) if args.write else body)
+    sections = [lenet_section(d, args, trained) for d in args.datasets]
+    if args.encodings:
+        from benchmarks.kbit_speed import encoding_section
+
+        sections.append(encoding_section(args.runs, args.aarch64))
+    if args.vgg8:
+        sections.append(vgg8_section(args))
+    body = notes(args, started, trained) + "\n".join(sections)
+    title = "k-bit networks on binary kernels"
+    print(write_table(args.out, title, body) if args.write else body)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,10 @@ binary / int8 / float, custom operators and which interpreter can run the file. 
 ``LceBconv2d`` is listed with the binary products it computes: a k-bit layer exported as
 bit planes (issue 16) runs its k activation planes stacked on the batch axis through one
 ``LceBconv2d`` whose filters are its weight planes side by side, so ``planes`` is the op's
-batch over the model's and ``filters`` counts every weight plane.
+batch over the model's and ``filters`` counts every weight plane. A layer whose planes are
+a thermometer code instead (equal planes side by side on the channel axis: one product
+with a longer reduction) is recognised by its input, ``concat([a, a, …]) − edges``:
+``encoding``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pipeline import cli
 from pipeline.errors import UsageError
 from pipeline.tflite.reader import (
     METADATA_NAME,
+    Op,
     TFLiteModel,
     custom_options,
     gzip_size,
@@ -57,9 +61,28 @@ def interpreter_note(model: TFLiteModel) -> str:
     return "any TFLite interpreter (builtin ops only: tflite-runtime, TensorFlow Lite)"
 
 
+def encoding(model: TFLiteModel, op: Op, planes: int) -> str:
+    """How a product's input planes are laid out: ``binary`` (bit planes on the batch
+    axis), ``thermometer`` (equal planes side by side on the channel axis: its input bits
+    are the signs of ``concat([a, a, …]) − edges``) or ``–`` (a plain binary layer)."""
+    if planes > 1:
+        return "binary"
+    tensor = op.inputs[0]
+    for _ in range(4):  # LceQuantize ← SUB ← CONCATENATION of one tensor, repeated
+        producer = model.producer(tensor)
+        if producer is None or not producer.inputs:
+            return "–"
+        if producer.type == "CONCATENATION":
+            repeated = len(producer.inputs) > 1 and len(set(producer.inputs)) == 1
+            return "thermometer" if repeated else "–"
+        tensor = producer.inputs[0]
+    return "–"
+
+
 def binary_products(model: TFLiteModel) -> list[dict[str, Any]]:
     """Every ``LceBconv2d``: its layer, activation planes (its batch over the model's),
-    filters (weight planes × channels, + an all-ones filter) and binary MACs."""
+    filters (weight planes × channels, + an all-ones filter), plane encoding and binary
+    MACs."""
     batch = max(1, int(model.tensors[model.inputs[0]].shape[0])) if model.inputs else 1
     rows = []
     for op in model.ops:
@@ -69,10 +92,12 @@ def binary_products(model: TFLiteModel) -> list[dict[str, Any]]:
         filters, kh, kw, _ = model.tensors[op.inputs[1]].shape
         positions = int(np.prod(out.shape[:-1])) if out.shape else 0
         cin = int(custom_options(op).get("channels_in", 0))
+        planes = max(1, int(out.shape[0]) // batch) if out.shape else 1
         rows.append(
             {
                 "layer": out.name.split(";")[0],
-                "planes": max(1, int(out.shape[0]) // batch) if out.shape else 1,
+                "planes": planes,
+                "encoding": encoding(model, op, planes),
                 "filters": int(filters),
                 "kernel": [int(kh), int(kw), cin],
                 "macs": positions * int(filters) * int(kh) * int(kw) * cin,
@@ -138,10 +163,12 @@ def render(path: Path, info: dict[str, Any]) -> str:
     if products:
         lines += [
             "",
-            f"{'binary products (LceBconv2d)':<52} {'planes':>6} {'filters':>7} {'MACs':>12}",
+            f"{'binary products (LceBconv2d)':<52} {'planes':>6} {'encoding':>11} "
+            f"{'filters':>7} {'MACs':>12}",
         ]
         lines += [
-            f"{p['layer'][-52:]:<52} {p['planes']:>6} {p['filters']:>7} {p['macs']:>12,}"
+            f"{p['layer'][-52:]:<52} {p['planes']:>6} {p['encoding']:>11} {p['filters']:>7} "
+            f"{p['macs']:>12,}"
             for p in products
         ]
     macs = info["macs"]

@@ -576,6 +576,16 @@ def products_label(plan: dict[str, Any]) -> str:
     return f"{plan['activation_planes']} × ({plan['weight_planes']}{ones})"
 
 
+def encoding_label(plan: dict[str, Any]) -> str:
+    """The plane encoding of a decomposed layer and the cost model's estimates (issue 16)."""
+    encoding = plan.get("encoding")
+    if plan.get("action") != "planes->bconv" or not encoding:
+        return "–"
+    costs = plan.get("costs") or {}
+    estimate = ", ".join(f"{e} {c:,.0f}" for e, c in costs.items())
+    return f"{encoding}" + (f" (est. cost {estimate})" if len(costs) > 1 else "")
+
+
 def layer_table(plans: Sequence[dict[str, Any]]) -> list[str]:
     """One row per quantized layer: what it runs on, into how many binary products, and,
     for a layer left off the binary kernels, why (issue 16)."""
@@ -584,18 +594,22 @@ def layer_table(plans: Sequence[dict[str, Any]]) -> list[str]:
     lines = [
         "",
         "Each quantized layer (binary products: per output, activation planes × weight "
-        "planes, + ones: an all-ones filter carrying the weights' offsets):",
+        "planes, + ones: an all-ones filter carrying the weights' offsets; plane encoding: "
+        "binary = the input's bit planes, one product each on the batch axis, thermometer = "
+        "its n − 1 equal planes side by side on the channel axis, one longer product; the "
+        "cheaper by pipeline.export.plane_cost, estimates in aarch64 instructions):",
         "",
         "| quantized layer | kind | became | activation planes × weight planes | "
-        "binary products | why not binary |",
-        "|---|---|---|---|---:|---|",
+        "binary products | plane encoding | why not binary |",
+        "|---|---|---|---|---:|---|---|",
     ]
     for p in plans:
         binary = "bconv" in p["action"]
         products = p.get("products") or (1 if binary else "–")
         lines.append(
             f"| {p['layer']} | {p['kind']} | {p['action']} | {products_label(p)} | "
-            f"{products} | {'' if binary else p.get('reason') or 'weights not binary'} |"
+            f"{products} | {encoding_label(p)} | "
+            f"{'' if binary else p.get('reason') or 'weights not binary'} |"
         )
     return lines
 
@@ -687,7 +701,7 @@ def summary(out: Path, report: dict[str, Any]) -> str:
         if p["action"] == "planes->bconv":
             lines.append(
                 f"  binary products {p['layer']}: {products_label(p)} planes "
-                f"= {p['products']} per output"
+                f"= {p['products']} per output, {encoding_label(p)}"
             )
         elif "bconv" not in p["action"]:
             lines.append(
@@ -725,7 +739,9 @@ def make_parser() -> argparse.ArgumentParser:
     foreign.add_argument("--input-scale", type=float, metavar="SCALE",
                          help="the model's input is x = pixel * SCALE + OFFSET for 8-bit pixels")  # fmt: skip
     foreign.add_argument("--input-offset", type=float, metavar="OFFSET", help="see --input-scale")
-    foreign.add_argument("--input-shape", metavar="H,W,C", help="H,W,C where the model leaves them unknown")
+    foreign.add_argument(
+        "--input-shape", metavar="H,W,C", help="H,W,C where the model leaves them unknown"
+    )
     foreign.add_argument("--labels", type=Path, metavar="FILE",
                          help="class names, one per line (for the app)")  # fmt: skip
     foreign.add_argument("--samples", type=int, default=RANDOM_SAMPLES,
@@ -858,7 +874,9 @@ def _with_input_shape(model: Any, shape: tuple[int, ...] | None) -> Any:
             raise UsageError(f"the model's input shape {own[1:]} has unknown sizes: "
                              "give --input-shape H,W,C")  # fmt: skip
         return model
-    if len(shape) != len(own) - 1 or any(d not in (None, s) for d, s in zip(own[1:], shape, strict=True)):
+    if len(shape) != len(own) - 1 or any(
+        d not in (None, s) for d, s in zip(own[1:], shape, strict=True)
+    ):
         raise UsageError(f"--input-shape {shape} does not fit the model's input {own[1:]}")
     x = tf.keras.Input(shape)
     return tf.keras.Model(x, model(x), name=model.name)

@@ -49,6 +49,18 @@ layer, and it only recognizes larq's own sign. So, for every larq quantized laye
     constants ``c_i``, ``y_jc``, ``z_c`` and ``d·ΣW_c + bias_c`` are per-plane / per-channel
     multipliers and a bias after it.
 
+  Two plane encodings (the cheaper per layer by :mod:`pipeline.export.plane_cost`, named
+  in :attr:`LayerPlan.encoding`): ``binary`` — the ``k`` bit planes above, one product
+  each, stacked on the batch axis; ``thermometer`` — the ``n − 1`` equal-weight planes
+  ``s_t = sign(m − t + ½)`` (``m = Σ_t (s_t + 1)/2``, so every ``c_t = δ/2`` and
+  ``d = o + δ (n − 1)/2``) side by side on the channel axis, through ONE product whose
+  kernel repeats the weight planes ``n − 1`` times along its input channels.
+
+  The image is such an input too when its grid is known (``x = (p − 127.5)·s``: ``o =
+  −127.5 s``, ``δ = s``, 256 levels, ``d = 0``): a first convolution or dense layer with
+  ≤ 4-level weights (binary, ternary, 2-bit) runs on the pixels' 8 bit planes, ``8·J``
+  binary products (DoReFa keeps its first layer's weights float by design: it stays).
+
   Padding: Keras pads the *quantized* activation with ``pad_values`` (0), which is no ±1
   plane when ``d ≠ 0``. Where that value is a level (``o + δ m_p``), the activation is
   padded explicitly before the planes are cut and the convolution runs VALID: every
@@ -62,7 +74,7 @@ plan says why (:attr:`LayerPlan.reason`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -74,6 +86,7 @@ import tensorflow as tf
 # isort: on
 
 from pipeline.data.base import PIXEL_OFFSET, PIXEL_SCALE
+from pipeline.export import plane_cost
 from pipeline.layers.xnor import XnorConv2D, XnorDense
 
 BINARY_RTOL = 1e-6  # |W_q| equal to α_c within this: float32 rounding, not a second level
@@ -100,6 +113,10 @@ class LayerPlan:
     ones_filter: bool = False  # an all-ones filter carries the weights' offsets z_c
     products: int = 0  # binary products per output: k·J (+ k for the ones filter)
     reason: str = ""  # why a "baked" layer is not on binary kernels
+    # "binary" (2^i-weighted planes, one product each) | "thermometer" (equal planes on
+    # the channel axis, one product): the cheaper by plane_cost, or the one forced
+    encoding: str = ""
+    costs: dict[str, float] = field(default_factory=dict)  # plane_cost estimate each
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -228,12 +245,21 @@ class UniformGrid:
         """k = ⌈log2 n⌉: planes needed for the codes ``m``."""
         return max(1, int(np.ceil(np.log2(self.levels))))
 
-    def coefficients(self) -> tuple[np.ndarray, float]:
-        """``(c, d)`` with ``a = d + Σ_i c_i s_i``: ``c_i = δ 2^(i−1)``,
-        ``d = o + δ (2^k − 1)/2``."""
+    def coefficients(self, encoding: str = "binary") -> tuple[np.ndarray, float]:
+        """``(c, d)`` with ``a = d + Σ_i c_i s_i``. Binary planes (the bits of ``m``):
+        ``c_i = δ 2^(i−1)``, ``d = o + δ (2^k − 1)/2``. Thermometer planes
+        ``s_t = sign(m − t + ½)``, ``t = 1 … n−1`` (``m = Σ_t (s_t + 1)/2``): every
+        ``c_t = δ/2``, ``d = o + δ (n − 1)/2``."""
+        if encoding == "thermometer":
+            n = self.levels
+            return np.full(n - 1, self.step / 2), self.offset + self.step * (n - 1) / 2
         k = self.bits
         c = self.step * 2.0 ** (np.arange(k) - 1.0)
         return c, self.offset + self.step * (2**k - 1) / 2
+
+    def planes(self, encoding: str = "binary") -> int:
+        """How many ±1 planes the encoding cuts: k, or n − 1."""
+        return self.bits if encoding == "binary" else self.levels - 1
 
     def code(self, value: float) -> int | None:
         """``m`` with ``o + δ m = value``, or None when ``value`` is not a level."""
@@ -241,6 +267,15 @@ class UniformGrid:
         if abs(m - round(m)) > 1e-4 or not 0 <= round(m) < self.levels:
             return None
         return int(round(m))
+
+
+PIXEL_LEVELS = 256  # the image: 8-bit pixels
+
+
+def pixel_grid(scale: float) -> UniformGrid:
+    """The centered 8-bit image ``x = (p − 127.5)·scale`` as a grid: its binary planes
+    are the pixels' bit planes, and ``d = 0`` (no constant term, zero padding exact)."""
+    return UniformGrid(-127.5 * scale, scale, PIXEL_LEVELS)
 
 
 def uniform_grid(quantizer: Any) -> UniformGrid | None:
@@ -349,7 +384,13 @@ class BitPlaneProduct(tf.keras.layers.Layer):
     ``J·C``, plus one all-ones filter when ``ones``); ``pads`` ((top, bottom), (left,
     right)) pad the quantized input with ``pad_value`` (a level) before the planes are cut.
     Weights: ``plane_scales`` (J, C) = ``y_jc``, ``ones_scale`` (C,) = ``z_c``, ``bias``
-    (C,) = ``d·ΣW_c`` + the layer's bias."""
+    (C,) = ``d·ΣW_c`` + the layer's bias.
+
+    ``encoding`` (:mod:`pipeline.export.plane_cost`): ``"binary"`` stacks the k bit planes
+    on the batch axis (k products, summed with weights ``c_i``); ``"thermometer"`` puts the
+    ``n − 1`` equal planes side by side on the channel axis, and ``conv``'s kernel repeats
+    the weight planes ``n − 1`` times along its input channels (one product).
+    ``input_quantizer`` None: the input is on ``grid`` already (the image's pixels)."""
 
     def __init__(
         self,
@@ -363,6 +404,7 @@ class BitPlaneProduct(tf.keras.layers.Layer):
         pad_value: float = 0.0,
         dense: bool = False,
         activation: Any = None,
+        encoding: str = "binary",
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -373,6 +415,7 @@ class BitPlaneProduct(tf.keras.layers.Layer):
             input_quantizer if callable(input_quantizer) else lq.quantizers.get(input_quantizer)
         )
         self.grid = UniformGrid(**grid)
+        self.encoding = encoding
         self.channels, self.weight_planes, self.ones = int(channels), int(weight_planes), ones
         self.pads = [list(map(int, p)) for p in pads] if pads else None
         self.pad_value, self.dense = float(pad_value), bool(dense)
@@ -383,7 +426,10 @@ class BitPlaneProduct(tf.keras.layers.Layer):
         self.plane_scales = self.add_weight("plane_scales", (j, c))
         self.ones_scale = self.add_weight("ones_scale", (c,))
         self.bias = self.add_weight("bias", (c,), initializer="zeros")
-        cin = int(input_shape[-1])
+        # thermometer planes sit side by side on the channel axis
+        cin = int(input_shape[-1]) * (
+            1 if self.encoding == "binary" else self.grid.planes(self.encoding)
+        )
         if self.dense:
             self.conv.build((None, 1, 1, cin))
         else:
@@ -395,12 +441,18 @@ class BitPlaneProduct(tf.keras.layers.Layer):
         super().build(input_shape)
 
     def planes(self, x: tf.Tensor) -> tf.Tensor:
-        """The input's k planes ``b_i − ½`` (sign ``s_i``), stacked on the batch axis."""
+        """The input's planes, each with the sign of its ``s``: binary ``b_i − ½`` stacked
+        on the batch axis, thermometer ``a − (o + δ (t − ½))`` (the sign of ``m − t + ½``)
+        side by side on the channel axis."""
         a = self.input_quantizer(x) if self.input_quantizer is not None else x
         if self.pads:
             a = tf.pad(
                 a, [[0, 0], self.pads[0], self.pads[1], [0, 0]], constant_values=self.pad_value
             )
+        if self.encoding == "thermometer":  # a − (o + δ (t − ½)): ±δ/2 at least, never 0
+            t = np.arange(1, self.grid.levels) - 0.5
+            edges = np.repeat(self.grid.offset + self.grid.step * t, int(a.shape[-1]))
+            return tf.concat([a] * len(t), axis=-1) - edges.astype(np.float32)
         codes = tf.round((a - self.grid.offset) * (1.0 / self.grid.step))  # exact 0..n−1
         bits = [tf.math.floormod(tf.floor(codes * 2.0**-i), 2.0) for i in range(self.grid.bits)]
         return tf.concat(bits, axis=0) - 0.5
@@ -408,13 +460,18 @@ class BitPlaneProduct(tf.keras.layers.Layer):
     def call(self, x: tf.Tensor) -> tf.Tensor:
         if self.dense:
             x = tf.reshape(x, [-1, 1, 1, x.shape[-1]])
-        products = tf.split(self.conv(self.planes(x)), self.grid.bits, axis=0)
-        c, _ = self.grid.coefficients()
-        u = tf.add_n([float(ci) * p for ci, p in zip(c, products, strict=True)])
+        c, _ = self.grid.coefficients(self.encoding)
+        scales = tf.reshape(self.plane_scales, [-1])  # y_jc, filter by filter
+        if self.ones:
+            scales = tf.concat([scales, tf.ones([1])], axis=0)
+        u = self.conv(self.planes(x))
+        if self.encoding == "thermometer":  # one product: a per-filter multiplier
+            u = u * (scales * float(c[0]))
+        else:  # k products on the batch axis, weighted 2^i
+            products = tf.split(u * scales, self.grid.bits, axis=0)
+            u = tf.add_n([float(ci) * p for ci, p in zip(c, products, strict=True)])
         n = self.channels
-        y = tf.add_n(
-            [u[..., j * n : (j + 1) * n] * self.plane_scales[j] for j in range(self.weight_planes)]
-        )
+        y = tf.add_n([u[..., j * n : (j + 1) * n] for j in range(self.weight_planes)])
         if self.ones:
             y += u[..., -1:] * self.ones_scale
         y = self.activation(y + self.bias)
@@ -435,15 +492,16 @@ class BitPlaneProduct(tf.keras.layers.Layer):
             "pad_value": self.pad_value,
             "dense": self.dense,
             "activation": tf.keras.activations.serialize(self.activation),
+            "encoding": self.encoding,
         }
 
 
-def _plane_padding(layer: Any, grid: UniformGrid) -> tuple[Any, str, str]:
+def _plane_padding(layer: Any, grid: UniformGrid, encoding: str = "binary") -> tuple[Any, str, str]:
     """(explicit pads or None, the binary convolution's padding, why impossible or "")."""
     config = layer.get_config()
     if _kind(layer) == "dense" or config["padding"] == "valid":
         return None, "valid", ""
-    _, d = grid.coefficients()
+    _, d = grid.coefficients(encoding)
     pad_value = float(config.get("pad_values", 0.0))
     if grid.code(pad_value) is not None:  # pad the activation with a real level: VALID
         shape = layer.input_shape
@@ -453,13 +511,15 @@ def _plane_padding(layer: Any, grid: UniformGrid) -> tuple[Any, str, str]:
             for ax in (0, 1)
         ]  # fmt: skip
         return pads, "valid", ""
-    if d == 0 and pad_value == 0:  # a = Σ c_i s_i: zero-padded planes are a zero activation
+    # a = Σ c_i s_i (d = 0 up to rounding): zero-padded planes are a zero activation
+    if abs(d) <= 1e-6 * grid.step and pad_value == 0:
         return None, "same", ""
     return None, "", f"padding value {pad_value} is not a level of the input's grid"
 
 
-def _plane_reason(layer: Any, kind: str) -> str:
-    """Why ``layer`` cannot become binary products, or "" when it may."""
+def _plane_reason(layer: Any, kind: str, image: bool = False) -> str:
+    """Why ``layer`` cannot become binary products, or "" when it may (``image``: its
+    input is the image on a known 8-bit grid, which needs no quantizer)."""
     if kind == "depthwise_conv2d":
         return "depthwise convolution (LCE has no binary depthwise kernel)"
     if type(layer) in CONV_FOR_DENSE or isinstance(layer, XnorConv2D):
@@ -468,29 +528,69 @@ def _plane_reason(layer: Any, kind: str) -> str:
         return "dense layer over a non-flat input"
     if kind == "conv2d" and layer.get_config().get("groups", 1) != 1:
         return "grouped convolution"
-    if layer.input_quantizer is None:
+    if layer.input_quantizer is None and not image:
         return "input is not quantized (float activations or the image)"
     return ""
 
 
 def _qualify(
-    layer: Any, kind: str, w_q: np.ndarray
-) -> tuple[UniformGrid, WeightPlanes, Any, str] | str:
-    """(input grid, weight planes, explicit pads, conv padding), or why not."""
-    reason = _plane_reason(layer, kind)
+    layer: Any, kind: str, w_q: np.ndarray, image_grid: UniformGrid | None = None
+) -> tuple[UniformGrid, WeightPlanes] | str:
+    """(input grid, weight planes), or why not. ``image_grid``: the layer reads the image,
+    whose values lie on this grid (:func:`pixel_grid`)."""
+    image = image_grid is not None and layer.input_quantizer is None
+    reason = _plane_reason(layer, kind, image)
     if reason:
         return reason
-    grid = uniform_grid(layer.input_quantizer)
+    grid = image_grid if image else uniform_grid(layer.input_quantizer)
     if grid is None:
         return "input quantizer is not a uniform grid of at most 16 levels"
     planes = weight_planes(w_q)
-    if isinstance(planes, str):
-        return planes
-    pads, padding, why = _plane_padding(layer, grid)
-    return why or (grid, planes, pads, padding)
+    if isinstance(planes, str) and _weight_quantizer(layer) is None:
+        return f"float weights ({planes}): the method keeps this layer in full precision"
+    return planes if isinstance(planes, str) else (grid, planes)
 
 
-def _planes_conv(config: dict[str, Any], kind: str, filters: int, padding: str) -> Any:
+def _weight_quantizer(layer: Any) -> Any:
+    return getattr(layer, "depthwise_quantizer" if _kind(layer) == "depthwise_conv2d"
+                   else "kernel_quantizer", None)  # fmt: skip
+
+
+def layer_shape(layer: Any, kind: str, grid: UniformGrid, filters: int) -> plane_cost.LayerShape:
+    """What :mod:`pipeline.export.plane_cost` needs of ``layer`` (per image)."""
+    if kind == "dense":
+        return plane_cost.LayerShape(int(layer.input_shape[-1]), 1, filters, 1, 1, grid.levels)
+    (_, h, w, cin), (_, ho, wo, _) = layer.input_shape, layer.output_shape
+    kh, kw = layer.get_config()["kernel_size"]
+    return plane_cost.LayerShape(int(cin), kh * kw, filters, h * w, ho * wo, grid.levels)
+
+
+def _encoding(
+    layer: Any, kind: str, grid: UniformGrid, filters: int, plan: LayerPlan, force: str | None
+) -> tuple[str, Any, str] | str:
+    """(encoding, explicit pads, conv padding) — the forced one, else the cheaper that
+    pads exactly — or why none does. Thermometer planes only for grids of 3…16 levels."""
+    # 2 levels: both are the one sign plane; the image's 255 equal planes: never cheaper
+    thermometer = 2 < grid.levels <= 2**MAX_ACTIVATION_BITS
+    allowed = [e for e in plane_cost.ENCODINGS if e == "binary" or thermometer]
+    best, plan.costs = plane_cost.choose(layer_shape(layer, kind, grid, filters), allowed)
+    order = [force] if force in allowed else sorted(allowed, key=lambda e: e != best)
+    why = ""
+    for encoding in order:
+        pads, padding, why = _plane_padding(layer, grid, encoding)
+        if not why:
+            return encoding, pads, padding
+    return why or f"encoding {force!r} is not possible for this layer"
+
+
+# The binary convolution's name, by encoding: its tensors carry it into the flatbuffer (for
+# people reading tensor names; tools.inspect recognises the encoding from the graph).
+BCONV_NAMES = {"binary": "bconv", "thermometer": "bconv_thermometer"}
+
+
+def _planes_conv(
+    config: dict[str, Any], kind: str, filters: int, padding: str, encoding: str = "binary"
+) -> Any:
     """The binary convolution over the planes: ±1 input and kernel (``ste_sign``), the
     layer's geometry (a dense layer: 1×1), no bias, nothing after it."""
     conv = {
@@ -503,7 +603,7 @@ def _planes_conv(config: dict[str, Any], kind: str, filters: int, padding: str) 
         "input_quantizer": "ste_sign",
         "kernel_quantizer": "ste_sign",
         "kernel_constraint": None,
-        "name": "bconv",
+        "name": BCONV_NAMES[encoding],
     }
     if kind == "dense":
         conv.update(kernel_size=(1, 1), strides=(1, 1), dilation_rate=(1, 1), groups=1)
@@ -511,34 +611,50 @@ def _planes_conv(config: dict[str, Any], kind: str, filters: int, padding: str) 
     return lq.layers.QuantConv2D.from_config(conv)
 
 
-def _planes_kernel(planes: WeightPlanes, ones: bool, kind: str) -> np.ndarray:
-    """The ``J`` weight planes side by side on the filter axis (+ an all-ones filter)."""
+def _planes_kernel(planes: WeightPlanes, ones: bool, kind: str, repeat: int = 1) -> np.ndarray:
+    """The ``J`` weight planes side by side on the filter axis (+ an all-ones filter),
+    repeated ``repeat`` times along the input channels (one copy per thermometer plane)."""
     kernel = np.concatenate(list(planes.signs), axis=-1)
     if ones:
         kernel = np.concatenate([kernel, np.ones((*kernel.shape[:-1], 1), np.float32)], -1)
+    kernel = np.concatenate([kernel] * repeat, axis=-2)
     return kernel.reshape(1, 1, *kernel.shape) if kind == "dense" else kernel
 
 
 def _plane_rewrite(
-    layer: Any, kind: str, w_q: np.ndarray, bias: list[np.ndarray], plan: LayerPlan
+    layer: Any,
+    kind: str,
+    w_q: np.ndarray,
+    bias: list[np.ndarray],
+    plan: LayerPlan,
+    image_grid: UniformGrid | None = None,
+    encoding: str | None = None,
 ) -> tuple[Any, list[np.ndarray]] | None:
     """The :class:`BitPlaneProduct` for ``layer`` and its weights; None (and
-    ``plan.reason``) when the layer does not qualify."""
-    qualified = _qualify(layer, kind, w_q)
+    ``plan.reason``) when the layer does not qualify. ``encoding``: force one
+    (:data:`plane_cost.ENCODINGS`) where possible; None: the cheaper by the cost model."""
+    qualified = _qualify(layer, kind, w_q, image_grid)
     if isinstance(qualified, str):
         plan.reason = qualified
         return None
-    grid, planes, pads, padding = qualified
-    config = layer.get_config()
+    grid, planes = qualified
     ones = bool(np.any(planes.offsets != 0))
     j, channels = len(planes.signs), w_q.shape[-1]
-    conv = _planes_conv(config, kind, j * channels + int(ones), padding)
+    chosen = _encoding(layer, kind, grid, j * channels + int(ones), plan, encoding)
+    if isinstance(chosen, str):
+        plan.reason = chosen
+        return None
+    plan.encoding, pads, padding = chosen
+    config = layer.get_config()
+    conv = _planes_conv(config, kind, j * channels + int(ones), padding, plan.encoding)
     # a·W = d·ΣW + Σ_i c_i (s_i·W): the constant term joins the bias
-    folded = grid.coefficients()[1] * w_q.reshape(-1, channels).sum(0, dtype=np.float64)
+    d = grid.coefficients(plan.encoding)[1]
+    folded = d * w_q.reshape(-1, channels).sum(0, dtype=np.float64)
     folded += bias[0] if bias else 0.0
+    quantizer = layer.input_quantizer
     new = BitPlaneProduct(
         tf.keras.layers.serialize(conv),
-        layer.input_quantizer,
+        quantizer,  # the object: a user's unregistered function survives
         asdict(grid),
         channels,
         j,
@@ -547,12 +663,15 @@ def _plane_rewrite(
         pad_value=float(config.get("pad_values", 0.0)),
         dense=kind == "dense",
         activation=config["activation"],
+        encoding=plan.encoding,
         name=layer.name,
     )
     plan.action = "planes->bconv"
-    plan.activation_planes, plan.weight_planes, plan.ones_filter = grid.bits, j, ones
-    plan.products = grid.bits * (j + int(ones))
-    kernel = _planes_kernel(planes, ones, kind)
+    k = grid.planes(plan.encoding)
+    plan.activation_planes, plan.weight_planes, plan.ones_filter = k, j, ones
+    plan.products = k * (j + int(ones))
+    repeat = 1 if plan.encoding == "binary" else k
+    kernel = _planes_kernel(planes, ones, kind, repeat)
     return new, [planes.scales, planes.offsets, folded.astype(np.float32), kernel]
 
 
@@ -597,8 +716,26 @@ def _binary_config(config: dict[str, Any], alpha: np.ndarray) -> dict[str, Any]:
     }
 
 
+UNKNOWN_GRID = (
+    "reads the image, whose values are not known to lie on the centered 8-bit grid "
+    "(p - 127.5)·s: not split into bit planes (for a model from elsewhere give "
+    "--input-scale/--input-offset)"
+)
+
+
+IMAGE_PLANES_OFF = (
+    "reads the image: on its 8 bit planes (8 binary products per weight plane) this layer "
+    "measured 4-5x the aarch64 instructions of the int8 layer (benchmarks/results/kbit.md), "
+    "so it stays int8 (prepare_for_lce(..., image_planes=True) splits it)"
+)
+
+
 def _rewrite_layer(
-    layer: Any, image_input: bool = False, pixel_scale: float | None = None
+    layer: Any,
+    image_input: bool = False,
+    pixel_scale: float | None = None,
+    encoding: str | None = None,
+    image_planes: bool = False,
 ) -> tuple[Any, LayerPlan | None, list[np.ndarray] | None]:
     """(new layer, plan, weights to set once built); the layer itself when untouched.
 
@@ -625,11 +762,7 @@ def _rewrite_layer(
     linear = type(layer) not in CONV_FOR_DENSE
     planes = image_input and linear and kind == "dense" and not binary_in and alpha is not None
     if planes and pixel_scale is None:
-        plan.reason = (
-            "reads the image, whose values are not known to lie on the centered 8-bit grid "
-            "(p - 127.5)·s: not split into bit planes (for a model from elsewhere give "
-            "--input-scale/--input-offset)"
-        )
+        plan.reason = UNKNOWN_GRID
         return _baked(layer, config), plan, [w_q, *bias]
     if planes:
         plan.action = "bit planes->1x1 bconv"
@@ -649,9 +782,18 @@ def _rewrite_layer(
             conv_class = CONV_FOR_DENSE.get(type(layer), lq.layers.QuantConv2D)
             new = DenseAsBinaryConv(_dense_as_conv(config, conv_class), name=layer.name)
             return new, plan, [w_q.reshape(1, 1, *w_q.shape), *bias]
-    planned = _plane_rewrite(layer, kind, w_q, bias, plan)
+    # the image on its 8-bit grid: its bit planes are the input's planes (issue 16)
+    image = image_input and pixel_scale is not None and layer.input_quantizer is None
+    if image and not image_planes and not isinstance(weight_planes(w_q), str):
+        plan.reason = IMAGE_PLANES_OFF  # measured: 4-5x the instructions of int8
+        return _baked(layer, config), plan, [w_q, *bias]
+    image_grid = pixel_grid(pixel_scale) if image else None
+    planned = _plane_rewrite(layer, kind, w_q, bias, plan, image_grid, encoding)
     if planned is not None:
         return planned[0], plan, planned[1]
+    unknown_image = image_input and pixel_scale is None and layer.input_quantizer is None
+    if unknown_image and not isinstance(weight_planes(w_q), str):  # qualifies on a known grid
+        plan.reason = UNKNOWN_GRID
     return _baked(layer, config), plan, [w_q, *bias]
 
 
@@ -691,13 +833,21 @@ def run_pixel_scale() -> float | None:
 
 
 def prepare_for_lce(
-    model: tf.keras.Model, pixel_scale: float | None = None
+    model: tf.keras.Model,
+    pixel_scale: float | None = None,
+    encoding: str | None = None,
+    image_planes: bool = False,
 ) -> tuple[tf.keras.Model, list[LayerPlan]]:
     """A copy of ``model`` with baked weights and binary layers in LCE's bitpackable form.
 
     ``pixel_scale``: the model's input is 8-bit pixels normalized as ``(p - 127.5) · s``
     (bitlite's runs: :func:`run_pixel_scale`); None when that is not known, which keeps
-    the rewrites that depend on the input's values (bit planes) off.
+    the rewrites that depend on the input's values (bit planes) off. ``encoding``: the
+    plane encoding of every k-bit layer where possible (``"binary"`` or
+    ``"thermometer"``, for measurements); None picks per layer by :mod:`plane_cost`.
+    ``image_planes``: a first convolution (or non-binary dense layer) with few-level
+    weights also runs on the image's 8 bit planes (all MACs binary, but slower: off by
+    default; a binary dense layer on the image always does, see :class:`BitPlaneDense`).
     Inference outputs are unchanged (up to float32 summation order in the 1×1 rewrite).
     """
     plans: list[LayerPlan] = []
@@ -706,7 +856,9 @@ def prepare_for_lce(
     image_fed = {ly.name for ly in network.layers if fed_by_image(ly, network)}
 
     def clone(layer: Any) -> Any:
-        new, plan, weights = _rewrite_layer(layer, layer.name in image_fed, pixel_scale)
+        new, plan, weights = _rewrite_layer(
+            layer, layer.name in image_fed, pixel_scale, encoding, image_planes
+        )
         if plan is not None:
             plans.append(plan)
             pending.append((new, weights))

@@ -245,7 +245,8 @@ def test_binary_products_list_each_bconv_with_its_planes():
     planes = the op's batch over the model's; one plane for a plain binary layer."""
     info = inspect(known_model())
     assert info["binary_products"] == [
-        {"layer": "bconv", "planes": 1, "filters": 16, "kernel": [3, 3, 8], "macs": 64 * 16 * 72}
+        {"layer": "bconv", "planes": 1, "encoding": "–", "filters": 16, "kernel": [3, 3, 8],
+         "macs": 64 * 16 * 72}
     ]
     assert inspect(known_model(lce=False))["binary_products"] == []
     model = read_model(known_model())

@@ -347,7 +347,7 @@ def test_export_writes_a_binary_tflite_that_matches_keras(exported_run):
     assert report["tflite_accuracy"] == pytest.approx(report["keras_accuracy"], abs=0.002)
     assert report["keras_accuracy"] == pytest.approx(run.result()["test_accuracy"], abs=1e-6)
     assert report["test_samples"] == 500
-    assert 0.5 < report["binary_mac_fraction"] < 1.0  # first conv stays float
+    assert 0.5 < report["binary_mac_fraction"] < 1.0  # first conv stays int8
     assert json.loads(run.file(runs.EXPORT_REPORT).read_text()) == report
 
 
@@ -594,32 +594,40 @@ def _kbit_lenet(tmp_path: Path, method: str):
 
 def test_qnn_lenet_trains_and_exports_on_binary_kernels_with_parity(tmp_path):
     """Issue 16 end to end: a QNN W2A2 LeNet-5 exports its three k-bit layers as binary
-    products (2 activation planes × 2 weight planes); LCE's interpreter (and bitlite's
-    runtime where installed) agrees with Keras; the first layer (the image in) stays int8
-    and the report says why; tools.inspect lists the products."""
+    products (2 weight planes; 2 bit planes or 3 thermometer planes of the input, as the
+    cost model picks); LCE's interpreter (and bitlite's runtime where installed) agrees
+    with Keras; the first layer (the image in) stays int8 and the report says why;
+    tools.inspect lists the products and their encoding."""
     from pipeline.export.exporter import EXPORT_MD, export_run
+    from pipeline.export.keras_rewrite import IMAGE_PLANES_OFF
     from tools.inspect import inspect
 
     run = _kbit_lenet(tmp_path, "qnn")
     report = export_run(run, baselines=())
     assert report["parity_ok"] and report["argmax_agreement"] >= 0.999
-    decomposed = [p for p in report["layers"] if p["action"] == "planes->bconv"]
-    assert [(p["activation_planes"], p["weight_planes"]) for p in decomposed] == [(2, 2)] * 3
-    (kept,) = [p for p in report["layers"] if p["action"] == "baked"]
-    assert kept["reason"] == "input is not quantized (float activations or the image)"
+    kept, *layers = report["layers"]
+    assert [(p["action"], p["weight_planes"]) for p in layers] == [("planes->bconv", 2)] * 3
+    for p in layers:  # as the cost model picked: 2 bit planes or 3 thermometer planes
+        assert p["encoding"] == min(p["costs"], key=p["costs"].get)
+        assert p["activation_planes"] == {"binary": 2, "thermometer": 3}[p["encoding"]]
+    assert (kept["action"], kept["reason"]) == ("baked", IMAGE_PLANES_OFF)
     md = run.file(EXPORT_MD).read_text()
     assert f"| {kept['layer']} | conv2d | baked |" in md and kept["reason"] in md
     first = next(w for w in report["weight_tensors"] if w["op"] == "CONV_2D")
-    assert first["dtype"] == "int8"  # as before issue 16: its 2-bit levels fit int8 exactly
+    assert first["dtype"] == "int8"  # its 2-bit levels fit int8 exactly
     assert report["binary_mac_fraction"] > 0.9  # the first convolution is the rest
     info = inspect(run.file("model.tflite").read_bytes())
-    assert [p["planes"] for p in info["binary_products"]] == [2, 2, 2]
+    batch = {"binary": 2, "thermometer": 1}  # planes on the batch axis, or on channels
+    assert [(p["planes"], p["encoding"]) for p in info["binary_products"]] == [
+        (batch[p["encoding"]], p["encoding"]) for p in layers
+    ]
 
 
 def test_dorefa_lenet_trains_and_converts_to_binary_products_with_parity(tmp_path):
     """DoReFa W1A2 (the default) end to end through the export's own rewrite and LCE
     conversion (in this process: the child and the float baseline are the QNN test's):
-    its hidden conv and dense layers become 2 × 1 binary products; the float-weight first
+    its hidden conv and dense layers become 3 × 1 binary products (thermometer planes, the
+    cost model's pick for LeNet-5's shapes); the float-weight first
     and last layers do not, and say why; LCE's interpreter agrees with Keras."""
     import larq_compute_engine as lce
 
@@ -632,9 +640,12 @@ def test_dorefa_lenet_trains_and_converts_to_binary_products_with_parity(tmp_pat
     model = run.load_model()
     rewritten, plans = prepare_for_lce(model)
     assert [(p.action, p.activation_planes, p.weight_planes) for p in plans] == [
-        ("baked", 0, 0), ("planes->bconv", 2, 1), ("planes->bconv", 2, 1), ("baked", 0, 0)
+        ("baked", 0, 0), ("planes->bconv", 3, 1), ("planes->bconv", 3, 1), ("baked", 0, 0)
     ]  # fmt: skip
-    assert plans[-1].reason == "weights have 512 levels in output channel 0 (> 4)"
+    assert plans[-1].reason == (
+        "float weights (weights have 512 levels in output channel 0 (> 4)): the method "
+        "keeps this layer in full precision"
+    )
     flatbuffer = lce.convert_keras_model(rewritten)
     ds = test_data(run)
     x = data.normalize(ds.x_test)

@@ -284,7 +284,8 @@ KBIT_CASES = [
 @pytest.mark.parametrize(("k", "weights", "scaled", "padding"), KBIT_CASES)
 def test_kbit_layer_becomes_binary_products_with_the_same_outputs(k, weights, scaled, padding):
     model = _kbit_layer(_dorefa(k), weights, scaled, padding)
-    rewritten, (plan,) = er.prepare_for_lce(model)
+    rewritten, (plan,) = er.prepare_for_lce(model, encoding="binary")
+    assert plan.encoding == "binary" and set(plan.costs) == {"binary", "thermometer"}
     planes = 1 if weights == "binary" else 2
     assert (plan.action, plan.activation_planes, plan.weight_planes) == ("planes->bconv", k, planes)
     assert plan.products == k * planes and not plan.ones_filter
@@ -362,10 +363,10 @@ def test_zero_padding_of_a_kbit_activation_is_not_a_zero_plane(monkeypatch):
     model = _kbit_layer(_dorefa(2), "binary", True, "same", use_bias=False)
     data = _inputs(model)
     want = model(data, training=False).numpy()
-    exact, _ = er.prepare_for_lce(model)
+    exact, _ = er.prepare_for_lce(model, encoding="binary")
     np.testing.assert_allclose(exact(data, training=False), want, rtol=1e-5, atol=1e-5)
-    monkeypatch.setattr(er, "_plane_padding", lambda layer, grid: (None, "same", ""))
-    naive = er.prepare_for_lce(model)[0](data, training=False).numpy()
+    monkeypatch.setattr(er, "_plane_padding", lambda layer, grid, *_: (None, "same", ""))
+    naive = er.prepare_for_lce(model, encoding="binary")[0](data, training=False).numpy()
     border = np.abs(naive - want)
     assert border[:, 1:-1, 1:-1].max() < 1e-5  # the interior is the same
     assert border[:, 0].min() > 0.0 and border.max() > 0.1  # every border output is off
@@ -385,9 +386,12 @@ def test_layers_that_cannot_be_binary_stay_and_say_why():
     _, plans = er.prepare_for_lce(model)
     assert [p.action for p in plans] == ["baked"] * 3
     reasons = {p.layer: p.reason for p in plans}
-    assert reasons["first"] == "input is not quantized (float activations or the image)"
+    assert reasons["first"] == er.UNKNOWN_GRID  # the image: its bit planes need its grid
     assert reasons["log"] == "input quantizer is not a uniform grid of at most 16 levels"
-    assert reasons["float_w"] == "weights have 36 levels in output channel 0 (> 4)"
+    assert reasons["float_w"] == (
+        "float weights (weights have 36 levels in output channel 0 (> 4)): the method keeps "
+        "this layer in full precision"
+    )
 
 
 def test_binary_products_run_on_lces_interpreter_as_in_keras():
