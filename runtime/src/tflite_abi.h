@@ -66,8 +66,21 @@ typedef struct {
 
 typedef struct {
   TfLiteQuantizationType type;
-  void* params;
+  void* params;  // TfLiteAffineQuantization* when type is kTfLiteAffineQuantization
 } TfLiteQuantization;
+
+typedef struct TfLiteFloatArray {
+  int size;
+  float data[];
+} TfLiteFloatArray;
+
+// What TfLiteQuantization::params points to for affine quantization: one scale and
+// zero point per tensor, or per channel along quantized_dimension.
+typedef struct {
+  TfLiteFloatArray* scale;
+  TfLiteIntArray* zero_point;
+  int32_t quantized_dimension;
+} TfLiteAffineQuantization;
 
 typedef union {
   int32_t* i32;
@@ -93,6 +106,8 @@ typedef struct TfLiteTensor {
   bool data_is_stale;
   bool is_variable;
   TfLiteQuantization quantization;
+  // TfLiteSparsity*, non-null for a sparse tensor: TFLite then skips its own check that
+  // a constant's buffer holds every element, so the kernels refuse such tensors.
   void* sparsity;
   const TfLiteIntArray* dims_signature;
 } TfLiteTensor;
@@ -172,6 +187,10 @@ typedef struct TfLiteDelegateParams {
 
 // Sizes and offsets every supported runtime has (LP64 and 32-bit Arm).
 static_assert(sizeof(TfLiteTensor) == (sizeof(void*) == 8 ? 112 : 64), "TfLiteTensor size");
+static_assert(offsetof(TfLiteTensor, quantization) == (sizeof(void*) == 8 ? 80 : 48),
+              "TfLiteTensor::quantization offset");
+static_assert(offsetof(TfLiteTensor, sparsity) == (sizeof(void*) == 8 ? 96 : 56),
+              "TfLiteTensor::sparsity offset");
 static_assert(sizeof(TfLiteRegistration) == (sizeof(void*) == 8 ? 88 : 48),
               "TfLiteRegistration size");
 static_assert(sizeof(TfLiteDelegate) == (sizeof(void*) == 8 ? 56 : 40), "TfLiteDelegate size");
