@@ -43,7 +43,11 @@ void BitpackInt8(const int8_t* in, long rows, int channels, int32_t zero_point, 
 }
 
 void BitpackBool(const bool* in, long rows, int channels, int32_t* out) {
-  Bitpack(in, rows, channels, out, [](bool v) { return !v; });
+  // Read as bytes: a model's bool tensor may hold any byte (non-zero is true), and
+  // loading one that is neither 0 nor 1 as a C++ bool is undefined behaviour (found by
+  // the op-level fuzzer under UBSan).
+  Bitpack(reinterpret_cast<const uint8_t*>(in), rows, channels, out,
+          [](uint8_t v) { return v == 0; });
 }
 
 std::string ParseMaxPoolOptions(const uint8_t* buffer, size_t length, MaxPoolOptions* out) {

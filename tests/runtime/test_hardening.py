@@ -112,3 +112,14 @@ def test_missing_outputs_are_refused(runtime_library):
     model = hm.op_model("LceQuantize", [hm.T((1, 64), model_input=True)], [])
     with pytest.raises(RuntimeModelError, match="expects one input and one output"):
         Interpreter(model)
+
+
+def test_bool_bytes_other_than_0_and_1_are_true(runtime_library):
+    """A bool tensor may hold any byte; LceQuantize reads it as a byte (reading 253 as a
+    C++ bool was undefined behaviour, found by the op-level fuzzer under UBSan)."""
+    raw = bytes([0, 1, 253, 2, 0, 128, 255, 0] * 8)
+    model = hm.op_model("LceQuantize", [hm.T((1, 64), np.bool_, data=raw)],
+                        [hm.T((1, 2), np.int32)])
+    (got,) = Interpreter(model).invoke([])
+    negative = np.frombuffer(raw, np.uint8) == 0  # false packs as bit 1 (-1)
+    np.testing.assert_array_equal(got, _pack_bits(np.where(negative, -1.0, 1.0)[None]))
