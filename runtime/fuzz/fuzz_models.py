@@ -241,8 +241,9 @@ def load_seeds(folder: Path) -> tuple[list[Seed], list[float]]:
     seeds = [Seed(p.read_bytes()) for p in sorted(folder.glob("*.tflite"))]
     if not seeds:
         raise SystemExit(f"error: no seed models (*.tflite) in {folder}")
-    # Small models are cheap to run: pick them more often, the big matrix now and then.
-    weights = [1.0 / max(len(s.content), 2000) ** 0.5 for s in seeds]
+    # Packing a mutated model costs in proportion to its tensors (most of an execution's
+    # time): pick small models more often, the big LCE matrices now and then.
+    weights = [max(len(s.model.subgraphs[0].tensors), 8) ** -0.7 for s in seeds]
     return seeds, weights
 
 
