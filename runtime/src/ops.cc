@@ -366,7 +366,9 @@ TfLiteStatus BConvPrepare(TfLiteContext* context, TfLiteNode* node) {
     return Report(context, "LceBconv2d: out of memory for the convolution's scratch");
   int dims[4];
   BConvOutputDims(d->plan, dims);
-  return Resize(context, Output(context, node, 0), 4, dims);
+  if (Resize(context, Output(context, node, 0), 4, dims) != kTfLiteOk)  // (found by fuzzing)
+    return Report(context, "LceBconv2d: cannot resize the output");
+  return kTfLiteOk;
 }
 
 // Bytes a tensor of the plan's shape holds: what eval checks before running.
