@@ -123,3 +123,20 @@ def test_bool_bytes_other_than_0_and_1_are_true(runtime_library):
     (got,) = Interpreter(model).invoke([])
     negative = np.frombuffer(raw, np.uint8) == 0  # false packs as bit 1 (-1)
     np.testing.assert_array_equal(got, _pack_bits(np.where(negative, -1.0, 1.0)[None]))
+
+
+@pytest.mark.parametrize("op", ["LceQuantize", "LceDequantize"])
+def test_empty_tensor_with_a_huge_last_dimension_runs(op, runtime_library):
+    """No rows of 2^31 - 1 channels: the word count overflowed an int (UBSan under the
+    op-level fuzzer; run_sanitized.sh runs this with the sanitized delegate)."""
+    channels, words = 2**31 - 1, 2**26
+    if op == "LceQuantize":
+        model = hm.op_model(op, [hm.T((0, channels), model_input=True)],
+                            [hm.T((0, words), np.int32)])
+        x = np.zeros((0, channels), np.float32)
+    else:
+        model = hm.op_model(op, [hm.T((0, words), np.int32, model_input=True)],
+                            [hm.T((0, channels))])
+        x = np.zeros((0, words), np.int32)
+    (got,) = Interpreter(model).invoke(x)
+    assert got.size == 0
