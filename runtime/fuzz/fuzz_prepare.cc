@@ -358,9 +358,9 @@ RunResult Run(const uint8_t* data, size_t size, const char* kernel, int threads)
     if (r.invoked && data[0] % 5 == 0 && in.type == kTfLiteFloat32 && in.dims->size > 0 &&
         n.inputs[0] == 1 && n.inputs[1] == 0 && n.outputs[1] == kSlots - 1) {
       const int channels = in.dims->data[in.dims->size - 1];
-      const int words = (channels + 31) / 32;
+      const int64_t words = (int64_t(channels) + 31) / 32;
       const int64_t rows = channels ? Count(in.dims) / channels : 0;
-      std::vector<uint32_t> want(size_t(rows) * words, 0);
+      std::vector<uint32_t> want(rows > 0 ? size_t(rows * words) : 0, 0);
       for (int64_t row = 0; row < rows; ++row)
         for (int c = 0; c < channels; ++c)
           if (in.data.f[row * channels + c] < 0.0f) want[row * words + c / 32] |= 1u << (c % 32);
