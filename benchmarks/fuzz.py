@@ -172,8 +172,10 @@ def run_batch(run: ModelRun, env: dict, seeds_dir: Path, work: Path, start: int,
     saved = crashes / f"crash-{seed}-{index}.tflite"
     shutil.copy(current, saved)
     reports = sorted(work.glob("asan.*")) + sorted(work.glob("ubsan.*"))
-    text = "\n".join(p.read_text(errors="replace") for p in reports)
-    where = "bitlite" if "libbitlite_delegate" in text else "host or harness"
+    # UBSan (and some ASan) reports land on stderr, not in log_path files: read both.
+    text = "\n".join(p.read_text(errors="replace") for p in [*reports, stderr_path])
+    where = ("bitlite" if re.search(r"libbitlite_delegate|runtime/src/\w+\.cc", text)
+             else "host or harness")
     for p in reports:
         shutil.move(p, crashes / f"{saved.stem}.{p.name}")
     if not reports:
