@@ -9,15 +9,21 @@
 // 3. the options parser accepts a valid map and rejects every truncation and
 //    many corruptions of it with a message (and never crashes);
 // 4. BitliteDecodeWeights: k = 1..8 codes packed bit by bit decode exactly, and
-//    malformed code streams, level tables, scales and options are refused.
+//    malformed code streams, level tables, scales and options are refused;
+// 5. eval allocates nothing: a convolution run with a workspace reserved at prepare
+//    makes no C++ allocation (operator new is counted), on every kernel and 1..4
+//    threads; and when no thread can be started the convolutions still run (serially).
 // Prints "N passed, M failed" and exits non-zero on any failure.
 #include <algorithm>
+#include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <limits>
 #include <map>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <random>
 #include <string>
 #include <thread>
@@ -28,9 +34,47 @@
 #include "../src/decode_weights.h"
 #include "../src/flexbuffer.h"
 #include "../src/simple_ops.h"
+#include "../src/thread_pool.h"
 #include "flexbuffer_builder.h"
 
 using namespace bitlite;
+
+// Every C++ allocation of the process goes through these (replaceable global operator
+// new); while g_counting is set they are counted, on any thread.
+namespace {
+std::atomic<bool> g_counting{false};
+std::atomic<long> g_allocations{0};
+
+void* CountedAlloc(size_t n, size_t align) {
+  if (g_counting.load(std::memory_order_relaxed)) g_allocations.fetch_add(1);
+  if (n == 0) n = 1;
+  void* p = align <= alignof(std::max_align_t)
+                ? std::malloc(n)
+                : std::aligned_alloc(align, (n + align - 1) / align * align);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+}  // namespace
+
+void* operator new(size_t n) { return CountedAlloc(n, 0); }
+void* operator new[](size_t n) { return CountedAlloc(n, 0); }
+void* operator new(size_t n, std::align_val_t a) { return CountedAlloc(n, size_t(a)); }
+void* operator new[](size_t n, std::align_val_t a) { return CountedAlloc(n, size_t(a)); }
+void* operator new(size_t n, const std::nothrow_t&) noexcept {
+  try {
+    return CountedAlloc(n, 0);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+void operator delete[](void* p, size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, size_t, std::align_val_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -318,6 +362,86 @@ void CheckConcurrentCallers(const std::vector<const BgemmKernel*>& kernels) {
   }
 }
 
+// One SAME zero-padded convolution with its reference output, for the checks below.
+struct FixedConv {
+  BConvPlan plan;
+  std::vector<int32_t> input, want;
+};
+
+FixedConv MakeFixedConv(OutputType type, int words = 3, int out_c = 40) {
+  BConvOptions o;
+  o.channels_in = 32 * words;
+  o.pad_values = 0;
+  const int in_dims[4] = {1, 9, 7, words}, filter_dims[4] = {out_c, 3, 3, words};
+  std::mt19937 rng(11);
+  std::vector<int32_t> filter(size_t(out_c) * 9 * words), thr(out_c, 400);
+  for (auto& v : filter) v = static_cast<int32_t>(rng());
+  std::vector<float> mul(out_c, 0.5f), bias(out_c, -3.0f);
+  FixedConv c;
+  c.input.resize(size_t(9) * 7 * words);
+  for (auto& v : c.input) v = static_cast<int32_t>(rng());
+  BConvTensors t{in_dims, filter_dims, filter.data(), mul.data(), bias.data(), thr.data(),
+                 type, 1.0f, 0};
+  Expect(PlanBConv(o, t, &c.plan).empty(), "fixed conv plan");
+  int dims[4];
+  BConvOutputDims(c.plan, dims);
+  c.want.resize(size_t(dims[1]) * dims[2] * dims[3]);
+  const BgemmKernel reference = {"reference", nullptr};
+  RunBConv(c.plan, &reference, 1, c.input.data(), c.want.data());
+  return c;
+}
+
+// Run first, before anything starts the pool's workers: with thread creation failing
+// (std::system_error, as on a system out of threads) every multi-threaded convolution
+// still writes the reference's bytes, on the calling thread.
+void CheckThreadStartFailure(const std::vector<const BgemmKernel*>& kernels) {
+  SetThreadStartFailsForTesting(true);
+  const FixedConv c = MakeFixedConv(OutputType::kFloat32);
+  for (const BgemmKernel* k : kernels) {
+    std::vector<int32_t> got(c.want.size(), 0x55555555);
+    const bool ok = RunBConv(c.plan, k, 4, c.input.data(), got.data());
+    Expect(ok && got == c.want, std::string("no threads can start: ") + k->name);
+    BConvWorkspace ws;
+    Expect(ws.Reserve(c.plan, k, 4), std::string("workspace without threads ") + k->name);
+    std::fill(got.begin(), got.end(), 0x55555555);
+    Expect(RunBConv(c.plan, k, 4, c.input.data(), got.data(), &ws) && got == c.want,
+           std::string("no threads can start, with a workspace: ") + k->name);
+  }
+  Expect(!ReserveThreads(3), "ReserveThreads reports that no worker started");
+  SetThreadStartFailsForTesting(false);
+}
+
+// Eval allocates nothing: with the workspace reserved (as prepare does), a run makes no
+// allocation on any thread, for every kernel, the reference and 1..4 threads. The layer
+// is larger than any before it (K = 288 words, 300 filters), so per-thread scratch
+// left by earlier checks could not serve it: a run that used it would allocate.
+void CheckNoAllocationAtRun(const std::vector<const BgemmKernel*>& kernels) {
+  std::vector<const BgemmKernel*> all = kernels;
+  static const BgemmKernel reference = {"reference", nullptr};
+  all.push_back(&reference);
+  for (OutputType type : {OutputType::kFloat32, OutputType::kInt8, OutputType::kBitpacked}) {
+    const FixedConv c = MakeFixedConv(type, 32, 300);
+    for (const BgemmKernel* k : all) {
+      BConvWorkspace ws;
+      Expect(ws.Reserve(c.plan, k, 4), std::string("workspace ") + k->name);
+      for (int threads = 1; threads <= 4; ++threads) {
+        std::vector<int32_t> got(c.want.size(), 0x55555555);
+        g_allocations.store(0);
+        g_counting.store(true);
+        const bool ok = RunBConv(c.plan, k, threads, c.input.data(), got.data(), &ws);
+        g_counting.store(false);
+        const size_t bytes = type == OutputType::kInt8 ? got.size() : got.size() * 4;
+        Expect(ok && std::memcmp(got.data(), c.want.data(), bytes) == 0,
+               std::string("workspace run matches the reference: ") + k->name);
+        Expect(g_allocations.load() == 0,
+               std::string("run allocates nothing: ") + k->name + " threads=" +
+                   std::to_string(threads) + " type=" + std::to_string(int(type)) + " (" +
+                   std::to_string(g_allocations.load()) + " allocations)");
+      }
+    }
+  }
+}
+
 void CheckParser(std::mt19937& rng) {
   const std::vector<std::pair<std::string, int64_t>> entries = {
       {"channels_in", 64},  {"dilation_height_factor", 1}, {"dilation_width_factor", 2},
@@ -446,11 +570,13 @@ int main(int argc, char** argv) {
   std::printf("kernels:");
   for (const BgemmKernel* k : kernels) std::printf(" %s", k->name);
   std::printf(" (best: %s)\n", SelectedKernelName());
+  CheckThreadStartFailure(kernels);
   CheckGemm(rng, kernels, iters);
   SetMinMacsPerThread(0);  // split even the smallest convolution over the threads
   ConvStats stats;
   CheckConv(rng, kernels, iters, &stats);
   CheckConcurrentCallers(kernels);
+  CheckNoAllocationAtRun(kernels);
   CheckBitpackFloat(rng, iters);
   CheckParser(rng);
   CheckDecode(rng, iters);

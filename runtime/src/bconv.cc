@@ -75,13 +75,17 @@ void WritePixel(const BConvPlan& plan, const int32_t* accum, const int32_t* floa
 
 // ---------------------------------------------------------------- reference
 
-// Direct convolution, one output value at a time (the oracle).
-void RunReference(const BConvPlan& plan, const int32_t* input, void* output) {
+// Direct convolution, one output value at a time (the oracle). `scratch` (may be
+// null): 2 x out_c words allocated at prepare.
+void RunReference(const BConvPlan& plan, const int32_t* input, void* output,
+                  int32_t* scratch) {
   const BConvShape& s = plan.shape;
   const BConvOptions& o = plan.opt;
   const int og = s.out_c / s.groups;
   const int wpg = s.words_per_group;
-  std::vector<int32_t> accum(s.out_c), corr(s.out_c);
+  std::vector<int32_t> local(scratch ? 0 : 2 * size_t(s.out_c));
+  int32_t* accum = scratch ? scratch : local.data();
+  int32_t* corr = accum + s.out_c;
   for (int b = 0; b < s.batch; ++b)
     for (int oy = 0; oy < s.out_h; ++oy)
       for (int ox = 0; ox < s.out_w; ++ox) {
@@ -118,7 +122,7 @@ void RunReference(const BConvPlan& plan, const int32_t* input, void* output) {
           corr[c] = cor;
         }
         const bool use_corr = any_outside && plan.zero_pad == ZeroPadMode::kFloatCorrection;
-        WritePixel(plan, accum.data(), use_corr ? corr.data() : nullptr, output,
+        WritePixel(plan, accum, use_corr ? corr : nullptr, output,
                    (static_cast<long>(b) * s.out_h + oy) * s.out_w + ox);
       }
 }
@@ -140,7 +144,63 @@ Scratch& ThreadScratch() {
   return s;
 }
 
+// Grows `sc` to what RunRange needs for `plan` (a no-op when reserved at prepare).
+void SizeScratch(const BConvPlan& plan, const BgemmKernel* kernel, Scratch& sc) {
+  const BConvShape& s = plan.shape;
+  const size_t patch_words = static_cast<size_t>(kPixelBlock) * plan.kwords;
+  if (sc.patches.size() < patch_words) sc.patches.assign_zero(patch_words);
+  if (kernel != nullptr && kernel->interleave4 && sc.interleaved.size() < patch_words)
+    sc.interleaved.assign_zero(patch_words);  // kPixelBlock is a multiple of 4
+  // accum: kPixelBlock x out_c, and 2 x out_c for the reference convolution
+  const size_t accum_words = static_cast<size_t>(std::max(kPixelBlock, 2)) * s.out_c;
+  if (sc.accum.size() < accum_words) sc.accum.resize(accum_words);
+  if (sc.corr.size() < static_cast<size_t>(s.out_c)) sc.corr.resize(s.out_c);
+  sc.outside.reserve(s.fh * s.fw);
+}
+
+}  // namespace
+
+// One scratch slot per thread; a task takes a free slot for its duration (at most as
+// many tasks run at once as threads, so one is always free).
+struct BConvWorkspace::Impl {
+  std::vector<Scratch> slots;
+  std::atomic<uint64_t> busy{0};  // bit i: slot i in use
+
+  int Acquire() {
+    uint64_t m = busy.load(std::memory_order_relaxed);
+    for (;;) {
+      const uint64_t free_bits = ~m & (slots.size() >= 64 ? ~0ull : (1ull << slots.size()) - 1);
+      if (free_bits == 0) return -1;
+      const int i = __builtin_ctzll(free_bits);
+      if (busy.compare_exchange_weak(m, m | (1ull << i), std::memory_order_acquire)) return i;
+    }
+  }
+  void Release(int i) { busy.fetch_and(~(1ull << i), std::memory_order_release); }
+};
+
+BConvWorkspace::BConvWorkspace() = default;
+BConvWorkspace::~BConvWorkspace() = default;
+
+bool BConvWorkspace::Reserve(const BConvPlan& plan, const BgemmKernel* kernel, int threads) {
+  threads = std::max(1, std::min(threads, 64));
+  try {
+    if (impl == nullptr) impl.reset(new Impl);
+    impl->slots.clear();
+    impl->slots.resize(threads);
+    for (Scratch& sc : impl->slots) SizeScratch(plan, kernel, sc);
+  } catch (...) {  // bad_alloc
+    impl.reset();
+    return false;
+  }
+  // Threads that cannot start leave the convolution to fewer (same bytes).
+  if (kernel != nullptr && kernel->run != nullptr) ReserveThreads(threads);
+  return true;
+}
+
+namespace {
+
 struct ConvJob {  // one RunBConv call, split into tasks
+  BConvWorkspace::Impl* workspace;  // null: per-thread scratch
   const BConvPlan* plan;
   const BgemmKernel* kernel;
   const int32_t* input;
@@ -318,20 +378,12 @@ void TransformPixel(const BConvPlan& plan, const int32_t* acc, const int32_t* co
 
 // im2col + binary GEMM + output transform over pixels [begin, end) (flattened
 // over the batch) and output channels [c0, c1).
-void RunRange(const ConvJob& job, long begin, long end, int c0, int c1) {
+void RunRange(const ConvJob& job, Scratch& sc, long begin, long end, int c0, int c1) {
   const BConvPlan& plan = *job.plan;
   const BConvShape& s = plan.shape;
   const int og = s.out_c / s.groups;
   const int kw = plan.kwords;
-  Scratch& sc = ThreadScratch();
-  const size_t patch_words = static_cast<size_t>(kPixelBlock) * kw;
-  if (sc.patches.size() < patch_words) sc.patches.assign_zero(patch_words);
-  if (job.kernel->interleave4 && sc.interleaved.size() < patch_words)
-    sc.interleaved.assign_zero(patch_words);  // kPixelBlock is a multiple of 4
-  if (sc.accum.size() < static_cast<size_t>(kPixelBlock) * s.out_c)
-    sc.accum.resize(static_cast<size_t>(kPixelBlock) * s.out_c);
-  if (sc.corr.size() < static_cast<size_t>(s.out_c)) sc.corr.resize(s.out_c);
-  sc.outside.reserve(s.fh * s.fw);
+  SizeScratch(plan, job.kernel, sc);
   const int words = CeilDiv(s.out_c, kBits);
   // Patches written interleaved in place (see Im2colPixelChunks).
   const bool direct = job.kernel->interleave4 && s.groups == 1 &&
@@ -412,18 +464,28 @@ void RunTask(void* ctx, int task) {
   const long pixels = static_cast<long>(s.batch) * s.out_h * s.out_w;
   const long begin = (task / job.ch_tasks) * job.pix_chunk;
   const int c0 = (task % job.ch_tasks) * job.ch_chunk;
+  const int slot = job.workspace ? job.workspace->Acquire() : -1;
+  if (job.workspace != nullptr && slot < 0) {  // more threads than slots: never happens
+    job.failed.store(true);
+    return;
+  }
   try {
-    RunRange(job, begin, std::min(pixels, begin + job.pix_chunk), c0,
+    Scratch& sc = slot >= 0 ? job.workspace->slots[slot] : ThreadScratch();
+    RunRange(job, sc, begin, std::min(pixels, begin + job.pix_chunk), c0,
              std::min(s.out_c, c0 + job.ch_chunk));
   } catch (...) {  // bad_alloc of scratch: never unwind into the pool or C frames
     job.failed.store(true);
   }
+  if (slot >= 0) job.workspace->Release(slot);
 }
 
 bool RunOptimized(const BConvPlan& plan, const BgemmKernel* kernel, int num_threads,
-                  const int32_t* input, void* output, bool allow_fuse) {
+                  const int32_t* input, void* output, bool allow_fuse,
+                  BConvWorkspace::Impl* workspace) {
   const BConvShape& s = plan.shape;
   ConvJob job;
+  job.workspace = workspace;
+  if (workspace != nullptr) num_threads = std::min<int>(num_threads, workspace->slots.size());
   job.plan = &plan;
   job.kernel = kernel;
   job.input = input;
@@ -633,16 +695,20 @@ void BConvOutputDims(const BConvPlan& plan, int dims[4]) {
 }
 
 bool RunBConv(const BConvPlan& plan, const BgemmKernel* kernel, int num_threads,
-              const int32_t* input, void* output) {
+              const int32_t* input, void* output, BConvWorkspace* workspace) {
+  // A workspace that Reserve did not fill (out of memory) is not used.
+  BConvWorkspace::Impl* ws =
+      workspace && workspace->impl && !workspace->impl->slots.empty() ? workspace->impl.get()
+                                                                       : nullptr;
   if (kernel == nullptr || kernel->run == nullptr) {
     try {
-      RunReference(plan, input, output);
+      RunReference(plan, input, output, ws ? ws->slots[0].accum.data() : nullptr);
     } catch (...) {
       return false;
     }
     return true;
   }
-  return RunOptimized(plan, kernel, num_threads, input, output, /*allow_fuse=*/true);
+  return RunOptimized(plan, kernel, num_threads, input, output, /*allow_fuse=*/true, ws);
 }
 
 void SetMinMacsPerThread(double macs) { g_min_macs_per_thread.store(macs); }
@@ -650,7 +716,7 @@ void SetMinMacsPerThread(double macs) { g_min_macs_per_thread.store(macs); }
 bool RunBConvUnfused(const BConvPlan& plan, const BgemmKernel* kernel, int num_threads,
                      const int32_t* input, void* output) {
   if (kernel == nullptr || kernel->run == nullptr) return RunBConv(plan, kernel, 1, input, output);
-  return RunOptimized(plan, kernel, num_threads, input, output, /*allow_fuse=*/false);
+  return RunOptimized(plan, kernel, num_threads, input, output, /*allow_fuse=*/false, nullptr);
 }
 
 void AlignedWords::Free::operator()(uint32_t* p) const {

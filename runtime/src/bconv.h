@@ -112,13 +112,30 @@ std::string PlanBConv(const BConvOptions& opt, const BConvTensors& t, BConvPlan*
 // Output dimensions [N, out_h, out_w, C or words].
 void BConvOutputDims(const BConvPlan& plan, int dims[4]);
 
+// Scratch memory for RunBConv, one slot per thread, allocated before the run (at
+// prepare) so that a run with it allocates nothing; the pool's threads are started
+// then too. Without one, RunBConv grows per-thread scratch on first use.
+class BConvWorkspace {
+ public:
+  BConvWorkspace();
+  ~BConvWorkspace();
+  BConvWorkspace(const BConvWorkspace&) = delete;
+  BConvWorkspace& operator=(const BConvWorkspace&) = delete;
+  // Sizes every slot for `plan` run by `kernel` on up to `threads` threads (at most
+  // 64). False: out of memory. Not thread-safe; one run at a time may use it.
+  bool Reserve(const BConvPlan& plan, const BgemmKernel* kernel, int threads);
+  struct Impl;
+  std::unique_ptr<Impl> impl;
+};
+
 // Runs the convolution. `kernel->run == nullptr` selects the direct (oracle)
 // implementation. `output` is float*, int8_t* or int32_t* per plan.out_type.
-// Work is split over `num_threads` (the calling thread plus a persistent pool);
-// the bytes written do not depend on the thread count. Never throws: returns
-// false only if scratch memory could not be allocated (output then undefined).
+// Work is split over `num_threads` (the calling thread plus a persistent pool;
+// with a workspace, at most its slots); the bytes written do not depend on the
+// thread count. Never throws: returns false only if scratch memory could not be
+// allocated (output then undefined).
 bool RunBConv(const BConvPlan& plan, const BgemmKernel* kernel, int num_threads,
-              const int32_t* input, void* output);
+              const int32_t* input, void* output, BConvWorkspace* workspace = nullptr);
 
 // For tests: the least work (binary MACs) per thread before a convolution is
 // split (default, or any negative value: the kernel's min_macs_per_thread);

@@ -102,7 +102,7 @@ struct DelegateKernel {
   }
 };
 
-void* KernelInit(TfLiteContext* context, const char* buffer, size_t) {
+void* KernelInitImpl(TfLiteContext* context, const char* buffer) {
   const auto* params = reinterpret_cast<const TfLiteDelegateParams*>(buffer);
   auto* k = new DelegateKernel;
   TfLiteNode* node = nullptr;
@@ -111,7 +111,8 @@ void* KernelInit(TfLiteContext* context, const char* buffer, size_t) {
   if (state == nullptr || params->nodes_to_replace == nullptr ||
       params->nodes_to_replace->size != 1 ||
       context->GetNodeAndRegistration(context, params->nodes_to_replace->data[0], &node,
-                                      &reg) != kTfLiteOk) {
+                                      &reg) != kTfLiteOk ||
+      node == nullptr || reg == nullptr) {
     k->error = "bitlite delegate: the host gave a kernel no single node to run";
     return k;
   }
@@ -126,7 +127,11 @@ void* KernelInit(TfLiteContext* context, const char* buffer, size_t) {
   const auto* options = static_cast<const uint8_t*>(node->custom_initial_data);
   const size_t length =
       node->custom_initial_data_size > 0 ? size_t(node->custom_initial_data_size) : 0;
-  k->op_data = k->op->init(options, length, state->config);
+  try {
+    k->op_data = k->op->init(options, length, state->config);
+  } catch (...) {  // bad_alloc: reported at prepare
+    k->error = "bitlite delegate: out of memory creating a kernel";
+  }
   k->view.inputs = k->inputs.get();
   k->view.outputs = k->outputs.get();
   k->view.user_data = k->op_data;
@@ -135,21 +140,48 @@ void* KernelInit(TfLiteContext* context, const char* buffer, size_t) {
   return k;
 }
 
+// The host's callbacks below are C frames: no exception may leave them. An allocation
+// failure (bad_alloc) becomes a null kernel or an error status with a message.
+void* KernelInit(TfLiteContext* context, const char* buffer, size_t) {
+  try {
+    return KernelInitImpl(context, buffer);
+  } catch (...) {
+    return nullptr;  // KernelPrepare reports it
+  }
+}
+
 void KernelFree(TfLiteContext*, void* buffer) { delete static_cast<DelegateKernel*>(buffer); }
 
+// A kernel whose init completed: its op, its state and its node view.
+bool Ready(const DelegateKernel* k) {
+  return k != nullptr && k->error.empty() && k->op != nullptr && k->op_data != nullptr &&
+         k->inputs != nullptr && k->outputs != nullptr;
+}
+
+TfLiteStatus Fail(TfLiteContext* context, const char* why) {
+  context->ReportError(context, "%s", why);
+  return kTfLiteError;
+}
+
 TfLiteStatus KernelPrepare(TfLiteContext* context, TfLiteNode* node) {
-  auto* k = static_cast<DelegateKernel*>(node->user_data);
-  if (k == nullptr || k->inputs == nullptr || k->outputs == nullptr || !k->error.empty()) {
-    const char* why = k && !k->error.empty() ? k->error.c_str() : "bitlite delegate: out of memory";
-    context->ReportError(context, "%s", why);
-    return kTfLiteError;
+  auto* k = node ? static_cast<DelegateKernel*>(node->user_data) : nullptr;
+  if (k != nullptr && !k->error.empty()) return Fail(context, k->error.c_str());
+  if (!Ready(k)) return Fail(context, "bitlite delegate: out of memory creating a kernel");
+  try {
+    return k->op->prepare(context, &k->view);
+  } catch (...) {
+    return Fail(context, "bitlite delegate: out of memory preparing an op");
   }
-  return k->op->prepare(context, &k->view);
 }
 
 TfLiteStatus KernelInvoke(TfLiteContext* context, TfLiteNode* node) {
-  auto* k = static_cast<DelegateKernel*>(node->user_data);
-  return k->op->invoke(context, &k->view);
+  auto* k = node ? static_cast<DelegateKernel*>(node->user_data) : nullptr;
+  if (!Ready(k)) return Fail(context, "bitlite delegate: invoke of a kernel that failed prepare");
+  try {  // the kernels do not throw (nor allocate); this guards the C frames regardless
+    return k->op->invoke(context, &k->view);
+  } catch (...) {
+    return Fail(context, "bitlite delegate: an op failed with an exception");
+  }
 }
 
 const char* KernelProfilingString(const TfLiteContext*, const TfLiteNode* node) {
@@ -183,7 +215,9 @@ std::string TensorJson(const TfLiteContext* context, int index) {
   return "\"" + std::to_string(index) + "\":{\"name\":" + Json(t.name) +
          ",\"type\":" + std::to_string(t.type) + ",\"dims\":" + Json(t.dims) +
          ",\"bytes\":" + std::to_string(t.bytes) +
-         ",\"allocation_type\":" + std::to_string(t.allocation_type) + "," + quant + "}";
+         ",\"allocation_type\":" + std::to_string(t.allocation_type) +
+         ",\"quantization_type\":" + std::to_string(t.quantization.type) +
+         ",\"sparse\":" + (t.sparsity != nullptr ? "true" : "false") + "," + quant + "}";
 }
 
 // One claimed node as the host declared it (before we replaced it).
@@ -211,7 +245,7 @@ std::string KernelJson(int index, const TfLiteNode* node, const TfLiteRegistrati
          ",\"inputs\":" + Json(node->inputs) + ",\"outputs\":" + Json(node->outputs) + "}";
 }
 
-TfLiteStatus DelegatePrepare(TfLiteContext* context, TfLiteDelegate* delegate) {
+TfLiteStatus DelegatePrepareImpl(TfLiteContext* context, TfLiteDelegate* delegate) {
   TfLiteIntArray* plan = nullptr;
   if (context->GetExecutionPlan(context, &plan) != kTfLiteOk || plan == nullptr)
     return kTfLiteError;
@@ -222,7 +256,8 @@ TfLiteStatus DelegatePrepare(TfLiteContext* context, TfLiteDelegate* delegate) {
   for (int i = 0; i < nodes->size; ++i) {
     TfLiteNode* node = nullptr;
     TfLiteRegistration* reg = nullptr;
-    if (context->GetNodeAndRegistration(context, nodes->data[i], &node, &reg) != kTfLiteOk)
+    if (context->GetNodeAndRegistration(context, nodes->data[i], &node, &reg) != kTfLiteOk ||
+        node == nullptr || reg == nullptr)
       return kTfLiteError;
     if (reg->builtin_code != kTfLiteBuiltinCustom || FindOp(reg->custom_name) == nullptr)
       continue;
@@ -246,7 +281,8 @@ TfLiteStatus DelegatePrepare(TfLiteContext* context, TfLiteDelegate* delegate) {
     for (int i = 0; i < plan->size; ++i) {
       TfLiteNode* node = nullptr;
       TfLiteRegistration* reg = nullptr;
-      if (context->GetNodeAndRegistration(context, plan->data[i], &node, &reg) != kTfLiteOk)
+      if (context->GetNodeAndRegistration(context, plan->data[i], &node, &reg) != kTfLiteOk ||
+          node == nullptr || reg == nullptr)
         continue;
       if (reg->init == KernelInit || node->delegate == delegate)
         kernels_json += (kernels_json.empty() ? "" : ",") +
@@ -266,6 +302,15 @@ TfLiteStatus DelegatePrepare(TfLiteContext* context, TfLiteDelegate* delegate) {
   std::lock_guard<std::mutex> lock(state->probe_mutex);
   state->probe = probe;
   return kTfLiteOk;
+}
+
+TfLiteStatus DelegatePrepare(TfLiteContext* context, TfLiteDelegate* delegate) {
+  if (StateOf(delegate) == nullptr) return kTfLiteError;
+  try {
+    return DelegatePrepareImpl(context, delegate);
+  } catch (...) {  // bad_alloc building the node lists or the probe
+    return Fail(context, "bitlite delegate: out of memory in Prepare");
+  }
 }
 
 // ------------------------------------------------------------ creation
@@ -331,7 +376,11 @@ BitliteDelegateOptions BitliteDelegateOptionsDefault(void) {
 }
 
 TfLiteDelegate* BitliteDelegateCreate(const BitliteDelegateOptions* options) {
-  return bitlite::Create(options ? *options : BitliteDelegateOptionsDefault());
+  try {
+    return bitlite::Create(options ? *options : BitliteDelegateOptionsDefault());
+  } catch (...) {
+    return nullptr;  // out of memory (g_last_error may not be settable either)
+  }
 }
 
 void BitliteDelegateDelete(TfLiteDelegate* delegate) { delete bitlite::StateOf(delegate); }
@@ -348,14 +397,21 @@ const char* BitliteKernelName(const char* kernel) {
 TfLiteDelegate* tflite_plugin_create_delegate(char** options_keys, char** options_values,
                                               size_t num_options,
                                               void (*report_error)(const char*)) {
-  BitliteDelegateOptions options = BitliteDelegateOptionsDefault();
-  std::string kernel, error;
-  for (size_t i = 0; i < num_options && error.empty(); ++i)
-    error = bitlite::ParsePluginOption(options_keys[i], options_values[i], &options, &kernel);
-  TfLiteDelegate* delegate = error.empty() ? BitliteDelegateCreate(&options) : nullptr;
-  if (delegate == nullptr && report_error != nullptr)
-    report_error(error.empty() ? BitliteDelegateLastError() : error.c_str());
-  return delegate;
+  try {
+    BitliteDelegateOptions options = BitliteDelegateOptionsDefault();
+    std::string kernel, error;
+    for (size_t i = 0; i < num_options && error.empty(); ++i)
+      error = bitlite::ParsePluginOption(options_keys ? options_keys[i] : nullptr,
+                                         options_values ? options_values[i] : nullptr,
+                                         &options, &kernel);
+    TfLiteDelegate* delegate = error.empty() ? BitliteDelegateCreate(&options) : nullptr;
+    if (delegate == nullptr && report_error != nullptr)
+      report_error(error.empty() ? BitliteDelegateLastError() : error.c_str());
+    return delegate;
+  } catch (...) {
+    if (report_error != nullptr) report_error("bitlite: out of memory creating the delegate");
+    return nullptr;
+  }
 }
 
 void tflite_plugin_destroy_delegate(TfLiteDelegate* delegate) { BitliteDelegateDelete(delegate); }
@@ -363,15 +419,19 @@ void tflite_plugin_destroy_delegate(TfLiteDelegate* delegate) { BitliteDelegateD
 size_t BitliteDelegateProbe(const TfLiteDelegate* delegate, char* buffer, size_t length) {
   bitlite::DelegateState* state = bitlite::StateOf(delegate);
   if (state == nullptr) return 0;
-  std::string probe;
-  {
-    std::lock_guard<std::mutex> lock(state->probe_mutex);
-    probe = state->probe;
+  try {
+    std::string probe;
+    {
+      std::lock_guard<std::mutex> lock(state->probe_mutex);
+      probe = state->probe;
+    }
+    probe.insert(probe.size() - 1, ",\"threads_seen\":" +
+                                       std::to_string(state->config.threads_seen->load()));
+    if (buffer != nullptr && length > 0) std::snprintf(buffer, length, "%s", probe.c_str());
+    return probe.size() + 1;
+  } catch (...) {
+    return 0;
   }
-  probe.insert(probe.size() - 1, ",\"threads_seen\":" +
-                                     std::to_string(state->config.threads_seen->load()));
-  if (buffer != nullptr && length > 0) std::snprintf(buffer, length, "%s", probe.c_str());
-  return probe.size() + 1;
 }
 
 // ------------------------------------------------------------ internal, for Python tests
@@ -385,6 +445,7 @@ BITLITE_EXPORT long bitlite_decode_count(void) { return bitlite::DecodeCount(); 
 BITLITE_EXPORT int bitlite_check_options(int op, const uint8_t* buffer, size_t length, char* err,
                                          size_t err_len) {
   std::string e;
+  try {
   if (op == 0) {
     bitlite::BConvOptions o;
     e = bitlite::ParseBConvOptions(buffer, length, &o);
@@ -394,6 +455,9 @@ BITLITE_EXPORT int bitlite_check_options(int op, const uint8_t* buffer, size_t l
   } else {
     bitlite::DecodeOptions o;
     e = bitlite::ParseDecodeOptions(buffer, length, &o);
+  }
+  } catch (...) {
+    e = "out of memory";
   }
   if (err != nullptr && err_len > 0) std::snprintf(err, err_len, "%s", e.c_str());
   return e.empty() ? 0 : 1;

@@ -38,11 +38,16 @@ TfLiteTensor* Output(TfLiteContext* context, TfLiteNode* node, int i) {
   return &context->tensors[idx];
 }
 
-int NumDims(const TfLiteTensor* t) { return t->dims ? t->dims->size : -1; }
+int NumDims(const TfLiteTensor* t) { return t && t->dims ? t->dims->size : -1; }
 
-// -1 for a negative dimension or more than 2^31 elements (so a `long` fits it
-// on 32-bit Arm too).
+// The node's input / output count, -1 when the host gave no list.
+int NumInputs(const TfLiteNode* node) { return node->inputs ? node->inputs->size : -1; }
+int NumOutputs(const TfLiteNode* node) { return node->outputs ? node->outputs->size : -1; }
+
+// -1 for a missing shape, a negative dimension or more than 2^31 elements (so a
+// `long` fits it on 32-bit Arm too).
 long NumElements(const TfLiteTensor* t) {
+  if (t == nullptr || t->dims == nullptr || t->dims->size < 0) return -1;
   int64_t n = 1;
   for (int i = 0; i < t->dims->size; ++i) {
     if (t->dims->data[i] < 0) return -1;
@@ -52,8 +57,73 @@ long NumElements(const TfLiteTensor* t) {
   return static_cast<long>(n);
 }
 
+// Bytes per element of the types our kernels read or write (0: none of ours).
+size_t ElementSize(TfLiteType type) {
+  switch (type) {
+    case kTfLiteFloat32:
+    case kTfLiteInt32:
+      return 4;
+    case kTfLiteInt8:
+    case kTfLiteUInt8:
+      return 1;
+    case kTfLiteBool:
+      return sizeof(bool);
+    default:
+      return 0;
+  }
+}
+
 bool IsConstant(const TfLiteTensor* t) {
   return t->allocation_type == kTfLiteMmapRo || t->allocation_type == kTfLitePersistentRo;
+}
+
+// True when `t` has memory for all of its elements: what every eval checks on entry
+// (cheap; prepare already refused every model where this can fail).
+bool HasData(const TfLiteTensor* t) {
+  const long n = NumElements(t);
+  if (n < 0 || ElementSize(t->type) == 0) return false;
+  return n == 0 || (t->data.raw != nullptr && uint64_t(t->bytes) >= uint64_t(n) * ElementSize(t->type));
+}
+
+// What holds for every tensor an op touches, checked at prepare: a shape with a
+// countable number of elements, no sparsity (TFLite does not check a sparse constant's
+// buffer size, and our kernels read tensors densely), a constant's buffer holding every
+// element, and per-tensor quantization parameters in range for int8. "" or the problem.
+std::string CheckTensor(const TfLiteTensor* t, const std::string& what) {
+  if (t == nullptr) return what + " is missing";
+  if (t->dims == nullptr) return what + " has no shape";
+  if (t->sparsity != nullptr) return what + " is a sparse tensor (not supported)";
+  if (NumElements(t) < 0)
+    return what + " has a negative dimension or more than 2^31 elements";
+  if (IsConstant(t) && ElementSize(t->type) > 0 && !HasData(t))  // ours: typed by the op
+    return what + " is constant but its buffer holds " + std::to_string(t->bytes) +
+           " bytes, fewer than its " + std::to_string(NumElements(t)) + " elements need";
+  if (t->type != kTfLiteInt8) return "";
+  if (t->params.zero_point < -128 || t->params.zero_point > 127)
+    return what + " has zero point " + std::to_string(t->params.zero_point) +
+           " outside the int8 range";
+  if (t->quantization.type == kTfLiteAffineQuantization) {
+    const auto* q = static_cast<const TfLiteAffineQuantization*>(t->quantization.params);
+    if (q != nullptr && ((q->scale != nullptr && q->scale->size > 1) ||
+                         (q->zero_point != nullptr && q->zero_point->size > 1)))
+      return what + " is quantized per channel (only per-tensor int8 is supported)";
+    if (!(t->params.scale > 0.0f) || !std::isfinite(t->params.scale))
+      return what + " needs a positive, finite quantization scale";
+  }
+  return "";
+}
+
+// An op's output: checked as above, and neither constant (we would write into the
+// model file's read-only mapping) nor one of the op's own inputs.
+std::string CheckOutput(const TfLiteNode* node, int input_count, const TfLiteTensor* t,
+                        const std::string& what) {
+  std::string e = CheckTensor(t, what);
+  if (!e.empty()) return e;
+  if (IsConstant(t)) return what + " is a constant tensor";
+  for (int i = 0; i < input_count && i < NumInputs(node); ++i)
+    if (node->inputs->data[i] == node->outputs->data[0])
+      return what + " is also one of the op's inputs";
+  return "";
 }
 
 // A constant tensor of the given type, rank and element count, with its data.
@@ -62,12 +132,12 @@ std::string CheckConstant(const TfLiteTensor* t, TfLiteType type, int rank, long
   const std::string w = what;
   if (t == nullptr) return w + " is missing";
   if (t->type != type) return w + " has the wrong type";
+  std::string e = CheckTensor(t, w);
+  if (!e.empty()) return e;
   if (NumDims(t) != rank) return w + " has the wrong rank";
   if (!IsConstant(t)) return w + " must be a constant tensor (it is packed at prepare)";
   if (elems >= 0 && NumElements(t) != elems) return w + " has the wrong number of elements";
-  if (t->data.raw == nullptr || NumElements(t) < 0 ||
-      uint64_t(t->bytes) < uint64_t(NumElements(t)) * 4)
-    return w + " has no (or too little) data";
+  if (t->data.raw == nullptr) return w + " has no data";
   return "";
 }
 
@@ -94,31 +164,43 @@ const BgemmKernel* KernelForPrepare(TfLiteContext* context, const OpConfig& conf
 
 // ------------------------------------------------------------ LceQuantize
 
-TfLiteStatus QuantizePrepare(TfLiteContext* context, TfLiteNode* node) {
+// Packed words for `channels` values (int64: a dimension may be up to 2^31 - 1).
+int64_t PackedWords(int64_t channels) { return (channels + 31) / 32; }
+
+std::string QuantizePrepareImpl(TfLiteContext* context, TfLiteNode* node) {
   const TfLiteTensor* in = Input(context, node, 0);
   TfLiteTensor* out = Output(context, node, 0);
-  if (node->inputs->size != 1 || node->outputs->size != 1 || in == nullptr || out == nullptr)
-    return Report(context, "LceQuantize: expects one input and one output");
+  if (NumInputs(node) != 1 || NumOutputs(node) != 1 || in == nullptr || out == nullptr)
+    return "LceQuantize: expects one input and one output";
   if (in->type != kTfLiteFloat32 && in->type != kTfLiteInt8 && in->type != kTfLiteBool)
-    return Report(context, "LceQuantize: input must be float32, int8 or bool");
+    return "LceQuantize: input must be float32, int8 or bool";
   if (out->type != kTfLiteInt32)
-    return Report(context, "LceQuantize: output must be int32 (got type " + std::to_string(out->type) + ", input " + std::to_string(in->type) + ")");
+    return "LceQuantize: output must be int32 (got type " + std::to_string(out->type) +
+           ", input " + std::to_string(in->type) + ")";
+  std::string e = CheckTensor(in, "LceQuantize: input");
+  if (e.empty()) e = CheckOutput(node, 1, out, "LceQuantize: output");
+  if (!e.empty()) return e;
   const int rank = NumDims(in);
-  if (rank < 1 || rank > 8 || NumDims(out) != rank || NumElements(in) < 0)
-    return Report(context, "LceQuantize: input and output must have the same rank (1..8)");
+  if (rank < 1 || rank > 8 || NumDims(out) != rank)
+    return "LceQuantize: input and output must have the same rank (1..8)";
   int dims[8];
   for (int i = 0; i < rank; ++i) dims[i] = in->dims->data[i];
-  dims[rank - 1] = (dims[rank - 1] + 31) / 32;
-  return Resize(context, out, rank, dims);
+  dims[rank - 1] = static_cast<int>(PackedWords(dims[rank - 1]));
+  if (Resize(context, out, rank, dims) != kTfLiteOk) return "LceQuantize: cannot resize the output";
+  return "";
 }
 
 TfLiteStatus QuantizeEval(TfLiteContext* context, TfLiteNode* node) {
   const TfLiteTensor* in = Input(context, node, 0);
   TfLiteTensor* out = Output(context, node, 0);
+  if (in == nullptr || out == nullptr || NumDims(in) < 1 || !HasData(in) || !HasData(out))
+    return Report(context, "LceQuantize: input or output has no memory at invoke");
   const int rank = NumDims(in);
   const int channels = in->dims->data[rank - 1];
   if (channels == 0) return kTfLiteOk;
   const long rows = NumElements(in) / channels;
+  if (out->type != kTfLiteInt32 || NumElements(out) != rows * PackedWords(channels))
+    return Report(context, "LceQuantize: output shape changed after prepare");
   if (in->type == kTfLiteFloat32)
     BitpackFloat(in->data.f, rows, channels, out->data.i32);
   else if (in->type == kTfLiteInt8)
@@ -130,43 +212,51 @@ TfLiteStatus QuantizeEval(TfLiteContext* context, TfLiteNode* node) {
 
 // ------------------------------------------------------------ LceDequantize
 
-TfLiteStatus DequantizePrepare(TfLiteContext* context, TfLiteNode* node) {
+std::string DequantizePrepareImpl(TfLiteContext* context, TfLiteNode* node) {
   const TfLiteTensor* in = Input(context, node, 0);
   const TfLiteTensor* out = Output(context, node, 0);
-  if (node->inputs->size != 1 || node->outputs->size != 1 || in == nullptr || out == nullptr)
-    return Report(context, "LceDequantize: expects one input and one output");
-  if (in->type != kTfLiteInt32) return Report(context, "LceDequantize: input must be int32");
+  if (NumInputs(node) != 1 || NumOutputs(node) != 1 || in == nullptr || out == nullptr)
+    return "LceDequantize: expects one input and one output";
+  if (in->type != kTfLiteInt32) return "LceDequantize: input must be int32";
   if (out->type != kTfLiteFloat32 && out->type != kTfLiteInt8 && out->type != kTfLiteBool)
-    return Report(context, "LceDequantize: output must be float32, int8 or bool");
+    return "LceDequantize: output must be float32, int8 or bool";
+  std::string e = CheckTensor(in, "LceDequantize: input");
+  if (e.empty()) e = CheckOutput(node, 1, out, "LceDequantize: output");
+  if (!e.empty()) return e;
   const int rank = NumDims(in);
-  if (rank < 1 || NumDims(out) != rank || NumElements(in) < 0 || NumElements(out) < 0)
-    return Report(context, "LceDequantize: input and output must have the same rank");
+  if (rank < 1 || NumDims(out) != rank)
+    return "LceDequantize: input and output must have the same rank";
   for (int i = 0; i < rank - 1; ++i)
     if (in->dims->data[i] != out->dims->data[i])
-      return Report(context, "LceDequantize: input and output shapes differ");
-  if (in->dims->data[rank - 1] != (out->dims->data[rank - 1] + 31) / 32)
-    return Report(context, "LceDequantize: packed depth does not match the output depth");
-  if (out->type == kTfLiteInt8 && !(out->params.scale > 0.0f))
-    return Report(context, "LceDequantize: int8 output needs a positive scale");
-  return kTfLiteOk;
+      return "LceDequantize: input and output shapes differ";
+  if (in->dims->data[rank - 1] != PackedWords(out->dims->data[rank - 1]))
+    return "LceDequantize: packed depth does not match the output depth";
+  if (out->type == kTfLiteInt8 && !(out->params.scale > 0.0f && std::isfinite(out->params.scale)))
+    return "LceDequantize: int8 output needs a positive, finite scale";
+  return "";
 }
 
 TfLiteStatus DequantizeEval(TfLiteContext* context, TfLiteNode* node) {
   const TfLiteTensor* in = Input(context, node, 0);
   TfLiteTensor* out = Output(context, node, 0);
+  if (in == nullptr || out == nullptr || NumDims(out) < 1 || !HasData(in) || !HasData(out))
+    return Report(context, "LceDequantize: input or output has no memory at invoke");
   const int rank = NumDims(out);
   const int channels = out->dims->data[rank - 1];
   if (channels == 0) return kTfLiteOk;
   const long rows = NumElements(out) / channels;
+  if (NumElements(in) != rows * PackedWords(channels))
+    return Report(context, "LceDequantize: input shape changed after prepare");
   if (out->type == kTfLiteFloat32) {
     Unpack<float>(in->data.i32, rows, channels, 1.0f, -1.0f, out->data.f);
   } else if (out->type == kTfLiteInt8) {
-    // +-1 in the output's quantized domain, as LCE computes it.
+    // +-1 in the output's quantized domain, as LCE computes it; in int64, so that no
+    // zero point can overflow (prepare allows only int8 ones).
     const float r = std::round(1.0f / out->params.scale);
-    const int32_t offset = r > 1e6f ? 1000000 : static_cast<int32_t>(r);
-    const int32_t zp = out->params.zero_point;
-    const int8_t plus = static_cast<int8_t>(std::max(-128, std::min(127, zp + offset)));
-    const int8_t minus = static_cast<int8_t>(std::max(-128, std::min(127, zp - offset)));
+    const int64_t offset = r > 1e6f ? 1000000 : static_cast<int64_t>(r);
+    const int64_t zp = out->params.zero_point;
+    const int8_t plus = static_cast<int8_t>(std::max<int64_t>(-128, std::min<int64_t>(127, zp + offset)));
+    const int8_t minus = static_cast<int8_t>(std::max<int64_t>(-128, std::min<int64_t>(127, zp - offset)));
     Unpack<int8_t>(in->data.i32, rows, channels, plus, minus, out->data.int8);
   } else {
     Unpack<bool>(in->data.i32, rows, channels, true, false, out->data.b);
@@ -182,6 +272,7 @@ struct BConvOpData {
   BConvOptions options;
   BConvPlan plan;
   const BgemmKernel* kernel = nullptr;
+  BConvWorkspace workspace;  // scratch for every thread, allocated at prepare
 };
 
 void* BConvInit(const uint8_t* buffer, size_t length, const OpConfig& config) {
@@ -193,9 +284,15 @@ void* BConvInit(const uint8_t* buffer, size_t length, const OpConfig& config) {
 
 void BConvFree(void* buffer) { delete static_cast<BConvOpData*>(buffer); }
 
+// The thread count for this op: the delegate's option, else the host's.
+int BConvThreads(const TfLiteContext* context, const OpConfig& config) {
+  const int recommended = context->recommended_num_threads;
+  return config.num_threads > 0 ? config.num_threads : recommended > 0 ? recommended : 1;
+}
+
 std::string BConvPrepareImpl(TfLiteContext* context, TfLiteNode* node, BConvOpData* d) {
   if (!d->init_error.empty()) return d->init_error;
-  if (node->inputs->size != 5 || node->outputs->size != 1)
+  if (NumInputs(node) != 5 || NumOutputs(node) != 1)
     return "LceBconv2d: expects 5 inputs and 1 output";
   const TfLiteTensor* in = Input(context, node, 0);
   const TfLiteTensor* filter = Input(context, node, 1);
@@ -206,7 +303,8 @@ std::string BConvPrepareImpl(TfLiteContext* context, TfLiteNode* node, BConvOpDa
   if (in == nullptr || out == nullptr) return "LceBconv2d: input or output is missing";
   if (in->type != kTfLiteInt32 || NumDims(in) != 4)
     return "LceBconv2d: input must be a 4-D bitpacked int32 tensor";
-  std::string e = CheckConstant(filter, kTfLiteInt32, 4, -1, "LceBconv2d: filter");
+  std::string e = CheckTensor(in, "LceBconv2d: input");
+  if (e.empty()) e = CheckConstant(filter, kTfLiteInt32, 4, -1, "LceBconv2d: filter");
   if (!e.empty()) return e;
   BConvTensors t{};
   t.in_dims = in->dims->data;
@@ -228,6 +326,8 @@ std::string BConvPrepareImpl(TfLiteContext* context, TfLiteNode* node, BConvOpDa
   } else {
     return "LceBconv2d: output must be float32, int8 or bitpacked int32";
   }
+  e = CheckOutput(node, 5, out, "LceBconv2d: output");
+  if (!e.empty()) return e;
   if (t.out_type == OutputType::kBitpacked) {
     e = CheckConstant(thr, kTfLiteInt32, 1, out_c, "LceBconv2d: thresholds");
     if (!e.empty()) return e;
@@ -240,9 +340,12 @@ std::string BConvPrepareImpl(TfLiteContext* context, TfLiteNode* node, BConvOpDa
     t.post_mul = mul->data.f;
     t.post_bias = bias->data.f;
   }
-  const long filter_elems = NumElements(filter);
-  if (filter_elems < 0 || uint64_t(filter->bytes) < uint64_t(filter_elems) * 4)
-    return "LceBconv2d: filter has too little data";
+  // Inputs this output type does not read must still not be sparse or malformed.
+  for (int i = 2; i < 5; ++i) {
+    const TfLiteTensor* unused = Input(context, node, i);
+    if (unused != nullptr) e = CheckTensor(unused, "LceBconv2d: input " + std::to_string(i));
+    if (!e.empty()) return e;
+  }
   e = PlanBConv(d->options, t, &d->plan);
   return e;
 }
@@ -258,21 +361,35 @@ TfLiteStatus BConvPrepare(TfLiteContext* context, TfLiteNode* node) {
   if (!e.empty()) return Report(context, e);
   d->kernel = KernelForPrepare(context, d->config);
   if (d->kernel == nullptr) return kTfLiteError;
+  // Every thread's scratch now, so that invoke allocates nothing.
+  if (!d->workspace.Reserve(d->plan, d->kernel, BConvThreads(context, d->config)))
+    return Report(context, "LceBconv2d: out of memory for the convolution's scratch");
   int dims[4];
   BConvOutputDims(d->plan, dims);
-  return Resize(context, Output(context, node, 0), 4, dims);
+  if (Resize(context, Output(context, node, 0), 4, dims) != kTfLiteOk)  // (found by fuzzing)
+    return Report(context, "LceBconv2d: cannot resize the output");
+  return kTfLiteOk;
+}
+
+// Bytes a tensor of the plan's shape holds: what eval checks before running.
+bool HasPlannedData(const TfLiteTensor* t, const int dims[4]) {
+  return t != nullptr && NumDims(t) == 4 && HasData(t) &&
+         NumElements(t) == int64_t(dims[0]) * dims[1] * dims[2] * dims[3];
 }
 
 TfLiteStatus BConvEval(TfLiteContext* context, TfLiteNode* node) {
   auto* d = static_cast<BConvOpData*>(node->user_data);
   const TfLiteTensor* in = Input(context, node, 0);
   TfLiteTensor* out = Output(context, node, 0);
-  const int recommended = context->recommended_num_threads;
-  const int threads = d->config.num_threads > 0 ? d->config.num_threads
-                      : recommended > 0          ? recommended
-                                                 : 1;
+  const BConvShape& s = d->plan.shape;
+  const int in_dims[4] = {s.batch, s.in_h, s.in_w, s.in_words};
+  int out_dims[4];
+  BConvOutputDims(d->plan, out_dims);
+  if (!HasPlannedData(in, in_dims) || !HasPlannedData(out, out_dims))
+    return Report(context, "LceBconv2d: input or output does not match prepare at invoke");
+  const int threads = BConvThreads(context, d->config);
   if (d->config.threads_seen) d->config.threads_seen->store(threads);
-  if (!RunBConv(d->plan, d->kernel, threads, in->data.i32, out->data.raw)) {
+  if (!RunBConv(d->plan, d->kernel, threads, in->data.i32, out->data.raw, &d->workspace)) {
     return Report(context, "LceBconv2d: out of memory for the convolution's scratch");
   }
   return kTfLiteOk;
@@ -294,25 +411,33 @@ void* MaxPoolInit(const uint8_t* buffer, size_t length, const OpConfig&) {
 
 void MaxPoolFree(void* buffer) { delete static_cast<MaxPoolOpData*>(buffer); }
 
-TfLiteStatus MaxPoolPrepare(TfLiteContext* context, TfLiteNode* node) {
-  auto* d = static_cast<MaxPoolOpData*>(node->user_data);
-  if (!d->init_error.empty()) return Report(context, d->init_error);
+std::string MaxPoolPrepareImpl(TfLiteContext* context, TfLiteNode* node, MaxPoolOpData* d) {
+  if (!d->init_error.empty()) return d->init_error;
   const TfLiteTensor* in = Input(context, node, 0);
   TfLiteTensor* out = Output(context, node, 0);
-  if (node->inputs->size != 1 || node->outputs->size != 1 || in == nullptr || out == nullptr)
-    return Report(context, "LceBMaxPool2d: expects one input and one output");
+  if (NumInputs(node) != 1 || NumOutputs(node) != 1 || in == nullptr || out == nullptr)
+    return "LceBMaxPool2d: expects one input and one output";
   if (in->type != kTfLiteInt32 || out->type != kTfLiteInt32 || NumDims(in) != 4)
-    return Report(context, "LceBMaxPool2d: input and output must be 4-D bitpacked int32");
-  const std::string e = PlanMaxPool(d->options, in->dims->data, &d->shape);
-  if (!e.empty()) return Report(context, e);
+    return "LceBMaxPool2d: input and output must be 4-D bitpacked int32";
+  std::string e = CheckTensor(in, "LceBMaxPool2d: input");
+  if (e.empty()) e = CheckOutput(node, 1, out, "LceBMaxPool2d: output");
+  if (e.empty()) e = PlanMaxPool(d->options, in->dims->data, &d->shape);
+  if (!e.empty()) return e;
   const int dims[4] = {d->shape.batch, d->shape.out_h, d->shape.out_w, d->shape.words};
-  return Resize(context, out, 4, dims);
+  if (Resize(context, out, 4, dims) != kTfLiteOk) return "LceBMaxPool2d: cannot resize the output";
+  return "";
 }
 
 TfLiteStatus MaxPoolEval(TfLiteContext* context, TfLiteNode* node) {
   auto* d = static_cast<MaxPoolOpData*>(node->user_data);
-  BMaxPool(d->options, d->shape, Input(context, node, 0)->data.i32,
-           Output(context, node, 0)->data.i32);
+  const TfLiteTensor* in = Input(context, node, 0);
+  TfLiteTensor* out = Output(context, node, 0);
+  const MaxPoolShape& s = d->shape;
+  const int in_dims[4] = {s.batch, s.in_h, s.in_w, s.words};
+  const int out_dims[4] = {s.batch, s.out_h, s.out_w, s.words};
+  if (!HasPlannedData(in, in_dims) || !HasPlannedData(out, out_dims))
+    return Report(context, "LceBMaxPool2d: input or output does not match prepare at invoke");
+  BMaxPool(d->options, s, in->data.i32, out->data.i32);
   return kTfLiteOk;
 }
 
@@ -335,34 +460,32 @@ void* DecodeInit(const uint8_t* buffer, size_t length, const OpConfig&) {
 
 void DecodeFree(void* buffer) { delete static_cast<DecodeOpData*>(buffer); }
 
-// A constant 1-D tensor of `type` holding at least `elem_size` bytes per element.
-std::string CheckTable(const TfLiteTensor* t, TfLiteType type, size_t elem_size,
-                       const char* what) {
+// A constant 1-D tensor of `type` with data for every element.
+std::string CheckTable(const TfLiteTensor* t, TfLiteType type, const char* what) {
   const std::string w = std::string("BitliteDecodeWeights: ") + what;
   if (t == nullptr) return w + " is missing";
   if (t->type != type) return w + " has the wrong type";
-  if (NumDims(t) != 1 || NumElements(t) < 0) return w + " must be 1-D";
+  if (NumDims(t) != 1) return w + " must be 1-D";
   if (!IsConstant(t)) return w + " must be a constant tensor";
-  if (NumElements(t) > 0 &&
-      (t->data.raw == nullptr || uint64_t(t->bytes) < uint64_t(NumElements(t)) * elem_size))
-    return w + " has no (or too little) data";
-  return "";
+  return CheckTensor(t, w);
 }
 
 std::string DecodePrepareImpl(TfLiteContext* context, TfLiteNode* node, DecodeOpData* d) {
   if (!d->init_error.empty()) return d->init_error;
-  if (node->inputs->size != 3 || node->outputs->size != 1)
+  if (NumInputs(node) != 3 || NumOutputs(node) != 1)
     return "BitliteDecodeWeights: expects 3 inputs (codes, levels, scales) and 1 output";
   const TfLiteTensor* codes = Input(context, node, 0);
   const TfLiteTensor* levels = Input(context, node, 1);
   const TfLiteTensor* scales = Input(context, node, 2);
   TfLiteTensor* out = Output(context, node, 0);
-  std::string e = CheckTable(codes, kTfLiteUInt8, 1, "codes");
-  if (e.empty()) e = CheckTable(levels, kTfLiteFloat32, 4, "level table");
-  if (e.empty()) e = CheckTable(scales, kTfLiteFloat32, 4, "scales");
+  std::string e = CheckTable(codes, kTfLiteUInt8, "codes");
+  if (e.empty()) e = CheckTable(levels, kTfLiteFloat32, "level table");
+  if (e.empty()) e = CheckTable(scales, kTfLiteFloat32, "scales");
   if (!e.empty()) return e;
   if (out == nullptr || out->type != kTfLiteFloat32 || out->dims == nullptr)
     return "BitliteDecodeWeights: output must be a float32 tensor with a shape";
+  e = CheckOutput(node, 3, out, "BitliteDecodeWeights: output");
+  if (!e.empty()) return e;
   return PlanDecode(d->plan.options, out->dims->data, NumDims(out), codes->data.uint8,
                     NumElements(codes), NumElements(levels), NumElements(scales), &d->plan);
 }
@@ -382,11 +505,27 @@ TfLiteStatus DecodePrepare(TfLiteContext* context, TfLiteNode* node) {
 TfLiteStatus DecodeEval(TfLiteContext* context, TfLiteNode* node) {
   auto* d = static_cast<DecodeOpData*>(node->user_data);
   if (d->decoded) return kTfLiteOk;
+  TfLiteTensor* out = Output(context, node, 0);
+  if (out == nullptr || !HasData(out) || NumElements(out) != d->plan.count)
+    return Report(context, "BitliteDecodeWeights: output does not match prepare at invoke");
   DecodeWeights(d->plan, Input(context, node, 0)->data.uint8, Input(context, node, 1)->data.f,
-                Input(context, node, 2)->data.f, Output(context, node, 0)->data.f);
+                Input(context, node, 2)->data.f, out->data.f);
   d->decoded = true;
   g_decode_count.fetch_add(1);
   return kTfLiteOk;
+}
+
+// Prepare of the ops whose checks return a message: reported through the host.
+template <std::string (*Impl)(TfLiteContext*, TfLiteNode*)>
+TfLiteStatus PrepareWith(TfLiteContext* context, TfLiteNode* node) {
+  const std::string e = Impl(context, node);
+  return e.empty() ? kTfLiteOk : Report(context, e);
+}
+
+template <typename Data, std::string (*Impl)(TfLiteContext*, TfLiteNode*, Data*)>
+TfLiteStatus PrepareWithData(TfLiteContext* context, TfLiteNode* node) {
+  const std::string e = Impl(context, node, static_cast<Data*>(node->user_data));
+  return e.empty() ? kTfLiteOk : Report(context, e);
 }
 
 // Quantize and dequantize keep no state: their init returns a non-null token so that
@@ -395,10 +534,12 @@ void* NoStateInit(const uint8_t*, size_t, const OpConfig&) { return &g_decode_co
 void NoStateFree(void*) {}
 
 const OpKernel kOps[] = {
-    {"LceQuantize", NoStateInit, NoStateFree, QuantizePrepare, QuantizeEval},
-    {"LceDequantize", NoStateInit, NoStateFree, DequantizePrepare, DequantizeEval},
+    {"LceQuantize", NoStateInit, NoStateFree, PrepareWith<QuantizePrepareImpl>, QuantizeEval},
+    {"LceDequantize", NoStateInit, NoStateFree, PrepareWith<DequantizePrepareImpl>,
+     DequantizeEval},
     {"LceBconv2d", BConvInit, BConvFree, BConvPrepare, BConvEval},
-    {"LceBMaxPool2d", MaxPoolInit, MaxPoolFree, MaxPoolPrepare, MaxPoolEval},
+    {"LceBMaxPool2d", MaxPoolInit, MaxPoolFree, PrepareWithData<MaxPoolOpData, MaxPoolPrepareImpl>,
+     MaxPoolEval},
     {"BitliteDecodeWeights", DecodeInit, DecodeFree, DecodePrepare, DecodeEval},
 };
 

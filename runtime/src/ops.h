@@ -3,9 +3,15 @@
 // structs. The delegate (delegate.cc) hands each one a node that holds the original
 // op's inputs and outputs, so these kernels are written as ordinary custom ops.
 //
-// The model is untrusted input: every tensor index, type, shape and byte size is
-// checked at prepare, and every failure is reported through context->ReportError with
-// a message naming the op and the problem.
+// The model is untrusted input. Prepare validates every input and output tensor of the
+// node: index, type, rank and dims, no sparsity (TFLite does not check a sparse
+// constant's buffer size), a constant's buffer holding all of its elements, int8
+// quantization in range (per-tensor, finite scale > 0, zero point in [-128, 127]),
+// outputs neither constant nor one of the op's inputs; every failure is reported
+// through context->ReportError with a message naming the op and the problem, so a
+// model fails at construction. Eval re-checks, cheaply, that each tensor it reads or
+// writes holds the bytes prepare planned for; it allocates nothing (scratch is made at
+// prepare) and throws nothing.
 #ifndef BITLITE_OPS_H_
 #define BITLITE_OPS_H_
 

@@ -12,13 +12,14 @@ constexpr int64_t kMaxDim = 1 << 20;
 
 template <typename T, typename Negative>
 void Bitpack(const T* in, long rows, int channels, int32_t* out, Negative negative) {
-  const int words = (channels + 31) / 32;
+  // 64-bit: channels may be up to 2^31 - 1 (channels + 31 overflowed an int; fuzzing).
+  const int64_t words = (int64_t(channels) + 31) / 32;
   for (long r = 0; r < rows; ++r) {
-    const T* x = in + r * channels;
+    const T* x = in + r * int64_t(channels);
     uint32_t* o = reinterpret_cast<uint32_t*>(out) + r * words;
-    int c = 0;
-    for (int w = 0; w < words; ++w) {
-      const int end = std::min(channels, c + 32);
+    int64_t c = 0;
+    for (int64_t w = 0; w < words; ++w) {
+      const int64_t end = std::min<int64_t>(channels, c + 32);
       uint32_t bits = 0;
       for (int i = 0; c < end; ++c, ++i) bits |= static_cast<uint32_t>(negative(x[c])) << i;
       o[w] = bits;
@@ -43,7 +44,11 @@ void BitpackInt8(const int8_t* in, long rows, int channels, int32_t zero_point, 
 }
 
 void BitpackBool(const bool* in, long rows, int channels, int32_t* out) {
-  Bitpack(in, rows, channels, out, [](bool v) { return !v; });
+  // Read as bytes: a model's bool tensor may hold any byte (non-zero is true), and
+  // loading one that is neither 0 nor 1 as a C++ bool is undefined behaviour (found by
+  // the op-level fuzzer under UBSan).
+  Bitpack(reinterpret_cast<const uint8_t*>(in), rows, channels, out,
+          [](uint8_t v) { return v == 0; });
 }
 
 std::string ParseMaxPoolOptions(const uint8_t* buffer, size_t length, MaxPoolOptions* out) {

@@ -27,10 +27,10 @@ void BitpackBool(const bool* in, long rows, int channels, int32_t* out);
 // Unpacks: bit 0 -> `zero_value`, bit 1 -> `one_value`.
 template <typename T>
 void Unpack(const int32_t* in, long rows, int channels, T zero_value, T one_value, T* out) {
-  const int words = (channels + 31) / 32;
+  const int64_t words = (int64_t(channels) + 31) / 32;  // channels may be 2^31 - 1
   for (long r = 0; r < rows; ++r) {
     const uint32_t* w = reinterpret_cast<const uint32_t*>(in) + r * words;
-    T* o = out + r * channels;
+    T* o = out + r * int64_t(channels);
     for (int c = 0; c < channels; ++c) o[c] = ((w[c / 32] >> (c % 32)) & 1u) ? one_value : zero_value;
   }
 }

@@ -18,9 +18,12 @@
 
 extern "C" {
 
-typedef enum { kTfLiteOk = 0, kTfLiteError = 1 } TfLiteStatus;
+// Every enum has int as its fixed underlying type (as C gives it): the host may store
+// values we do not declare (newer types: FLOAT64, INT4...), and loading one into an
+// enum without a fixed type is undefined behaviour (UBSan, found by model fuzzing).
+typedef enum : int { kTfLiteOk = 0, kTfLiteError = 1 } TfLiteStatus;
 
-typedef enum {
+typedef enum : int {
   kTfLiteNoType = 0,
   kTfLiteFloat32 = 1,
   kTfLiteInt32 = 2,
@@ -33,7 +36,7 @@ typedef enum {
   kTfLiteInt8 = 9,
 } TfLiteType;
 
-typedef enum {
+typedef enum : int {
   kTfLiteMemNone = 0,
   kTfLiteMmapRo = 1,
   kTfLiteArenaRw = 2,
@@ -42,7 +45,7 @@ typedef enum {
   kTfLitePersistentRo = 5,
 } TfLiteAllocationType;
 
-typedef enum {
+typedef enum : int {
   kTfLiteNoQuantization = 0,
   kTfLiteAffineQuantization = 1,
 } TfLiteQuantizationType;
@@ -66,8 +69,21 @@ typedef struct {
 
 typedef struct {
   TfLiteQuantizationType type;
-  void* params;
+  void* params;  // TfLiteAffineQuantization* when type is kTfLiteAffineQuantization
 } TfLiteQuantization;
+
+typedef struct TfLiteFloatArray {
+  int size;
+  float data[];
+} TfLiteFloatArray;
+
+// What TfLiteQuantization::params points to for affine quantization: one scale and
+// zero point per tensor, or per channel along quantized_dimension.
+typedef struct {
+  TfLiteFloatArray* scale;
+  TfLiteIntArray* zero_point;
+  int32_t quantized_dimension;
+} TfLiteAffineQuantization;
 
 typedef union {
   int32_t* i32;
@@ -93,6 +109,8 @@ typedef struct TfLiteTensor {
   bool data_is_stale;
   bool is_variable;
   TfLiteQuantization quantization;
+  // TfLiteSparsity*, non-null for a sparse tensor: TFLite then skips its own check that
+  // a constant's buffer holds every element, so the kernels refuse such tensors.
   void* sparsity;
   const TfLiteIntArray* dims_signature;
 } TfLiteTensor;
@@ -171,7 +189,12 @@ typedef struct TfLiteDelegateParams {
 }  // extern "C"
 
 // Sizes and offsets every supported runtime has (LP64 and 32-bit Arm).
+static_assert(sizeof(TfLiteType) == 4 && sizeof(TfLiteStatus) == 4, "C enums are int-sized");
 static_assert(sizeof(TfLiteTensor) == (sizeof(void*) == 8 ? 112 : 64), "TfLiteTensor size");
+static_assert(offsetof(TfLiteTensor, quantization) == (sizeof(void*) == 8 ? 80 : 48),
+              "TfLiteTensor::quantization offset");
+static_assert(offsetof(TfLiteTensor, sparsity) == (sizeof(void*) == 8 ? 96 : 56),
+              "TfLiteTensor::sparsity offset");
 static_assert(sizeof(TfLiteRegistration) == (sizeof(void*) == 8 ? 88 : 48),
               "TfLiteRegistration size");
 static_assert(sizeof(TfLiteDelegate) == (sizeof(void*) == 8 ? 56 : 40), "TfLiteDelegate size");

@@ -6,7 +6,9 @@
 #include <cstdint>
 #include <chrono>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -18,6 +20,8 @@ constexpr int kMaxWorkers = 63;
 // invoke then start without a futex wake-up.
 constexpr auto kSpin = std::chrono::microseconds(200);
 
+std::atomic<bool> g_start_fails{false};  // SetThreadStartFailsForTesting
+
 class Pool {
  public:
   // False when the pool is busy or cannot start workers: the caller runs serially.
@@ -25,7 +29,9 @@ class Pool {
     std::unique_lock<std::mutex> busy(run_mu_, std::try_to_lock);
     if (!busy.owns_lock()) return false;  // in use by another interpreter: run serially
     const int want = threads - 1 < kMaxWorkers ? threads - 1 : kMaxWorkers;
-    if (!Grow(want)) return false;
+    // Fewer workers than asked (some could not start): the ones there are share the job.
+    const int have = Grow(want);
+    if (have == 0) return false;
     unsigned long gen;
     {
       std::lock_guard<std::mutex> l(mu_);
@@ -33,7 +39,7 @@ class Pool {
       ctx_ = ctx;
       n_tasks_ = n_tasks;
       remaining_.store(n_tasks, std::memory_order_relaxed);
-      active_ = want;
+      active_ = have < want ? have : want;
       gen = generation_.load(std::memory_order_relaxed) + 1;
       claim_.store(static_cast<uint64_t>(gen & 0xffffffffu) << 32, std::memory_order_relaxed);
       generation_.store(gen, std::memory_order_release);
@@ -49,23 +55,36 @@ class Pool {
     return true;
   }
 
+  // Starts workers up to `threads - 1` (capped); true if there are that many now.
+  bool Reserve(int threads) {
+    std::unique_lock<std::mutex> busy(run_mu_, std::try_to_lock);
+    if (!busy.owns_lock()) return false;  // a job is running: it grows the pool itself
+    const int want = threads - 1 < kMaxWorkers ? threads - 1 : kMaxWorkers;
+    return Grow(want) >= want;
+  }
+
  private:
-  bool Grow(int want) {
+  // Starts workers until there are `want`; returns how many there are (fewer when
+  // the system refuses a thread).
+  int Grow(int want) {
     const pid_t pid = getpid();
     if (pid != pid_) {  // forked child: the parent's workers do not exist here
       workers_.clear();  // (their std::thread objects are leaked, not joined)
       pid_ = pid;
     }
     try {
+      workers_.reserve(kMaxWorkers);  // once: later growth does not reallocate
       while (static_cast<int>(workers_.size()) < want) {
         const int index = static_cast<int>(workers_.size());
-        workers_.push_back(new std::thread([this, index] { Loop(index); }));
-        workers_.back()->detach();
+        if (g_start_fails.load())
+          throw std::system_error(std::make_error_code(std::errc::resource_unavailable_try_again));
+        std::unique_ptr<std::thread> t(new std::thread([this, index] { Loop(index); }));
+        t->detach();
+        workers_.push_back(t.release());
       }
     } catch (...) {  // std::system_error (no more threads) or bad_alloc
-      return false;
     }
-    return true;
+    return static_cast<int>(workers_.size()) < want ? static_cast<int>(workers_.size()) : want;
   }
 
   // Claims tasks of job `gen` only: the claim word carries the job's generation,
@@ -142,5 +161,16 @@ void ParallelFor(int threads, int n_tasks, TaskFn fn, void* ctx) {
   }
   for (int t = 0; t < n_tasks; ++t) fn(ctx, t);
 }
+
+bool ReserveThreads(int threads) {
+  if (threads <= 1) return true;
+  try {
+    return GetPool()->Reserve(threads);
+  } catch (...) {  // bad_alloc creating the pool
+    return false;
+  }
+}
+
+void SetThreadStartFailsForTesting(bool fails) { g_start_fails.store(fails); }
 
 }  // namespace bitlite

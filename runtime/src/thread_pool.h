@@ -15,6 +15,15 @@ using TaskFn = void (*)(void* ctx, int task);
 // caller runs every task itself (same result, one thread).
 void ParallelFor(int threads, int n_tasks, TaskFn fn, void* ctx);
 
+// Starts the workers `threads` needs now (at prepare), so that ParallelFor then
+// creates no thread and allocates nothing. False if they could not all be started
+// (ParallelFor then runs serially or with the workers it has). Never throws.
+bool ReserveThreads(int threads);
+
+// For tests: while set, starting a worker fails as std::thread does when the system
+// has no more threads (std::system_error).
+void SetThreadStartFailsForTesting(bool fails);
+
 }  // namespace bitlite
 
 #endif  // BITLITE_THREAD_POOL_H_

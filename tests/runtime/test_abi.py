@@ -72,8 +72,9 @@ def test_claimed_nodes_and_their_registrations(probed):
 
 
 def test_tensors_of_claimed_nodes(probed):
-    """TfLiteTensor: type, dims, bytes, name, quantization params, allocation type of
-    every tensor the claimed nodes touch, read from context->tensors[index]."""
+    """TfLiteTensor: type, dims, bytes, name, quantization params and type, sparsity,
+    allocation type of every tensor the claimed nodes touch, read from
+    context->tensors[index] (a sparse tensor is probed in test_hardening.py)."""
     seen, interpreter, model = probed
     details = {d["index"]: d for d in interpreter._interpreter.get_tensor_details()}
     assert seen["tensors"]
@@ -88,6 +89,10 @@ def test_tensors_of_claimed_nodes(probed):
         scale, zero_point = details[i]["quantization"]
         assert (t["scale"], t["zero_point"]) == (pytest.approx(scale, rel=1e-7), zero_point)
         quantized += scale != 0
+        # TfLiteTensor::quantization.type and ::sparsity, read past the other fields.
+        scales = details[i]["quantization_parameters"]["scales"]
+        assert t["quantization_type"] == (1 if len(scales) else 0)
+        assert t["sparse"] is bool(details[i]["sparsity_parameters"]) is False
         constant = stored.data is not None
         assert t["allocation_type"] == (K_TFLITE_MMAP_RO if constant else K_TFLITE_ARENA_RW)
     if any(d["dtype"] == np.int8 for d in interpreter.input_details):
