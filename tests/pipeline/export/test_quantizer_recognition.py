@@ -93,7 +93,8 @@ def _inputs(n: int) -> np.ndarray:
 @pytest.mark.parametrize("case", list(CASES))
 def test_quantizer_is_recognised_by_its_values(case):
     model = _model([case])
-    rewritten, (plan,) = er.prepare_for_lce(model)
+    # bit planes: recognition, not the encoding choice (test_plane_encoding.py), is tested
+    rewritten, (plan,) = er.prepare_for_lce(model, encoding="binary")
     action, activation_planes, weight_planes = CASES[case][2]
     assert plan.action == action, plan.reason
     if action == "planes->bconv":
