@@ -112,7 +112,8 @@ def _ms(m: Measurement | None, key: str = "median_ms") -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
-def _parity(m: Measurement) -> str:
+def parity_cell(m: Measurement) -> str:
+    """A table cell: did the target's outputs match the host's, and by how much."""
     if not m.parity or m.parity.get("ok") is None:
         return "not checked"
     word = "ok" if m.parity["ok"] else "FAIL"
@@ -170,7 +171,7 @@ def markdown(results: dict[str, dict[str, dict]], runs: int) -> str:
     for name, rows in results.items():
         for kind, row in rows.items():
             host, lce, qemu = row["host"], row.get("lce"), row["qemu"]
-            parity = _parity(qemu)
+            parity = parity_cell(qemu)
             lce_cell = "—" if lce is None else f"{_ms(lce)} ({lce.kernels})"
             lines.append(
                 f"| {name} | {kind} | {test_accuracy(Path(host.model))} "

@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pipeline  # noqa: E402, F401  (Keras 2 before TensorFlow)
-from benchmarks.latency import KINDS, build_exports  # noqa: E402
+from benchmarks.latency import KINDS, build_exports, parity_cell  # noqa: E402
 from benchmarks.table import write_table  # noqa: E402
 from pipeline.bench.targets import make_target, sysroot  # noqa: E402
 from pipeline.bench.targets.base import Measurement, Settings  # noqa: E402
@@ -52,14 +52,6 @@ def sysroot_label(spec: str) -> str:
     cpu = f"`-cpu {recipe.qemu_cpu}`" if recipe.qemu_cpu else "qemu's default CPU (`max`)"
     return (f"`{spec}`: Debian {recipe.suite}, Python {recipe.python}, "
             f"{', '.join(recipe.install)}; emulated CPU: {cpu}")  # fmt: skip
-
-
-def _parity(m: Measurement) -> str:
-    if not m.parity or m.parity.get("ok") is None:
-        return "not checked"
-    word = "ok" if m.parity["ok"] else "FAIL"
-    how = "top-1 same, " if m.parity.get("criterion") == "top-1" else ""
-    return f"{word} ({how}max diff {m.parity['max_abs_diff']:.1e})"
 
 
 def binary_macs(path: Path) -> int:
@@ -90,7 +82,7 @@ def markdown(results: dict[str, dict[str, dict[str, Measurement]]],
             for spec in TARGETS:
                 m = per_target[spec][kind]
                 lines.append(f"| {name} | {kind} | `{spec}` | {m.kernels} | "
-                             f"{m.instructions_per_invoke:,} | {_parity(m)} |")  # fmt: skip
+                             f"{m.instructions_per_invoke:,} | {parity_cell(m)} |")  # fmt: skip
     lines += ["", "Binary against float and int8, within one sysroot (goals: binary <= 1/4 of "
               "float, <= 1/2 of int8):", "",
               "| network | sysroot | binary / float | binary / int8 | instructions per binary "

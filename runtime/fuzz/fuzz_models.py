@@ -78,7 +78,9 @@ def _buffer_bytes(buf) -> bytes:
     return b"" if buf.data is None else np.asarray(buf.data, np.uint8).tobytes()
 
 
-def _sparsity(shape):
+def dense_sparsity(shape: tuple[int, ...]):
+    """Sparsity metadata that TFLite accepts: every dimension DENSE. TFLite then skips its
+    check that a constant's buffer holds every element (the hostile-model tests use it)."""
     s = schema()
     sp = s.SparsityParametersT()
     sp.traversalOrder = list(range(len(shape)))
@@ -116,7 +118,7 @@ def mutate_tensor(seed: Seed, rng: random.Random, undo: Undo) -> None:
         else:
             undo.set(t, "buffer", len(buffers) + rng.randrange(3))
     elif kind == 4:  # sparse, with its buffer cut to 4 bytes
-        undo.set(t, "sparsity", _sparsity(shape))
+        undo.set(t, "sparsity", dense_sparsity(shape))
         if 0 < t.buffer < len(seed.model.buffers) and rng.random() < 0.7:
             buf = seed.model.buffers[t.buffer]
             undo.set(buf, "data", np.frombuffer(_buffer_bytes(buf)[:4] or bytes(4), np.uint8))

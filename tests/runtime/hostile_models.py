@@ -5,13 +5,18 @@ so every field is the test's choice."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from flatbuffers import flexbuffers
 
 from pipeline.tflite.reader import schema
 from pipeline.tflite.rewrite import add_tensor, pack
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "runtime" / "fuzz"))
+from fuzz_models import dense_sparsity  # noqa: E402  (the fuzzer's; one definition)
 
 BCONV_OPTIONS = dict(channels_in=64, dilation_height_factor=1, dilation_width_factor=1,
                      fused_activation_function=0, pad_values=1, padding=0, stride_height=1,
@@ -34,25 +39,11 @@ class T:
     model_input: bool = False
 
 
-def _sparsity(shape: tuple[int, ...]):
-    """Sparsity metadata that TFLite accepts: every dimension DENSE. TFLite then skips its
-    check that a constant's buffer holds every element."""
-    s = schema()
-    sp = s.SparsityParametersT()
-    sp.traversalOrder = list(range(len(shape)))
-    sp.dimMetadata = []
-    for d in shape:
-        m = s.DimensionMetadataT()
-        m.format, m.denseSize = s.DimensionType.DENSE, d
-        sp.dimMetadata.append(m)
-    return sp
-
-
 def _add(model, graph, t: T, name: str) -> int:
     index = add_tensor(model, graph, t.shape, TYPES[t.dtype], t.data, name)
     tensor = graph.tensors[index]
     if t.sparse:
-        tensor.sparsity = _sparsity(t.shape)
+        tensor.sparsity = dense_sparsity(t.shape)
     if t.quant is not None:
         q = schema().QuantizationParametersT()
         q.scale, q.zeroPoint = [float(t.quant[0])], [int(t.quant[1])]
