@@ -166,9 +166,12 @@ def assert_binary_products(model: Any, x: np.ndarray) -> dict[str, tuple[int, in
                 rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0.3, 0.3, beta.shape),
                 rng.normal(0, 0.3, mean.shape), rng.uniform(0.5, 2.0, var.shape),
             ])  # fmt: skip
-    rewritten, plans = prepare_for_lce(model)
     want = model(x, training=False).numpy()
-    np.testing.assert_allclose(rewritten(x, training=False), want, rtol=1e-5, atol=1e-5)
+    # Both plane encodings compute what Keras computes; the planes returned are the k bit
+    # planes (the cost model's choice between them is tested in test_plane_encoding.py).
+    for encoding in ("thermometer", "binary"):
+        rewritten, plans = prepare_for_lce(model, encoding=encoding)
+        np.testing.assert_allclose(rewritten(x, training=False), want, rtol=1e-5, atol=1e-5)
     names = ("conv1", "conv2", "dense1", "dense2")
     return {
         name: (p.activation_planes, p.weight_planes)
