@@ -29,6 +29,8 @@ _TFLITE_GLUE = ("delegate.cc", "ops.cc")
 ARCHES = ("host", "aarch64", "armhf")
 
 _CROSS_COMPILERS = {"aarch64": "aarch64-linux-gnu-g++", "armhf": "arm-linux-gnueabihf-g++"}
+# ELF e_machine -> the machine in host_arch() terms, to check what a compiler produced.
+_ELF_MACHINES = {62: "x86_64", 183: "aarch64", 40: "armhf"}
 # -ffp-contract=off: no fused multiply-add, so the float output transform
 # x * mul + bias rounds exactly as LCE's does on every architecture.
 _COMMON_FLAGS = [
@@ -67,6 +69,20 @@ def host_arch() -> str:
     """The host's name in ARCHES terms (x86_64 hosts build 'host' = x86_64)."""
     machine = platform.machine().lower()
     return {"arm64": "aarch64", "armv7l": "armhf"}.get(machine, machine)
+
+
+def target_machine(arch: str) -> str:
+    """The machine a build for `arch` runs on ("host" -> this machine's)."""
+    return host_arch() if arch == "host" else arch
+
+
+def elf_machine(path: Path) -> str | None:
+    """The machine an ELF file is for (a _ELF_MACHINES value), or None if not one of them."""
+    with open(path, "rb") as f:
+        header = f.read(20)
+    if header[:4] != b"\x7fELF":
+        return None
+    return _ELF_MACHINES.get(int.from_bytes(header[18:20], "little"))
 
 
 def compiler_for(arch: str) -> str:
@@ -114,8 +130,20 @@ def build_library(arch: str = "host", out_dir: str | os.PathLike = "build",
     if proc.returncode != 0:
         tmp_path.unlink(missing_ok=True)
         raise BuildError(f"building {LIBRARY_NAME} for {arch} failed:\n{proc.stderr[-4000:]}")
+    _check_machine(tmp_path, arch, cmd[0])
     os.replace(tmp_path, target)
     return target
+
+
+def _check_machine(library: Path, arch: str, compiler: str) -> None:
+    """Refuse a library built for another machine than `arch`'s. Under qemu-user (an
+    emulated aarch64 pip) a plain ``c++`` resolves to the host's own x86-64 compiler, whose
+    library would land in an aarch64 wheel and fail only at load time."""
+    want, got = target_machine(arch), elf_machine(library)
+    if want in _ELF_MACHINES.values() and got != want:
+        library.unlink(missing_ok=True)
+        raise BuildError(f"{compiler} built {LIBRARY_NAME} for {got or 'an unknown machine'}, "
+                         f"not {want}: set CXX to a compiler for {want}")
 
 
 def build_kernel_check(arch: str = "host", out_dir: str | os.PathLike = "build",

@@ -19,6 +19,7 @@ from runtime_models import (  # noqa: E402
     build_int8_model,
     build_main_model,
     lce_case,
+    lenet5_case,
 )
 
 
@@ -37,6 +38,11 @@ def main_case(runtime_library) -> LceCase:
 @pytest.fixture(scope="session")
 def groups_case(runtime_library) -> LceCase:
     return lce_case(build_groups_model, seed=2, lce_reference=True)
+
+
+@pytest.fixture(scope="session")
+def lenet_case(runtime_library) -> LceCase:
+    return lenet5_case()
 
 
 @pytest.fixture(scope="session")

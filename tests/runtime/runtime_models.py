@@ -42,14 +42,15 @@ def _randomize(model, seed: int) -> None:
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         if isinstance(layer, tf.keras.layers.BatchNormalization):
-            gamma, beta, mean, var = layer.get_weights()
-            sign = rng.choice([-1.0, 1.0], gamma.shape)
-            layer.set_weights([
-                (sign * rng.uniform(0.3, 2.0, gamma.shape)).astype("float32"),
-                rng.normal(0, 1, beta.shape).astype("float32"),
-                rng.normal(0, 2, mean.shape).astype("float32"),
-                rng.uniform(0.5, 3.0, var.shape).astype("float32"),
-            ])
+            shape = layer.get_weights()[-1].shape
+            weights = []  # gamma and beta only where the layer has them (scale, center)
+            if layer.scale:
+                sign = rng.choice([-1.0, 1.0], shape)
+                weights.append(sign * rng.uniform(0.3, 2.0, shape))
+            if layer.center:
+                weights.append(rng.normal(0, 1, shape))
+            weights += [rng.normal(0, 2, shape), rng.uniform(0.5, 3.0, shape)]
+            layer.set_weights([w.astype("float32") for w in weights])
         elif layer.get_weights():
             layer.set_weights([rng.normal(0, 1, w.shape).astype("float32")
                                for w in layer.get_weights()])
@@ -202,10 +203,10 @@ class LceCase:
         assert got == channels, f"output order differs from the branches: {got} vs {channels}"
 
 
-def _cache_dir(builder) -> Path:
+def _cache_dir(builder, bitlite_export: bool = False) -> Path:
     """Converted models, keyed by the source of everything that shapes the model and by
-    the converter's version: a second session skips the conversions (the slow part);
-    a cold one still works."""
+    the converter's version (for bitlite's exporter: all of bitlite's sources): a second
+    session skips the conversions (the slow part); a cold one still works."""
     import hashlib
     import inspect
 
@@ -216,22 +217,32 @@ def _cache_dir(builder) -> Path:
                                              _Branches, _sign_layer)]
     parts += [tf.__version__, larq_compute_engine.__version__, repr((CINS, OUT_CHANNELS,
                                                                      PADDINGS, SIZE))]
+    if bitlite_export:
+        repo = Path(__file__).resolve().parents[2]
+        parts += [p.read_text() for p in sorted([*repo.glob("pipeline/**/*.py"),
+                                                 *repo.glob("models/**/*.py")])]
     key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
     root = Path(os.environ.get("BITLITE_TEST_CACHE", Path.home() / ".cache" / "bitlite"))
     return root / "runtime-test-models" / key
 
 
-def convert_cached(builder, seed: int, **kwargs) -> bytes:
-    """LCE-convert the model `builder` makes (weights randomized with `seed`), cached."""
+def convert_cached(builder, seed: int, bitlite_export: bool = False, **kwargs) -> bytes:
+    """LCE-convert the model `builder` makes (weights randomized with `seed`), cached;
+    `bitlite_export`: through bitlite's exporter (pipeline.export.convert) instead."""
     import larq_compute_engine as lce
 
-    cached = _cache_dir(builder) / f"{builder.__name__}-{seed}.tflite"
+    cached = _cache_dir(builder, bitlite_export) / f"{builder.__name__}-{seed}.tflite"
     if cached.is_file():
         return cached.read_bytes()
     model = builder()
     model = model[0] if isinstance(model, tuple) else model
     _randomize(model, seed)
-    model_bytes = lce.convert_keras_model(model, **kwargs)
+    if bitlite_export:
+        from pipeline.export.convert import convert_model
+
+        model_bytes = convert_model(model, **kwargs)
+    else:
+        model_bytes = lce.convert_keras_model(model, **kwargs)
     cached.parent.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_bytes(model_bytes)
@@ -256,6 +267,24 @@ def build_single_input_model():
     y = tf.keras.layers.MaxPool2D(2)(y)
     y = batch_norm()(quant_conv(10, "valid", 0.0, 2, 1)(y))
     return tf.keras.Model(inp, y)
+
+
+def build_lenet5():
+    """bitlite's default network and method (LeNet-5 BNN, as ``pipeline.train`` makes it);
+    weights and batch-norm statistics come from _randomize, so thresholds differ."""
+    from models.registry import build_model
+    from pipeline.methods import make_method
+
+    return build_model("lenet5", make_method("bnn"), (28, 28, 1), 10)
+
+
+def lenet5_case() -> LceCase:
+    """bitlite's LeNet-5 BNN export (bitpacked bconv -> binary max pool -> bconv chain,
+    softmax output) with LCE's x86 outputs."""
+    import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+    model_bytes = convert_cached(build_lenet5, seed=6, bitlite_export=True)
+    return LceCase(model_bytes, ["lenet5-softmax"], [10], seed=6)
 
 
 def single_input_model() -> bytes:

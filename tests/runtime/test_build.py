@@ -16,7 +16,6 @@ import pytest
 from bitlite_runtime import build
 
 QEMU = {"aarch64": "qemu-aarch64", "armhf": "qemu-arm"}
-ELF_MACHINE = {"aarch64": 183, "armhf": 40, "x86_64": 62}
 
 
 def _needs(arch: str) -> None:
@@ -25,12 +24,6 @@ def _needs(arch: str) -> None:
         pytest.skip(f"{compiler} not installed")
     if arch in QEMU and shutil.which(QEMU[arch]) is None:
         pytest.skip(f"{QEMU[arch]} not installed")
-
-
-def _elf_machine(path: Path) -> int:
-    header = path.read_bytes()[:20]
-    assert header[:4] == b"\x7fELF"
-    return int.from_bytes(header[18:20], "little")
 
 
 def _run_check(binary: Path, arch: str, iterations: int) -> str:
@@ -50,7 +43,7 @@ def test_host_kernels_match_reference(tmp_path):
 def test_neon_kernels_match_reference_under_qemu(arch, tmp_path):
     _needs(arch)
     binary = build.build_kernel_check(arch, tmp_path)
-    assert _elf_machine(binary) == ELF_MACHINE[arch]
+    assert build.elf_machine(binary) == arch
     out = _run_check(binary, arch, 150)
     assert "neon" in out and " 0 failed" in out
     assert "decode: 150 packed tensors" in out  # BitliteDecodeWeights on Arm too
@@ -60,7 +53,7 @@ def test_neon_kernels_match_reference_under_qemu(arch, tmp_path):
 def test_cross_built_library_needs_glibc_2_34_and_libstdcxx(arch, tmp_path):
     _needs(arch)
     library = build.build_library(arch, tmp_path)
-    assert _elf_machine(library) == ELF_MACHINE[arch]
+    assert build.elf_machine(library) == arch
     readelf = shutil.which("readelf") or pytest.skip("readelf not installed")
     dynamic = subprocess.run([readelf, "-dW", str(library)], capture_output=True,
                              text=True, check=True).stdout
@@ -171,3 +164,16 @@ def test_unknown_arch_is_refused():
 def test_cli_prints_library_path(tmp_path, capsys):
     assert build.main(["--arch", "host", "--out", str(tmp_path)]) == 0
     assert Path(capsys.readouterr().out.strip()) == tmp_path / build.LIBRARY_NAME
+
+
+def test_host_build_by_a_compiler_for_another_machine_is_refused(tmp_path, monkeypatch):
+    """An emulated aarch64 pip whose ``c++`` is the host's x86-64 compiler (or any CXX for
+    the wrong machine) must fail the build, not ship a library that cannot load."""
+    other = {"x86_64": "aarch64", "aarch64": "armhf"}.get(build.host_arch())
+    if other is None:
+        pytest.skip(f"no cross compiler to try on {build.host_arch()}")
+    _needs(other)
+    monkeypatch.setenv("CXX", build.compiler_for(other))
+    with pytest.raises(build.BuildError, match=f"for {other}, not {build.host_arch()}: set CXX"):
+        build.build_library("host", tmp_path)
+    assert list(tmp_path.iterdir()) == []  # nothing left behind

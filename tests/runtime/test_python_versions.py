@@ -11,6 +11,12 @@ python3.13 makes a venv and pip builds this checkout's runtime with trixie's g++
 cp313 wheels only (LiteRT and numpy 2, no tflite-runtime), under chroot. The root is
 pipeline.bench.targets.sysroot's ``x86_64-trixie``, built by ``.ci/sysroots`` (or point
 BITLITE_TRIXIE_ROOT at one); without it, or without root for chroot, skipped.
+
+And the emulated Raspberry Pi OS trixie (``aarch64-trixie``, under qemu-aarch64): the
+guest's python3.13 makes a venv and trixie's pip runs ``pip install ./runtime`` there from
+LiteRT's and numpy's cp313 aarch64 wheels, compiling with Debian's cross compiler (see
+test_pip_install_runtime_in_emulated_arm_trixie_matches_lce); skipped without the root
+(.ci/sysroots aarch64-trixie), qemu-aarch64 or aarch64-linux-gnu-g++.
 """
 
 from __future__ import annotations
@@ -19,15 +25,20 @@ import os
 import platform
 import shutil
 import subprocess
+import tempfile
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
+from bitlite_runtime import build
 from runtime_models import GUEST_REPORT_SCRIPT, compare, guest_report, read_results, write_cases
 
 PYTHONS = [p for p in os.environ.get("BITLITE_TEST_PYTHONS", "").split(os.pathsep) if p]
 RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
 TRIXIE = "x86_64-trixie"
+ARM_TRIXIE = "aarch64-trixie"
+ARM_CXX = "aarch64-linux-gnu-g++"  # Debian's cross compiler, an x86-64 program
 
 
 @pytest.mark.skipif(not PYTHONS, reason="BITLITE_TEST_PYTHONS is not set")
@@ -120,3 +131,93 @@ def test_pip_install_runtime_in_debian_trixie_matches_lce(root_scratch, main_cas
     assert Path(info["library"]).is_relative_to(inside / "venv")  # pip's build, not ours
     for case, got in zip(cases, read_results(folder / "y.npz", cases), strict=True):
         compare(case, got, exact_float=True)
+
+
+# ------------------------------------------------------------------ emulated Arm Debian 13
+
+# The guest's python3.13 as a program the host kernel can start. qemu-user passes a guest's
+# execve to the host kernel, which runs x86-64 programs natively but, without binfmt_misc
+# registered for aarch64 (none here, nor in CI's containers; a real Pi needs none), cannot
+# start an aarch64 one; pip starts sys.executable for its build steps. So the venv's
+# python3.13 is this script, doing what binfmt_misc would: start the guest's python under
+# qemu. -0 keeps argv[0] (the venv's path): Python finds the venv's pyvenv.cfg from it and
+# sys.executable stays this script.
+_GUEST_PYTHON = """#!/bin/sh
+exec {qemu} {qemu_args} -L {root} -0 "$0" {python} "$@"
+"""
+
+
+def _arm_trixie():
+    """The aarch64 Debian 13 root, qemu-aarch64 and the cross compiler, or a skip saying
+    which is missing."""
+    qemu, cxx = shutil.which("qemu-aarch64"), shutil.which(ARM_CXX)
+    if qemu is None or cxx is None:
+        pytest.skip(f"qemu-aarch64 or {ARM_CXX} is not installed")
+    try:
+        from pipeline.bench.targets import sysroot
+    except ImportError:
+        pytest.skip("pipeline.bench.targets.sysroot is not available")
+    found = sysroot.existing(ARM_TRIXIE)
+    if found is None:
+        pytest.skip(f"no current {ARM_TRIXIE} root in {sysroot.cache_root()}: build it "
+                    f"with .ci/sysroots {ARM_TRIXIE}")  # fmt: skip
+    return found, qemu, cxx
+
+
+def _guest(python: Path, *args: str, env: dict, timeout: int = 600) -> str:
+    proc = subprocess.run([str(python), *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)  # fmt: skip
+    assert proc.returncode == 0, f"{' '.join(args[:3])}:\n{(proc.stderr + proc.stdout)[-3000:]}"
+    return proc.stdout
+
+
+def test_pip_install_runtime_in_emulated_arm_trixie_matches_lce(main_case, int8_case,
+                                                                lenet_case):  # fmt: skip
+    """What a Raspberry Pi OS trixie user does, on an emulated Cortex-A76: python3 -m venv,
+    then trixie's own pip installs ./runtime from the cp313 aarch64 wheels of LiteRT and
+    numpy 2 (no tflite-runtime) and builds the library, then the LCE op matrix, the int8
+    model and bitlite's LeNet-5 export run there. pip, setuptools and the build run in the
+    guest; only the compiler is the host's: CXX is Debian's aarch64 cross compiler, which
+    the guest starts natively (trixie's g++ under emulation would take minutes)."""
+    root, qemu, cxx = _arm_trixie()
+    folder = Path(tempfile.mkdtemp(prefix="bitlite-", dir=root.root / "tmp"))
+    try:
+        _install_and_run(root, qemu, cxx, folder, [main_case, int8_case, lenet_case])
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _install_and_run(root, qemu: str, cxx: str, folder: Path, cases: list) -> None:
+    shutil.copytree(RUNTIME_DIR, folder / "runtime", ignore=shutil.ignore_patterns(
+        "build", "__pycache__", "*.so", "*.egg-info"))  # fmt: skip
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(folder), "LANG": "C.UTF-8", "PIP_NO_INPUT": "1",
+           "PIP_NO_CACHE_DIR": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "CXX": cxx}
+    venv = folder / "venv"
+    subprocess.run([qemu, *root.qemu_args, "-L", str(root.root), str(root.python), "-m", "venv",
+                    "--without-pip", str(venv)], env=env, check=True, timeout=300)  # fmt: skip
+    python = venv / "bin" / root.python.name
+    python.unlink()  # the link to the guest's python3.13, which the host cannot exec
+    python.write_text(_GUEST_PYTHON.format(qemu=qemu, qemu_args=" ".join(root.qemu_args),
+                                           root=root.root, python=root.python))  # fmt: skip
+    python.chmod(0o755)
+    # trixie's pip (python3-pip-whl, what ensurepip would put in the venv), run from its
+    # wheel; --no-compile: no byte-compiling numpy under emulation.
+    (pip,) = (root.root / "usr" / "share" / "python-wheels").glob("pip-*.whl")
+    _guest(python, str(pip / "pip"), "install", "--no-compile", "--no-index", "--find-links",
+           str(root.wheels), str(folder / "runtime"), env=env)  # fmt: skip
+    args = write_cases(cases, folder)
+    report = _guest(python, "-c", GUEST_REPORT_SCRIPT, str(folder / "y.npz"), *map(str, args),
+                    env={k: v for k, v in env.items() if k != "CXX"})  # fmt: skip
+    info = guest_report(report)
+    print(info)
+    assert info["python"].startswith("3.13.") and info["numpy"].startswith("2.")
+    assert info["host"] == "litert" and info["hosts"] == ["litert"]  # no tflite-runtime
+    library = Path(info["library"])
+    assert library.is_relative_to(venv) and build.elf_machine(library) == "aarch64"
+    (*matrix, lenet), (*matrix_got, lenet_got) = cases, read_results(folder / "y.npz", cases)
+    for case, got in zip(matrix, matrix_got, strict=True):
+        compare(case, got, exact_float=True)  # every output comes from bitlite's ops
+    # LeNet-5's softmax runs in LiteRT's aarch64 float kernels, LCE's on x86: the issue's
+    # float bound (1e-5 relative), and the same class for every image
+    compare(lenet, lenet_got, exact_float=False)
+    np.testing.assert_array_equal(lenet_got[0].argmax(-1), lenet.expected[0].argmax(-1))

@@ -17,8 +17,9 @@ The recipes (``RECIPES``):
   installed into it: a test runs a real ``python3.13 -m venv`` + ``pip install ./runtime``
   in it under ``chroot`` (root only), as a Debian 13 user would.
 
-The cache holds ``sysroot/<name>/`` (ready once it contains READY, written last; a build
-happens in a temporary directory renamed into place) and ``apt/<name>/`` (the package
+The cache holds ``sysroot/<name>/`` (ready once it contains READY, written last, naming
+what the recipe installs: a root of an older recipe is rebuilt; a build happens in a
+temporary directory renamed into place) and ``apt/<name>/`` (the package
 lists and .deb files, reused by a rebuild).
 """
 
@@ -103,16 +104,19 @@ CPU revision\t: 1
 """
 # What pip gives a Raspberry Pi OS trixie user today, pinned so that counts repeat.
 TRIXIE_WHEELS = ("ai-edge-litert==2.3.0", "numpy==2.5.5")
+# runtime/pyproject.toml's build requirements, for a pip install ./runtime inside a root
+BUILD_WHEELS = ("setuptools>=68", "wheel")
 RECIPES = {
     "aarch64": Recipe("aarch64", "bookworm", ("python3.11", "python3-numpy", "libstdc++6"),
                       "3.11", 36, install=("tflite-runtime==2.14.0",)),
     "armhf": Recipe("armhf", "bookworm", ("python3.11", "python3-numpy", "libstdc++6"),
                     "3.11", 36, install=("tflite-runtime==2.14.0",)),
-    "aarch64-trixie": Recipe("aarch64", "trixie", ("python3.13", "libstdc++6"), "3.13", 41,
-                             install=TRIXIE_WHEELS, with_deps=True, size="~45 MB",
+    "aarch64-trixie": Recipe("aarch64", "trixie", ("python3.13", "python3.13-venv", "libstdc++6"),
+                             "3.13", 41, install=TRIXIE_WHEELS, with_deps=True,
+                             download=(*TRIXIE_WHEELS, *BUILD_WHEELS), size="~50 MB",
                              cpuinfo=PI5_CPUINFO, qemu_cpu="cortex-a76"),
     "x86_64-trixie": Recipe("x86_64", "trixie", ("python3.13", "python3.13-venv", "g++"),
-                            "3.13", 41, download=(*TRIXIE_WHEELS, "setuptools>=68", "wheel"),
+                            "3.13", 41, download=(*TRIXIE_WHEELS, *BUILD_WHEELS),
                             size="~110 MB"),
 }  # fmt: skip
 
@@ -165,17 +169,32 @@ def ensure(name: str, progress: Callable[[str], None] = print) -> Sysroot:
     if name not in RECIPES:
         raise TargetError(f"no sysroot recipe for '{name}'; choose one of {sorted(RECIPES)}")
     final = cache_root() / "sysroot" / name
-    if not (final / READY).exists():
+    if not _is_current(name, final):
         with _lock(cache_root() / f"sysroot-{name}.lock"):
-            if not (final / READY).exists():  # another process may have built it meanwhile
+            if not _is_current(name, final):  # another process may have built it meanwhile
                 _build(name, final, progress)
     return Sysroot(name, final)
 
 
 def existing(name: str) -> Sysroot | None:
-    """The sysroot ``name`` if the cache holds a finished one; never builds."""
+    """The sysroot ``name`` if the cache holds a finished one of today's recipe; never builds."""
     final = cache_root() / "sysroot" / name
-    return Sysroot(name, final) if (final / READY).exists() else None
+    return Sysroot(name, final) if _is_current(name, final) else None
+
+
+def stamp(name: str) -> str:
+    """What READY says of a root built from today's recipe ``name``: a root whose READY
+    says otherwise was built from an older recipe (e.g. without the wheels a test needs)."""
+    recipe = RECIPES[name]
+    return (f"{recipe.suite} {ARCHES[recipe.arch].debian}: "
+            + " ".join(recipe.packages + recipe.install + recipe.download) + "\n")
+
+
+def _is_current(name: str, final: Path) -> bool:
+    try:
+        return (final / READY).read_text() == stamp(name)
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager
@@ -202,10 +221,7 @@ def _build(name: str, final: Path, progress: Callable[[str], None]) -> None:
         if recipe.cpuinfo:
             _write_cpuinfo(tmp, recipe.cpuinfo)
         _add_wheels(recipe, tmp, progress)
-        (tmp / READY).write_text(
-            f"{recipe.suite} {spec.debian}: "
-            + " ".join(recipe.packages + recipe.install + recipe.download) + "\n"
-        )
+        (tmp / READY).write_text(stamp(name))
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)

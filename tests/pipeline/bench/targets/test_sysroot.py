@@ -45,9 +45,12 @@ def test_existing_never_builds(tmp_path, monkeypatch):
     assert sysroot.existing("aarch64-trixie") is None
     ready = tmp_path / "sysroot" / "aarch64-trixie"
     ready.mkdir(parents=True)
-    (ready / sysroot.READY).write_text("x\n")
+    (ready / sysroot.READY).write_text(sysroot.stamp("aarch64-trixie"))
     found = sysroot.existing("aarch64-trixie")
     assert found.root == ready and found.python == ready / "usr/bin/python3.13"
+    # a root of an older recipe (READY naming other packages) is not today's: not used
+    (ready / sysroot.READY).write_text("trixie arm64: python3.13 libstdc++6\n")
+    assert sysroot.existing("aarch64-trixie") is None
     assert list(tmp_path.iterdir()) == [tmp_path / "sysroot"]
 
 
