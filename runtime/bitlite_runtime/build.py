@@ -5,8 +5,10 @@ both call `build_library`, so the flags live only here.
 
     python -m bitlite_runtime.build --arch aarch64 --out build/aarch64
 
-Cross compilers are Debian's: g++-aarch64-linux-gnu (aarch64), g++-arm-linux-gnueabihf
-(armhf, ARMv7 + NEON, e.g. a Raspberry Pi 2/3/4 with a 32-bit OS). The library needs
+The host build (``pip install``) compiles with ``$CXX``, else ``c++``, and checks that the
+library is for this machine. Cross compilers are Debian's: g++-aarch64-linux-gnu
+(aarch64), g++-arm-linux-gnueabihf (armhf, ARMv7 + NEON, e.g. a Raspberry Pi 2/3/4 with a
+32-bit OS). The library needs
 glibc >= 2.34 and the system's libstdc++ (GCC >= 12's), as tflite-runtime 2.14's Arm
 wheels do; libstdc++ is not linked statically because its static archive would pull in
 glibc 2.36 symbols (arc4random, _dl_find_object).

@@ -11,7 +11,9 @@ The recipes (``RECIPES``):
   of ``tflite-runtime`` 2.14 (Raspberry Pi OS bookworm; about 25 MB of downloads).
 * ``aarch64-trixie``: Debian 13 "trixie" with python3.13 and LiteRT's cp313 wheel
   (``ai-edge-litert`` with numpy 2): what ``pip install`` gives a Raspberry Pi OS trixie
-  user on a Pi 4/5 today (about 45 MB).
+  user on a Pi 4/5 today (about 50 MB). Also ``python3.13-venv`` (trixie's pip wheel) and
+  the cp313 aarch64 wheels ``pip install ./runtime`` needs in ``wheels/``, for a test that
+  runs it in the guest.
 * ``x86_64-trixie``: Debian 13 with python3.13, ``python3.13-venv`` and ``g++``, and the
   cp313 wheels ``pip install ./runtime`` needs in ``wheels/`` (about 110 MB). Nothing is
   installed into it: a test runs a real ``python3.13 -m venv`` + ``pip install ./runtime``
