@@ -178,7 +178,8 @@ def test_pip_install_runtime_in_emulated_arm_trixie_matches_lce(main_case, int8_
     numpy 2 (no tflite-runtime) and builds the library, then the LCE op matrix, the int8
     model and bitlite's LeNet-5 export run there. pip, setuptools and the build run in the
     guest; only the compiler is the host's: CXX is Debian's aarch64 cross compiler, which
-    the guest starts natively (trixie's g++ under emulation would take minutes)."""
+    the guest starts natively (trixie's g++ under emulation is many times slower, and
+    could not start its own aarch64 cc1plus without binfmt_misc)."""
     root, qemu, cxx = _arm_trixie()
     folder = Path(tempfile.mkdtemp(prefix="bitlite-", dir=root.root / "tmp"))
     try:
