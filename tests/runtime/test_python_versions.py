@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -198,14 +199,17 @@ def _install_and_run(root, qemu: str, cxx: str, folder: Path, cases: list) -> No
                     "--without-pip", str(venv)], env=env, check=True, timeout=300)  # fmt: skip
     python = venv / "bin" / root.python.name
     python.unlink()  # the link to the guest's python3.13, which the host cannot exec
-    python.write_text(_GUEST_PYTHON.format(qemu=qemu, qemu_args=" ".join(root.qemu_args),
-                                           root=root.root, python=root.python))  # fmt: skip
+    python.write_text(_GUEST_PYTHON.format(
+        qemu=shlex.quote(qemu), qemu_args=shlex.join(root.qemu_args),
+        root=shlex.quote(str(root.root)), python=shlex.quote(str(root.python))))
     python.chmod(0o755)
     # trixie's pip (python3-pip-whl, what ensurepip would put in the venv), run from its
     # wheel; --no-compile: no byte-compiling numpy under emulation.
     (pip,) = (root.root / "usr" / "share" / "python-wheels").glob("pip-*.whl")
     _guest(python, str(pip / "pip"), "install", "--no-compile", "--no-index", "--find-links",
            str(root.wheels), str(folder / "runtime"), env=env)  # fmt: skip
+    (wheel,) = (venv / "lib").glob("python3.13/site-packages/bitlite_runtime-*.dist-info/WHEEL")
+    assert "Tag: cp313-cp313-linux_aarch64" in wheel.read_text()  # built by the guest's pip
     args = write_cases(cases, folder)
     report = _guest(python, "-c", GUEST_REPORT_SCRIPT, str(folder / "y.npz"), *map(str, args),
                     env={k: v for k, v in env.items() if k != "CXX"})  # fmt: skip
