@@ -349,7 +349,8 @@ def kernel_params() -> list:
 
 
 # Runs in another Python (an emulated Arm sysroot, another version): each model file on its
-# inputs, one image at a time, outputs saved to argv[1]. Needs only numpy and bitlite_runtime.
+# inputs, one image at a time, outputs saved to argv[1]; a model of one input and one output
+# through predict() (what a user calls). Needs only numpy and bitlite_runtime.
 GUEST_SCRIPT = """
 import sys
 import numpy as np
@@ -359,6 +360,9 @@ for k, (model, inputs) in enumerate(zip(sys.argv[2::2], sys.argv[3::2])):
     data = np.load(inputs)
     xs = [data[f"arr_{i}"] for i in range(len(data.files))]
     it = Interpreter(open(model, "rb").read(), num_threads=2)
+    if len(xs) == 1 and len(it.output_details) == 1:
+        results[f"{k}_0"] = it.predict(xs[0])
+        continue
     per = [it.invoke([x[i : i + 1] for x in xs]) for i in range(xs[0].shape[0])]
     for j, outs in enumerate(zip(*per)):
         results[f"{k}_{j}"] = np.concatenate(outs)

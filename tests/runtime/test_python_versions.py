@@ -177,7 +177,7 @@ def test_pip_install_runtime_in_emulated_arm_trixie_matches_lce(main_case, int8_
     """What a Raspberry Pi OS trixie user does, on an emulated Cortex-A76: python3 -m venv,
     then trixie's own pip installs ./runtime from the cp313 aarch64 wheels of LiteRT and
     numpy 2 (no tflite-runtime) and builds the library, then the LCE op matrix, the int8
-    model and bitlite's LeNet-5 export run there. pip, setuptools and the build run in the
+    model and bitlite's LeNet-5 export (through predict()) run there. pip, setuptools and the build run in the
     guest; only the compiler is the host's: CXX is Debian's aarch64 cross compiler, which
     the guest starts natively (trixie's g++ under emulation is many times slower, and
     could not start its own aarch64 cc1plus without binfmt_misc)."""
