@@ -6,7 +6,10 @@ builds that library from the last commit that had it (``OLD_COMMIT``, sources re
 ``git show``) and times one model, interleaved, through:
 
 * the old registration in tflite-runtime 2.14 (``InterpreterWithCustomOps``);
-* the delegate in tflite-runtime 2.14 (same host: only the mechanism differs);
+* the delegate as merged (``MERGE_COMMIT``, built the same way, loaded with tflite-runtime
+  2.14's ``load_delegate``): the merge changed only the glue, so against the old
+  registration this is the mechanism alone, the issue's overhead goal (<= 5 %);
+* today's delegate in tflite-runtime 2.14 (the mechanism and every kernel change since);
 * the delegate in every other host runtime installed (LiteRT, tf.lite).
 
     python -m benchmarks.delegate_overhead [--model lenet5] [--runs 2000] [--block 20] [--threads 1]
@@ -39,25 +42,42 @@ sys.path.insert(0, str(ROOT / "runtime"))  # this checkout's runtime, not an ins
 
 OLD_COMMIT = "3e4a1f8"  # last commit with runtime/src/lce_ops.cc's bitlite_register
 OLD = "old registration (tflite-runtime 2.14)"
+# The delegate's merge changed only the glue: with the same kernels as OLD_COMMIT, this row
+# against OLD is the mechanism alone; today's delegate rows add every kernel change since.
+MERGE_COMMIT = "86db3d1"
+MERGED = f"delegate as merged ({MERGE_COMMIT}, same kernels; tflite-runtime 2.14)"
 OLD_FLAGS = ["-std=c++17", "-O3", "-ffp-contract=off", "-fPIC", "-shared",
              "-fvisibility=hidden", "-pthread"]
 
 
-def build_old_library(out: Path) -> Path:
-    """The pre-delegate library (AddCustom registration), compiled as it was."""
-    listing = subprocess.run(["git", "-C", str(ROOT), "ls-tree", "--name-only", OLD_COMMIT,
+def build_library_at(commit: str, out: Path, name: str) -> Path:
+    """runtime/src as `commit` had it (read with git show), compiled with OLD_FLAGS into
+    out/name; a delegate build exports only what its version script lists, as it did."""
+    listing = subprocess.run(["git", "-C", str(ROOT), "ls-tree", "--name-only", commit,
                               "runtime/src/"], capture_output=True, text=True, check=True)
     src = out / "src"
     src.mkdir(parents=True)
     for path in listing.stdout.split():
-        blob = subprocess.run(["git", "-C", str(ROOT), "show", f"{OLD_COMMIT}:{path}"],
+        blob = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:{path}"],
                               capture_output=True, check=True).stdout
         (src / Path(path).name).write_bytes(blob)
-    library = out / "libbitlite_lce.so"
+    exports = src / "bitlite_delegate.map"
+    link = [f"-Wl,--version-script={exports}"] if exports.exists() else ["-ldl"]
+    library = out / name
     cxx = os.environ.get("CXX", "c++")
-    subprocess.run([cxx, *OLD_FLAGS, *map(str, sorted(src.glob("*.cc"))), "-o", str(library),
-                    "-ldl"], check=True)
+    subprocess.run([cxx, *OLD_FLAGS, *map(str, sorted(src.glob("*.cc"))), *link, "-o",
+                    str(library)], check=True)  # fmt: skip
     return library
+
+
+def build_old_library(out: Path) -> Path:
+    """The pre-delegate library (AddCustom registration), compiled as it was."""
+    return build_library_at(OLD_COMMIT, out / "old", "libbitlite_lce.so")
+
+
+def build_merged_delegate(out: Path) -> Path:
+    """The delegate as merged: its glue over OLD_COMMIT's kernels."""
+    return build_library_at(MERGE_COMMIT, out / "merged", "libbitlite_delegate.so")
 
 
 def export(model: str) -> bytes:
@@ -94,6 +114,16 @@ def old_engine(library: Path, model: bytes, x: np.ndarray, threads: int):
                                            custom_op_registerers=[register]), x)
 
 
+def merged_engine(library: Path, model: bytes, x: np.ndarray, threads: int):
+    """The merged delegate through tflite-runtime's own load_delegate (its plugin entry
+    points), as a user with their own interpreter would load it."""
+    from tflite_runtime.interpreter import Interpreter, load_delegate
+
+    delegate = load_delegate(str(library), {"num_threads": str(threads)})
+    return _ready(Interpreter(model_content=model, num_threads=threads,
+                              experimental_delegates=[delegate]), x)  # fmt: skip
+
+
 def delegate_engine(host: str, model: bytes, x: np.ndarray, threads: int):
     from bitlite_runtime import Interpreter, probe
 
@@ -105,12 +135,15 @@ def delegate_engine(host: str, model: bytes, x: np.ndarray, threads: int):
 def what_ran(interpreter, bitlite_kernels: int | None) -> str:
     """Who runs the graph: bitlite's delegate kernels (or the old custom ops), the host's
     other delegate partitions (XNNPACK) and its builtin kernels."""
-    ops = [op["op_name"] for op in interpreter._get_ops_details()]
-    delegated = ops.count("DELEGATE")
+    delegated = [op["op_name"] for op in interpreter._get_ops_details()].count("DELEGATE")
     if bitlite_kernels is None:  # the old registration: our ops are plain custom ops
-        ours = sum(op.startswith("Lce") for op in ops)
-        return f"{ours} custom ops, {delegated} XNNPACK partition(s)"
+        return f"{_lce_ops(interpreter)} custom ops, {delegated} XNNPACK partition(s)"
     return f"{bitlite_kernels} delegate kernels, {delegated - bitlite_kernels} XNNPACK partition(s)"
+
+
+def _lce_ops(interpreter) -> int:
+    """LCE's ops in the interpreter's graph that no delegate has replaced."""
+    return sum(op["op_name"].startswith("Lce") for op in interpreter._get_ops_details())
 
 
 def measure(engines: dict[str, Any], runs: int, block: int) -> dict[str, float]:
@@ -141,7 +174,10 @@ def table(ms: dict[str, float], ran: dict[str, str], threads: int) -> str:
     base = ms[OLD]
     lines = [
         f"Batch 1, {threads} thread(s), bitlite kernel {_kernel()}; median of interleaved "
-        "samples. x86 host timings, not a device speed.", "",
+        "samples. x86 host timings, not a device speed. The old registration and the "
+        f"delegate as merged are built from commits {OLD_COMMIT} and {MERGE_COMMIT} (the same "
+        "kernels): their ratio is the mechanism's overhead; today's delegate rows add every "
+        "kernel change since.", "",
         "| engine | what ran | latency (ms) | vs old registration |",
         "|---|---|---:|---:|",
     ]
@@ -174,6 +210,9 @@ def main() -> None:
         old_it = old_engine(old, model, x, args.threads)
         engines = {OLD: old_it}
         ran = {OLD: what_ran(old_it, None)}
+        engines[MERGED] = merged_engine(build_merged_delegate(Path(tmp)), model, x, args.threads)
+        # every Lce op is claimed, or construction fails: as many kernels as old custom ops
+        ran[MERGED] = what_ran(engines[MERGED], _lce_ops(old_it))
         for host in hosts.installed():
             name = f"delegate ({host} {hosts.resolve(host).version})"
             engines[name], kernels = delegate_engine(host, model, x, args.threads)
