@@ -137,11 +137,11 @@ void CheckGemm(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernels
       Expect(got == want, std::string("gemm ") + k->name + shape);
       ++g_per_kernel[k->name];
       if (k->run_blocked == nullptr) continue;
-      std::vector<uint32_t> packed(BlockedFilterWords(n_out, kwords) + 16);
-      // Pack at a 64-byte boundary, as the plan does.
+      std::vector<uint32_t> packed(NibbleFilterWords(n_out, kwords) + 16);
+      // Pack at a 64-byte boundary, as the plan does, in the kernel's layout.
       uint32_t* base = packed.data();
       while (reinterpret_cast<uintptr_t>(base) % 64 != 0) ++base;
-      PackFiltersBlocked16(b.data(), n_out, kwords, base);
+      (k->nibbles ? PackFiltersNibbles16 : PackFiltersBlocked16)(b.data(), n_out, kwords, base);
       std::vector<uint32_t> inter(size_t((n_pix + 3) / 4) * 4 * kwords);
       const uint32_t* pa = a.data();
       if (k->interleave4) {

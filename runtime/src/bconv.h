@@ -89,6 +89,11 @@ struct BConvPlan {
   // (group g at g * blocked_group_words), for kernels with run_blocked.
   AlignedWords blocked_filters;
   size_t blocked_group_words = 0;
+#if defined(__x86_64__) || defined(__i386__)
+  // The "blocked 16x4 nibbles" layout (bgemm.h) for the AVX2 kernel, per group
+  // (group g at g * 2 * blocked_group_words).
+  AlignedWords nibble_filters;
+#endif
   std::vector<uint32_t> raw_filters;  // OHWI as in the model (for the oracle)
   std::vector<int32_t> tap_popcount;  // [out_c][fh * fw]: set bits per tap
 };
