@@ -66,6 +66,8 @@ class Interpreter:
         self._input_details = self._interpreter.get_input_details()
         self._output_details = self._interpreter.get_output_details()
         self._output_indices = [d["index"] for d in self._output_details]
+        first = self._input_details[0]["shape"] if self._input_details else ()
+        self._input_shape = tuple(int(n) for n in first)  # predict's, as Python ints
 
     @property
     def input_details(self) -> list[dict]:
@@ -94,6 +96,8 @@ class Interpreter:
 
     def _to_input(self, x: np.ndarray, detail: dict) -> np.ndarray:
         dtype = detail["dtype"]
+        if x.dtype == dtype:  # the usual case, without numpy's slower type tests
+            return x
         scale, zero_point = detail["quantization"]
         if np.issubdtype(x.dtype, np.floating) and dtype == np.int8 and scale > 0:
             q = np.round(x / scale) + zero_point  # float input to an int8 model
@@ -124,9 +128,9 @@ class Interpreter:
         model's dtype (int8 outputs are not dequantized).
         """
         x = np.asarray(x)
-        if len(self.input_details) != 1:
+        if len(self._input_details) != 1:
             raise RuntimeModelError("predict() supports single-input models; use invoke()")
-        shape = tuple(self.input_details[0]["shape"])
+        shape = self._input_shape
         if x.shape[1:] != shape[1:]:
             raise RuntimeModelError(f"input shape {x.shape} does not match the model's {shape}")
         if shape[0] == x.shape[0]:
