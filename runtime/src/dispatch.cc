@@ -12,9 +12,9 @@ const BgemmKernel kReference = {"reference", nullptr};
 const BgemmKernel kGeneric = {"generic", BgemmGeneric, nullptr, false, false, false, 5e5};
 #if defined(__x86_64__) || defined(__i386__)
 // Thread thresholds: ~20 us of each kernel's work (AVX-512 VPOPCNTDQ ~1 binary
-// MAC/ps per core, AVX2 ~0.2, NEON ~0.15, generic ~0.025).
+// MAC/ps per core, AVX2 ~0.4, NEON ~0.15, generic ~0.025).
 const BgemmKernel kAvx2 = {"avx2", BgemmAvx2, BgemmAvx2Blocked, false, /*fuses=*/true,
-                           /*nibbles=*/true, 4e6};
+                           /*nibbles=*/true, 8e6};
 const BgemmKernel kAvx512 = {"avx512", BgemmAvx512, BgemmAvx512Blocked, false, /*fuses=*/true,
                              false, 2e7};
 
