@@ -273,18 +273,21 @@ void CheckConv(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernels
                              " type=" + std::to_string(int(type)) + " padding=" +
                              std::to_string(o.padding) + " pad_values=" +
                              std::to_string(o.pad_values);
-    for (const BgemmKernel* k : kernels)
+    for (const BgemmKernel* k : kernels) {
+      BConvPlan own = plan;  // as prepare keeps it for k: one blocked filter copy
+      KeepFiltersFor(k, &own);
       for (int threads = 1; threads <= 4; ++threads)
         for (bool fused : {true, false}) {
           if (!fused && !k->fuses) continue;  // no fused path to compare against
           std::fill(got.begin(), got.end(), 0x55555555);
-          const bool ok = fused ? RunBConv(plan, k, threads, input.data(), got.data())
-                                : RunBConvUnfused(plan, k, threads, input.data(), got.data());
+          const bool ok = fused ? RunBConv(own, k, threads, input.data(), got.data())
+                                : RunBConvUnfused(own, k, threads, input.data(), got.data());
           Expect(ok && std::memcmp(got.data(), want.data(), bytes) == 0,
                  std::string("bconv ") + k->name + " threads=" + std::to_string(threads) +
                      (fused ? " fused" : " unfused") + what);
           ++g_per_kernel[k->name];
         }
+    }
   }
 }
 

@@ -706,6 +706,18 @@ void BConvOutputDims(const BConvPlan& plan, int dims[4]) {
                                                     : plan.shape.out_c;
 }
 
+void KeepFiltersFor(const BgemmKernel* kernel, BConvPlan* plan) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (kernel != nullptr && kernel->run_blocked != nullptr && kernel->nibbles)
+    plan->blocked_filters.assign_zero(0);
+  else
+    plan->nibble_filters.assign_zero(0);
+#else
+  (void)kernel;
+  (void)plan;
+#endif
+}
+
 bool RunBConv(const BConvPlan& plan, const BgemmKernel* kernel, int num_threads,
               const int32_t* input, void* output, BConvWorkspace* workspace) {
   // A workspace that Reserve did not fill (out of memory) is not used.

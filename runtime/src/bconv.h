@@ -117,6 +117,12 @@ std::string PlanBConv(const BConvOptions& opt, const BConvTensors& t, BConvPlan*
 // Output dimensions [N, out_h, out_w, C or words].
 void BConvOutputDims(const BConvPlan& plan, int dims[4]);
 
+// Prepare, once it has chosen the kernel: frees the filter copy that kernel does
+// not read (x86: the nibble planes unless it is AVX2's, else the blocked layout),
+// so a plan holds one blocked copy. The plan then runs with `kernel` (and the
+// reference or generic kernels) only.
+void KeepFiltersFor(const BgemmKernel* kernel, BConvPlan* plan);
+
 // Scratch memory for RunBConv, one slot per thread, allocated before the run (at
 // prepare) so that a run with it allocates nothing; the pool's threads are started
 // then too. Without one, RunBConv grows per-thread scratch on first use.
