@@ -137,11 +137,11 @@ void CheckGemm(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernels
       Expect(got == want, std::string("gemm ") + k->name + shape);
       ++g_per_kernel[k->name];
       if (k->run_blocked == nullptr) continue;
-      std::vector<uint32_t> packed(BlockedFilterWords(n_out, kwords) + 16);
-      // Pack at a 64-byte boundary, as the plan does.
+      std::vector<uint32_t> packed(NibbleFilterWords(n_out, kwords) + 16);
+      // Pack at a 64-byte boundary, as the plan does, in the kernel's layout.
       uint32_t* base = packed.data();
       while (reinterpret_cast<uintptr_t>(base) % 64 != 0) ++base;
-      PackFiltersBlocked16(b.data(), n_out, kwords, base);
+      (k->nibbles ? PackFiltersNibbles16 : PackFiltersBlocked16)(b.data(), n_out, kwords, base);
       std::vector<uint32_t> inter(size_t((n_pix + 3) / 4) * 4 * kwords);
       const uint32_t* pa = a.data();
       if (k->interleave4) {
@@ -273,18 +273,21 @@ void CheckConv(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernels
                              " type=" + std::to_string(int(type)) + " padding=" +
                              std::to_string(o.padding) + " pad_values=" +
                              std::to_string(o.pad_values);
-    for (const BgemmKernel* k : kernels)
+    for (const BgemmKernel* k : kernels) {
+      BConvPlan own = plan;  // as prepare keeps it for k: one blocked filter copy
+      KeepFiltersFor(k, &own);
       for (int threads = 1; threads <= 4; ++threads)
         for (bool fused : {true, false}) {
           if (!fused && !k->fuses) continue;  // no fused path to compare against
           std::fill(got.begin(), got.end(), 0x55555555);
-          const bool ok = fused ? RunBConv(plan, k, threads, input.data(), got.data())
-                                : RunBConvUnfused(plan, k, threads, input.data(), got.data());
+          const bool ok = fused ? RunBConv(own, k, threads, input.data(), got.data())
+                                : RunBConvUnfused(own, k, threads, input.data(), got.data());
           Expect(ok && std::memcmp(got.data(), want.data(), bytes) == 0,
                  std::string("bconv ") + k->name + " threads=" + std::to_string(threads) +
                      (fused ? " fused" : " unfused") + what);
           ++g_per_kernel[k->name];
         }
+    }
   }
 }
 

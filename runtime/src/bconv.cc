@@ -298,6 +298,11 @@ void Gemm(const BConvPlan& plan, const BgemmKernel* kernel, const uint32_t* patc
   if (kernel->run_blocked != nullptr) {
     const uint32_t* f = plan.blocked_filters.data() + g * plan.blocked_group_words +
                         static_cast<size_t>(first) * plan.kwords;  // first % 16 == 0
+#if defined(__x86_64__) || defined(__i386__)
+    if (kernel->nibbles)  // twice the words per filter
+      f = plan.nibble_filters.data() + 2 * (g * plan.blocked_group_words +
+                                            static_cast<size_t>(first) * plan.kwords);
+#endif
     kernel->run_blocked(patches, n, f, c1 - c0, plan.kwords, accum + c0, plan.shape.out_c,
                         fused);
     return;
@@ -682,6 +687,13 @@ std::string PlanBConv(const BConvOptions& opt, const BConvTensors& t, BConvPlan*
     PackFiltersBlocked16(plan->packed_filters.data() + static_cast<size_t>(g) * og * kwords, og,
                          static_cast<int>(kwords),
                          plan->blocked_filters.data() + g * plan->blocked_group_words);
+#if defined(__x86_64__) || defined(__i386__)
+  plan->nibble_filters.assign_zero(2 * plan->blocked_group_words * s.groups);
+  for (int g = 0; g < s.groups; ++g)
+    PackFiltersNibbles16(plan->packed_filters.data() + static_cast<size_t>(g) * og * kwords, og,
+                         static_cast<int>(kwords),
+                         plan->nibble_filters.data() + 2 * g * plan->blocked_group_words);
+#endif
   plan->shape = s;
   return "";
 }
@@ -692,6 +704,18 @@ void BConvOutputDims(const BConvPlan& plan, int dims[4]) {
   dims[2] = plan.shape.out_w;
   dims[3] = plan.out_type == OutputType::kBitpacked ? CeilDiv(plan.shape.out_c, kBits)
                                                     : plan.shape.out_c;
+}
+
+void KeepFiltersFor(const BgemmKernel* kernel, BConvPlan* plan) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (kernel != nullptr && kernel->run_blocked != nullptr && kernel->nibbles)
+    plan->blocked_filters.assign_zero(0);
+  else
+    plan->nibble_filters.assign_zero(0);
+#else
+  (void)kernel;
+  (void)plan;
+#endif
 }
 
 bool RunBConv(const BConvPlan& plan, const BgemmKernel* kernel, int num_threads,

@@ -89,6 +89,11 @@ struct BConvPlan {
   // (group g at g * blocked_group_words), for kernels with run_blocked.
   AlignedWords blocked_filters;
   size_t blocked_group_words = 0;
+#if defined(__x86_64__) || defined(__i386__)
+  // The "blocked 16x4 nibbles" layout (bgemm.h) for the AVX2 kernel, per group
+  // (group g at g * 2 * blocked_group_words).
+  AlignedWords nibble_filters;
+#endif
   std::vector<uint32_t> raw_filters;  // OHWI as in the model (for the oracle)
   std::vector<int32_t> tap_popcount;  // [out_c][fh * fw]: set bits per tap
 };
@@ -111,6 +116,12 @@ std::string PlanBConv(const BConvOptions& opt, const BConvTensors& t, BConvPlan*
 
 // Output dimensions [N, out_h, out_w, C or words].
 void BConvOutputDims(const BConvPlan& plan, int dims[4]);
+
+// Prepare, once it has chosen the kernel: frees the filter copy that kernel does
+// not read (x86: the nibble planes unless it is AVX2's, else the blocked layout),
+// so a plan holds one blocked copy. The plan then runs with `kernel` (and the
+// reference or generic kernels) only.
+void KeepFiltersFor(const BgemmKernel* kernel, BConvPlan* plan);
 
 // Scratch memory for RunBConv, one slot per thread, allocated before the run (at
 // prepare) so that a run with it allocates nothing; the pool's threads are started

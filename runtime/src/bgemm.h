@@ -16,7 +16,13 @@
 //    vector i (0..3) holds in its 128-bit lane L the chunk of filter 4L + i.
 //    One broadcast 128-bit patch chunk then meets 16 filters in 4 XORs, and a
 //    4x4 transpose-add at the end yields the 16 sums in filter order. The plan
-//    packs this layout once, 64-byte aligned (PackFiltersBlocked16).
+//    packs this layout once, 64-byte aligned (PackFiltersBlocked16);
+//  * "blocked 16x4 nibbles" (the AVX2 kernel): the blocked layout with each
+//    64-word K chunk split in two planes, the low nibble of every byte (f & 0x0f)
+//    then the high one ((f >> 4) & 0x0f), 128 words per chunk. The AVX2 kernel
+//    looks bit counts up per nibble: with the filters' nibbles split once at
+//    prepare, (x ^ f) & 0x0f = (x & 0x0f) ^ (f & 0x0f) needs the mask and shift on
+//    the patch only, once per pixel chunk instead of once per filter register.
 #ifndef BITLITE_BGEMM_H_
 #define BITLITE_BGEMM_H_
 
@@ -63,6 +69,7 @@ struct BgemmKernel {
   BgemmBlockedFn run_blocked = nullptr;  // set: use the blocked layout instead of `run`
   bool interleave4 = false;  // run_blocked reads patches interleaved by InterleavePatches4
   bool fuses = false;        // run_blocked implements BlockedEpilogue
+  bool nibbles = false;      // run_blocked reads the "blocked 16x4 nibbles" layout
   // The least work (binary MACs) worth a thread of its own: about 20 us of this
   // kernel on one core, so that waking a pool thread (microseconds) pays off.
   double min_macs_per_thread = 1e6;
@@ -72,6 +79,10 @@ struct BgemmKernel {
 size_t BlockedFilterWords(int n_out, int kwords);
 // Row-major [n_out][kwords] -> blocked 16x4 (padding filters are zero).
 void PackFiltersBlocked16(const uint32_t* rows, int n_out, int kwords, uint32_t* out);
+
+// The nibble-plane variant (twice the words; see the layout notes above).
+size_t NibbleFilterWords(int n_out, int kwords);
+void PackFiltersNibbles16(const uint32_t* rows, int n_out, int kwords, uint32_t* out);
 
 // Rows [n_pix][kwords] -> groups of 4 pixels, each K chunk of a group as 4
 // consecutive 128-bit pieces (pixel 0..3), so one 64-byte load (NEON LD1 x4)

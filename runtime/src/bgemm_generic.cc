@@ -1,5 +1,6 @@
 // The portable kernel: 64-bit XOR + popcount, 1 pixel x 4 filters per step.
 #include <cstring>
+#include <vector>
 
 #include "bgemm.h"
 
@@ -75,6 +76,19 @@ void PackFiltersBlocked16(const uint32_t* rows, int n_out, int kwords, uint32_t*
             dst[16 * i + 4 * l + w] =
                 f < n_out ? rows[static_cast<size_t>(f) * kwords + kKWordAlign * k + w] : 0;
         }
+    }
+}
+
+size_t NibbleFilterWords(int n_out, int kwords) { return 2 * BlockedFilterWords(n_out, kwords); }
+
+void PackFiltersNibbles16(const uint32_t* rows, int n_out, int kwords, uint32_t* out) {
+  std::vector<uint32_t> blocked(BlockedFilterWords(n_out, kwords));
+  PackFiltersBlocked16(rows, n_out, kwords, blocked.data());
+  for (size_t c = 0; c < blocked.size() / kBlockChunkWords; ++c)
+    for (int i = 0; i < kBlockChunkWords; ++i) {
+      const uint32_t w = blocked[c * kBlockChunkWords + i];
+      out[2 * c * kBlockChunkWords + i] = w & 0x0f0f0f0fu;
+      out[(2 * c + 1) * kBlockChunkWords + i] = (w >> 4) & 0x0f0f0f0fu;
     }
 }
 

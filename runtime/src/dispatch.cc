@@ -9,13 +9,14 @@ namespace bitlite {
 namespace {
 
 const BgemmKernel kReference = {"reference", nullptr};
-const BgemmKernel kGeneric = {"generic", BgemmGeneric, nullptr, false, false, 5e5};
+const BgemmKernel kGeneric = {"generic", BgemmGeneric, nullptr, false, false, false, 5e5};
 #if defined(__x86_64__) || defined(__i386__)
 // Thread thresholds: ~20 us of each kernel's work (AVX-512 VPOPCNTDQ ~1 binary
-// MAC/ps per core, AVX2 ~0.2, NEON ~0.15, generic ~0.025).
-const BgemmKernel kAvx2 = {"avx2", BgemmAvx2, BgemmAvx2Blocked, false, /*fuses=*/true, 4e6};
+// MAC/ps per core, AVX2 ~0.4, NEON ~0.15, generic ~0.025).
+const BgemmKernel kAvx2 = {"avx2", BgemmAvx2, BgemmAvx2Blocked, false, /*fuses=*/true,
+                           /*nibbles=*/true, 8e6};
 const BgemmKernel kAvx512 = {"avx512", BgemmAvx512, BgemmAvx512Blocked, false, /*fuses=*/true,
-                             2e7};
+                             false, 2e7};
 
 bool HasAvx2() {
   __builtin_cpu_init();
@@ -29,7 +30,7 @@ bool HasAvx512Popcnt() {
 #if defined(__ARM_NEON) || defined(__aarch64__)
 #if defined(__aarch64__)
 const BgemmKernel kNeon = {"neon", BgemmNeon, BgemmNeonBlocked, /*interleave4=*/true,
-                           /*fuses=*/true, 3e6};
+                           /*fuses=*/true, false, 3e6};
 #else
 const BgemmKernel kNeon = {"neon", BgemmNeon};
 #endif

@@ -361,6 +361,7 @@ TfLiteStatus BConvPrepare(TfLiteContext* context, TfLiteNode* node) {
   if (!e.empty()) return Report(context, e);
   d->kernel = KernelForPrepare(context, d->config);
   if (d->kernel == nullptr) return kTfLiteError;
+  KeepFiltersFor(d->kernel, &d->plan);
   // Every thread's scratch now, so that invoke allocates nothing.
   if (!d->workspace.Reserve(d->plan, d->kernel, BConvThreads(context, d->config)))
     return Report(context, "LceBconv2d: out of memory for the convolution's scratch");

@@ -76,6 +76,20 @@ def test_predict_on_single_input_model(runtime_library):
         Interpreter(model).predict(x[:, :8])
 
 
+def test_details_are_copies_invoke_is_unaffected(runtime_library):
+    """invoke reads the details cached at construction: a caller editing what
+    input_details returned changes neither the next answer nor the cache."""
+    x = np.random.default_rng(1).normal(size=(1, 9, 9, 40)).astype(np.float32)
+    interpreter = Interpreter(single_input_model())
+    before = interpreter.invoke(x)[0]
+    interpreter.input_details[0]["index"] = -1
+    interpreter.output_details[0]["index"] = -1
+    assert interpreter.input_details[0]["index"] >= 0
+    np.testing.assert_array_equal(interpreter.invoke(x)[0], before)
+    with pytest.raises(RuntimeModelError, match="1 inputs, got 2"):
+        interpreter.invoke([x, x])
+
+
 def test_kernel_name_reports_selection(monkeypatch):
     monkeypatch.delenv("BITLITE_KERNEL", raising=False)
     assert bitlite_runtime.kernel_name() in {"avx512", "avx2", "neon", "generic"}
