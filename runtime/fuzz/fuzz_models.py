@@ -6,12 +6,13 @@ Each execution takes a seed model (LCE-converted models and hand-built ones, wri
 runtime/fuzz/seeds.py), applies 1-4 mutations — a tensor's shape, type, buffer (cut,
 grown, swapped, dropped), sparsity, quantization; an op's custom options (bytes or
 values), input/output indices or opcode; now and then raw bytes of the packed file — and
-runs it as an app would: construct with the delegate, allocate, invoke on random inputs,
-read the outputs. Execution i is a pure function of (--seed, i), so `--replay i` rebuilds
-it. Worker protocol (benchmarks/fuzz.py drives it): before each execution the model is
-written to --current; every --report executions one line "done N ran R refused F
-invoke_errors E bitlite_invoke_errors B" goes to stdout; the process dies on a sanitizer
-report, and the driver then saves --current.
+runs it as an app loads an untrusted model: bitlite_runtime.Interpreter (its model
+check, then the host's interpreter with the delegate, XNNPACK on or off), invoke on
+random inputs, read the outputs. Execution i is a pure function of (--seed, i), so
+`--replay i` rebuilds it. Worker protocol (benchmarks/fuzz.py drives it): before each
+execution the model is written to --current; every --report executions one line
+"done N ran R malformed M refused F ..." (the counts of OUTCOMES) goes to stdout; the
+process dies on a sanitizer report, and the driver then saves --current.
 
     python runtime/fuzz/fuzz_models.py --seeds DIR --start 0 --count 1000 --current cur.tflite
 """
@@ -41,6 +42,7 @@ SCALES = (0.0, -1.0, float("nan"), float("inf"), 1e-30, 1e30, 0.5, 2.0**-7)
 ZERO_POINTS = (0, 127, -128, 128, -129, 2**31 - 1, -(2**31), 2**40, 3)
 OPTION_VALUES = (0, 1, 2, 3, 4, -1, 5, 31, 32, 33, 64, 2**20, 2**31 - 1, -(2**31), 2**40)
 MAX_INPUT_BYTES = 16 << 20  # larger inputs: constructed and allocated, not invoked
+OUTCOMES = ("ran", "malformed", "refused", "invoke_error", "bitlite_invoke_error", "too_large")
 
 
 class Seed:
@@ -131,23 +133,35 @@ def mutate_tensor(seed: Seed, rng: random.Random, undo: Undo) -> None:
         undo.set(t, "quantization", q)
 
 
+def _mutate_option_value(options: bytes, rng: random.Random) -> bytes | None:
+    """The FlexBuffer map `options` with one value changed or dropped; None when the
+    bytes do not read as a map, or the map does not serialize again: flexbuffers' own
+    reader and writer fail on what earlier byte mutations leave (a float beyond float32,
+    keys it reads back unsorted), and that is the harness's failure, not the runtime's
+    (it killed the worker once and was counted as a crash)."""
+    try:
+        values = flexbuffers.Loads(options)
+        if not isinstance(values, dict) or not values:
+            return None
+        key = rng.choice(sorted(values))
+        if rng.random() < 0.15:
+            values.pop(key)
+        else:
+            values[key] = rng.choice(OPTION_VALUES)
+        return bytes(flexbuffers.Dumps(values))
+    except Exception:  # noqa: BLE001  (any failure of the library: mutation rejected)
+        return None
+
+
 def mutate_op(seed: Seed, rng: random.Random, undo: Undo) -> None:
     graph = seed.model.subgraphs[0]
     op = rng.choice(seed.ours or graph.operators)
     kind = rng.randrange(5)
     options = b"" if op.customOptions is None else np.asarray(op.customOptions, np.uint8).tobytes()
     if kind == 0 and options:  # option values, through the FlexBuffer map
-        try:
-            values = flexbuffers.Loads(options)
-        except Exception:
-            values = None
-        if isinstance(values, dict) and values:
-            key = rng.choice(sorted(values))
-            if rng.random() < 0.15:
-                values.pop(key)
-            else:
-                values[key] = rng.choice(OPTION_VALUES)
-            undo.set(op, "customOptions", list(bytes(flexbuffers.Dumps(values))))
+        mutated = _mutate_option_value(options, rng)
+        if mutated is not None:
+            undo.set(op, "customOptions", list(mutated))
     elif kind == 1 and options:  # option bytes
         b = bytearray(options)
         if rng.random() < 0.3:
@@ -214,25 +228,29 @@ def random_input(detail: dict, rng: np.random.Generator) -> np.ndarray | None:
                         endpoint=True).astype(dtype)
 
 
-def run_model(content: bytes, interpreter_class, delegate, rng: np.random.Generator) -> str:
-    """'ran', 'refused' (construction failed: the expected outcome of most mutations),
-    'invoke_error' or 'bitlite_invoke_error' (one of our ops failed at invoke: a
-    finding, since prepare must refuse what invoke cannot run), 'too_large'."""
+def run_model(content: bytes, host: str | None, rng: np.random.Generator) -> str:
+    """One execution, as an app loads an untrusted model: bitlite_runtime.Interpreter
+    (its structural model check, then the host's interpreter with bitlite's delegate),
+    random inputs, invoke, outputs. 'ran'; 'malformed' (refused by the model check) or
+    'refused' (by the host's parser or bitlite's prepare): the expected outcomes of most
+    mutations; 'invoke_error' or 'bitlite_invoke_error' (one of our ops failed at
+    invoke: a finding, since prepare must refuse what invoke cannot run); 'too_large'."""
+    from bitlite_runtime import Interpreter, RuntimeModelError
+    from bitlite_runtime.model_check import MALFORMED
+
     try:
-        interpreter = interpreter_class(model_content=content, experimental_delegates=[delegate],
-                                        num_threads=int(rng.integers(1, 3)))
-        interpreter.allocate_tensors()
-    except (ValueError, RuntimeError):
-        return "refused"
+        interpreter = Interpreter(content, num_threads=int(rng.integers(1, 3)),
+                                  xnnpack=bool(rng.random() < 0.8), host=host)
+    except RuntimeModelError as e:
+        return "malformed" if str(e).startswith(MALFORMED) else "refused"
+    inputs = []
+    for detail in interpreter.input_details:
+        x = random_input(detail, rng)
+        if x is None:
+            return "too_large"
+        inputs.append(x)
     try:
-        for detail in interpreter.get_input_details():
-            x = random_input(detail, rng)
-            if x is None:
-                return "too_large"
-            interpreter.set_tensor(detail["index"], x)
-        interpreter.invoke()
-        for detail in interpreter.get_output_details():
-            interpreter.get_tensor(detail["index"])
+        interpreter.invoke(inputs)
     except (ValueError, RuntimeError) as e:
         text = str(e)
         return "bitlite_invoke_error" if any(n in text for n in (*OURS, "bitlite")) else "invoke_error"
@@ -264,12 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.replay is not None:
         args.current.write_bytes(make_model(seeds, weights, args.seed, args.replay))
         return 0
-    import bitlite_runtime
-    from bitlite_runtime import hosts
-
-    runtime = hosts.resolve(args.host)
-    delegate = bitlite_runtime.delegate(host=runtime.name)  # one for every interpreter
-    counts = dict(ran=0, refused=0, invoke_error=0, bitlite_invoke_error=0, too_large=0)
+    counts = dict.fromkeys(OUTCOMES, 0)
     with open(args.current or "/dev/null", "wb") as current:
         for n, i in enumerate(range(args.start, args.start + args.count), 1):
             content = make_model(seeds, weights, args.seed, i)
@@ -277,8 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             current.write(content)
             current.truncate()
             current.flush()
-            counts[run_model(content, runtime.interpreter_class, delegate,
-                             np.random.default_rng(i))] += 1
+            counts[run_model(content, args.host, np.random.default_rng(i))] += 1
             if n % args.report == 0 or n == args.count:
                 print(f"done {n} " + " ".join(f"{k} {v}" for k, v in counts.items()), flush=True)
     return 0
