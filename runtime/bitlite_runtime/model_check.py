@@ -135,13 +135,14 @@ def _buffer_sizes(r: _Reader, model: tuple[int, int, int]) -> list[int]:
 
 
 def _opcodes(r: _Reader, model: tuple[int, int, int]) -> list[tuple[int, str]]:
-    """(builtin code, printable name) of each operator code."""
+    """(builtin code, printable name) of each operator code (a builtin's number: its
+    name is in TFLite's schema, which this module does not carry)."""
     codes = []
     for i, code in enumerate(r.tables(model, 1, "operator codes")):
         what = f"operator code {i}"
         builtin = max(r.scalar(code, 0, "<b", what), r.scalar(code, 3, "<i", what))
         custom = r.string(code, 1, what) if builtin == _CUSTOM else None
-        name = custom.decode(errors="replace") if custom is not None else f"builtin {builtin}"
+        name = custom.decode(errors="replace") if custom is not None else f"builtin op {builtin}"
         codes.append((builtin, name))
     return codes
 
