@@ -47,48 +47,53 @@ class _Malformed(Exception):
     """A structural fault; its message is the one check_model returns."""
 
 
+_U32 = struct.Struct("<I").unpack_from
+_I32 = struct.Struct("<i").unpack_from
+_U16 = struct.Struct("<H").unpack_from
+_SIZES = {"<b": 1, "<i": 4, "<I": 4, "<Q": 8}
+
+# A table: (its position, its fields' offsets from the vtable).
+Table = tuple[int, tuple[int, ...]]
+
+
 class _Reader:
-    """Bounds-checked access to the flatbuffer wire format."""
+    """Bounds-checked access to the flatbuffer wire format (every offset is checked
+    before use; struct would read a negative one from the end)."""
 
     def __init__(self, data: bytes):
         self.data = data
         self.size = len(data)
 
-    def _check(self, pos: int, length: int, what: str) -> None:
+    def _check(self, pos: int, length: int, what: str, part: str = "") -> None:
         if pos < 0 or pos + length > self.size:
-            raise _Malformed(f"{what} lies outside the file ({self.size} bytes)")
+            raise _Malformed(f"{what}{part} lies outside the file ({self.size} bytes)")
 
     def u32(self, pos: int, what: str) -> int:
         self._check(pos, 4, what)
-        return struct.unpack_from("<I", self.data, pos)[0]
+        return _U32(self.data, pos)[0]
 
-    def table(self, pos: int, what: str) -> tuple[int, int, int]:
-        """(table position, vtable position, number of fields in the vtable)."""
+    def table(self, pos: int, what: str) -> Table:
         self._check(pos, 4, what)
-        vtable = pos - struct.unpack_from("<i", self.data, pos)[0]
-        self._check(vtable, 4, f"{what}'s vtable")
-        vsize = struct.unpack_from("<H", self.data, vtable)[0]
-        self._check(vtable, vsize, f"{what}'s vtable")
-        return pos, vtable, max(vsize - 4, 0) // 2
+        vtable = pos - _I32(self.data, pos)[0]
+        self._check(vtable, 4, what, "'s vtable")
+        count = max(_U16(self.data, vtable)[0] - 4, 0) // 2
+        self._check(vtable + 4, 2 * count, what, "'s vtable")
+        return pos, struct.unpack_from(f"<{count}H", self.data, vtable + 4)
 
-    def field(self, table: tuple[int, int, int], field: int) -> int:
+    @staticmethod
+    def field(table: Table, field: int) -> int:
         """The field's absolute position, 0 when absent."""
-        pos, vtable, count = table
-        if field >= count:
-            return 0
-        offset = struct.unpack_from("<H", self.data, vtable + 4 + 2 * field)[0]
-        return pos + offset if offset else 0
+        pos, offsets = table
+        return pos + offsets[field] if field < len(offsets) and offsets[field] else 0
 
-    def scalar(self, table: tuple[int, int, int], field: int, fmt: str, what: str,
-               default: int = 0) -> int:
+    def scalar(self, table: Table, field: int, fmt: str, what: str) -> int:
         at = self.field(table, field)
         if not at:
-            return default
-        self._check(at, struct.calcsize(fmt), what)
+            return 0
+        self._check(at, _SIZES[fmt], what)
         return struct.unpack_from(fmt, self.data, at)[0]
 
-    def vector(self, table: tuple[int, int, int], field: int, element: int,
-               what: str) -> tuple[int, int] | None:
+    def vector(self, table: Table, field: int, element: int, what: str) -> tuple[int, int] | None:
         """(first element's position, length), None when the field is absent."""
         at = self.field(table, field)
         if not at:
@@ -98,27 +103,24 @@ class _Reader:
         self._check(start + 4, count * element, what)
         return start + 4, count
 
-    def ints(self, table: tuple[int, int, int], field: int, what: str) -> tuple[int, ...]:
+    def ints(self, table: Table, field: int, what: str) -> tuple[int, ...]:
         vec = self.vector(table, field, 4, what)
-        if vec is None:
-            return ()
-        return struct.unpack_from(f"<{vec[1]}i", self.data, vec[0])
+        return () if vec is None else struct.unpack_from(f"<{vec[1]}i", self.data, vec[0])
 
-    def tables(self, table: tuple[int, int, int], field: int,
-               what: str) -> list[tuple[int, int, int]]:
+    def tables(self, table: Table, field: int, what: str) -> list[Table]:
         vec = self.vector(table, field, 4, what)
         if vec is None:
             return []
         start, count = vec
-        return [self.table(start + 4 * i + self.u32(start + 4 * i, what), f"{what} {i}")
-                for i in range(count)]
+        relative = struct.unpack_from(f"<{count}I", self.data, start)
+        return [self.table(start + 4 * i + r, what) for i, r in enumerate(relative)]
 
-    def string(self, table: tuple[int, int, int], field: int, what: str) -> bytes | None:
+    def string(self, table: Table, field: int, what: str) -> bytes | None:
         vec = self.vector(table, field, 1, what)
         return None if vec is None else self.data[vec[0]:vec[0] + vec[1]]
 
 
-def _buffer_sizes(r: _Reader, model: tuple[int, int, int]) -> list[int]:
+def _buffer_sizes(r: _Reader, model: Table) -> list[int]:
     """Bytes of data each buffer holds (inline, or at offset/size past the flatbuffer)."""
     sizes = []
     for i, buf in enumerate(r.tables(model, 4, "buffers")):
@@ -126,7 +128,7 @@ def _buffer_sizes(r: _Reader, model: tuple[int, int, int]) -> list[int]:
         offset = r.scalar(buf, 1, "<Q", what)
         if offset > 1:  # TFLite's large-model layout: the data follows the flatbuffer
             size = r.scalar(buf, 2, "<Q", what)
-            r._check(offset, size, f"{what}'s data")
+            r._check(offset, size, what, "'s data")
             sizes.append(size)
         else:
             data = r.vector(buf, 0, 1, what)
@@ -134,7 +136,7 @@ def _buffer_sizes(r: _Reader, model: tuple[int, int, int]) -> list[int]:
     return sizes
 
 
-def _opcodes(r: _Reader, model: tuple[int, int, int]) -> list[tuple[int, str]]:
+def _opcodes(r: _Reader, model: Table) -> list[tuple[int, str]]:
     """(builtin code, printable name) of each operator code (a builtin's number: its
     name is in TFLite's schema, which this module does not carry)."""
     codes = []
@@ -147,7 +149,7 @@ def _opcodes(r: _Reader, model: tuple[int, int, int]) -> list[tuple[int, str]]:
     return codes
 
 
-def _check_tensor(r: _Reader, t: tuple[int, int, int], index: int, sizes: list[int]) -> None:
+def _check_tensor(r: _Reader, t: Table, index: int, sizes: list[int]) -> None:
     what = f"tensor {index}"
     buffer = r.scalar(t, 2, "<I", what)
     if buffer >= len(sizes):
@@ -171,7 +173,7 @@ def _check_indices(indices: tuple[int, ...], count: int, what: str) -> None:
             raise _Malformed(f"{what} refers to tensor {i}; the subgraph has {count}")
 
 
-def _check_operator(r: _Reader, op: tuple[int, int, int], where: str, tensors: int,
+def _check_operator(r: _Reader, op: Table, where: str, tensors: int,
                     codes: list[tuple[int, str]]) -> None:
     opcode = r.scalar(op, 0, "<I", where)
     if opcode >= len(codes):

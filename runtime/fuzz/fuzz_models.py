@@ -20,7 +20,9 @@ process dies on a sanitizer report, and the driver then saves --current.
 from __future__ import annotations
 
 import argparse
+import functools
 import random
+import struct
 import sys
 from pathlib import Path
 
@@ -30,10 +32,11 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "runtime"))
 sys.path.insert(0, str(ROOT))
 
+import flatbuffers  # noqa: E402
 from flatbuffers import flexbuffers  # noqa: E402
 
-from pipeline.tflite.reader import schema  # noqa: E402
-from pipeline.tflite.rewrite import load, pack  # noqa: E402
+from pipeline.tflite.reader import TFLITE_MAGIC, schema  # noqa: E402
+from pipeline.tflite.rewrite import _aligned_buffer_class, load  # noqa: E402
 
 OURS = {"LceQuantize", "LceDequantize", "LceBconv2d", "LceBMaxPool2d", "BitliteDecodeWeights"}
 DIMS = (0, 1, 2, 3, 7, 8, 9, 31, 32, 33, 64, 4096, -1, -7, 2**31 - 1, 2**20, 2**16 + 1)
@@ -45,8 +48,31 @@ MAX_INPUT_BYTES = 16 << 20  # larger inputs: constructed and allocated, not invo
 OUTCOMES = ("ran", "malformed", "refused", "invoke_error", "bitlite_invoke_error", "too_large")
 
 
+class _SeedBuilder(flatbuffers.Builder):
+    """A builder that starts from a seed's snapshot (Builder has __slots__)."""
+
+    __slots__ = ("seed_offsets", "dirty")
+
+
+@functools.cache
+def _cached_class(cls: type) -> type:
+    """`cls` (a table of the object API) whose Pack returns the offset at which the
+    seed's snapshot already holds it, unless the builder marks it changed."""
+
+    class Cached(cls):
+        def Pack(self, builder) -> int:  # noqa: N802  (flatc's method name)
+            offsets = getattr(builder, "seed_offsets", None)
+            if offsets is not None and id(self) in offsets and id(self) not in builder.dirty:
+                return offsets[id(self)]
+            return super().Pack(builder)
+
+    return Cached
+
+
 class Seed:
-    """A parsed seed model and where its interesting parts are."""
+    """A parsed seed model, where its interesting parts are, and a snapshot of its
+    packed tables: packing a mutant re-packs only the tables its mutations changed
+    (re-packing every tensor and buffer was most of an execution's time)."""
 
     def __init__(self, content: bytes):
         self.content = content
@@ -58,6 +84,40 @@ class Seed:
         self.ours = [op for op in graph.operators if op.opcodeIndex in self.opcodes]
         touched = {i for op in self.ours for i in [*op.inputs, *op.outputs] if i >= 0}
         self.tensors = sorted(touched) or list(range(len(graph.tensors)))
+        self._snapshot()
+
+    def _tables(self) -> list:
+        """The tables a mutation may change (and those it never does), below the
+        model and its subgraphs, which are always packed anew."""
+        m = self.model
+        tables = [*(m.buffers or []), *(m.operatorCodes or []), *(m.signatureDefs or []),
+                  *(m.metadata or [])]
+        for graph in m.subgraphs or []:
+            tables += [*(graph.tensors or []), *(graph.operators or [])]
+        return tables
+
+    def _snapshot(self) -> None:
+        for buf in self.model.buffers or []:  # 16-byte aligned data, as rewrite.pack
+            buf.__class__ = _aligned_buffer_class()
+        builder = flatbuffers.Builder(1 << 16)
+        self.offsets = {id(t): t.Pack(builder) for t in self._tables()}
+        for t in self._tables():
+            t.__class__ = _cached_class(type(t))
+        self.tail = bytes(builder.Bytes[builder.head:])
+        self.minalign, self.vtables = builder.minalign, dict(builder.vtables)
+
+    def pack(self, changed: set[int]) -> bytes:
+        """The model as mutated: tables whose id is in `changed` packed anew, the rest
+        referenced in the snapshot, which ends the new buffer (flatbuffer offsets are
+        relative, and a builder writes back to front)."""
+        builder = _SeedBuilder(0)
+        headroom = 4096 + 64 * len(self.offsets)
+        builder.Bytes = bytearray(headroom) + self.tail
+        builder.head = headroom
+        builder.minalign, builder.vtables = self.minalign, dict(self.vtables)
+        builder.seed_offsets, builder.dirty = self.offsets, changed
+        builder.Finish(self.model.Pack(builder), file_identifier=TFLITE_MAGIC)
+        return bytes(builder.Output())
 
 
 class Undo:
@@ -200,9 +260,9 @@ def make_model(seeds: list[Seed], weights: list[float], seed: int, index: int) -
         for _ in range(rng.randrange(1, 5)):
             (mutate_tensor if rng.random() < 0.6 else mutate_op)(s, rng, undo)
         try:
-            content = pack(s.model)
-        except Exception:  # a mutation the object API cannot serialize (e.g. a huge value)
-            content = s.content
+            content = s.pack({id(obj) for obj, _, _ in undo.log})
+        except (struct.error, OverflowError, ValueError, TypeError):
+            content = s.content  # a value the object API cannot serialize (e.g. 2^40 dims)
     finally:
         undo.restore()
     if rng.random() < 0.1:  # raw bytes anywhere: the host's verifier and parser

@@ -3,12 +3,15 @@ normal build of the delegate; benchmarks/fuzz.py runs it with the sanitized one)
 
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 
 import hostile_models as hm
 import numpy as np
 import pytest
+
+from pipeline.tflite.rewrite import load, pack
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "runtime" / "fuzz"))
 import fuzz_models as fm  # noqa: E402
@@ -34,7 +37,25 @@ def test_executions_are_reproducible_and_mutated(seeds):
     assert sum(m not in originals for m in first) >= 30  # most executions mutate
     assert len(set(first)) >= 30
     for m in models:  # every mutation was undone: the seeds still pack to themselves
-        assert fm.pack(m.model) == fm.pack(fm.load(m.content))
+        assert pack(copy.deepcopy(m.model)) == pack(load(m.content))
+
+
+def test_packing_from_the_snapshot_equals_packing_whole(seeds, monkeypatch):
+    """Seed.pack re-packs only the changed tables: the model it writes reads back as
+    the object API's full pack of the same mutated tree does."""
+    models, weights = seeds
+    original, compared = fm.Seed.pack, []
+
+    def both(self, changed):
+        fast = original(self, changed)
+        whole = pack(copy.deepcopy(self.model))  # a plain builder: nothing cached
+        compared.append(pack(load(fast)) == pack(load(whole)) and fast != whole)
+        return fast
+
+    monkeypatch.setattr(fm.Seed, "pack", both)
+    for i in range(150):
+        fm.make_model(models, weights, 5, i)
+    assert len(compared) > 100 and all(compared)
 
 
 def test_seeds_run_and_mutants_fail_only_at_construction(seeds, runtime_library):
