@@ -20,6 +20,7 @@ process dies on a sanitizer report, and the driver then saves --current.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import random
 import struct
@@ -343,13 +344,14 @@ def main(argv: list[str] | None = None) -> int:
         args.current.write_bytes(make_model(seeds, weights, args.seed, args.replay))
         return 0
     counts = dict.fromkeys(OUTCOMES, 0)
-    with open(args.current or "/dev/null", "wb") as current:
+    with open(args.current, "wb") if args.current else contextlib.nullcontext() as current:
         for n, i in enumerate(range(args.start, args.start + args.count), 1):
             content = make_model(seeds, weights, args.seed, i)
-            current.seek(0)  # the model under test, left there if a sanitizer kills us
-            current.write(content)
-            current.truncate()
-            current.flush()
+            if current is not None:  # the model under test, left there if a sanitizer kills us
+                current.seek(0)
+                current.write(content)
+                current.truncate()
+                current.flush()
             counts[run_model(content, args.host, np.random.default_rng(i))] += 1
             if n % args.report == 0 or n == args.count:
                 print(f"done {n} " + " ".join(f"{k} {v}" for k, v in counts.items()), flush=True)
