@@ -6,10 +6,12 @@
 ``ops``: the op-level fuzzer (runtime/fuzz/run_fuzz.sh: libFuzzer + ASan + UBSan over
 runtime/src/ops.cc, optimized kernels compared with the reference), table
 benchmarks/results/fuzz_ops.md. ``models``: the model-level fuzzer
-(runtime/fuzz/fuzz_models.py: mutated LCE and hand-built .tflite files through a real
-TFLite interpreter with the ASan + UBSan build of the delegate), in worker processes of
---batch executions each; a worker killed by a sanitizer report is a crash, its model is
-saved under runtime/build/fuzz/models/crashes/ and the run continues after it. The table
+(runtime/fuzz/fuzz_models.py: mutated LCE and hand-built .tflite files loaded through
+bitlite_runtime.Interpreter, i.e. its model check and then a real TFLite interpreter
+with the ASan + UBSan build of the delegate), in worker processes of --batch executions
+each; a worker that dies (a sanitizer report, a signal, a harness exception) is a crash,
+placed in bitlite or the host by its stack (crash_site), its model is saved under
+runtime/build/fuzz/models/crashes/ and the run continues after it. The table
 (benchmarks/results/fuzz_models.md) is rewritten after every batch, so a run stopped by
 --minutes (or Ctrl-C) still records how far it got. Exit status 1 when anything crashed.
 """
