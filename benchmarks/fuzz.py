@@ -6,10 +6,12 @@
 ``ops``: the op-level fuzzer (runtime/fuzz/run_fuzz.sh: libFuzzer + ASan + UBSan over
 runtime/src/ops.cc, optimized kernels compared with the reference), table
 benchmarks/results/fuzz_ops.md. ``models``: the model-level fuzzer
-(runtime/fuzz/fuzz_models.py: mutated LCE and hand-built .tflite files through a real
-TFLite interpreter with the ASan + UBSan build of the delegate), in worker processes of
---batch executions each; a worker killed by a sanitizer report is a crash, its model is
-saved under runtime/build/fuzz/models/crashes/ and the run continues after it. The table
+(runtime/fuzz/fuzz_models.py: mutated LCE and hand-built .tflite files loaded through
+bitlite_runtime.Interpreter, i.e. its model check and then a real TFLite interpreter
+with the ASan + UBSan build of the delegate), in worker processes of --batch executions
+each; a worker that dies (a sanitizer report, a signal, a harness exception) is a crash,
+placed in bitlite or the host by its stack (crash_site), its model is saved under
+runtime/build/fuzz/models/crashes/ and the run continues after it. The table
 (benchmarks/results/fuzz_models.md) is rewritten after every batch, so a run stopped by
 --minutes (or Ctrl-C) still records how far it got. Exit status 1 when anything crashed.
 """
@@ -28,6 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # This checkout's runtime (its delegate is what is fuzzed), not an installed copy.
 sys.path.insert(0, str(ROOT / "runtime"))
+sys.path.insert(0, str(ROOT / "runtime" / "fuzz"))
+
+from fuzz_models import OUTCOMES  # noqa: E402
 
 from benchmarks.table import write_table  # noqa: E402
 
@@ -89,8 +94,10 @@ def sanitizer_env(log_dir: Path, library: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         LD_PRELOAD=f"{lib('libasan.so')}:{lib('libubsan.so')}",
+        # handle_abort: an abort() in any library (a failed CHECK, std::terminate) gets
+        # a stack too, so every crash can be placed (crash_site).
         ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:detect_odr_violation=0:"
-                     "alloc_dealloc_mismatch=0:allocator_may_return_null=1:"
+                     "alloc_dealloc_mismatch=0:allocator_may_return_null=1:handle_abort=1:"
                      f"log_path={log_dir}/asan",
         UBSAN_OPTIONS=f"halt_on_error=1:print_stacktrace=1:log_path={log_dir}/ubsan",
         BITLITE_LIBRARY=str(library),
@@ -100,15 +107,36 @@ def sanitizer_env(log_dir: Path, library: Path) -> dict[str, str]:
     return env
 
 
+# Where a frame's code lives, by the module or source file the sanitizer names.
+_BITLITE_FRAME = re.compile(r"libbitlite_delegate|runtime/src/\w+\.(cc|h)")
+_HOST_FRAME = re.compile(r"ai_edge_litert|tflite_runtime|tensorflow|_pywrap_|libtensorflow")
+_FRAME = re.compile(r"^\s*#\d+ 0x[0-9a-f]+ (.*)$", re.M)
+
+
+def crash_site(report: str) -> str:
+    """Where a worker died, from its sanitizer report or stderr: 'bitlite' (the
+    innermost frame of ours or the host's is in bitlite's delegate), 'host' (in the
+    TFLite runtime; '... called from bitlite' when a bitlite frame is further out),
+    'harness' (a Python exception, no native stack), or 'unknown'."""
+    frames = _FRAME.findall(report)
+    for i, frame in enumerate(frames):
+        if _BITLITE_FRAME.search(frame):
+            return "bitlite"
+        if _HOST_FRAME.search(frame):
+            outer = any(_BITLITE_FRAME.search(f) for f in frames[i + 1:])
+            return "host, called from bitlite" if outer else "host"
+    if "Traceback (most recent call last)" in report:
+        return "harness"
+    return "unknown"
+
+
 class ModelRun:
     """Counts of one model-level run, and its table."""
 
-    KEYS = ("ran", "refused", "invoke_error", "bitlite_invoke_error", "too_large")
-
     def __init__(self, host: str, seeds: list[str]):
         self.host, self.seeds = host, seeds
-        self.counts = dict.fromkeys(self.KEYS, 0)
-        self.crashes: list[str] = []
+        self.counts = dict.fromkeys(OUTCOMES, 0)
+        self.crashes: list[tuple[str, str]] = []  # (site, description)
         self.started = time.time()
 
     @property
@@ -118,26 +146,35 @@ class ModelRun:
     def write(self, target: int) -> str:
         seconds = time.time() - self.started
         c = self.counts
+        sites = [site for site, _ in self.crashes]
+        in_bitlite = sum(site == "bitlite" for site in sites)
         row = [self.host, f"{self.executions:,} of {target:,}", f"{c['ran']:,}",
-               f"{c['refused']:,}", f"{c['too_large']:,}", f"{c['invoke_error']:,}",
-               f"{c['bitlite_invoke_error']:,}", str(len(self.crashes)),
+               f"{c['malformed']:,}", f"{c['refused']:,}", f"{c['too_large']:,}",
+               f"{c['invoke_error']:,}", f"{c['bitlite_invoke_error']:,}",
+               f"{len(sites)} ({in_bitlite} in bitlite)",
                f"{self.executions / max(seconds, 1e-9):.0f}", f"{seconds / 60:.0f} min"]
         body = (
-            "| host | executions | ran (invoked) | refused at construction | inputs too large "
-            "| invoke errors (host ops) | invoke errors (bitlite ops) | crashes | exec/s | time |\n"
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n| " + " | ".join(row) + " |\n\n"
+            "| host | executions | ran (invoked) | refused by the model check | refused at "
+            "construction | inputs too large | invoke errors (host ops) | invoke errors "
+            "(bitlite ops) | crashes | exec/s | time |\n"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n| " + " | ".join(row) +
+            " |\n\n"
             "`runtime/fuzz/fuzz_models.py`: each execution mutates a seed model (tensor shapes, "
             "types, buffers, sparsity, quantization; op options, inputs, outputs, opcodes; "
-            "raw bytes) and runs it in the host's interpreter with the ASan + UBSan build of "
-            "bitlite's delegate: construct, allocate, invoke on random inputs, read outputs. "
-            "'Refused' is the expected outcome of most mutations (the host's parser or "
-            "bitlite's prepare says why); an invoke error of a bitlite op would be a finding "
-            "(prepare must refuse what invoke cannot run). Seeds: " + ", ".join(self.seeds) +
-            ".\n"
+            "raw bytes) and loads it as an app would, through `bitlite_runtime.Interpreter` "
+            "with the ASan + UBSan build of bitlite's delegate (XNNPACK on in 4 of 5): the "
+            "structural model check (`bitlite_runtime/model_check.py`), then the host's "
+            "interpreter: construct, allocate, invoke on random inputs, read outputs. "
+            "Refusals are the expected outcome of most mutations (the model check, the "
+            "host's parser or bitlite's prepare says why); an invoke error of a bitlite op "
+            "would be a finding (prepare must refuse what invoke cannot run). A crash is any "
+            "worker death (a sanitizer report, a signal, an exception of the harness), placed "
+            "by the innermost bitlite or host frame of its stack. Seeds: " +
+            ", ".join(self.seeds) + ".\n"
         )
         if self.crashes:
             body += "\nCrashes (models saved):\n\n" + "\n".join(
-                f"* {c}" for c in self.crashes) + "\n"
+                f"* {text}" for _, text in self.crashes) + "\n"
         return write_table(RESULTS / "fuzz_models.md",
                            "Model-level fuzzing (real TFLite interpreter, ASan + UBSan)", body)
 
@@ -153,7 +190,7 @@ def run_batch(run: ModelRun, env: dict, seeds_dir: Path, work: Path, start: int,
              str(seeds_dir), "--seed", str(seed), "--start", str(start), "--count", str(count),
              "--current", str(current), "--report", "1", "--host", run.host],
             stdout=subprocess.PIPE, stderr=stderr, env=env, text=True, cwd=ROOT)
-        last: dict[str, int] = dict.fromkeys(ModelRun.KEYS, 0)
+        last: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
         done = 0
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -162,7 +199,7 @@ def run_batch(run: ModelRun, env: dict, seeds_dir: Path, work: Path, start: int,
                 done = int(parts[1])
                 last = {k: int(v) for k, v in zip(parts[2::2], parts[3::2], strict=True)}
         rc = proc.wait()
-    for k in ModelRun.KEYS:
+    for k in OUTCOMES:
         run.counts[k] += last.get(k, 0)
     if rc == 0:
         return start + count
@@ -174,14 +211,13 @@ def run_batch(run: ModelRun, env: dict, seeds_dir: Path, work: Path, start: int,
     reports = sorted(work.glob("asan.*")) + sorted(work.glob("ubsan.*"))
     # UBSan (and some ASan) reports land on stderr, not in log_path files: read both.
     text = "\n".join(p.read_text(errors="replace") for p in [*reports, stderr_path])
-    where = ("bitlite" if re.search(r"libbitlite_delegate|runtime/src/\w+\.cc", text)
-             else "host or harness")
+    where = crash_site(text)
     for p in reports:
         shutil.move(p, crashes / f"{saved.stem}.{p.name}")
     if not reports:
         shutil.copy(stderr_path, crashes / f"{saved.stem}.stderr")
-    run.crashes.append(f"execution {index} (exit status {rc}, in {where}): "
-                       f"{saved.relative_to(ROOT)}")
+    run.crashes.append((where, f"execution {index} (exit status {rc}, in {where}): "
+                               f"{saved.relative_to(ROOT)}"))
     return index + 1
 
 

@@ -27,6 +27,7 @@ from bitlite_runtime.library import (
     library_path,
     load_library,
 )
+from bitlite_runtime.model_check import check_model
 
 __all__ = [
     "HOSTS",
@@ -36,6 +37,7 @@ __all__ = [
     "RuntimeModelError",
     "available_kernels",
     "backend",
+    "check_model",
     "check_options",
     "decode_count",
     "delegate",

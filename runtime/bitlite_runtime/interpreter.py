@@ -11,6 +11,7 @@ import numpy as np
 from bitlite_runtime import hosts
 from bitlite_runtime.delegate import delegate
 from bitlite_runtime.library import RuntimeModelError
+from bitlite_runtime.model_check import check_model
 
 
 class Interpreter:
@@ -30,7 +31,9 @@ class Interpreter:
         kernel: the binary-GEMM kernel; default $BITLITE_KERNEL, else the CPU's best.
 
     A model the delegate cannot run (an unsupported option, a malformed tensor) raises
-    RuntimeModelError here, with bitlite's message, never at invoke.
+    RuntimeModelError here, with bitlite's message, never at invoke; so does a file
+    whose structure would crash the host (see bitlite_runtime.model_check), before the
+    host reads it.
     """
 
     def __init__(
@@ -43,6 +46,10 @@ class Interpreter:
     ):
         runtime = hosts.resolve(host)
         content = bytes(model) if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes()
+        # Before the host parses it: faults that make hosts crash instead of refusing.
+        malformed = check_model(content)
+        if malformed:
+            raise RuntimeModelError(malformed)
         # Ours first: experimental_delegates are applied before the host's lazy XNNPACK
         # delegate, which would meet the LCE ops as unresolved and be dropped.
         self.delegate = delegate(num_threads=num_threads, kernel=kernel, host=runtime.name)

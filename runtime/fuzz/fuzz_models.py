@@ -6,12 +6,13 @@ Each execution takes a seed model (LCE-converted models and hand-built ones, wri
 runtime/fuzz/seeds.py), applies 1-4 mutations — a tensor's shape, type, buffer (cut,
 grown, swapped, dropped), sparsity, quantization; an op's custom options (bytes or
 values), input/output indices or opcode; now and then raw bytes of the packed file — and
-runs it as an app would: construct with the delegate, allocate, invoke on random inputs,
-read the outputs. Execution i is a pure function of (--seed, i), so `--replay i` rebuilds
-it. Worker protocol (benchmarks/fuzz.py drives it): before each execution the model is
-written to --current; every --report executions one line "done N ran R refused F
-invoke_errors E bitlite_invoke_errors B" goes to stdout; the process dies on a sanitizer
-report, and the driver then saves --current.
+runs it as an app loads an untrusted model: bitlite_runtime.Interpreter (its model
+check, then the host's interpreter with the delegate, XNNPACK on or off), invoke on
+random inputs, read the outputs. Execution i is a pure function of (--seed, i), so
+`--replay i` rebuilds it. Worker protocol (benchmarks/fuzz.py drives it): before each
+execution the model is written to --current; every --report executions one line
+"done N ran R malformed M refused F ..." (the counts of OUTCOMES) goes to stdout; the
+process dies on a sanitizer report, and the driver then saves --current.
 
     python runtime/fuzz/fuzz_models.py --seeds DIR --start 0 --count 1000 --current cur.tflite
 """
@@ -19,7 +20,10 @@ report, and the driver then saves --current.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import random
+import struct
 import sys
 from pathlib import Path
 
@@ -29,10 +33,11 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "runtime"))
 sys.path.insert(0, str(ROOT))
 
+import flatbuffers  # noqa: E402
 from flatbuffers import flexbuffers  # noqa: E402
 
-from pipeline.tflite.reader import schema  # noqa: E402
-from pipeline.tflite.rewrite import load, pack  # noqa: E402
+from pipeline.tflite.reader import TFLITE_MAGIC, schema  # noqa: E402
+from pipeline.tflite.rewrite import _aligned_buffer_class, load  # noqa: E402
 
 OURS = {"LceQuantize", "LceDequantize", "LceBconv2d", "LceBMaxPool2d", "BitliteDecodeWeights"}
 DIMS = (0, 1, 2, 3, 7, 8, 9, 31, 32, 33, 64, 4096, -1, -7, 2**31 - 1, 2**20, 2**16 + 1)
@@ -41,10 +46,34 @@ SCALES = (0.0, -1.0, float("nan"), float("inf"), 1e-30, 1e30, 0.5, 2.0**-7)
 ZERO_POINTS = (0, 127, -128, 128, -129, 2**31 - 1, -(2**31), 2**40, 3)
 OPTION_VALUES = (0, 1, 2, 3, 4, -1, 5, 31, 32, 33, 64, 2**20, 2**31 - 1, -(2**31), 2**40)
 MAX_INPUT_BYTES = 16 << 20  # larger inputs: constructed and allocated, not invoked
+OUTCOMES = ("ran", "malformed", "refused", "invoke_error", "bitlite_invoke_error", "too_large")
+
+
+class _SeedBuilder(flatbuffers.Builder):
+    """A builder that starts from a seed's snapshot (Builder has __slots__)."""
+
+    __slots__ = ("seed_offsets", "dirty")
+
+
+@functools.cache
+def _cached_class(cls: type) -> type:
+    """`cls` (a table of the object API) whose Pack returns the offset at which the
+    seed's snapshot already holds it, unless the builder marks it changed."""
+
+    class Cached(cls):
+        def Pack(self, builder) -> int:  # noqa: N802  (flatc's method name)
+            offsets = getattr(builder, "seed_offsets", None)
+            if offsets is not None and id(self) in offsets and id(self) not in builder.dirty:
+                return offsets[id(self)]
+            return super().Pack(builder)
+
+    return Cached
 
 
 class Seed:
-    """A parsed seed model and where its interesting parts are."""
+    """A parsed seed model, where its interesting parts are, and a snapshot of its
+    packed tables: packing a mutant re-packs only the tables its mutations changed
+    (re-packing every tensor and buffer was most of an execution's time)."""
 
     def __init__(self, content: bytes):
         self.content = content
@@ -56,6 +85,40 @@ class Seed:
         self.ours = [op for op in graph.operators if op.opcodeIndex in self.opcodes]
         touched = {i for op in self.ours for i in [*op.inputs, *op.outputs] if i >= 0}
         self.tensors = sorted(touched) or list(range(len(graph.tensors)))
+        self._snapshot()
+
+    def _tables(self) -> list:
+        """The tables a mutation may change (and those it never does), below the
+        model and its subgraphs, which are always packed anew."""
+        m = self.model
+        tables = [*(m.buffers or []), *(m.operatorCodes or []), *(m.signatureDefs or []),
+                  *(m.metadata or [])]
+        for graph in m.subgraphs or []:
+            tables += [*(graph.tensors or []), *(graph.operators or [])]
+        return tables
+
+    def _snapshot(self) -> None:
+        for buf in self.model.buffers or []:  # 16-byte aligned data, as rewrite.pack
+            buf.__class__ = _aligned_buffer_class()
+        builder = flatbuffers.Builder(1 << 16)
+        self.offsets = {id(t): t.Pack(builder) for t in self._tables()}
+        for t in self._tables():
+            t.__class__ = _cached_class(type(t))
+        self.tail = bytes(builder.Bytes[builder.head:])
+        self.minalign, self.vtables = builder.minalign, dict(builder.vtables)
+
+    def pack(self, changed: set[int]) -> bytes:
+        """The model as mutated: tables whose id is in `changed` packed anew, the rest
+        referenced in the snapshot, which ends the new buffer (flatbuffer offsets are
+        relative, and a builder writes back to front)."""
+        builder = _SeedBuilder(0)
+        headroom = 4096 + 64 * len(self.offsets)
+        builder.Bytes = bytearray(headroom) + self.tail
+        builder.head = headroom
+        builder.minalign, builder.vtables = self.minalign, dict(self.vtables)
+        builder.seed_offsets, builder.dirty = self.offsets, changed
+        builder.Finish(self.model.Pack(builder), file_identifier=TFLITE_MAGIC)
+        return bytes(builder.Output())
 
 
 class Undo:
@@ -131,23 +194,35 @@ def mutate_tensor(seed: Seed, rng: random.Random, undo: Undo) -> None:
         undo.set(t, "quantization", q)
 
 
+def _mutate_option_value(options: bytes, rng: random.Random) -> bytes | None:
+    """The FlexBuffer map `options` with one value changed or dropped; None when the
+    bytes do not read as a map, or the map does not serialize again: flexbuffers' own
+    reader and writer fail on what earlier byte mutations leave (a float beyond float32,
+    keys it reads back unsorted), and that is the harness's failure, not the runtime's
+    (it killed the worker once and was counted as a crash)."""
+    try:
+        values = flexbuffers.Loads(options)
+        if not isinstance(values, dict) or not values:
+            return None
+        key = rng.choice(sorted(values))
+        if rng.random() < 0.15:
+            values.pop(key)
+        else:
+            values[key] = rng.choice(OPTION_VALUES)
+        return bytes(flexbuffers.Dumps(values))
+    except Exception:  # noqa: BLE001  (any failure of the library: mutation rejected)
+        return None
+
+
 def mutate_op(seed: Seed, rng: random.Random, undo: Undo) -> None:
     graph = seed.model.subgraphs[0]
     op = rng.choice(seed.ours or graph.operators)
     kind = rng.randrange(5)
     options = b"" if op.customOptions is None else np.asarray(op.customOptions, np.uint8).tobytes()
     if kind == 0 and options:  # option values, through the FlexBuffer map
-        try:
-            values = flexbuffers.Loads(options)
-        except Exception:
-            values = None
-        if isinstance(values, dict) and values:
-            key = rng.choice(sorted(values))
-            if rng.random() < 0.15:
-                values.pop(key)
-            else:
-                values[key] = rng.choice(OPTION_VALUES)
-            undo.set(op, "customOptions", list(bytes(flexbuffers.Dumps(values))))
+        mutated = _mutate_option_value(options, rng)
+        if mutated is not None:
+            undo.set(op, "customOptions", list(mutated))
     elif kind == 1 and options:  # option bytes
         b = bytearray(options)
         if rng.random() < 0.3:
@@ -186,9 +261,9 @@ def make_model(seeds: list[Seed], weights: list[float], seed: int, index: int) -
         for _ in range(rng.randrange(1, 5)):
             (mutate_tensor if rng.random() < 0.6 else mutate_op)(s, rng, undo)
         try:
-            content = pack(s.model)
-        except Exception:  # a mutation the object API cannot serialize (e.g. a huge value)
-            content = s.content
+            content = s.pack({id(obj) for obj, _, _ in undo.log})
+        except (struct.error, OverflowError, ValueError, TypeError):
+            content = s.content  # a value the object API cannot serialize (e.g. 2^40 dims)
     finally:
         undo.restore()
     if rng.random() < 0.1:  # raw bytes anywhere: the host's verifier and parser
@@ -214,25 +289,29 @@ def random_input(detail: dict, rng: np.random.Generator) -> np.ndarray | None:
                         endpoint=True).astype(dtype)
 
 
-def run_model(content: bytes, interpreter_class, delegate, rng: np.random.Generator) -> str:
-    """'ran', 'refused' (construction failed: the expected outcome of most mutations),
-    'invoke_error' or 'bitlite_invoke_error' (one of our ops failed at invoke: a
-    finding, since prepare must refuse what invoke cannot run), 'too_large'."""
+def run_model(content: bytes, host: str | None, rng: np.random.Generator) -> str:
+    """One execution, as an app loads an untrusted model: bitlite_runtime.Interpreter
+    (its structural model check, then the host's interpreter with bitlite's delegate),
+    random inputs, invoke, outputs. 'ran'; 'malformed' (refused by the model check) or
+    'refused' (by the host's parser or bitlite's prepare): the expected outcomes of most
+    mutations; 'invoke_error' or 'bitlite_invoke_error' (one of our ops failed at
+    invoke: a finding, since prepare must refuse what invoke cannot run); 'too_large'."""
+    from bitlite_runtime import Interpreter, RuntimeModelError
+    from bitlite_runtime.model_check import MALFORMED
+
     try:
-        interpreter = interpreter_class(model_content=content, experimental_delegates=[delegate],
-                                        num_threads=int(rng.integers(1, 3)))
-        interpreter.allocate_tensors()
-    except (ValueError, RuntimeError):
-        return "refused"
+        interpreter = Interpreter(content, num_threads=int(rng.integers(1, 3)),
+                                  xnnpack=bool(rng.random() < 0.8), host=host)
+    except RuntimeModelError as e:
+        return "malformed" if str(e).startswith(MALFORMED) else "refused"
+    inputs = []
+    for detail in interpreter.input_details:
+        x = random_input(detail, rng)
+        if x is None:
+            return "too_large"
+        inputs.append(x)
     try:
-        for detail in interpreter.get_input_details():
-            x = random_input(detail, rng)
-            if x is None:
-                return "too_large"
-            interpreter.set_tensor(detail["index"], x)
-        interpreter.invoke()
-        for detail in interpreter.get_output_details():
-            interpreter.get_tensor(detail["index"])
+        interpreter.invoke(inputs)
     except (ValueError, RuntimeError) as e:
         text = str(e)
         return "bitlite_invoke_error" if any(n in text for n in (*OURS, "bitlite")) else "invoke_error"
@@ -264,21 +343,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.replay is not None:
         args.current.write_bytes(make_model(seeds, weights, args.seed, args.replay))
         return 0
-    import bitlite_runtime
-    from bitlite_runtime import hosts
-
-    runtime = hosts.resolve(args.host)
-    delegate = bitlite_runtime.delegate(host=runtime.name)  # one for every interpreter
-    counts = dict(ran=0, refused=0, invoke_error=0, bitlite_invoke_error=0, too_large=0)
-    with open(args.current or "/dev/null", "wb") as current:
+    counts = dict.fromkeys(OUTCOMES, 0)
+    with open(args.current, "wb") if args.current else contextlib.nullcontext() as current:
         for n, i in enumerate(range(args.start, args.start + args.count), 1):
             content = make_model(seeds, weights, args.seed, i)
-            current.seek(0)  # the model under test, left there if a sanitizer kills us
-            current.write(content)
-            current.truncate()
-            current.flush()
-            counts[run_model(content, runtime.interpreter_class, delegate,
-                             np.random.default_rng(i))] += 1
+            if current is not None:  # the model under test, left there if a sanitizer kills us
+                current.seek(0)
+                current.write(content)
+                current.truncate()
+                current.flush()
+            counts[run_model(content, args.host, np.random.default_rng(i))] += 1
             if n % args.report == 0 or n == args.count:
                 print(f"done {n} " + " ".join(f"{k} {v}" for k, v in counts.items()), flush=True)
     return 0

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -87,6 +88,11 @@ DelegateState* StateOf(const TfLiteDelegate* delegate) {
   return delegate ? static_cast<DelegateState*>(delegate->data_) : nullptr;
 }
 
+// Why a claimed node cannot run, by node index, for the kernels that Prepare is
+// creating on this thread (their init runs inside ReplaceNodeSubsetsWithDelegateKernels,
+// where it reports the problem as its prepare error). Set only during that call.
+thread_local const std::map<int, std::string>* t_malformed = nullptr;
+
 // ------------------------------------------------------------ the delegate kernel
 
 // One per claimed node: the op's own state plus a node that looks like the original.
@@ -96,6 +102,10 @@ struct DelegateKernel {
   void* op_data = nullptr;
   IntArrayPtr inputs, outputs;
   TfLiteNode view{};  // inputs/outputs above, user_data = op_data
+  // No node reads the op's output and it is no model output: the host's list for our
+  // kernel leaves it out and the host allocates no memory for it. Nothing can observe
+  // it, so invoke skips the op (prepare still validates it).
+  bool unread = false;
 
   ~DelegateKernel() {
     if (op != nullptr && op_data != nullptr) op->free(op_data);
@@ -120,6 +130,11 @@ void* KernelInitImpl(TfLiteContext* context, const char* buffer) {
   if (k->op == nullptr) {
     k->error = std::string("bitlite delegate: no kernel for ") +
                (reg->custom_name ? reg->custom_name : "?");
+    return k;
+  }
+  const int index = params->nodes_to_replace->data[0];
+  if (t_malformed != nullptr && t_malformed->count(index)) {
+    k->error = t_malformed->at(index);
     return k;
   }
   k->inputs = CopyIntArray(node->inputs);
@@ -163,10 +178,24 @@ TfLiteStatus Fail(TfLiteContext* context, const char* why) {
   return kTfLiteError;
 }
 
+bool Contains(const TfLiteIntArray* list, int tensor) {
+  for (int i = 0; list != nullptr && i < list->size; ++i)
+    if (list->data[i] == tensor) return true;
+  return false;
+}
+
+// True when the host keeps none of `ours` (the op's outputs) in `kept` (its kernel's).
+bool NoneKept(const TfLiteIntArray* ours, const TfLiteIntArray* kept) {
+  for (int i = 0; i < ours->size; ++i)
+    if (Contains(kept, ours->data[i])) return false;
+  return true;
+}
+
 TfLiteStatus KernelPrepare(TfLiteContext* context, TfLiteNode* node) {
   auto* k = node ? static_cast<DelegateKernel*>(node->user_data) : nullptr;
   if (k != nullptr && !k->error.empty()) return Fail(context, k->error.c_str());
   if (!Ready(k)) return Fail(context, "bitlite delegate: out of memory creating a kernel");
+  k->unread = NoneKept(k->outputs.get(), node->outputs);
   try {
     return k->op->prepare(context, &k->view);
   } catch (...) {
@@ -177,6 +206,7 @@ TfLiteStatus KernelPrepare(TfLiteContext* context, TfLiteNode* node) {
 TfLiteStatus KernelInvoke(TfLiteContext* context, TfLiteNode* node) {
   auto* k = node ? static_cast<DelegateKernel*>(node->user_data) : nullptr;
   if (!Ready(k)) return Fail(context, "bitlite delegate: invoke of a kernel that failed prepare");
+  if (k->unread) return kTfLiteOk;
   try {  // the kernels do not throw (nor allocate); this guards the C frames regardless
     return k->op->invoke(context, &k->view);
   } catch (...) {
@@ -245,6 +275,39 @@ std::string KernelJson(int index, const TfLiteNode* node, const TfLiteRegistrati
          ",\"inputs\":" + Json(node->inputs) + ",\"outputs\":" + Json(node->outputs) + "}";
 }
 
+// How many nodes of `nodes` write each tensor.
+std::vector<int> WriterCounts(TfLiteContext* context, const TfLiteIntArray* nodes) {
+  std::vector<int> writers(context->tensors_size, 0);
+  for (int i = 0; i < nodes->size; ++i) {
+    TfLiteNode* node = nullptr;
+    TfLiteRegistration* reg = nullptr;
+    if (context->GetNodeAndRegistration(context, nodes->data[i], &node, &reg) != kTfLiteOk ||
+        node == nullptr)
+      continue;
+    for (int j = 0; node->outputs != nullptr && j < node->outputs->size; ++j)
+      if (node->outputs->data[j] >= 0 && size_t(node->outputs->data[j]) < writers.size())
+        ++writers[node->outputs->data[j]];
+  }
+  return writers;
+}
+
+// "" or why a claimed node's graph is malformed: a tensor it reads or writes that more
+// than one node writes. The host prepares every node before any runs, so the last
+// writer's prepare leaves a shape that the other ops' invoke does not match (found by
+// the model-level fuzzer: invoke failures after prepare had accepted).
+std::string CheckOneWriter(const TfLiteNode* node, const TfLiteRegistration* reg,
+                           const std::vector<int>& writers) {
+  for (const TfLiteIntArray* list : {node->inputs, node->outputs})
+    for (int j = 0; list != nullptr && j < list->size; ++j) {
+      const int t = list->data[j];
+      if (t >= 0 && size_t(t) < writers.size() && writers[t] > 1)
+        return std::string(reg->custom_name) + ": " +
+               (list == node->outputs ? "output" : "input") + " tensor " + std::to_string(t) +
+               " is written by " + std::to_string(writers[t]) + " ops (a tensor has one writer)";
+    }
+  return "";
+}
+
 TfLiteStatus DelegatePrepareImpl(TfLiteContext* context, TfLiteDelegate* delegate) {
   TfLiteIntArray* plan = nullptr;
   if (context->GetExecutionPlan(context, &plan) != kTfLiteOk || plan == nullptr)
@@ -252,6 +315,8 @@ TfLiteStatus DelegatePrepareImpl(TfLiteContext* context, TfLiteDelegate* delegat
   const IntArrayPtr nodes = CopyIntArray(plan);  // the plan changes as we replace nodes
   if (nodes == nullptr) return kTfLiteError;
   std::vector<int> claimed;
+  std::map<int, std::string> malformed;
+  const std::vector<int> writers = WriterCounts(context, nodes.get());
   std::string claimed_json, tensors_json;
   for (int i = 0; i < nodes->size; ++i) {
     TfLiteNode* node = nullptr;
@@ -262,6 +327,8 @@ TfLiteStatus DelegatePrepareImpl(TfLiteContext* context, TfLiteDelegate* delegat
     if (reg->builtin_code != kTfLiteBuiltinCustom || FindOp(reg->custom_name) == nullptr)
       continue;
     claimed.push_back(nodes->data[i]);
+    std::string why = CheckOneWriter(node, reg, writers);
+    if (!why.empty()) malformed[nodes->data[i]] = std::move(why);
     claimed_json += (claimed.size() > 1 ? "," : "") + ClaimedJson(nodes->data[i], node, reg);
     for (const TfLiteIntArray* list : {node->inputs, node->outputs})
       for (int j = 0; list != nullptr && j < list->size; ++j)
@@ -269,12 +336,18 @@ TfLiteStatus DelegatePrepareImpl(TfLiteContext* context, TfLiteDelegate* delegat
           tensors_json += (tensors_json.empty() ? "" : ",") + TensorJson(context, list->data[j]);
   }
   const TfLiteRegistration registration = KernelRegistration();
-  for (int index : claimed) {
-    const IntArrayPtr one = MakeIntArray(&index, 1);
-    if (one == nullptr ||
-        context->ReplaceNodeSubsetsWithDelegateKernels(context, registration, one.get(),
-                                                       delegate) != kTfLiteOk)
-      return kTfLiteError;
+  {
+    struct Handoff {  // unset however the loop ends (an exception included)
+      explicit Handoff(const std::map<int, std::string>* m) { t_malformed = m; }
+      ~Handoff() { t_malformed = nullptr; }
+    } handoff(&malformed);
+    for (int index : claimed) {
+      const IntArrayPtr one = MakeIntArray(&index, 1);
+      if (one == nullptr ||
+          context->ReplaceNodeSubsetsWithDelegateKernels(context, registration, one.get(),
+                                                         delegate) != kTfLiteOk)
+        return kTfLiteError;
+    }
   }
   std::string kernels_json;
   if (context->GetExecutionPlan(context, &plan) == kTfLiteOk && plan != nullptr) {

@@ -51,29 +51,59 @@ def _add(model, graph, t: T, name: str) -> int:
     return index
 
 
-def op_model(op: str, inputs: list[T | None], outputs: list[T], options: dict | None = None,
-             output_is_input: int | None = None) -> bytes:
-    """A model of one custom op `op`. None in `inputs` is an absent (-1) input;
-    `output_is_input=i` makes the op write into its own input i."""
+@dataclass
+class Op:
+    """One node of a graph_model: `op` a custom op name or a builtin's (e.g. "QUANTIZE"),
+    inputs and outputs as indices into the model's tensors (-1: absent)."""
+
+    op: str
+    inputs: list[int]
+    outputs: list[int]
+    options: dict | None = None
+
+
+def graph_model(tensors: list[T], ops: list[Op], outputs: list[int] | None = None) -> bytes:
+    """A model of `tensors` and `ops`, in that order; graph inputs: the tensors marked
+    model_input; graph outputs: `outputs`, default every op's outputs."""
     s = schema()
     model, graph = s.ModelT(), s.SubGraphT()
     model.version, model.buffers, model.operatorCodes = 3, [s.BufferT()], []
     model.subgraphs, graph.tensors, graph.operators = [graph], [], []
-    code = s.OperatorCodeT()
-    code.builtinCode = code.deprecatedBuiltinCode = s.BuiltinOperator.CUSTOM
-    code.customCode, code.version = op, 1
-    model.operatorCodes.append(code)
-    ins = [-1 if t is None else _add(model, graph, t, f"in{i}") for i, t in enumerate(inputs)]
-    outs = [_add(model, graph, t, f"out{i}") for i, t in enumerate(outputs)]
+    for i, t in enumerate(tensors):
+        _add(model, graph, t, f"t{i}")
+    codes: list[str] = []
+    for op in ops:
+        if op.op not in codes:
+            codes.append(op.op)
+            code = s.OperatorCodeT()
+            builtin = getattr(s.BuiltinOperator, op.op, None)
+            code.builtinCode = s.BuiltinOperator.CUSTOM if builtin is None else builtin
+            code.deprecatedBuiltinCode = min(code.builtinCode, 127)
+            code.customCode = op.op if builtin is None else None
+            code.version = 1
+            model.operatorCodes.append(code)
+        node = s.OperatorT()
+        node.opcodeIndex, node.inputs, node.outputs = codes.index(op.op), op.inputs, op.outputs
+        node.customOptions = list(bytes(flexbuffers.Dumps(op.options))) if op.options else None
+        graph.operators.append(node)
+    graph.inputs = [i for i, t in enumerate(tensors) if t.model_input]
+    graph.outputs = [o for op in ops for o in op.outputs] if outputs is None else outputs
+    return pack(model)
+
+
+def op_model(op: str, inputs: list[T | None], outputs: list[T], options: dict | None = None,
+             output_is_input: int | None = None) -> bytes:
+    """A model of one custom op `op`. None in `inputs` is an absent (-1) input;
+    `output_is_input=i` makes the op write into its own input i."""
+    present = [t for t in inputs if t is not None]
+    ins, n = [], 0
+    for t in inputs:
+        ins.append(-1 if t is None else n)
+        n += t is not None
+    outs = [len(present) + i for i in range(len(outputs))]
     if output_is_input is not None:
         outs = [ins[output_is_input]]
-    node = s.OperatorT()
-    node.opcodeIndex, node.inputs, node.outputs = 0, ins, outs
-    node.customOptions = list(bytes(flexbuffers.Dumps(options))) if options else None
-    graph.operators.append(node)
-    graph.inputs = [i for i, t in zip(ins, inputs, strict=True) if t is not None and t.model_input]
-    graph.outputs = outs
-    return pack(model)
+    return graph_model(present + list(outputs), [Op(op, ins, outs, options)])
 
 
 def _bits(values: np.ndarray) -> bytes:

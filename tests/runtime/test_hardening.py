@@ -140,3 +140,47 @@ def test_empty_tensor_with_a_huge_last_dimension_runs(op, runtime_library):
         x = np.zeros((0, words), np.int32)
     (got,) = Interpreter(model).invoke(x)
     assert got.size == 0
+
+
+def _two_quantizes(shared: str) -> bytes:
+    """Two LceQuantize ops, x0 (1, 64) -> y0 and x1 (1, 128) -> y1, then LceDequantize
+    of y0 -> z. shared='output': both quantizes write y0 (the second's prepare resizes
+    it to (1, 4)); shared='none': the control."""
+    tensors = [hm.T((1, 64), model_input=True), hm.T((1, 128), model_input=True),
+               hm.T((1, 2), np.int32), hm.T((1, 4), np.int32), hm.T((1, 64))]
+    second = 2 if shared == "output" else 3
+    return hm.graph_model(tensors, [hm.Op("LceQuantize", [0], [2]),
+                                    hm.Op("LceQuantize", [1], [second]),
+                                    hm.Op("LceDequantize", [2], [4])], outputs=[4, 3])
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_tensor_with_two_writers_is_refused_at_construction(host, runtime_library):
+    """Found by the model-level fuzzer: every node is prepared before any runs, so the
+    later writer's prepare left a shape the other ops' invoke did not match (they failed
+    at invoke). Now each op that reads or writes such a tensor fails at prepare."""
+    with pytest.raises(RuntimeModelError,
+                       match=r"LceQuantize: output tensor 2 is written by 2 ops"):
+        Interpreter(_two_quantizes("output"), host=host)
+
+
+def test_tensor_with_two_writers_control_runs(runtime_library):
+    x0 = np.where(np.arange(64) % 5 == 0, -1.0, 1.0).astype(np.float32)[None]
+    x1 = np.ones((1, 128), np.float32)
+    z, y1 = Interpreter(_two_quantizes("none")).invoke([x0, x1])
+    np.testing.assert_array_equal(z, x0)  # quantize then dequantize: the signs
+    np.testing.assert_array_equal(y1, np.zeros((1, 4), np.int32))
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_op_whose_output_nobody_reads_runs(host, runtime_library):
+    """Found by the model-level fuzzer: an op whose output no node reads and no model
+    output names gets no memory from the host (its delegate kernel does not list it),
+    and invoke failed. Nothing can observe such an output: the op is skipped."""
+    tensors = [hm.T((1, 64), model_input=True), hm.T((1, 2), np.int32),
+               hm.T((1, 2), np.int32)]
+    model = hm.graph_model(tensors, [hm.Op("LceQuantize", [0], [1]),
+                                     hm.Op("LceQuantize", [0], [2])], outputs=[2])
+    x = np.where(np.arange(64) % 3 == 0, -1.0, 1.0).astype(np.float32)[None]
+    (y,) = Interpreter(model, host=host).invoke(x)
+    np.testing.assert_array_equal(y, _pack_bits(x))
