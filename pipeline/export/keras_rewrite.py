@@ -117,6 +117,8 @@ class LayerPlan:
     # the channel axis, one product): the cheaper by plane_cost, or the one forced
     encoding: str = ""
     costs: dict[str, float] = field(default_factory=dict)  # plane_cost estimate each
+    kernel_bits: dict[str, int] = field(default_factory=dict)  # stored kernel, each
+    why_encoding: str = ""  # the cost model's pick, the size budget, or forced
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -471,7 +473,10 @@ class BitPlaneProduct(tf.keras.layers.Layer):
             products = tf.split(u * scales, self.grid.bits, axis=0)
             u = tf.add_n([float(ci) * p for ci, p in zip(c, products, strict=True)])
         n = self.channels
-        y = tf.add_n([u[..., j * n : (j + 1) * n] for j in range(self.weight_planes)])
+        if self.weight_planes == 1 and not self.ones:  # no slice: a copy in the flatbuffer
+            y = u
+        else:
+            y = tf.add_n([u[..., j * n : (j + 1) * n] for j in range(self.weight_planes)])
         if self.ones:
             y += u[..., -1:] * self.ones_scale
         y = self.activation(y + self.bias)
@@ -573,12 +578,19 @@ def _encoding(
     # 2 levels: both are the one sign plane; the image's 255 equal planes: never cheaper
     thermometer = 2 < grid.levels <= 2**MAX_ACTIVATION_BITS
     allowed = [e for e in plane_cost.ENCODINGS if e == "binary" or thermometer]
-    best, plan.costs = plane_cost.choose(layer_shape(layer, kind, grid, filters), allowed)
+    shape = layer_shape(layer, kind, grid, filters)
+    best, plan.costs = plane_cost.choose(shape, allowed)
+    plan.kernel_bits = {e: plane_cost.kernel_bits(shape, e) for e in allowed}
     order = [force] if force in allowed else sorted(allowed, key=lambda e: e != best)
     why = ""
     for encoding in order:
         pads, padding, why = _plane_padding(layer, grid, encoding)
         if not why:
+            plan.why_encoding = (
+                "forced"
+                if force in allowed
+                else ("the cheaper" if encoding == best else "the only one padding exactly")
+            )
             return encoding, pads, padding
     return why or f"encoding {force!r} is not possible for this layer"
 
@@ -835,7 +847,7 @@ def run_pixel_scale() -> float | None:
 def prepare_for_lce(
     model: tf.keras.Model,
     pixel_scale: float | None = None,
-    encoding: str | None = None,
+    encoding: str | dict[str, str] | None = None,
     image_planes: bool = False,
 ) -> tuple[tf.keras.Model, list[LayerPlan]]:
     """A copy of ``model`` with baked weights and binary layers in LCE's bitpackable form.
@@ -844,20 +856,55 @@ def prepare_for_lce(
     (bitlite's runs: :func:`run_pixel_scale`); None when that is not known, which keeps
     the rewrites that depend on the input's values (bit planes) off. ``encoding``: the
     plane encoding of every k-bit layer where possible (``"binary"`` or
-    ``"thermometer"``, for measurements); None picks per layer by :mod:`plane_cost`.
+    ``"thermometer"``, for measurements; or one per layer name); None picks per layer
+    by :mod:`plane_cost`: the cheaper, within its size budget (:func:`plane_cost.fit_size`).
     ``image_planes``: a first convolution (or non-binary dense layer) with few-level
     weights also runs on the image's 8 bit planes (all MACs binary, but slower: off by
     default; a binary dense layer on the image always does, see :class:`BitPlaneDense`).
     Inference outputs are unchanged (up to float32 summation order in the 1×1 rewrite).
     """
+    rewritten, plans = _prepare(model, pixel_scale, encoding, image_planes)
+    if encoding is not None:
+        return rewritten, plans
+    fitted = plane_cost.fit_size([
+        plane_cost.Pick(p.layer, p.encoding, p.costs, p.kernel_bits)
+        for p in plans if p.action == "planes->bconv"
+    ])  # fmt: skip
+    first = {p.layer: p for p in plans}
+    if all(first[name].encoding == e for name, e in fitted.items()):
+        return rewritten, plans
+    rewritten, plans = _prepare(model, pixel_scale, fitted, image_planes)
+    for p in plans:
+        if p.layer not in fitted:
+            continue
+        p.why_encoding = first[p.layer].why_encoding
+        if first[p.layer].encoding != p.encoding:
+            bits = p.kernel_bits
+            p.why_encoding = (
+                f"the size budget: thermometer planes store the kernel "
+                f"{bits['thermometer'] // bits['binary']}× ({bits['thermometer'] / 8192:,.1f} "
+                f"KiB, not {bits['binary'] / 8192:,.1f}), over {plane_cost.SIZE_BUDGET:g}× "
+                "the k-bit layers' bit planes"
+            )
+    return rewritten, plans
+
+
+def _prepare(
+    model: tf.keras.Model,
+    pixel_scale: float | None,
+    encoding: str | dict[str, str] | None,
+    image_planes: bool,
+) -> tuple[tf.keras.Model, list[LayerPlan]]:
+    """:func:`prepare_for_lce` with ``encoding`` as given (None: each layer's cheaper)."""
     plans: list[LayerPlan] = []
     pending: list[tuple[Any, list[np.ndarray]]] = []
     network = inference_network(model)
     image_fed = {ly.name for ly in network.layers if fed_by_image(ly, network)}
 
     def clone(layer: Any) -> Any:
+        forced = encoding.get(layer.name) if isinstance(encoding, dict) else encoding
         new, plan, weights = _rewrite_layer(
-            layer, layer.name in image_fed, pixel_scale, encoding, image_planes
+            layer, layer.name in image_fed, pixel_scale, forced, image_planes
         )
         if plan is not None:
             plans.append(plan)

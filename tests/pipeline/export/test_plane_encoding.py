@@ -162,10 +162,46 @@ def test_cost_model_prefers_thermometer_unless_15_planes_meet_many_channels():
 def test_the_rewrite_takes_the_cost_models_choice_and_reports_both_costs(channels, filters):
     model = _layer_model(_dorefa(4), "binary", shape=(4, 4, channels), filters=filters)
     _, (plan,) = er.prepare_for_lce(model)
-    assert plan.encoding == min(plan.costs, key=plan.costs.get)
-    assert plan.encoding == ("thermometer" if channels == 3 else "binary")
+    cheaper = min(plan.costs, key=plan.costs.get)
+    assert cheaper == ("thermometer" if channels == 3 else "binary")
+    # one layer alone: 15 thermometer planes store its kernel 15×, over the size budget
+    assert plan.encoding == "binary"
+    assert plan.kernel_bits["thermometer"] == 15 * plan.kernel_bits["binary"]
+    assert ("size budget" in plan.why_encoding) == (cheaper == "thermometer")
     sign = _layer_model("ste_sign", "ternary")  # 2 levels: one sign plane either way
     assert er.prepare_for_lce(sign)[1][0].encoding == "binary"
+
+
+def test_fit_size_moves_the_layers_that_save_most_bits_per_instruction_lost():
+    def pick(name: str, bits: int, lost: float) -> plane_cost.Pick:
+        return plane_cost.Pick(name, "thermometer", {"binary": 100 + lost, "thermometer": 100},
+                               {"binary": bits, "thermometer": 3 * bits})  # fmt: skip
+
+    small, big = pick("small", 10, 5.0), pick("big", 100, 20.0)  # big: 0.1 lost per bit
+    assert plane_cost.fit_size([small, big]) == {"small": "thermometer", "big": "binary"}
+    assert plane_cost.fit_size([small, big], budget=3) == {"small": "thermometer",
+                                                           "big": "thermometer"}  # fmt: skip
+    assert set(plane_cost.fit_size([small, big], budget=1).values()) == {"binary"}
+
+
+def test_a_lenet_like_model_keeps_its_small_convolution_on_thermometer_planes():
+    """The dense layer holds most weights: bit planes there bring the stored kernels
+    within the budget, and the cheaper thermometer planes stay on the convolution."""
+    x = inputs = tf.keras.Input((8, 8, 8))
+    q = dict(input_quantizer=_dorefa(2), kernel_quantizer="ste_sign", use_bias=False)
+    x = lq.layers.QuantConv2D(16, 3, padding="valid", name="conv", **q)(x)
+    x = tf.keras.layers.Flatten()(x)
+    model = tf.keras.Model(inputs, lq.layers.QuantDense(256, name="dense", **q)(x))
+    rewritten, plans = er.prepare_for_lce(model)
+    by_name = {p.layer: p for p in plans}
+    assert all(min(p.costs, key=p.costs.get) == "thermometer" for p in plans)
+    assert (by_name["conv"].encoding, by_name["dense"].encoding) == ("thermometer", "binary")
+    assert "size budget" in by_name["dense"].why_encoding
+    assert by_name["conv"].why_encoding == "the cheaper"
+    stored = sum(p.kernel_bits[p.encoding] for p in plans)
+    assert stored <= plane_cost.SIZE_BUDGET * sum(p.kernel_bits["binary"] for p in plans)
+    data = rng.uniform(-0.5, 1.5, (8, 8, 8, 8)).astype(np.float32)
+    _same_outputs(model, rewritten, data, atol=1e-4)
 
 
 # -- the image's bit planes under a first convolution --------------------------------------
