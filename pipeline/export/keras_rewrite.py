@@ -271,6 +271,42 @@ class UniformGrid:
         return int(round(m))
 
 
+def _ordered(x: np.ndarray) -> np.ndarray:
+    """float32 -> int64 keys in the floats' order (−0 and +0 one apart, both between)."""
+    b = np.asarray(x, np.float32).view(np.int32).astype(np.int64)
+    return np.where(b < 0, -(b & 0x7FFFFFFF) - 1, b)
+
+
+def _from_ordered(key: np.ndarray) -> np.ndarray:
+    b = np.where(key < 0, (-(key + 1)) | -0x80000000, key).astype(np.int32)
+    return b.view(np.float32)
+
+
+def thermometer_edges(quantizer: Any, grid: UniformGrid) -> np.ndarray | None:
+    """``e_t`` (t = 1 … n−1): the least float32 ``x`` whose code ``m`` under ``quantizer``
+    is at least ``t``, found by bisection over the floats, so ``[m ≥ t] = [x − e_t ≥ 0]``
+    exactly (a float subtraction is 0 only for equal operands, its sign is exact): the
+    planes come from the layer's input without computing the quantizer (its clip, scale,
+    round and rescale: 5-7 elementwise ops a layer in the flatbuffer). None where an edge
+    is so small that flushing subnormal differences could flip a plane."""
+    lo = np.full(grid.levels - 1, _ordered(np.float32(-1e6)))
+    hi = np.full(grid.levels - 1, _ordered(np.float32(1e6)))
+    t = np.arange(1, grid.levels)
+
+    def reaches(key: np.ndarray) -> np.ndarray:
+        a = np.asarray(quantizer(tf.constant(_from_ordered(key))), np.float64)
+        return np.round((a - grid.offset) / grid.step) >= t
+
+    if not reaches(hi).all() or reaches(lo).any():
+        return None
+    while np.any(hi - lo > 1):  # invariant: lo below the edge, hi at or above it
+        mid = (lo + hi) // 2
+        up = reaches(mid)
+        hi, lo = np.where(up, mid, hi), np.where(up, lo, mid)
+    edges = _from_ordered(hi)
+    return None if np.any(np.abs(edges) < 1e-30) else edges
+
+
 PIXEL_LEVELS = 256  # the image: 8-bit pixels
 
 
@@ -422,6 +458,9 @@ class BitPlaneProduct(tf.keras.layers.Layer):
         self.pads = [list(map(int, p)) for p in pads] if pads else None
         self.pad_value, self.dense = float(pad_value), bool(dense)
         self.activation = tf.keras.activations.get(activation)
+        self.edges = None  # thermometer planes cut from x itself (thermometer_edges)
+        if encoding == "thermometer" and self.input_quantizer is not None:
+            self.edges = thermometer_edges(self.input_quantizer, self.grid)
 
     def build(self, input_shape: Any) -> None:
         c, j = self.channels, self.weight_planes
@@ -446,6 +485,8 @@ class BitPlaneProduct(tf.keras.layers.Layer):
         """The input's planes, each with the sign of its ``s``: binary ``b_i − ½`` stacked
         on the batch axis, thermometer ``a − (o + δ (t − ½))`` (the sign of ``m − t + ½``)
         side by side on the channel axis."""
+        if self.edges is not None:
+            return self._thermometer_from_input(x)
         a = self.input_quantizer(x) if self.input_quantizer is not None else x
         if self.pads:
             a = tf.pad(
@@ -458,6 +499,20 @@ class BitPlaneProduct(tf.keras.layers.Layer):
         codes = tf.round((a - self.grid.offset) * (1.0 / self.grid.step))  # exact 0..n−1
         bits = [tf.math.floormod(tf.floor(codes * 2.0**-i), 2.0) for i in range(self.grid.bits)]
         return tf.concat(bits, axis=0) - 0.5
+
+    def _thermometer_from_input(self, x: tf.Tensor) -> tf.Tensor:
+        """``x − e_t`` side by side: the signs of ``m − t + ½`` without the quantizer; a
+        padding level's code ``m`` pads ``x`` with an input of that code (``e_m``, or
+        below ``e_1`` for the lowest)."""
+        edges = self.edges
+        if self.pads:
+            m = self.grid.code(self.pad_value)
+            fill = edges[m - 1] if m > 0 else np.nextafter(edges[0], np.float32(-np.inf))
+            x = tf.pad(x, [[0, 0], self.pads[0], self.pads[1], [0, 0]],
+                       constant_values=float(fill))  # fmt: skip
+        cut = np.repeat(edges, int(x.shape[-1])).astype(np.float32)
+        # + (−e): TFLite's broadcast ADD has a fast path; its SUB runs the slow one
+        return tf.concat([x] * len(edges), axis=-1) + (-cut)
 
     def call(self, x: tf.Tensor) -> tf.Tensor:
         if self.dense:

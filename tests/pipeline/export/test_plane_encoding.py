@@ -78,6 +78,24 @@ def test_thermometer_planes_sum_to_the_code_and_rebuild_the_level(levels):
     np.testing.assert_array_equal(d + (c[:, None] * s).sum(0), -1.0 + 0.5 * m)
 
 
+@pytest.mark.parametrize(
+    "quantizer", [_dorefa(2), _dorefa(3), _dorefa(4), "ste_tern"], ids=["a2", "a3", "a4", "tern"]
+)
+def test_thermometer_edges_cut_the_planes_from_the_input_exactly(quantizer):
+    """``[m ≥ t] = [x − e_t ≥ 0]`` in float32 at the edges, one float below them, on the
+    rounding ties and on random inputs: the planes need no quantizer in the graph."""
+    q = lq.quantizers.get(quantizer)
+    grid = er.uniform_grid(q)
+    edges = er.thermometer_edges(q, grid)
+    assert edges is not None and len(edges) == grid.levels - 1
+    ties = ((np.arange(grid.levels) + 0.5) * grid.step + grid.offset).astype(np.float32)
+    x = np.concatenate([edges, np.nextafter(edges, np.float32(-np.inf)), ties, [0.0, -0.0],
+                        rng.uniform(-2, 2, 20000)]).astype(np.float32)  # fmt: skip
+    m = np.round((np.asarray(q(tf.constant(x)), np.float64) - grid.offset) / grid.step)
+    for t, e in enumerate(edges, start=1):
+        np.testing.assert_array_equal((x - e) >= 0, m >= t)
+
+
 def test_the_encodings_constant_terms_differ_off_powers_of_two():
     """3 levels: binary planes cover codes 0…3 (d at 1.5 steps), thermometer 0…2 (1 step)."""
     grid = er.uniform_grid(lq.quantizers.SteTern())
