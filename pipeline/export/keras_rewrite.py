@@ -773,6 +773,39 @@ def _own_node(layer: Any, network: Any) -> Any:
     return nodes[0] if len(nodes) == 1 else None
 
 
+def _clips_anyway(quantizer: Any) -> bool:
+    """True when ``quantizer(x) == quantizer(clip(x, 0, 1))`` for every x: a monotone
+    quantizer constant below 0 and above 1 (DoReFa's, QNN's), checked on a probe."""
+    if uniform_grid(quantizer) is None:
+        return False
+    probe = np.concatenate([[-1e6, -64.0], np.linspace(-4, 5, 9001), [64.0, 1e6]])
+    probe = probe.astype(np.float32)
+    q = np.asarray(quantizer(tf.constant(probe)))
+    return bool(np.array_equal(q, np.asarray(quantizer(tf.constant(np.clip(probe, 0, 1))))))
+
+
+def redundant_clip(layer: Any, network: Any) -> bool:
+    """True for a ``ReLU(max_value=1)`` (clip to [0, 1]) whose every consumer in
+    ``network`` is a quantized layer whose input quantizer clips to [0, 1] itself: the
+    rewrite drops it (2 elementwise ops a layer in the flatbuffer; the thermometer planes
+    compare the unclipped input with edges in (0, 1], the same signs)."""
+    if not isinstance(layer, tf.keras.layers.ReLU):
+        return False
+    config = layer.get_config()
+    if config.get("max_value") != 1.0 or config.get("threshold") or config.get("negative_slope"):
+        return False
+    keys = getattr(network, "_network_nodes", set())
+    consumers = [
+        node.outbound_layer
+        for i, node in enumerate(layer._outbound_nodes)
+        if any(k.startswith(f"{node.outbound_layer.name}_ib-") for k in keys)
+    ]
+    return bool(consumers) and all(
+        _kind(c) is not None and _clips_anyway(getattr(c, "input_quantizer", None))
+        for c in consumers
+    )
+
+
 def _binary_config(config: dict[str, Any], alpha: np.ndarray) -> dict[str, Any]:
     scaled = not np.all(alpha == 1.0)
     return {
@@ -957,6 +990,8 @@ def _prepare(
     image_fed = {ly.name for ly in network.layers if fed_by_image(ly, network)}
 
     def clone(layer: Any) -> Any:
+        if redundant_clip(layer, network):
+            return tf.keras.layers.Activation("linear", name=layer.name)
         forced = encoding.get(layer.name) if isinstance(encoding, dict) else encoding
         new, plan, weights = _rewrite_layer(
             layer, layer.name in image_fed, pixel_scale, forced, image_planes

@@ -222,6 +222,27 @@ def test_a_lenet_like_model_keeps_its_small_convolution_on_thermometer_planes():
     _same_outputs(model, rewritten, data, atol=1e-4)
 
 
+@pytest.mark.parametrize("encoding", plane_cost.ENCODINGS)
+def test_a_clip_before_a_clipping_quantizer_is_dropped_with_the_same_outputs(encoding):
+    """DoReFa clips to [0, 1] itself: the method's ReLU(max_value=1) before it goes (in
+    either encoding); one that also feeds a float layer stays."""
+    x = inputs = tf.keras.Input((6, 6, 4))
+    x = tf.keras.layers.Conv2D(8, 3, padding="same")(x)
+    x = tf.keras.layers.ReLU(max_value=1.0, name="clip")(x)
+    q = lq.layers.QuantConv2D(8, 3, padding="same", input_quantizer=_dorefa(2), name="k")
+    model = tf.keras.Model(inputs, q(x))
+    _set_levels(q, "binary")
+    both = tf.keras.Model(inputs, [q.output, tf.keras.layers.Dense(3)(x)])
+    assert er.redundant_clip(model.get_layer("clip"), model)
+    assert not er.redundant_clip(both.get_layer("clip"), both)
+    rewritten, _ = er.prepare_for_lce(model, encoding=encoding)
+    assert not any(isinstance(ly, tf.keras.layers.ReLU) for ly in rewritten.layers)
+    data = rng.uniform(-2, 3, (8, 6, 6, 4)).astype(np.float32)
+    _same_outputs(model, rewritten, data, atol=1e-4)
+    kept, _ = er.prepare_for_lce(both, encoding=encoding)
+    assert any(isinstance(ly, tf.keras.layers.ReLU) for ly in kept.layers)
+
+
 # -- the image's bit planes under a first convolution --------------------------------------
 def _image_conv(weights: str, padding: str, shape=(10, 10, 3), quantizer=None, **kwargs):
     x = inputs = tf.keras.Input(shape)
