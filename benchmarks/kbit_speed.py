@@ -41,6 +41,10 @@ VGG_VARIANTS: dict[str, Variant] = {
     "W1A1 (bnn)": Variant("bnn", {}),
     "W1A1 (bnn), first layer int8": Variant("bnn", {}, image_planes=False),
     "W1A2 (dorefa)": Variant("dorefa", {"wbits": 1, "abits": 2}),
+    # like with like: the first layer's weights quantized too, int8 in the file as W1A1's
+    "W1A2 (dorefa), first layer int8": Variant(
+        "dorefa", {"wbits": 1, "abits": 2, "quantize_first": True}, image_planes=False
+    ),
     "W1A2 (dorefa), bit planes forced": Variant("dorefa", {"wbits": 1, "abits": 2}, "binary"),
     "W1A2 (dorefa), thermometer forced": Variant("dorefa", {"wbits": 1, "abits": 2}, "thermometer"),
     "W2A2 (dorefa)": Variant("dorefa", {"wbits": 2, "abits": 2}),
