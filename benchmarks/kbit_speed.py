@@ -34,16 +34,18 @@ class Variant:
     method: str
     options: dict
     encoding: str | None = None  # None: the cost model's choice per layer
-    image_planes: bool = True  # False: the image's grid withheld, a first layer stays int8
+    # True: a first layer with few-level weights runs on the image's 8 bit planes (opt-in,
+    # prepare_for_lce(image_planes=True)); False: it stays int8
+    image_planes: bool = False
 
 
 VGG_VARIANTS: dict[str, Variant] = {
-    "W1A1 (bnn)": Variant("bnn", {}),
-    "W1A1 (bnn), first layer int8": Variant("bnn", {}, image_planes=False),
+    "W1A1 (bnn), first layer on pixel bit planes": Variant("bnn", {}, image_planes=True),
+    "W1A1 (bnn), first layer int8": Variant("bnn", {}),
     "W1A2 (dorefa)": Variant("dorefa", {"wbits": 1, "abits": 2}),
     # like with like: the first layer's weights quantized too, int8 in the file as W1A1's
     "W1A2 (dorefa), first layer int8": Variant(
-        "dorefa", {"wbits": 1, "abits": 2, "quantize_first": True}, image_planes=False
+        "dorefa", {"wbits": 1, "abits": 2, "quantize_first": True}
     ),
     "W1A2 (dorefa), bit planes forced": Variant("dorefa", {"wbits": 1, "abits": 2}, "binary"),
     "W1A2 (dorefa), thermometer forced": Variant("dorefa", {"wbits": 1, "abits": 2}, "thermometer"),
@@ -78,17 +80,18 @@ def random_pixels(n: int, shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     return normalize(rng.integers(0, 256, (n, *shape), dtype=np.uint8))
 
 
-def _exported(model, encoding: str | None, baselines=(), representative=None, image=True):
+def _exported(model, encoding: str | None, baselines=(), representative=None,
+              image_planes=False):  # fmt: skip
     """(the export's flatbuffer, its layer plans, baseline flatbuffers) as the exporter
     writes them (int8 storage of the weights that stay)."""
     from pipeline.export.convert import convert
     from pipeline.export.keras_rewrite import prepare_for_lce, run_pixel_scale
     from pipeline.tflite.rewrite import int8_weights
 
-    scale = run_pixel_scale() if image else None
+    scale = run_pixel_scale()
     plans = []
-    if encoding is not None:  # rewrite here with the encoding forced; convert leaves it
-        model, plans = prepare_for_lce(model, scale, encoding)
+    if encoding is not None or image_planes:  # rewritten here; convert leaves it
+        model, plans = prepare_for_lce(model, scale, encoding, image_planes)
         plans = [p.to_dict() for p in plans]
     done = convert(model, baselines=baselines, representative=representative, pixel_scale=scale)
     flatbuffer, _ = int8_weights(done.flatbuffer)
@@ -119,7 +122,7 @@ def build_vgg8(out: Path, names: list[str]) -> tuple[dict[str, Path], dict[str, 
         _log(f"VGG-8 {name}")
         model = build_model("vgg8", make_method(v.method, **v.options), VGG_SHAPE, 10)
         randomize_batch_norm(model, rng)
-        flat, plans[name], _ = _exported(model, v.encoding, image=v.image_planes)
+        flat, plans[name], _ = _exported(model, v.encoding, image_planes=v.image_planes)
         paths[name] = out / f"vgg8_{len(paths)}_{v.method}.tflite"
         paths[name].write_bytes(flat)
     return paths, plans
