@@ -138,8 +138,12 @@ def _subject(path: Path, x: np.ndarray):
     return litert_subject(model, path.stem, 1, x)
 
 
-def host_latency(paths: dict[str, Path], runs: int) -> dict[str, tuple[float, str]]:
-    """label -> (median ms at 1 thread, engine), all subjects interleaved round by round."""
+def host_latency(paths: dict[str, Path], runs: int, cpu_time: bool = False
+                 ) -> dict[str, tuple[float, str]]:  # fmt: skip
+    """label -> (median ms at 1 thread, engine), all subjects interleaved round by round;
+    ``cpu_time``: this process's CPU time per invoke instead of wall time."""
+    import time
+
     from benchmarks.kernels import run
     from pipeline.tflite.reader import read_model
 
@@ -149,7 +153,7 @@ def host_latency(paths: dict[str, Path], runs: int) -> dict[str, tuple[float, st
         shape = tuple(int(d) for d in model.tensors[model.inputs[0]].shape[1:])
         subjects[label] = _subject(path, random_pixels(1, shape))
     _log(f"host: {len(subjects)} subjects × {runs} interleaved rounds")
-    run(list(subjects.values()), runs)
+    run(list(subjects.values()), runs, time.process_time if cpu_time else time.perf_counter)
     return {k: (s.median_ms(), s.label) for k, s in subjects.items()}
 
 
