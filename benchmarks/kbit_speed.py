@@ -34,13 +34,19 @@ class Variant:
     method: str
     options: dict
     encoding: str | None = None  # None: the cost model's choice per layer
-    image_planes: bool = True  # False: the image's grid withheld, a first layer stays int8
+    # True: a first layer with few-level weights runs on the image's 8 bit planes (opt-in,
+    # prepare_for_lce(image_planes=True)); False: it stays int8
+    image_planes: bool = False
 
 
 VGG_VARIANTS: dict[str, Variant] = {
-    "W1A1 (bnn)": Variant("bnn", {}),
-    "W1A1 (bnn), first layer int8": Variant("bnn", {}, image_planes=False),
+    "W1A1 (bnn), first layer on pixel bit planes": Variant("bnn", {}, image_planes=True),
+    "W1A1 (bnn), first layer int8": Variant("bnn", {}),
     "W1A2 (dorefa)": Variant("dorefa", {"wbits": 1, "abits": 2}),
+    # like with like: the first layer's weights quantized too, int8 in the file as W1A1's
+    "W1A2 (dorefa), first layer int8": Variant(
+        "dorefa", {"wbits": 1, "abits": 2, "quantize_first": True}
+    ),
     "W1A2 (dorefa), bit planes forced": Variant("dorefa", {"wbits": 1, "abits": 2}, "binary"),
     "W1A2 (dorefa), thermometer forced": Variant("dorefa", {"wbits": 1, "abits": 2}, "thermometer"),
     "W2A2 (dorefa)": Variant("dorefa", {"wbits": 2, "abits": 2}),
@@ -74,17 +80,18 @@ def random_pixels(n: int, shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     return normalize(rng.integers(0, 256, (n, *shape), dtype=np.uint8))
 
 
-def _exported(model, encoding: str | None, baselines=(), representative=None, image=True):
+def _exported(model, encoding: str | None, baselines=(), representative=None,
+              image_planes=False):  # fmt: skip
     """(the export's flatbuffer, its layer plans, baseline flatbuffers) as the exporter
     writes them (int8 storage of the weights that stay)."""
     from pipeline.export.convert import convert
     from pipeline.export.keras_rewrite import prepare_for_lce, run_pixel_scale
     from pipeline.tflite.rewrite import int8_weights
 
-    scale = run_pixel_scale() if image else None
+    scale = run_pixel_scale()
     plans = []
-    if encoding is not None:  # rewrite here with the encoding forced; convert leaves it
-        model, plans = prepare_for_lce(model, scale, encoding)
+    if encoding is not None or image_planes:  # rewritten here; convert leaves it
+        model, plans = prepare_for_lce(model, scale, encoding, image_planes)
         plans = [p.to_dict() for p in plans]
     done = convert(model, baselines=baselines, representative=representative, pixel_scale=scale)
     flatbuffer, _ = int8_weights(done.flatbuffer)
@@ -115,7 +122,7 @@ def build_vgg8(out: Path, names: list[str]) -> tuple[dict[str, Path], dict[str, 
         _log(f"VGG-8 {name}")
         model = build_model("vgg8", make_method(v.method, **v.options), VGG_SHAPE, 10)
         randomize_batch_norm(model, rng)
-        flat, plans[name], _ = _exported(model, v.encoding, image=v.image_planes)
+        flat, plans[name], _ = _exported(model, v.encoding, image_planes=v.image_planes)
         paths[name] = out / f"vgg8_{len(paths)}_{v.method}.tflite"
         paths[name].write_bytes(flat)
     return paths, plans
@@ -131,8 +138,12 @@ def _subject(path: Path, x: np.ndarray):
     return litert_subject(model, path.stem, 1, x)
 
 
-def host_latency(paths: dict[str, Path], runs: int) -> dict[str, tuple[float, str]]:
-    """label -> (median ms at 1 thread, engine), all subjects interleaved round by round."""
+def host_latency(paths: dict[str, Path], runs: int, cpu_time: bool = False
+                 ) -> dict[str, tuple[float, str]]:  # fmt: skip
+    """label -> (median ms at 1 thread, engine), all subjects interleaved round by round;
+    ``cpu_time``: this process's CPU time per invoke instead of wall time."""
+    import time
+
     from benchmarks.kernels import run
     from pipeline.tflite.reader import read_model
 
@@ -142,7 +153,7 @@ def host_latency(paths: dict[str, Path], runs: int) -> dict[str, tuple[float, st
         shape = tuple(int(d) for d in model.tensors[model.inputs[0]].shape[1:])
         subjects[label] = _subject(path, random_pixels(1, shape))
     _log(f"host: {len(subjects)} subjects × {runs} interleaved rounds")
-    run(list(subjects.values()), runs)
+    run(list(subjects.values()), runs, time.process_time if cpu_time else time.perf_counter)
     return {k: (s.median_ms(), s.label) for k, s in subjects.items()}
 
 
@@ -214,7 +225,8 @@ def layer_exports(out: Path) -> tuple[dict[tuple[str, str], Path], dict[str, dic
             rewritten, (plan,) = prepare_for_lce(model, None, encoding)
             models.append(rewritten)
             keys.append((case.name, encoding))
-        plans[case.name] = {**plan.to_dict(), "chosen": prepare_for_lce(model)[1][0].encoding}
+        # the cost model's pick for speed (one layer alone is always over the size budget)
+        plans[case.name] = {**plan.to_dict(), "chosen": min(plan.costs, key=plan.costs.get)}
     _log(f"converting {len(models)} single-layer models")
     paths = {}
     for key, done in zip(keys, convert_many(models), strict=True):

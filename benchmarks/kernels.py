@@ -177,7 +177,9 @@ def build_subjects(name: str, exports: dict[str, Path], kernels: list[str]) -> l
     return subjects
 
 
-def run(subjects: list[Subject], runs: int) -> None:
+def run(subjects: list[Subject], runs: int, clock=time.perf_counter) -> None:
+    """Interleaved rounds; ``clock``: wall time, or e.g. ``time.process_time`` (CPU time
+    of this process: at 1 thread, insensitive to other processes' load)."""
     for s in subjects:  # warm up (first invokes pack weights, fault pages in) and size
         for _ in range(3):
             t = time.perf_counter()
@@ -191,9 +193,9 @@ def run(subjects: list[Subject], runs: int) -> None:
         k = r % len(subjects)
         for s in subjects[k:] + subjects[:k]:
             if r < s.cap:
-                t = time.perf_counter()
+                t = clock()
                 s.invoke()
-                s.times.append(time.perf_counter() - t)
+                s.times.append(clock() - t)
 
 
 def parity(subjects: list[Subject]) -> dict[int, str]:

@@ -583,7 +583,8 @@ def encoding_label(plan: dict[str, Any]) -> str:
         return "–"
     costs = plan.get("costs") or {}
     estimate = ", ".join(f"{e} {c:,.0f}" for e, c in costs.items())
-    return f"{encoding}" + (f" (est. cost {estimate})" if len(costs) > 1 else "")
+    why = f", {plan['why_encoding']}" if plan.get("why_encoding") else ""
+    return f"{encoding}" + (f" (est. cost {estimate}{why})" if len(costs) > 1 else "")
 
 
 def layer_table(plans: Sequence[dict[str, Any]]) -> list[str]:

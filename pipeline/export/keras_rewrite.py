@@ -117,6 +117,8 @@ class LayerPlan:
     # the channel axis, one product): the cheaper by plane_cost, or the one forced
     encoding: str = ""
     costs: dict[str, float] = field(default_factory=dict)  # plane_cost estimate each
+    kernel_bits: dict[str, int] = field(default_factory=dict)  # stored kernel, each
+    why_encoding: str = ""  # the cost model's pick, the size budget, or forced
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -267,6 +269,42 @@ class UniformGrid:
         if abs(m - round(m)) > 1e-4 or not 0 <= round(m) < self.levels:
             return None
         return int(round(m))
+
+
+def _ordered(x: np.ndarray) -> np.ndarray:
+    """float32 -> int64 keys in the floats' order (−0 and +0 one apart, both between)."""
+    b = np.asarray(x, np.float32).view(np.int32).astype(np.int64)
+    return np.where(b < 0, -(b & 0x7FFFFFFF) - 1, b)
+
+
+def _from_ordered(key: np.ndarray) -> np.ndarray:
+    b = np.where(key < 0, (-(key + 1)) | -0x80000000, key).astype(np.int32)
+    return b.view(np.float32)
+
+
+def thermometer_edges(quantizer: Any, grid: UniformGrid) -> np.ndarray | None:
+    """``e_t`` (t = 1 … n−1): the least float32 ``x`` whose code ``m`` under ``quantizer``
+    is at least ``t``, found by bisection over the floats, so ``[m ≥ t] = [x − e_t ≥ 0]``
+    exactly (a float subtraction is 0 only for equal operands, its sign is exact): the
+    planes come from the layer's input without computing the quantizer (its clip, scale,
+    round and rescale: 5-7 elementwise ops a layer in the flatbuffer). None where an edge
+    is so small that flushing subnormal differences could flip a plane."""
+    lo = np.full(grid.levels - 1, _ordered(np.float32(-1e6)))
+    hi = np.full(grid.levels - 1, _ordered(np.float32(1e6)))
+    t = np.arange(1, grid.levels)
+
+    def reaches(key: np.ndarray) -> np.ndarray:
+        a = np.asarray(quantizer(tf.constant(_from_ordered(key))), np.float64)
+        return np.round((a - grid.offset) / grid.step) >= t
+
+    if not reaches(hi).all() or reaches(lo).any():
+        return None
+    while np.any(hi - lo > 1):  # invariant: lo below the edge, hi at or above it
+        mid = (lo + hi) // 2
+        up = reaches(mid)
+        hi, lo = np.where(up, mid, hi), np.where(up, lo, mid)
+    edges = _from_ordered(hi)
+    return None if np.any(np.abs(edges) < 1e-30) else edges
 
 
 PIXEL_LEVELS = 256  # the image: 8-bit pixels
@@ -420,6 +458,9 @@ class BitPlaneProduct(tf.keras.layers.Layer):
         self.pads = [list(map(int, p)) for p in pads] if pads else None
         self.pad_value, self.dense = float(pad_value), bool(dense)
         self.activation = tf.keras.activations.get(activation)
+        self.edges = None  # thermometer planes cut from x itself (thermometer_edges)
+        if encoding == "thermometer" and self.input_quantizer is not None:
+            self.edges = thermometer_edges(self.input_quantizer, self.grid)
 
     def build(self, input_shape: Any) -> None:
         c, j = self.channels, self.weight_planes
@@ -444,6 +485,8 @@ class BitPlaneProduct(tf.keras.layers.Layer):
         """The input's planes, each with the sign of its ``s``: binary ``b_i − ½`` stacked
         on the batch axis, thermometer ``a − (o + δ (t − ½))`` (the sign of ``m − t + ½``)
         side by side on the channel axis."""
+        if self.edges is not None:
+            return self._thermometer_from_input(x)
         a = self.input_quantizer(x) if self.input_quantizer is not None else x
         if self.pads:
             a = tf.pad(
@@ -456,6 +499,20 @@ class BitPlaneProduct(tf.keras.layers.Layer):
         codes = tf.round((a - self.grid.offset) * (1.0 / self.grid.step))  # exact 0..n−1
         bits = [tf.math.floormod(tf.floor(codes * 2.0**-i), 2.0) for i in range(self.grid.bits)]
         return tf.concat(bits, axis=0) - 0.5
+
+    def _thermometer_from_input(self, x: tf.Tensor) -> tf.Tensor:
+        """``x − e_t`` side by side: the signs of ``m − t + ½`` without the quantizer; a
+        padding level's code ``m`` pads ``x`` with an input of that code (``e_m``, or
+        below ``e_1`` for the lowest)."""
+        edges = self.edges
+        if self.pads:
+            m = self.grid.code(self.pad_value)
+            fill = edges[m - 1] if m > 0 else np.nextafter(edges[0], np.float32(-np.inf))
+            x = tf.pad(x, [[0, 0], self.pads[0], self.pads[1], [0, 0]],
+                       constant_values=float(fill))  # fmt: skip
+        cut = np.repeat(edges, int(x.shape[-1])).astype(np.float32)
+        # + (−e): TFLite's broadcast ADD has a fast path; its SUB runs the slow one
+        return tf.concat([x] * len(edges), axis=-1) + (-cut)
 
     def call(self, x: tf.Tensor) -> tf.Tensor:
         if self.dense:
@@ -471,7 +528,10 @@ class BitPlaneProduct(tf.keras.layers.Layer):
             products = tf.split(u * scales, self.grid.bits, axis=0)
             u = tf.add_n([float(ci) * p for ci, p in zip(c, products, strict=True)])
         n = self.channels
-        y = tf.add_n([u[..., j * n : (j + 1) * n] for j in range(self.weight_planes)])
+        if self.weight_planes == 1 and not self.ones:  # no slice: a copy in the flatbuffer
+            y = u
+        else:
+            y = tf.add_n([u[..., j * n : (j + 1) * n] for j in range(self.weight_planes)])
         if self.ones:
             y += u[..., -1:] * self.ones_scale
         y = self.activation(y + self.bias)
@@ -573,12 +633,19 @@ def _encoding(
     # 2 levels: both are the one sign plane; the image's 255 equal planes: never cheaper
     thermometer = 2 < grid.levels <= 2**MAX_ACTIVATION_BITS
     allowed = [e for e in plane_cost.ENCODINGS if e == "binary" or thermometer]
-    best, plan.costs = plane_cost.choose(layer_shape(layer, kind, grid, filters), allowed)
+    shape = layer_shape(layer, kind, grid, filters)
+    best, plan.costs = plane_cost.choose(shape, allowed)
+    plan.kernel_bits = {e: plane_cost.kernel_bits(shape, e) for e in allowed}
     order = [force] if force in allowed else sorted(allowed, key=lambda e: e != best)
     why = ""
     for encoding in order:
         pads, padding, why = _plane_padding(layer, grid, encoding)
         if not why:
+            plan.why_encoding = (
+                "forced"
+                if force in allowed
+                else ("the cheaper" if encoding == best else "the only one padding exactly")
+            )
             return encoding, pads, padding
     return why or f"encoding {force!r} is not possible for this layer"
 
@@ -704,6 +771,39 @@ def _own_node(layer: Any, network: Any) -> Any:
     if keys is not None:
         nodes = [n for i, n in enumerate(nodes) if f"{layer.name}_ib-{i}" in keys]
     return nodes[0] if len(nodes) == 1 else None
+
+
+def _clips_anyway(quantizer: Any) -> bool:
+    """True when ``quantizer(x) == quantizer(clip(x, 0, 1))`` for every x: a monotone
+    quantizer constant below 0 and above 1 (DoReFa's, QNN's), checked on a probe."""
+    if uniform_grid(quantizer) is None:
+        return False
+    probe = np.concatenate([[-1e6, -64.0], np.linspace(-4, 5, 9001), [64.0, 1e6]])
+    probe = probe.astype(np.float32)
+    q = np.asarray(quantizer(tf.constant(probe)))
+    return bool(np.array_equal(q, np.asarray(quantizer(tf.constant(np.clip(probe, 0, 1))))))
+
+
+def redundant_clip(layer: Any, network: Any) -> bool:
+    """True for a ``ReLU(max_value=1)`` (clip to [0, 1]) whose every consumer in
+    ``network`` is a quantized layer whose input quantizer clips to [0, 1] itself: the
+    rewrite drops it (2 elementwise ops a layer in the flatbuffer; the thermometer planes
+    compare the unclipped input with edges in (0, 1], the same signs)."""
+    if not isinstance(layer, tf.keras.layers.ReLU):
+        return False
+    config = layer.get_config()
+    if config.get("max_value") != 1.0 or config.get("threshold") or config.get("negative_slope"):
+        return False
+    keys = getattr(network, "_network_nodes", set())
+    consumers = [
+        node.outbound_layer
+        for i, node in enumerate(layer._outbound_nodes)
+        if any(k.startswith(f"{node.outbound_layer.name}_ib-") for k in keys)
+    ]
+    return bool(consumers) and all(
+        _kind(c) is not None and _clips_anyway(getattr(c, "input_quantizer", None))
+        for c in consumers
+    )
 
 
 def _binary_config(config: dict[str, Any], alpha: np.ndarray) -> dict[str, Any]:
@@ -835,7 +935,7 @@ def run_pixel_scale() -> float | None:
 def prepare_for_lce(
     model: tf.keras.Model,
     pixel_scale: float | None = None,
-    encoding: str | None = None,
+    encoding: str | dict[str, str] | None = None,
     image_planes: bool = False,
 ) -> tuple[tf.keras.Model, list[LayerPlan]]:
     """A copy of ``model`` with baked weights and binary layers in LCE's bitpackable form.
@@ -844,20 +944,57 @@ def prepare_for_lce(
     (bitlite's runs: :func:`run_pixel_scale`); None when that is not known, which keeps
     the rewrites that depend on the input's values (bit planes) off. ``encoding``: the
     plane encoding of every k-bit layer where possible (``"binary"`` or
-    ``"thermometer"``, for measurements); None picks per layer by :mod:`plane_cost`.
+    ``"thermometer"``, for measurements; or one per layer name); None picks per layer
+    by :mod:`plane_cost`: the cheaper, within its size budget (:func:`plane_cost.fit_size`).
     ``image_planes``: a first convolution (or non-binary dense layer) with few-level
     weights also runs on the image's 8 bit planes (all MACs binary, but slower: off by
     default; a binary dense layer on the image always does, see :class:`BitPlaneDense`).
     Inference outputs are unchanged (up to float32 summation order in the 1×1 rewrite).
     """
+    rewritten, plans = _prepare(model, pixel_scale, encoding, image_planes)
+    if encoding is not None:
+        return rewritten, plans
+    fitted = plane_cost.fit_size([
+        plane_cost.Pick(p.layer, p.encoding, p.costs, p.kernel_bits)
+        for p in plans if p.action == "planes->bconv"
+    ])  # fmt: skip
+    first = {p.layer: p for p in plans}
+    if all(first[name].encoding == e for name, e in fitted.items()):
+        return rewritten, plans
+    rewritten, plans = _prepare(model, pixel_scale, fitted, image_planes)
+    for p in plans:
+        if p.layer not in fitted:
+            continue
+        p.why_encoding = first[p.layer].why_encoding
+        if first[p.layer].encoding != p.encoding:
+            bits = p.kernel_bits
+            p.why_encoding = (
+                f"the size budget: thermometer planes store the kernel "
+                f"{bits['thermometer'] // bits['binary']}× ({bits['thermometer'] / 8192:,.1f} "
+                f"KiB, not {bits['binary'] / 8192:,.1f}), over {plane_cost.SIZE_BUDGET:g}× "
+                "the k-bit layers' bit planes"
+            )
+    return rewritten, plans
+
+
+def _prepare(
+    model: tf.keras.Model,
+    pixel_scale: float | None,
+    encoding: str | dict[str, str] | None,
+    image_planes: bool,
+) -> tuple[tf.keras.Model, list[LayerPlan]]:
+    """:func:`prepare_for_lce` with ``encoding`` as given (None: each layer's cheaper)."""
     plans: list[LayerPlan] = []
     pending: list[tuple[Any, list[np.ndarray]]] = []
     network = inference_network(model)
     image_fed = {ly.name for ly in network.layers if fed_by_image(ly, network)}
 
     def clone(layer: Any) -> Any:
+        if redundant_clip(layer, network):
+            return tf.keras.layers.Activation("linear", name=layer.name)
+        forced = encoding.get(layer.name) if isinstance(encoding, dict) else encoding
         new, plan, weights = _rewrite_layer(
-            layer, layer.name in image_fed, pixel_scale, encoding, image_planes
+            layer, layer.name in image_fed, pixel_scale, forced, image_planes
         )
         if plan is not None:
             plans.append(plan)

@@ -27,6 +27,12 @@ costs ~60 and every input element of a bit plane ~60 (thermometer ~11) — so th
 count's effect on the popcounts matters far less than the output and input work, and the
 first fit (costs in popcount units, outputs and inputs at 6) picked the slower encoding
 for 5 of those 7 layers.
+
+Size: thermometer planes store the kernel once per plane (it repeats along the longer
+reduction), ``n − 1`` times the bits of bit planes. :func:`fit_size` keeps the model's
+k-bit kernels within :data:`SIZE_BUDGET` times their bit planes stored once, switching
+to bit planes the layers that save the most stored bits per estimated instruction lost
+(issue 16's size goals: 1/16 of float32 for binary weights, 1/10 for 2-bit).
 """
 
 from __future__ import annotations
@@ -44,6 +50,9 @@ OUTPUT_COST = 60.0
 # One input element of one plane: the elementwise ops that cut it, then bitpacking.
 # binary: round, scale, floor, mod, subtract, concat; thermometer: concat, subtract.
 INPUT_COST = {"binary": 59.0, "thermometer": 11.0}
+# The k-bit layers' stored kernels may take at most this many times the bits of their
+# weight planes stored once (binary weights: 2 bits per weight, 1/16 of float32).
+SIZE_BUDGET = 2.0
 
 
 @dataclass(frozen=True)
@@ -83,3 +92,42 @@ def choose(shape: LayerShape, allowed: Sequence[str] = ENCODINGS) -> tuple[str, 
     """(the cheaper of ``allowed``, each one's estimated cost); ties go to ``binary``."""
     costs = {e: cost(shape, e) for e in allowed}
     return min(allowed, key=lambda e: (costs[e], ENCODINGS.index(e))), costs
+
+
+def kernel_bits(shape: LayerShape, encoding: str) -> int:
+    """Bits of the binary kernel as stored: thermometer planes repeat it once per plane."""
+    repeat = 1 if encoding == "binary" else planes(shape, "thermometer")
+    return shape.filters * shape.taps * shape.channels_in * repeat
+
+
+@dataclass(frozen=True)
+class Pick:
+    """One k-bit layer's options for :func:`fit_size`."""
+
+    name: str
+    encoding: str  # the cheaper by :func:`choose`
+    costs: dict[str, float]  # estimated instructions by encoding
+    bits: dict[str, int]  # stored kernel bits by encoding (:func:`kernel_bits`)
+
+
+def fit_size(picks: Sequence[Pick], budget: float = SIZE_BUDGET) -> dict[str, str]:
+    """Each layer's encoding (name -> encoding) with the stored kernels within ``budget``
+    times their bit planes stored once: starting from the cheaper encodings, the layers
+    that save the most bits per estimated instruction lost switch to bit planes."""
+    chosen = {p.name: p.encoding for p in picks}
+    limit = budget * sum(p.bits["binary"] for p in picks)
+
+    def stored() -> int:
+        return sum(p.bits[chosen[p.name]] for p in picks)
+
+    while stored() > limit:
+        movable = [p for p in picks if chosen[p.name] != "binary" and "binary" in p.costs]
+        if not movable:
+            break
+
+        def lost_per_bit(p: Pick) -> float:
+            saved = p.bits[chosen[p.name]] - p.bits["binary"]
+            return (p.costs["binary"] - p.costs[chosen[p.name]]) / max(saved, 1)
+
+        chosen[min(movable, key=lost_per_bit).name] = "binary"
+    return chosen

@@ -78,6 +78,24 @@ def test_thermometer_planes_sum_to_the_code_and_rebuild_the_level(levels):
     np.testing.assert_array_equal(d + (c[:, None] * s).sum(0), -1.0 + 0.5 * m)
 
 
+@pytest.mark.parametrize(
+    "quantizer", [_dorefa(2), _dorefa(3), _dorefa(4), "ste_tern"], ids=["a2", "a3", "a4", "tern"]
+)
+def test_thermometer_edges_cut_the_planes_from_the_input_exactly(quantizer):
+    """``[m ≥ t] = [x − e_t ≥ 0]`` in float32 at the edges, one float below them, on the
+    rounding ties and on random inputs: the planes need no quantizer in the graph."""
+    q = lq.quantizers.get(quantizer)
+    grid = er.uniform_grid(q)
+    edges = er.thermometer_edges(q, grid)
+    assert edges is not None and len(edges) == grid.levels - 1
+    ties = ((np.arange(grid.levels) + 0.5) * grid.step + grid.offset).astype(np.float32)
+    x = np.concatenate([edges, np.nextafter(edges, np.float32(-np.inf)), ties, [0.0, -0.0],
+                        rng.uniform(-2, 2, 20000)]).astype(np.float32)  # fmt: skip
+    m = np.round((np.asarray(q(tf.constant(x)), np.float64) - grid.offset) / grid.step)
+    for t, e in enumerate(edges, start=1):
+        np.testing.assert_array_equal((x - e) >= 0, m >= t)
+
+
 def test_the_encodings_constant_terms_differ_off_powers_of_two():
     """3 levels: binary planes cover codes 0…3 (d at 1.5 steps), thermometer 0…2 (1 step)."""
     grid = er.uniform_grid(lq.quantizers.SteTern())
@@ -162,10 +180,67 @@ def test_cost_model_prefers_thermometer_unless_15_planes_meet_many_channels():
 def test_the_rewrite_takes_the_cost_models_choice_and_reports_both_costs(channels, filters):
     model = _layer_model(_dorefa(4), "binary", shape=(4, 4, channels), filters=filters)
     _, (plan,) = er.prepare_for_lce(model)
-    assert plan.encoding == min(plan.costs, key=plan.costs.get)
-    assert plan.encoding == ("thermometer" if channels == 3 else "binary")
+    cheaper = min(plan.costs, key=plan.costs.get)
+    assert cheaper == ("thermometer" if channels == 3 else "binary")
+    # one layer alone: 15 thermometer planes store its kernel 15×, over the size budget
+    assert plan.encoding == "binary"
+    assert plan.kernel_bits["thermometer"] == 15 * plan.kernel_bits["binary"]
+    assert ("size budget" in plan.why_encoding) == (cheaper == "thermometer")
     sign = _layer_model("ste_sign", "ternary")  # 2 levels: one sign plane either way
     assert er.prepare_for_lce(sign)[1][0].encoding == "binary"
+
+
+def test_fit_size_moves_the_layers_that_save_most_bits_per_instruction_lost():
+    def pick(name: str, bits: int, lost: float) -> plane_cost.Pick:
+        return plane_cost.Pick(name, "thermometer", {"binary": 100 + lost, "thermometer": 100},
+                               {"binary": bits, "thermometer": 3 * bits})  # fmt: skip
+
+    small, big = pick("small", 10, 5.0), pick("big", 100, 20.0)  # big: 0.1 lost per bit
+    assert plane_cost.fit_size([small, big]) == {"small": "thermometer", "big": "binary"}
+    assert plane_cost.fit_size([small, big], budget=3) == {"small": "thermometer",
+                                                           "big": "thermometer"}  # fmt: skip
+    assert set(plane_cost.fit_size([small, big], budget=1).values()) == {"binary"}
+
+
+def test_a_lenet_like_model_keeps_its_small_convolution_on_thermometer_planes():
+    """The dense layer holds most weights: bit planes there bring the stored kernels
+    within the budget, and the cheaper thermometer planes stay on the convolution."""
+    x = inputs = tf.keras.Input((8, 8, 8))
+    q = dict(input_quantizer=_dorefa(2), kernel_quantizer="ste_sign", use_bias=False)
+    x = lq.layers.QuantConv2D(16, 3, padding="valid", name="conv", **q)(x)
+    x = tf.keras.layers.Flatten()(x)
+    model = tf.keras.Model(inputs, lq.layers.QuantDense(256, name="dense", **q)(x))
+    rewritten, plans = er.prepare_for_lce(model)
+    by_name = {p.layer: p for p in plans}
+    assert all(min(p.costs, key=p.costs.get) == "thermometer" for p in plans)
+    assert (by_name["conv"].encoding, by_name["dense"].encoding) == ("thermometer", "binary")
+    assert "size budget" in by_name["dense"].why_encoding
+    assert by_name["conv"].why_encoding == "the cheaper"
+    stored = sum(p.kernel_bits[p.encoding] for p in plans)
+    assert stored <= plane_cost.SIZE_BUDGET * sum(p.kernel_bits["binary"] for p in plans)
+    data = rng.uniform(-0.5, 1.5, (8, 8, 8, 8)).astype(np.float32)
+    _same_outputs(model, rewritten, data, atol=1e-4)
+
+
+@pytest.mark.parametrize("encoding", plane_cost.ENCODINGS)
+def test_a_clip_before_a_clipping_quantizer_is_dropped_with_the_same_outputs(encoding):
+    """DoReFa clips to [0, 1] itself: the method's ReLU(max_value=1) before it goes (in
+    either encoding); one that also feeds a float layer stays."""
+    x = inputs = tf.keras.Input((6, 6, 4))
+    x = tf.keras.layers.Conv2D(8, 3, padding="same")(x)
+    x = tf.keras.layers.ReLU(max_value=1.0, name="clip")(x)
+    q = lq.layers.QuantConv2D(8, 3, padding="same", input_quantizer=_dorefa(2), name="k")
+    model = tf.keras.Model(inputs, q(x))
+    _set_levels(q, "binary")
+    both = tf.keras.Model(inputs, [q.output, tf.keras.layers.Dense(3)(x)])
+    assert er.redundant_clip(model.get_layer("clip"), model)
+    assert not er.redundant_clip(both.get_layer("clip"), both)
+    rewritten, _ = er.prepare_for_lce(model, encoding=encoding)
+    assert not any(isinstance(ly, tf.keras.layers.ReLU) for ly in rewritten.layers)
+    data = rng.uniform(-2, 3, (8, 6, 6, 4)).astype(np.float32)
+    _same_outputs(model, rewritten, data, atol=1e-4)
+    kept, _ = er.prepare_for_lce(both, encoding=encoding)
+    assert any(isinstance(ly, tf.keras.layers.ReLU) for ly in kept.layers)
 
 
 # -- the image's bit planes under a first convolution --------------------------------------
