@@ -159,6 +159,7 @@ def main() -> None:
     best = min(r["wall"] for _, r in results[2:]) / results[0][1]["wall"]
     bound = two_worker_bound(results[1][1]) / results[0][1]["wall"]
     worst_overhead = max(statistics.median(r["overheads"]) for _, r in results[2:])
+    cpu_ratio = results[2][1]["cpu"] / results[0][1]["cpu"]  # --jobs 2 (Ray's is partial)
     # Other jobs' load before this script's own: above half the cores, a second worker
     # has no free core to run on, and the speed-up cannot show.
     contended = (os.cpu_count() or 1) / 2 < results_table.LOAD_AT_START
@@ -174,8 +175,14 @@ def main() -> None:
         f"({'met' if best <= GOAL_RATIO else 'NOT met'}); overhead ≤ {GOAL_OVERHEAD_S:.0f} s "
         f"per cell (median) — worst {worst_overhead:.2f} s "
         f"({'met' if worst_overhead <= GOAL_OVERHEAD_S else 'NOT met'}). Overhead includes "
-        "each worker's start-up (process, imports) on its first cell, hence the max; a "
-        "worker's TensorFlow import falls inside its first cell's time.",
+        "a worker's start-up when its first cell waits on it, hence the max: `--jobs` "
+        "workers start with the command and import TensorFlow before their first cell; "
+        "Ray's import it inside their first cell's time.",
+        "",
+        f"CPU: `--jobs 2` used {cpu_ratio:.2f}× the sequential command's CPU time — the work "
+        "parallel running adds, which other jobs' load distorts far less than wall time. On "
+        f"two idle cores that allows at best {cpu_ratio / 2:.2f}× the wall time of a "
+        "sequential run that keeps one core busy.",
         "",
         f"Bound: two 1-thread workers cannot beat {bound:.2f}× here — half the 1-thread "
         "sequential time or the longest float → tool chain, whichever is longer (from the "
