@@ -96,8 +96,8 @@ class ProcessPool(Executor):
         self._pool: cf.ProcessPoolExecutor | None = None
 
     def start(self) -> None:
-        """Start every worker now (idempotent): each imports what cells need at once, so
-        started before the driver checks the grid, workers and driver import together."""
+        """Start every worker now (idempotent); each imports what cells need (warm_up)
+        before its first task: the command line starts the pool before anything else."""
         if self._pool is not None:
             return
         # spawn, not fork: the driver has TensorFlow loaded, whose threads fork cannot copy.
