@@ -12,7 +12,9 @@ reference for identical accuracies, since TensorFlow's sums depend on its thread
 grid: LeNet-5 and an MLP × (float, BNN) + INQ 4-bit from each float cell, 1 epoch.
 Overhead per cell = the time the driver waited on a cell minus the time its worker spent
 on it (``OUT/schedule.json``): dispatch, result return, and a worker's start-up on its
-first cell.
+first cell. CPU time (each cell's, from ``schedule.json``; the whole command's, from its
+process tree) does not grow with other jobs' load as wall time does: on a shared machine,
+compare executors by it.
 
     python -m benchmarks.compare_executors [--root runs/bench-executors] [--table FILE]
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -72,16 +75,25 @@ def run_variant(root: Path, index: int, grid_text: str, extra: list[str]) -> dic
     grid_file.write_text(grid_text)
     command = [sys.executable, "-m", "pipeline.compare", "--grid", str(grid_file),
                "--out", str(out), "--quiet", *extra]  # fmt: skip
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), children_cpu()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, children_cpu() - cpu
     schedule = runs.read_json(out / "schedule.json")
     accuracies = {name: runs.read_json(out / "cells" / name / "result.json")["test_accuracy"]
                   for name in sorted(schedule["cells"])}  # fmt: skip
     durations = {name: c["ended"] - c["started"] for name, c in schedule["cells"].items()}
     return {"wall": wall, "accuracies": accuracies, "overheads": overheads(schedule),
             "retries": sum(c["attempts"] - 1 for c in schedule["cells"].values()),
-            "durations": durations, "grid": grid_file}  # fmt: skip
+            "durations": durations, "grid": grid_file, "cpu": cpu,
+            "cells_cpu": sum(c["cpu_s"] for c in schedule["cells"].values())}  # fmt: skip
+
+
+def children_cpu() -> float:
+    """CPU time of this process's ended children and the children they waited for: a
+    command's driver, its pool workers and their tools; not a local Ray's workers (Ray's
+    own processes start them and end with them)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def two_worker_bound(one_thread: dict[str, Any]) -> float:
@@ -105,14 +117,17 @@ def overheads(schedule: dict[str, Any]) -> list[float]:
 def table(results: list[tuple[str, dict[str, Any]]]) -> str:
     base_wall = results[0][1]["wall"]
     reference = results[1][1]["accuracies"]  # same threads per cell as the parallel runs
-    lines = ["| executor | cells | wall time (s) | × sequential | accuracies = 1-thread sequential "
+    lines = ["| executor | cells | wall time (s) | × sequential | CPU, cells (s) "
+             "| CPU, command (s) | accuracies = 1-thread sequential "
              "| overhead/cell median (s) | overhead/cell max (s) | retries |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for label, r in results:
         same = r["accuracies"] == reference
         diff = max(abs(r["accuracies"][k] - reference[k]) for k in reference)
+        command_cpu = "—" if "ray" in label else f"{r['cpu']:.0f}"  # see children_cpu
         lines.append(
             f"| {label} | {len(r['accuracies'])} | {r['wall']:.0f} | {r['wall'] / base_wall:.2f} "
+            f"| {r['cells_cpu']:.0f} | {command_cpu} "
             f"| {'identical' if same else f'differ (max {100 * diff:.2f} pt)'} "
             f"| {statistics.median(r['overheads']):.2f} | {max(r['overheads']):.2f} "
             f"| {r['retries']} |"
@@ -144,6 +159,7 @@ def main() -> None:
     best = min(r["wall"] for _, r in results[2:]) / results[0][1]["wall"]
     bound = two_worker_bound(results[1][1]) / results[0][1]["wall"]
     worst_overhead = max(statistics.median(r["overheads"]) for _, r in results[2:])
+    cpu_ratio = results[2][1]["cpu"] / results[0][1]["cpu"]  # --jobs 2 (Ray's is partial)
     # Other jobs' load before this script's own: above half the cores, a second worker
     # has no free core to run on, and the speed-up cannot show.
     contended = (os.cpu_count() or 1) / 2 < results_table.LOAD_AT_START
@@ -159,15 +175,24 @@ def main() -> None:
         f"({'met' if best <= GOAL_RATIO else 'NOT met'}); overhead ≤ {GOAL_OVERHEAD_S:.0f} s "
         f"per cell (median) — worst {worst_overhead:.2f} s "
         f"({'met' if worst_overhead <= GOAL_OVERHEAD_S else 'NOT met'}). Overhead includes "
-        "each worker's start-up (process, imports) on its first cell, hence the max; a "
-        "worker's TensorFlow import falls inside its first cell's time.",
+        "a worker's start-up when its first cell waits on it, hence the max: `--jobs` "
+        "workers start with the command and import TensorFlow before their first cell; "
+        "Ray's import it inside their first cell's time.",
+        "",
+        f"CPU: `--jobs 2` used {cpu_ratio:.2f}× the sequential command's CPU time — the work "
+        "parallel running adds, which other jobs' load distorts far less than wall time. On "
+        f"two idle cores that allows at best {cpu_ratio / 2:.2f}× the wall time of a "
+        "sequential run that keeps one core busy.",
         "",
         f"Bound: two 1-thread workers cannot beat {bound:.2f}× here — half the 1-thread "
         "sequential time or the longest float → tool chain, whichever is longer (from the "
-        "second row's cells). The sequential baseline's TensorFlow already uses both cores, "
-        "so a goal near that bound leaves nothing for each worker's own TensorFlow import "
-        "(a tool cell also imports it again in its subprocess) or for two cells sharing "
-        "the memory bus.",
+        "second row's cells). What parallel runs add to it: each worker's TensorFlow "
+        "start-up (import, then converting Keras's training functions on its first cell: "
+        "the first cell's CPU time, against a later one's), two cells sharing the memory "
+        "bus, and the wait for a float cell's dependents. The sequential rows start a "
+        "process per tool cell (INQ), as the default executor does; `--jobs` and Ray "
+        "workers run it in their own process. With `--jobs`, a worker reads and checks the "
+        "grid, so the driver never imports TensorFlow.",
         "", "Test accuracy per cell:", "", accuracy_table(results),
     ])  # fmt: skip
     text = results_table.write_table(

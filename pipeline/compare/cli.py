@@ -68,7 +68,14 @@ def write_report(grid, rows, command: str, failed: dict[str, str] | None = None)
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    grid = load_grid(args.grid, out=args.out)
+    pool = None if args.check or args.report else start_pool(args)
+    try:  # with a pool, a worker reads and checks the grid: see start_pool
+        grid = (load_grid(args.grid, out=args.out) if pool is None
+                else pool.submit(load_grid, args.grid, args.out).result())  # fmt: skip
+    except BaseException:
+        if pool is not None:
+            pool.shutdown(cancel=True)
+        raise
     cells = grid.cells()
     if args.check:
         for cell in cells:
@@ -85,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         from pipeline.compare.schedule import run_grid
 
-        executor = make_executor(args, grid)  # a missing Ray: exit 2, saying how to install
+        executor = pool or make_executor(args, grid)  # a missing Ray: exit 2, saying how
         outcome = run_grid(grid, executor, retries=args.retries, progress=not args.quiet)
         rows, failed = outcome.rows, outcome.failed
     command = "python -m pipeline.compare " + shlex.join(argv if argv is not None else _argv())
@@ -104,6 +111,21 @@ def make_executor(args: argparse.Namespace, grid: Grid) -> Executor:
         raise UsageError(f"--retries must be at least 0, not {args.retries}")
     jobs = args.jobs if args.jobs is not None else (0 if args.executor == "ray" else 1)
     return make(args.executor, jobs, grid.resources, args.address)
+
+
+def start_pool(args: argparse.Namespace) -> Executor | None:
+    """``--jobs N`` on this machine: the worker pool, started first, so that one of its
+    workers reads and checks the grid. Checking imports TensorFlow (every model's module),
+    which the workers need anyway and this process then never does: on a small machine
+    the driver's import would take a core from the workers for seconds. None for other
+    executors and for arguments make_executor refuses."""
+    if args.executor != "local" or (args.jobs or 1) < 2 or args.address or args.retries < 0:
+        return None
+    from pipeline.compare.executors import ProcessPool
+
+    pool = ProcessPool(args.jobs)
+    pool.start()
+    return pool
 
 
 def _argv() -> list[str]:

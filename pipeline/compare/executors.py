@@ -20,6 +20,7 @@ import os
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from pipeline.compare.grid import Resources
@@ -95,10 +96,16 @@ class ProcessPool(Executor):
         self._pool: cf.ProcessPoolExecutor | None = None
 
     def start(self) -> None:
+        """Start every worker now (idempotent); each imports what cells need (warm_up)
+        before its first task: the command line starts the pool before anything else."""
+        if self._pool is not None:
+            return
         # spawn, not fork: the driver has TensorFlow loaded, whose threads fork cannot copy.
         self._pool = cf.ProcessPoolExecutor(
-            self.slots, mp_context=multiprocessing.get_context("spawn")
+            self.slots, mp_context=multiprocessing.get_context("spawn"), initializer=warm_up
         )
+        for _ in range(self.slots):  # each submit finds no idle worker and spawns one
+            self._pool.submit(os.getpid)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future:
         assert self._pool is not None, "start() first"
@@ -148,6 +155,8 @@ class RayCluster(Executor):
         ray = import_ray()
         hide_broken_pyarrow()
         if not ray.is_initialized():  # else: the caller's ray.init(**RAY_INIT, ...) holds
+            if self.address is None:
+                use_this_checkout()
             try:
                 ray.init(address=self.address, **RAY_INIT)
             except (ConnectionError, RuntimeError) as err:  # no cluster at that address
@@ -184,6 +193,35 @@ class RayCluster(Executor):
             return Executor.describe(cause)
         first = str(error).strip().splitlines()[0] if str(error).strip() else ""
         return f"{type(error).__name__}: {first}"  # WorkerCrashedError, OutOfMemoryError
+
+
+def warm_up() -> None:
+    """A new worker's first act: import TensorFlow, Keras, larq, the trainer, the models and
+    the tools, a few seconds that would otherwise fall inside its first cell. Imports start
+    no TensorFlow runtime, so the thread count a cell sets still applies."""
+    import importlib
+
+    from pipeline.compare.grid import TOOLS
+
+    # A module that fails to import here fails the cell that needs it, with its own error.
+    with contextlib.suppress(Exception):
+        from models.registry import model_names
+
+        model_names()  # imports every architecture module
+        for module in ("pipeline.train.trainer", "pipeline.methods", *TOOLS.values()):
+            importlib.import_module(module)
+
+
+def use_this_checkout() -> None:
+    """Put the checkout this process runs on the ``PYTHONPATH`` that a Ray started here
+    passes to its workers, as spawned ``--jobs`` workers inherit it: they then run this
+    code, even where ``bitlite`` is not installed or is installed from another checkout."""
+    import pipeline
+
+    checkout = str(Path(pipeline.__file__).resolve().parents[1])
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if checkout not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([checkout, *filter(None, paths)])
 
 
 def import_ray() -> Any:

@@ -45,6 +45,7 @@ on an executor (in this process, ``--jobs N`` processes, or Ray tasks).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import importlib.util
@@ -387,11 +388,13 @@ def finished_rows(grid: Grid) -> list[dict[str, Any]]:
 
 
 def run_cell(grid: Grid, cell: Cell, run: runs.Run, progress: bool,
-             log: Callable[[str], None]) -> None:  # fmt: skip
+             log: Callable[[str], None], tool_here: bool = False) -> None:  # fmt: skip
+    """Train (or quantize with its tool), export and bench one cell; ``tool_here``: see
+    :func:`run_tool`."""
     if run.has_result():
         log("  trained: kept")
     elif cell.tool:
-        run_tool(grid, cell, run, progress)
+        run_tool(grid, cell, run, progress, here=tool_here)
     else:
         from pipeline.train.trainer import resume, train
 
@@ -406,23 +409,64 @@ def run_cell(grid: Grid, cell: Cell, run: runs.Run, progress: bool,
         runs.write_json(run.file(BENCH_FILE), bench(run, grid.bench))
 
 
-def run_tool(grid: Grid, cell: Cell, run: runs.Run, progress: bool) -> None:
-    """``python -m tools.<method> --run FLOAT --bits B --out RUN [--resume] ARGS``."""
+def run_tool(grid: Grid, cell: Cell, run: runs.Run, progress: bool,
+             here: bool = False) -> None:  # fmt: skip
+    """``python -m tools.<method> --run FLOAT --bits B --out RUN [--resume] ARGS``.
+
+    In a subprocess, or with ``here`` (a grid's worker process, which runs one cell at a
+    time and nothing else) by calling the tool's ``main`` in this process: the worker has
+    TensorFlow loaded and its functions converted already, which a fresh process spends
+    longer on than a short cell's training (about 8 s CPU here, per tool cell)."""
     source = grid.run_dir(grid.baseline(cell))
     spec = grid.methods[cell.method]
-    command = [sys.executable, "-m", str(cell.tool), "--run", str(source.path),
-               "--bits", str(cell.bits), "--out", str(run.path), *spec.args]  # fmt: skip
+    argv = ["--run", str(source.path), "--bits", str(cell.bits), "--out", str(run.path),
+            *spec.args]  # fmt: skip
     if run.file(runs.CONFIG).exists():
-        command.append("--resume")
+        argv.append("--resume")
     if not progress:
-        command.append("--quiet")
+        argv.append("--quiet")
+    if here:
+        _run_tool_here(cell, argv, progress)
+        return
     # Quiet (and in every parallel worker): the tool's step lines would interleave.
     stdout = None if progress else subprocess.DEVNULL
-    proc = subprocess.run(command, stdout=stdout, stderr=subprocess.PIPE, text=True,
-                          preexec_fn=_die_with_parent)  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", str(cell.tool), *argv], stdout=stdout,
+                          stderr=subprocess.PIPE, text=True, preexec_fn=_die_with_parent)  # fmt: skip
     if proc.returncode != 0:
-        lines = proc.stderr.strip().splitlines() or ["(no message)"]
-        raise BitliteError(f"{cell}: {cell.tool} failed: {lines[-1]}")
+        _tool_failed(cell, proc.stderr)
+
+
+def _run_tool_here(cell: Cell, argv: list[str], progress: bool) -> None:
+    """The tool's command line, run by its ``main`` in this process; failures as in a
+    subprocess (its last line of error output), its result line dropped unless ``progress``."""
+    import logging
+
+    import tensorflow as tf
+
+    main = importlib.import_module(str(cell.tool)).main
+    # As in a fresh process: no global seed. The cells before set one, and a tool's first
+    # shuffle depends on it (its own seed comes after), so its results would depend on them.
+    tf.random.set_seed(None)
+    stderr = io.StringIO()
+    stdout = contextlib.nullcontext() if progress else contextlib.redirect_stdout(io.StringIO())
+    tf_log = logging.getLogger("tensorflow")  # its handler writes to the real stderr
+    level = tf_log.level
+    tf_log.setLevel(logging.WARNING if progress else logging.ERROR)
+    try:
+        with stdout, contextlib.redirect_stderr(stderr):
+            main(argv)
+    except SystemExit as exit:  # argparse refused the grid's tool arguments
+        if exit.code:
+            _tool_failed(cell, stderr.getvalue())
+    except BitliteError as err:
+        _tool_failed(cell, str(err))
+    finally:
+        tf_log.setLevel(level)
+
+
+def _tool_failed(cell: Cell, stderr: str) -> None:
+    lines = stderr.strip().splitlines() or ["(no message)"]
+    raise BitliteError(f"{cell}: {cell.tool} failed: {lines[-1]}")
 
 
 def _die_with_parent() -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import os
+import resource
 import socket
 import time
 import uuid
@@ -44,6 +45,7 @@ class Attempt:
     token: str  # unique per attempt: worker.json names it, so the driver sees this one start
     threads: int | None  # TensorFlow threads; None leaves TensorFlow's default
     progress: bool  # per-epoch bars (only in this process: workers' bars would interleave)
+    worker: bool = False  # a worker process, one cell at a time: tools run in it
 
 
 @dataclass(frozen=True)
@@ -55,11 +57,20 @@ class Finished:
     started: float  # time.time() in the worker
     ended: float
     notes: tuple[str, ...] = ()  # what the cell logged (resumed, parity warnings)
+    cpu_s: float = 0.0  # CPU time the cell took, its tool's subprocess included: unlike
+    # ended - started, other jobs on the machine do not inflate it
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and of its children that have ended."""
+    own, children = (resource.getrusage(who) for who in
+                     (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))  # fmt: skip
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def cell_task(grid: Grid, cell: Cell, attempt: Attempt) -> Finished:
     """Run one cell (train or tool, export, bench) in whatever process this is."""
-    started = time.time()
+    started, cpu = time.time(), cpu_seconds()
     run = grid.run_dir(cell)
     runs.write_json(run.file(WORKER_FILE), {
         "host": socket.gethostname(), "pid": os.getpid(), "attempt": attempt.number,
@@ -69,10 +80,11 @@ def cell_task(grid: Grid, cell: Cell, attempt: Attempt) -> Finished:
     notes: list[str] = []
     with cell_environment(attempt.threads, share_gpu=0 < grid.resources.gpus < 1):
         try:
-            run_cell(grid, cell, run, attempt.progress, notes.append)
+            run_cell(grid, cell, run, attempt.progress, notes.append, tool_here=attempt.worker)
         except Exception as err:  # KeyboardInterrupt is not caught: Ctrl-C stops the grid
             raise CellFailed(f"{type(err).__name__}: {err}") from None
-    return Finished(socket.gethostname(), os.getpid(), started, time.time(), tuple(notes))
+    return Finished(socket.gethostname(), os.getpid(), started, time.time(), tuple(notes),
+                    cpu_seconds() - cpu)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -171,7 +183,8 @@ class Schedule:
                                      "retried": o.retried.get(name, [])}  # fmt: skip
             if name in o.finished:
                 f = o.finished[name]
-                entry.update(host=f.host, pid=f.pid, started=f.started, ended=f.ended)
+                entry.update(host=f.host, pid=f.pid, started=f.started, ended=f.ended,
+                             cpu_s=f.cpu_s)  # fmt: skip
             if name in o.failed:
                 entry["error"] = o.failed[name]
             cells[name] = entry
@@ -198,7 +211,8 @@ class Schedule:
                 return
             self.waiting.remove(cell)
             number = self.attempts[cell.name] = self.attempts.get(cell.name, 0) + 1
-            attempt = Attempt(number, uuid.uuid4().hex, self.threads, self.cell_progress)
+            attempt = Attempt(number, uuid.uuid4().hex, self.threads, self.cell_progress,
+                              worker=not self.executor.in_process)  # fmt: skip
             self.outcome.submitted[cell.name] = time.time()
             self.running[self.executor.submit(self.task, self.grid, cell, attempt)] = (
                 cell, attempt)  # fmt: skip

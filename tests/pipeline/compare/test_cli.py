@@ -207,11 +207,12 @@ def test_cli_check_lists_cells_and_errors_are_one_line(tmp_path, capsys):
     assert "cell (model=lenet5, method=bnn, bits=3, dataset=mnist)" in err
 
 
-@pytest.mark.parametrize("check", [True, False])
-def test_grid_of_the_wrong_type_exits_2_before_anything_is_made(tmp_path, capsys, check):
+@pytest.mark.parametrize("extra", [["--check"], [], ["--jobs", "2"]])
+def test_grid_of_the_wrong_type_exits_2_before_anything_is_made(tmp_path, capsys, extra):
+    """Also with --jobs 2, where a worker checks the grid: its error is the driver's."""
     grid_file, out = tmp_path / "grid.toml", tmp_path / "out"
     grid_file.write_text(GRID.replace("epochs = 1", 'epochs = "3"'))
-    argv = ["--grid", str(grid_file), "--out", str(out), "--quiet"] + (["--check"] if check else [])
+    argv = ["--grid", str(grid_file), "--out", str(out), "--quiet", *extra]
     with pytest.raises(SystemExit) as exit_info:
         cli.run(main, argv)
     assert exit_info.value.code == 2

@@ -153,3 +153,63 @@ def test_wrong_types_are_rejected_when_the_grid_loads(tmp_path, old, new, expect
     assert old in BASE
     message = error_of(tmp_path, BASE.replace(old, new))
     assert expected in message and str(tmp_path / "grid.toml") in message
+
+
+TOOL_GRID = """
+name = "tool"
+models = ["lenet5"]
+datasets = ["mnist"]
+export = false
+[methods]
+inq = {{ bits = [4], args = [{args}] }}
+[train]
+epochs = 1
+batch_size = 50
+train_samples = 200
+test_samples = 100
+"""
+
+
+def tool_cells(tmp_path: Path, args: str):
+    from pipeline import runs
+
+    grid = load_grid(write(tmp_path, TOOL_GRID.format(args=args)), out=tmp_path / "out")
+    float_cell, tool_cell = grid.cells()
+    return grid, float_cell, tool_cell, runs.Run(tmp_path / "here")
+
+
+def test_a_tool_run_in_this_process_fails_as_in_its_own(tmp_path):
+    """Grid workers run tool cells in their own process: a refused argument is the same
+    one-line error, not argparse's SystemExit ending the worker."""
+    from pipeline.compare.grid import run_tool
+    from pipeline.errors import BitliteError
+
+    grid, _, cell, run = tool_cells(tmp_path, '"--no-such-option"')
+    messages = []
+    for here in (False, True):
+        with pytest.raises(BitliteError) as info:
+            run_tool(grid, cell, run, progress=False, here=here)
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
+    assert messages[0].endswith("unrecognized arguments: --no-such-option (see --help)")
+
+
+def test_a_tool_run_in_this_process_gives_the_subprocess_weights(tmp_path):
+    """Same float run, same seeds: INQ called here (after this process trained the float
+    cell) and INQ in a fresh process end with the same weights and accuracy."""
+    import numpy as np
+
+    from pipeline import runs
+    from pipeline.compare.grid import run_cell, run_tool
+
+    args = '"--epochs-per-step", "1", "--train-samples", "200"'
+    grid, float_cell, cell, _ = tool_cells(tmp_path, args)
+    run_cell(grid, float_cell, grid.run_dir(float_cell), progress=False, log=print)
+    results = []
+    for here in (False, True):
+        run = runs.Run(tmp_path / f"inq-here-{here}")
+        run_tool(grid, cell, run, progress=False, here=here)
+        results.append((run.result()["test_accuracy"], run.load_model().get_weights()))
+    (accuracy, weights), (accuracy_here, weights_here) = results
+    assert accuracy == accuracy_here
+    assert all(np.array_equal(a, b) for a, b in zip(weights, weights_here, strict=True))

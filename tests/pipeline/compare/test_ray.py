@@ -56,6 +56,7 @@ def grid_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def cluster():
     executors.hide_broken_pyarrow()
+    executors.use_this_checkout()  # what RayCluster does when it starts a Ray itself
     ray.init(num_cpus=2, **executors.RAY_INIT)
     yield
     ray.shutdown()
