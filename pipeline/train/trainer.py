@@ -217,8 +217,10 @@ def _full_config(config: TrainConfig, method: Any, ds: data.Dataset) -> dict[str
 def _fit(run, config, ds, model, method, initial_epoch: int, progress: bool) -> runs.Run:
     import tensorflow as tf
 
+    from pipeline.train.autograph import skip_libraries
     from pipeline.train.progress import EpochCheckpoint, ProgressBar
 
+    skip_libraries()  # Keras 2's training loop is not rewritten again in every process
     tf.get_logger().setLevel("ERROR")  # autograph notes about larq internals are noise
 
     from pipeline.data.augment import eval_pipeline, train_pipeline
