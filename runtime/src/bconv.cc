@@ -296,13 +296,15 @@ void Gemm(const BConvPlan& plan, const BgemmKernel* kernel, const uint32_t* patc
   const int og = plan.shape.out_c / plan.shape.groups;
   const int first = c0 - g * og;  // first channel within the group
   if (kernel->run_blocked != nullptr) {
-    const uint32_t* f = plan.blocked_filters.data() + g * plan.blocked_group_words +
-                        static_cast<size_t>(first) * plan.kwords;  // first % 16 == 0
+    // first % 16 == 0. Prepare keeps only the layout this kernel reads (the other one is
+    // empty: no pointer arithmetic on it).
+    const size_t offset = g * plan.blocked_group_words + static_cast<size_t>(first) * plan.kwords;
+    const uint32_t* f = nullptr;
 #if defined(__x86_64__) || defined(__i386__)
     if (kernel->nibbles)  // twice the words per filter
-      f = plan.nibble_filters.data() + 2 * (g * plan.blocked_group_words +
-                                            static_cast<size_t>(first) * plan.kwords);
+      f = plan.nibble_filters.data() + 2 * offset;
 #endif
+    if (f == nullptr) f = plan.blocked_filters.data() + offset;
     kernel->run_blocked(patches, n, f, c1 - c0, plan.kwords, accum + c0, plan.shape.out_c,
                         fused);
     return;
