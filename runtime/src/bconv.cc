@@ -267,14 +267,24 @@ bool Im2colPixelChunks(const BConvPlan& plan, const int32_t* input, long p, uint
   const int oy = static_cast<int>((p % per_image) / s.out_w);
   const int ox = static_cast<int>(p % s.out_w);
   const int chunks = s.words_per_group / kKWordAlign;  // per tap
+  const int ix0 = ox * o.stride_width - s.pad_left;
+  // A row whose taps are adjacent and all inside is fw * chunks consecutive
+  // chunks of the input (one group: in_words == words_per_group).
+  const bool row_whole = o.dilation_width == 1 && ix0 >= 0 && ix0 + s.fw <= s.in_w;
   bool outside = false;
   for (int fy = 0; fy < s.fh; ++fy) {
     const int iy = oy * o.stride_height - s.pad_top + fy * o.dilation_height;
     const bool row_in = iy >= 0 && iy < s.in_h;
     const int32_t* line =
         row_in ? input + (static_cast<long>(b) * s.in_h + iy) * s.in_w * s.in_words : nullptr;
+    if (row_in && row_whole) {  // the common case: a tight copy (~3 instructions a chunk)
+      const int32_t* src = line + static_cast<long>(ix0) * s.in_words;
+      for (int c = 0; c < s.fw * chunks; ++c, dst += 4 * kKWordAlign, src += kKWordAlign)
+        std::memcpy(dst, src, sizeof(uint32_t) * kKWordAlign);
+      continue;
+    }
     for (int fx = 0; fx < s.fw; ++fx) {
-      const int ix = ox * o.stride_width - s.pad_left + fx * o.dilation_width;
+      const int ix = ix0 + fx * o.dilation_width;
       const bool in = row_in && ix >= 0 && ix < s.in_w;
       outside |= !in;
       const int32_t* src = in ? line + static_cast<long>(ix) * s.in_words : nullptr;
