@@ -260,21 +260,36 @@ bool Im2colPixel(const BConvPlan& plan, const int32_t* input, long p, int g, uin
 // it, when every tap is whole 128-bit chunks (words per group % 4 == 0, one
 // group): chunk c of the pixel's row goes to dst + 16 * c. Saves the second copy.
 bool Im2colPixelChunks(const BConvPlan& plan, const int32_t* input, long p, uint32_t* dst) {
-  const BConvShape& s = plan.shape;
+  // The shape in locals: the stores through dst could alias the plan, so the
+  // compiler would reload every field for every chunk otherwise.
+  const BConvShape s = plan.shape;
   const BConvOptions& o = plan.opt;
+  const int stride_h = o.stride_height, dil_h = o.dilation_height, dil_w = o.dilation_width;
   const long per_image = static_cast<long>(s.out_h) * s.out_w;
   const int b = static_cast<int>(p / per_image);
   const int oy = static_cast<int>((p % per_image) / s.out_w);
   const int ox = static_cast<int>(p % s.out_w);
   const int chunks = s.words_per_group / kKWordAlign;  // per tap
+  const int ix0 = ox * o.stride_width - s.pad_left;
+  const long row_words = static_cast<long>(s.in_w) * s.in_words;
+  const int32_t* image = input + static_cast<long>(b) * s.in_h * row_words;
+  // A row whose taps are adjacent and all inside is fw * chunks consecutive
+  // chunks of the input (one group: in_words == words_per_group).
+  const bool row_whole = dil_w == 1 && ix0 >= 0 && ix0 + s.fw <= s.in_w;
+  const int row_chunks = s.fw * chunks;
   bool outside = false;
   for (int fy = 0; fy < s.fh; ++fy) {
-    const int iy = oy * o.stride_height - s.pad_top + fy * o.dilation_height;
+    const int iy = oy * stride_h - s.pad_top + fy * dil_h;
     const bool row_in = iy >= 0 && iy < s.in_h;
-    const int32_t* line =
-        row_in ? input + (static_cast<long>(b) * s.in_h + iy) * s.in_w * s.in_words : nullptr;
+    const int32_t* line = row_in ? image + iy * row_words : nullptr;
+    if (row_in && row_whole) {  // the common case: a tight copy (~3 instructions a chunk)
+      const int32_t* src = line + static_cast<long>(ix0) * s.in_words;
+      for (int c = 0; c < row_chunks; ++c, dst += 4 * kKWordAlign, src += kKWordAlign)
+        std::memcpy(dst, src, sizeof(uint32_t) * kKWordAlign);
+      continue;
+    }
     for (int fx = 0; fx < s.fw; ++fx) {
-      const int ix = ox * o.stride_width - s.pad_left + fx * o.dilation_width;
+      const int ix = ix0 + fx * dil_w;
       const bool in = row_in && ix >= 0 && ix < s.in_w;
       outside |= !in;
       const int32_t* src = in ? line + static_cast<long>(ix) * s.in_words : nullptr;

@@ -163,12 +163,19 @@ constexpr int kFlushSteps = 30;  // 30 * 8 = 240 <= 255 (even: whole unrolled pa
 
 constexpr int kShortSteps = 15;  // 15 * 8 * 2 = 240 <= 255
 
-// `steps` (1..30) K steps of the 4 x 4 tile, reduced in registers and stored as
-// out[p][j] = disagreements of pixel p with filter j. One asm block: GCC 12's
-// schedule of the same intrinsics loads both unrolled steps at once and
-// spills half of the 16 accumulators inside the loop.
+// `steps` (1..30) K steps of each of the block's 4 tiles (filter vector i at
+// pf + 64 i), reduced in registers and stored as out[i][p][j] = disagreements
+// of pixel p with filter register j of vector i. One asm block for all 4
+// tiles: GCC 12's schedule of the same intrinsics loads both unrolled steps at
+// once and spills half of the 16 accumulators inside the loop, and one call
+// per tile cost ~20 instructions of call, argument and loop set-up each.
 #define BITLITE_NEON_PERIOD(REDUCE)                                                          \
   __asm__ volatile(                                                                         \
+      "mov %[t], #4\n"                                                                      \
+      "0:\n"                                                                                \
+      "mov %[pa], %[pa0]\n"                                                                 \
+      "mov %[pf], %[pf0]\n"                                                                 \
+      "mov %[pairs], %[pairs0]\n"                                                           \
       BITLITE_NEON_FIRST4                                                                   \
       "cbz %[pairs], 2f\n"                                                                  \
       "1:\n"                                                                                \
@@ -185,16 +192,24 @@ constexpr int kShortSteps = 15;  // 15 * 8 * 2 = 240 <= 255
       "str q20, [%[out], #16]\n"                                                            \
       "str q24, [%[out], #32]\n"                                                            \
       "str q28, [%[out], #48]\n"                                                            \
-      : [pa] "+r"(pa), [pf] "+r"(pf), [pairs] "+r"(pairs)                                    \
-      : [odd] "r"(odd), [fstride] "r"(fstride), [out] "r"(&out[0][0])                        \
+      "add %[out], %[out], #64\n"                                                           \
+      "add %[pf0], %[pf0], #64\n"                                                           \
+      "subs %[t], %[t], #1\n"                                                               \
+      "b.ne 0b\n"                                                                           \
+      : [pa] "=&r"(pa), [pf] "=&r"(pf), [pairs] "=&r"(pairs), [t] "=&r"(t),                 \
+        [pf0] "+r"(pf0), [out] "+r"(o)                                                      \
+      : [pa0] "r"(pa0), [pairs0] "r"(pairs0), [odd] "r"(odd), [fstride] "r"(fstride)        \
       : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12",     \
         "v13", "v14", "v15", "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23", "v24",  \
         "v25", "v26", "v27", "v28", "v29", "v30", "v31", "memory", "cc")
 
-inline void Period(const uint8_t* pa, const uint8_t* pf, int steps, uint32_t out[4][4]) {
-  long pairs = (steps - 1) / 2;
+inline void Period4(const uint8_t* pa0, const uint8_t* pf0, int steps, uint32_t out[4][4][4]) {
+  const long pairs0 = (steps - 1) / 2;
   const long odd = (steps - 1) % 2;
   const long fstride = 256;  // bytes from one K chunk of a filter vector to the next
+  const uint8_t *pa, *pf;
+  long pairs, t;
+  uint32_t* o = &out[0][0][0];
   if (steps <= kShortSteps)
     BITLITE_NEON_PERIOD(BITLITE_NEON_REDUCE4_SHORT);
   else
@@ -277,18 +292,21 @@ inline void Period1(const uint8_t* pa, const uint8_t* pf, int steps, uint32_t ou
         "memory", "cc");
 }
 
-// 4 pixels (interleaved chunks at pa) x 4 filters (chunks at pf, 256 bytes
-// apart): t[p] lane j = disagreements of pixel p with filter j.
-inline void Tile(const uint8_t* pa, const uint8_t* pf, int chunks, uint32x4_t t[4]) {
+// 4 pixels (interleaved chunks at pa) x the block's 16 filters (vector i's
+// chunks at pf + 64 i, 256 bytes apart): t[i][p] lane j = disagreements of
+// pixel p with filter register j of vector i.
+inline void Tile4(const uint8_t* pa, const uint8_t* pf, int chunks, uint32x4_t t[4][4]) {
   if (chunks <= kFlushSteps) {  // one period: its sums go straight into t, no copy
-    Period(pa, pf, chunks, reinterpret_cast<uint32_t(*)[4]>(t));
+    Period4(pa, pf, chunks, reinterpret_cast<uint32_t(*)[4][4]>(&t[0][0]));
     return;
   }
-  alignas(16) uint32_t r[4][4];
+  alignas(16) uint32_t r[4][4][4];
   for (int k0 = 0; k0 < chunks; k0 += kFlushSteps) {
     const int n = chunks - k0 < kFlushSteps ? chunks - k0 : kFlushSteps;
-    Period(pa + 64L * k0, pf + 256L * k0, n, r);
-    for (int p = 0; p < 4; ++p) t[p] = k0 == 0 ? vld1q_u32(r[p]) : vaddq_u32(t[p], vld1q_u32(r[p]));
+    Period4(pa + 64L * k0, pf + 256L * k0, n, r);
+    for (int i = 0; i < 4; ++i)
+      for (int p = 0; p < 4; ++p)
+        t[i][p] = k0 == 0 ? vld1q_u32(r[i][p]) : vaddq_u32(t[i][p], vld1q_u32(r[i][p]));
   }
 }
 
@@ -352,6 +370,32 @@ void StoreFusedPartial(const uint32_t all[16], int o0, int n_out, long pixel,
   }
 }
 
+// The 16 output bits of pixel p of a full block, one per lane group: lane j of
+// r[i][p] (filter 4j + i) against its threshold, weighted by its bit.
+inline uint32x4_t Bits(const uint32x4_t r[4][4], const int32x4x4_t& thr,
+                       const uint32x4_t weight[4], int p) {
+  uint32x4_t bits = vandq_u32(vcgtq_s32(vreinterpretq_s32_u32(r[0][p]), thr.val[0]), weight[0]);
+  for (int i = 1; i < 4; ++i)
+    bits = vorrq_u32(bits, vandq_u32(vcgtq_s32(vreinterpretq_s32_u32(r[i][p]), thr.val[i]),
+                                     weight[i]));
+  return bits;
+}
+
+// All 4 pixels of a tile at once, straight-line: pairwise adds (the bits are
+// disjoint, so add is or) leave pixel p's word in lane p, one ADDP tree
+// instead of 4 ADDVs, with the thresholds and weights loaded once (the per-
+// pixel loop reloaded them for every pixel: ~30 instructions a pixel).
+inline void StoreBits4(const uint32x4_t r[4][4], const int32x4x4_t& thr,
+                       const uint32x4_t weight[4], uint16_t* dst, long stride) {
+  const uint32x4_t b01 = vpaddq_u32(Bits(r, thr, weight, 0), Bits(r, thr, weight, 1));
+  const uint32x4_t b23 = vpaddq_u32(Bits(r, thr, weight, 2), Bits(r, thr, weight, 3));
+  const uint32x4_t word = vpaddq_u32(b01, b23);  // lane p: pixel p
+  dst[0] = static_cast<uint16_t>(vgetq_lane_u32(word, 0));
+  dst[stride] = static_cast<uint16_t>(vgetq_lane_u32(word, 1));
+  dst[2 * stride] = static_cast<uint16_t>(vgetq_lane_u32(word, 2));
+  dst[3 * stride] = static_cast<uint16_t>(vgetq_lane_u32(word, 3));
+}
+
 }  // namespace
 
 void BgemmNeonBlocked(const uint32_t* patches, int n_pix, const uint32_t* filters, int n_out,
@@ -382,20 +426,18 @@ void BgemmNeonBlocked(const uint32_t* patches, int n_pix, const uint32_t* filter
         Tile1(pa, fb, chunks, &r[0][0], &r[1][0]);
         Tile1(pa, fb + 128, chunks, &r[2][0], &r[3][0]);
       } else {
-        for (int i = 0; i < 4; ++i) Tile(pa, fb + 64 * i, chunks, r[i]);
+        Tile4(pa, fb, chunks, r);
       }
       if (full && fused != nullptr && fused->thresholds != nullptr) {
         // Bitpacked output of a full block: the thresholds (de-interleaved like
         // r[i][p]: lane j = filter 4j + i) and bit weights stay in registers.
-        for (int p = 0; p < np; ++p) {
-          uint32x4_t bits = vandq_u32(vcgtq_s32(vreinterpretq_s32_u32(r[0][p]), thr.val[0]),
-                                      weight[0]);
-          for (int i = 1; i < 4; ++i)
-            bits = vorrq_u32(bits, vandq_u32(vcgtq_s32(vreinterpretq_s32_u32(r[i][p]),
-                                                       thr.val[i]), weight[i]));
-          fused->bits[(4L * q + p) * fused->bits_stride + o0 / 16] =
-              static_cast<uint16_t>(vaddvq_u32(bits));
+        uint16_t* dst = fused->bits + 4L * q * fused->bits_stride + o0 / 16;
+        if (np == 4) {
+          StoreBits4(r, thr, weight, dst, fused->bits_stride);
+          continue;
         }
+        for (int p = 0; p < np; ++p)
+          dst[p * fused->bits_stride] = static_cast<uint16_t>(vaddvq_u32(Bits(r, thr, weight, p)));
         continue;
       }
       for (int p = 0; p < np; ++p) {
