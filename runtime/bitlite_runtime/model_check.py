@@ -151,6 +151,11 @@ def _opcodes(r: _Reader, model: Table) -> list[tuple[int, str]]:
 
 def _check_tensor(r: _Reader, t: Table, index: int, sizes: list[int]) -> None:
     what = f"tensor {index}"
+    name = r.string(t, 3, what)
+    try:  # the hosts' Python wrappers decode names (input/output details) as UTF-8
+        (name or b"").decode()
+    except UnicodeDecodeError:
+        raise _Malformed(f"{what}'s name is not UTF-8") from None
     buffer = r.scalar(t, 2, "<I", what)
     if buffer >= len(sizes):
         raise _Malformed(f"{what} refers to buffer {buffer}; the model has {len(sizes)}")
@@ -217,7 +222,7 @@ def _check(r: _Reader) -> None:
 def check_model(content: bytes) -> str:
     """'' when `content`'s structure is sound, else the fault (starting with MALFORMED):
     indices of tensors, buffers and operator codes in range, constants' buffers holding
-    their shape's bytes, builtin ops' required inputs present. Whether each op can run
+    their shape's bytes, builtin ops' required inputs present, tensor names UTF-8. Whether each op can run
     its tensors is the op's own check (bitlite's at prepare)."""
     try:
         _check(_Reader(bytes(content)))

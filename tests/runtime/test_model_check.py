@@ -141,3 +141,14 @@ def test_schema_field_numbers_match_the_generated_reader():
     assert model.Subgraphs(0).Tensors(1).Buffer() == 0
     assert model._tab.Offset(4 + 2 * 4) != 0  # buffers: field 4
     assert model.Subgraphs(0)._tab.Offset(4 + 2 * 3) != 0  # operators: field 3
+
+
+def test_tensor_name_that_is_not_utf8_is_refused(runtime_library):
+    """crash-1-34154: a byte flip in a tensor name; LiteRT's get_output_details raised
+    UnicodeDecodeError out of Interpreter's constructor."""
+    def rename(m):
+        m.subgraphs[0].tensors[3].name = b"\xcf\x80out\xcf"
+    model = _edit(_quantized_chain("DEQUANTIZE", [0]), rename)
+    assert check_model(model) == f"{MALFORMED}tensor 3's name is not UTF-8"
+    with pytest.raises(RuntimeModelError, match="tensor 3's name is not UTF-8"):
+        Interpreter(model)
