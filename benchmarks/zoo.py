@@ -274,7 +274,9 @@ def _tie_note(t: dict[str, Any]) -> str:
     if "error" in t:
         return f"tie-aware parity not measured: {t['error']}"
     parts = []
-    if t["layers_found"] < t["layers"]:
+    if not t["layers"]:
+        parts.append("no sign() input quantizer (k-bit activations): tie-aware is strict")
+    elif t["layers_found"] < t["layers"]:
         parts.append(f"{t['layers_found']} of {t['layers']} sign layers found in the file")
     if t["beyond"] or t["relative_diff"] > GOAL_RTOL:
         parts.append("; ".join(t["where"]) or "no sign differs")
