@@ -233,7 +233,11 @@ def markdown(rows: list[dict[str, Any]], size: int) -> str:
         p, ms, ties = r["parity"], r.get("ms", {}), r.get("ties", {})
         converter = r["converter"] + (" (fallback)" if r["fallbacks"] else "")
         notes += [f"{r['model']}: {f}" for f in r["fallbacks"]]
-        notes += [f"{r['model']} on {k}: {n}" for k, t in ties.items() if (n := _tie_note(t))]
+        said = {k: n for k, t in ties.items() if (n := _tie_note(t))}
+        if len(set(said.values())) == 1:  # the same on every interpreter: once
+            notes.append(f"{r['model']} ({', '.join(said)}): {next(iter(said.values()))}")
+        else:
+            notes += [f"{r['model']} on {k}: {n}" for k, n in said.items()]
         lines.append(
             f"| {r['model']} | {converter} | {r['mb']:.2f} | {r['vs_smallest']:.3f} | "
             f"{r['binary_macs']:.1%} | {_diff(p.get('lce'))} | {_diff(p.get('bitlite'))} | "
