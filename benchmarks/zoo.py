@@ -154,8 +154,7 @@ def export_row(name: str, model: Any, out: Path, x: np.ndarray | None = None) ->
         report = export_model(model, out, samples=x, interpreter=["lce", "bitlite"],
                               rtol=float("inf"))  # fmt: skip
     except Exception as err:  # noqa: BLE001  (one row says why, the rest go on)
-        line = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        return {"model": name, "error": line[:300]}
+        return {"model": name, "error": _first_line(err)}
     parity = {k: c.get("relative_diff") for k, c in report["parity"].items()}
     return {
         "model": name,
@@ -173,7 +172,10 @@ def export_row(name: str, model: Any, out: Path, x: np.ndarray | None = None) ->
 
 def row(name: str, builder: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Export, check tie-aware parity, then (when asked) time and count one architecture."""
-    model = build(builder, args.size)
+    try:
+        model = build(builder, args.size)
+    except Exception as err:  # noqa: BLE001  (e.g. XNORNet under 97×97: one row, not the table)
+        return {"model": name, "error": f"building it failed: {_first_line(err)}"}
     x = np.random.default_rng(0).uniform(-1, 1, (SAMPLES, args.size, args.size, 3))
     x = x.astype(np.float32)
     with tempfile.TemporaryDirectory(prefix="bitlite-zoo-") as tmp:
@@ -252,6 +254,10 @@ def markdown(rows: list[dict[str, Any]], size: int) -> str:
                   "differ, by interpreter):", ""]  # fmt: skip
         lines += [f"- {n}" for n in notes]
     return "\n".join(lines)
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
 
 
 def _diff(value: float | None) -> str:
