@@ -174,7 +174,7 @@ def row(name: str, builder: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Export, check tie-aware parity, then (when asked) time and count one architecture."""
     try:
         model = build(builder, args.size)
-    except Exception as err:  # noqa: BLE001  (e.g. XNORNet under 97×97: one row, not the table)
+    except Exception as err:  # noqa: BLE001  (XNORNet at 64×64: one row, not the table)
         return {"model": name, "error": f"building it failed: {_first_line(err)}"}
     x = np.random.default_rng(0).uniform(-1, 1, (SAMPLES, args.size, args.size, 3))
     x = x.astype(np.float32)
