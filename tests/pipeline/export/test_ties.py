@@ -66,6 +66,11 @@ def test_export_forgives_ties_only_when_no_sign_differs_beyond(monkeypatch):
         verdicts.append(checks["lce"]["ok"])
         assert checks["lce"]["ties"]["ties"] == 1 and "ties" not in checks["tflite"]
     assert verdicts == [True, False, False]  # a tie forgiven; a real flip; logits still off
+    monkeypatch.setattr(ties, "tie_aware_parity", lambda *a, **k: 1 / 0)
+    checks = _checks(False)  # the measure itself failed: strict parity's verdict stands
+    exporter.forgive_ties(None, b"", ev, checks)
+    assert not checks["lce"]["ok"] and "ZeroDivisionError" in checks["lce"]["ties"]["error"]
+    assert "not measured (ZeroDivisionError" in exporter._ties_word(checks["lce"]["ties"])
     checks = _checks(True)  # strict parity held: nothing measured again
     exporter.forgive_ties(None, b"", ev, checks)
     assert "ties" not in checks["lce"]
