@@ -3,6 +3,7 @@ Keras' logits (issue 17). Needs larq-zoo (``pip install --no-deps -r .ci/zoo.txt
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
@@ -12,6 +13,7 @@ lqz = pytest.importorskip(
 )
 
 from benchmarks import zoo  # noqa: E402
+from pipeline.export.ties import sign_layers  # noqa: E402
 
 # QuickNetSmall at 32×32: every kind of layer the 224×224 model has (blur-pool stem,
 # binary 3×3 convolutions with ±1 padding, transitions), in seconds instead of minutes.
@@ -25,7 +27,8 @@ def test_both_modules_are_listed():
 
 
 def test_small_quicknet_exports_bitpacked_with_keras_logits(tmp_path):
-    row = zoo.export_row("QuickNetSmall", zoo.build(lqz.sota.QuickNetSmall, SIZE), tmp_path)
+    model = zoo.build(lqz.sota.QuickNetSmall, SIZE)
+    row = zoo.export_row("QuickNetSmall", model, tmp_path)
     assert "error" not in row, row.get("error")
     assert row["converter"] == "lce+rewrite" and not row["fallbacks"]
     assert row["compared"] == "logits"  # not the saturated softmax
@@ -33,9 +36,22 @@ def test_small_quicknet_exports_bitpacked_with_keras_logits(tmp_path):
     assert max(row["parity"].values()) <= 1e-3
     assert row["binary_macs"] > 0.5  # at 32×32 the float stem weighs more than at 224
     assert row["vs_smallest"] < 1.2  # graph overhead is larger on a small model too
-    assert (tmp_path / "model.tflite").exists()
+    flatbuffer = (tmp_path / "model.tflite").read_bytes()
+    x = np.random.default_rng(0).uniform(-1, 1, (2, SIZE, SIZE, 3)).astype(np.float32)
+    row["ties"] = zoo.tie_rows(model, flatbuffer, x, ["lce", "bitlite"])
+    for tie in row["ties"].values():  # every sign layer found, read back, and agreeing
+        assert tie["layers"] == tie["layers_found"] == 16
+        assert tie["beyond"] == 0 and tie["relative_diff"] <= 1e-3
+    # a real discrepancy (one batch norm's sign flipped in Keras after conversion) must
+    # show as signs that differ away from 0 and logits over the goal, ties or not
+    first = model.get_layer(next(iter(sign_layers(model))))
+    norm = first.outbound_nodes[0].outbound_layer
+    norm.set_weights([-w if i < 2 else w for i, w in enumerate(norm.get_weights())])
+    for tie in zoo.tie_rows(model, flatbuffer, x, ["lce", "bitlite"]).values():
+        assert tie["beyond"] > 0 and tie["relative_diff"] > 1e-2
     table = zoo.markdown([row, {"model": "Broken", "error": "converter crashed"}], SIZE)
     assert (
         "| QuickNetSmall | lce+rewrite |" in table
         and "| Broken | failed: converter crashed |" in table
     )
+    assert table.count("(over the goal)") == 0

@@ -1,0 +1,173 @@
+"""Parity that a float32 rounding tie at a sign() cannot defeat, and a real bug still can.
+
+Why it is needed: a binary network computes ``sign(x)`` of millions of real values per
+input. Keras and a .tflite file evaluate each ``x`` in a different float32 order (the file
+folds batch norm into the binary convolution's multiplier and bias, its kernels sum in
+another order), so their ``x`` differ by a few ulps — about 1e-6 of the tensor's largest
+|x| after a residual chain. With ~1e6 values per input near a continuous distribution,
+some ``x`` lands within that rounding of 0 on most 224×224 inputs: neither side is wrong
+(the exact value is within float32 rounding of 0), but the two take opposite signs there,
+and a binary net amplifies one flipped sign through every later layer into a logit
+difference of several percent. No choice of random input avoids it at 224×224.
+
+The measure: the file's own sign decisions are read back (the bitpacked ``int32`` input
+of each ``LceBconv2d``, made an output of the file), and Keras is run again with each
+sign quantizer replaced by its ``sign(x)`` except where ``|x| <= tau · max|x|`` (per sample),
+where it takes the file's decision. Every sign decision where Keras' ``x`` is clearly
+away from 0 stays Keras' own, so a real conversion error (a wrong threshold, bit order,
+padding, folded scale) still changes signs or values there and the logits still differ;
+only true ties are forgiven, and the report counts them (``ties``) and says how close
+to 0 the largest one was. Signs that differ beyond ``tau`` are counted too (``beyond``):
+any is a bug, whatever the logits say.
+
+Covers sign quantizers on the inputs of larq's quantized layers that the file runs as
+``LceBconv2d`` (the tensor is found by name: the traced graph keeps Keras' scopes,
+``<model>/<layer>/...``); k-bit activations (DoReFa's quantize_k) are not tie-corrected,
+and ``layers`` / ``layers_found`` say how many sign layers were covered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+TAU = 1e-5  # |x| / max|x| below which Keras' and the file's signs may differ by rounding
+TIE_INTERPRETERS = ("lce", "bitlite")  # the interpreters run_outputs can read signs from
+
+
+@dataclass
+class TieReport:
+    """Tie-aware parity of one interpreter's run of the file against Keras."""
+
+    relative_diff: float  # max |logit diff| / max |logit|, Keras following the file at ties
+    ties: int  # sign decisions where the file differs from Keras with |x| <= tau·max|x|
+    largest_tie: float  # the largest |x| / max|x| among them (0 when none)
+    beyond: int  # sign decisions that differ with |x| > tau·max|x|: a conversion error
+    layers: int  # Keras layers with a sign input quantizer
+    layers_found: int  # of those, how many the file runs as LceBconv2d (covered)
+    tau: float = TAU
+    where: list[str] = field(default_factory=list)  # each layer whose signs differ, and how
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sign_layers(model: Any) -> dict[str, Any]:
+    """Layer name -> layer, for the model's layers whose input quantizer is a sign."""
+    from pipeline.export.keras_rewrite import is_sign
+
+    return {
+        layer.name: layer
+        for layer in model.layers
+        if is_sign(getattr(layer, "input_quantizer", None))
+    }
+
+
+def sign_tensors(flatbuffer: bytes, model_name: str, names: set[str]) -> dict[str, int]:
+    """Layer name -> the file's bitpacked tensor that feeds that layer's ``LceBconv2d``."""
+    from pipeline.tflite.reader import read_model
+
+    fb = read_model(flatbuffer)
+    found: dict[str, int] = {}
+    for op in fb.ops:
+        if op.type != "LceBconv2d" or fb.tensors[op.inputs[0]].dtype != "int32":
+            continue
+        parts = fb.tensors[op.inputs[0]].name.split("/")
+        if len(parts) > 1 and parts[0] == model_name and parts[1] in names:
+            found.setdefault(parts[1], op.inputs[0])
+    return found
+
+
+def unpack_signs(packed: np.ndarray, channels: int) -> np.ndarray:
+    """±1 float32 from LCE's bitpacking: channel ``c`` is bit ``c % 32`` of word ``c // 32``
+    (little-endian), and a set bit means negative."""
+    words = np.ascontiguousarray(packed.astype("<i4"))
+    bits = np.unpackbits(words.view(np.uint8), axis=-1, bitorder="little")[..., :channels]
+    return (1.0 - 2.0 * bits).astype(np.float32)
+
+
+def run_outputs(flatbuffer: bytes, x: np.ndarray, interpreter: str) -> list[np.ndarray]:
+    """Every output of the file for the batch ``x``, batch first, on ``interpreter``."""
+    if interpreter == "lce":
+        from larq_compute_engine.tflite.python.interpreter import Interpreter
+
+        out = Interpreter(flatbuffer, num_threads=1).predict(x)
+        return [np.asarray(o) for o in (out if isinstance(out, list) else [out])]
+    if interpreter not in TIE_INTERPRETERS:
+        raise ValueError(f"tie-aware parity runs on lce or bitlite, not {interpreter}")
+    from pipeline import runtime
+
+    interp = runtime.load().Interpreter(flatbuffer, num_threads=1)
+    runs = [interp.invoke(x[i : i + 1]) for i in range(len(x))]
+    return [np.concatenate(parts) for parts in zip(*runs, strict=True)]
+
+
+class _FollowAtTies:
+    """A sign quantizer that takes the file's decision where |x| is within ``tau`` of 0
+    (relative to the sample's largest |x|) and its own everywhere else; counts both kinds
+    of disagreement. Runs eagerly (it reads its inputs as numpy)."""
+
+    def __init__(self, name: str, file_signs: np.ndarray, tau: float):
+        self.name, self.file_signs, self.tau = name, file_signs, tau
+        self.ties, self.beyond, self.largest = 0, 0, 0.0
+
+    def __call__(self, x: Any) -> Any:
+        import tensorflow as tf
+
+        v = np.asarray(x)
+        own = np.where(v >= 0, 1.0, -1.0).astype(np.float32)
+        scale = np.abs(v).reshape(len(v), -1).max(axis=1).reshape(-1, *[1] * (v.ndim - 1))
+        rel = np.abs(v) / np.maximum(scale, 1e-30)
+        differ = own != self.file_signs
+        near = rel <= self.tau
+        self.ties += int(np.sum(differ & near))
+        self.beyond += int(np.sum(differ & ~near))
+        if np.any(differ & near):
+            self.largest = max(self.largest, float(rel[differ & near].max()))
+        return tf.constant(np.where(near, self.file_signs, own))
+
+
+def tie_aware_parity(
+    model: Any, flatbuffer: bytes, x: np.ndarray, interpreter: str, tau: float = TAU
+) -> TieReport:
+    """Keras' logits following the file's sign at ties, against the file's logits (both
+    as the softmax's input where the model ends in one: :mod:`pipeline.export.logits`)."""
+    from pipeline.export.logits import logits_model
+    from pipeline.tflite.outputs import strip_softmax, with_outputs
+    from pipeline.tflite.reader import read_model
+
+    keras = logits_model(model)
+    keras = model if keras is None else keras
+    stripped = (strip_softmax(flatbuffer) if keras is not model else None) or flatbuffer
+    layers = sign_layers(model)
+    tensors = sign_tensors(stripped, model.name, set(layers))
+    names = list(tensors)
+    probe = with_outputs(stripped, [read_model(stripped).outputs[0], *tensors.values()])
+    outs = run_outputs(probe, x, interpreter)
+    followers = {
+        n: _FollowAtTies(n, unpack_signs(o, int(layers[n].input.shape[-1])), tau)
+        for n, o in zip(names, outs[1:], strict=True)
+    }
+    saved = {n: layers[n].input_quantizer for n in names}
+    try:
+        for n in names:
+            layers[n].input_quantizer = followers[n]
+        ref = keras(x, training=False)
+    finally:
+        for n in names:
+            layers[n].input_quantizer = saved[n]
+    ref = np.asarray(ref[0] if isinstance(ref, (list, tuple)) else ref)
+    diff = float(np.abs(ref - outs[0]).max()) / max(float(np.abs(ref).max()), 1e-30)
+    f = followers.values()
+    return TieReport(
+        relative_diff=diff,
+        ties=sum(t.ties for t in f),
+        largest_tie=max((t.largest for t in f), default=0.0),
+        beyond=sum(t.beyond for t in f),
+        layers=len(layers),
+        layers_found=len(names),
+        tau=tau,
+        where=[f"{t.name}: {t.ties} tie(s), {t.beyond} beyond" for t in f if t.ties or t.beyond],
+    )
