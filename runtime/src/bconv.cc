@@ -314,12 +314,11 @@ void Gemm(const BConvPlan& plan, const BgemmKernel* kernel, const uint32_t* patc
     // first % 16 == 0. Prepare keeps only the layout this kernel reads (the other one is
     // empty: no pointer arithmetic on it).
     const size_t offset = g * plan.blocked_group_words + static_cast<size_t>(first) * plan.kwords;
-    const uint32_t* f = nullptr;
+    const uint32_t* f =
 #if defined(__x86_64__) || defined(__i386__)
-    if (kernel->nibbles)  // twice the words per filter
-      f = plan.nibble_filters.data() + 2 * offset;
+        kernel->nibbles ? plan.nibble_filters.data() + 2 * offset :  // twice the words
 #endif
-    if (f == nullptr) f = plan.blocked_filters.data() + offset;
+                        plan.blocked_filters.data() + offset;
     kernel->run_blocked(patches, n, f, c1 - c0, plan.kwords, accum + c0, plan.shape.out_c,
                         fused);
     return;
