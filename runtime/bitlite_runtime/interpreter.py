@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,11 @@ from bitlite_runtime import hosts
 from bitlite_runtime.delegate import delegate
 from bitlite_runtime.library import RuntimeModelError
 from bitlite_runtime.model_check import check_model
+
+# Interpreters still open; closed at exit while modules are intact: a host's delegate
+# freed during module teardown otherwise prints a traceback (LiteRT's Delegate.__del__
+# calls ctypes after the interpreter cleared it).
+_OPEN: weakref.WeakSet[Interpreter] = weakref.WeakSet()
 
 
 class Interpreter:
@@ -75,6 +82,12 @@ class Interpreter:
         self._output_indices = [d["index"] for d in self._output_details]
         first = self._input_details[0]["shape"] if self._input_details else ()
         self._input_shape = tuple(int(n) for n in first)  # predict's, as Python ints
+        _OPEN.add(self)
+
+    def close(self) -> None:
+        """Free the host interpreter, then the delegate it used (it must outlive it)."""
+        self._interpreter = None
+        self.delegate = None
 
     @property
     def input_details(self) -> list[dict]:
@@ -116,6 +129,8 @@ class Interpreter:
 
         `x` is one array, or a list with one array per model input.
         """
+        if self._interpreter is None:
+            raise RuntimeModelError("this interpreter is closed")
         xs = x if isinstance(x, (list, tuple)) else [x]
         details = self._input_details
         if len(xs) != len(details):
@@ -145,3 +160,9 @@ class Interpreter:
         if shape[0] != 1:
             raise RuntimeModelError(f"batch {x.shape[0]} does not match the model's {shape[0]}")
         return np.concatenate([self.invoke(x[i : i + 1])[0] for i in range(x.shape[0])])
+
+
+@atexit.register
+def _close_open() -> None:
+    for interpreter in list(_OPEN):
+        interpreter.close()

@@ -7,7 +7,11 @@ fact every float output matches bit for bit, and the tests assert that.
 
 from __future__ import annotations
 
+import os
 import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import bitlite_runtime
 import numpy as np
@@ -74,6 +78,31 @@ def test_predict_on_single_input_model(runtime_library):
     np.testing.assert_array_equal(got, LceInterpreter(model).predict(x))
     with pytest.raises(RuntimeModelError, match="does not match"):
         Interpreter(model).predict(x[:, :8])
+
+
+def test_exit_with_an_open_interpreter_prints_nothing(runtime_library, tmp_path):
+    """A script that leaves an Interpreter in a global after importing TensorFlow exits
+    silently: the host's delegate is freed at exit, before module teardown (LiteRT's
+    Delegate.__del__ printed a traceback from there)."""
+    model = tmp_path / "model.tflite"
+    model.write_bytes(single_input_model())
+    script = (f"import sys; sys.path.insert(0, {str(Path(bitlite_runtime.__file__).parents[1])!r})\n"
+              "import tensorflow\nimport bitlite_runtime\n"
+              f"interpreter = bitlite_runtime.Interpreter({str(model)!r})\nprint('ran')\n")
+    # As a user's script starts: without the legacy-Keras switch our pipeline sets (with it,
+    # TensorFlow's import order happens to hide the fault).
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert done.returncode == 0 and done.stdout.strip() == "ran", done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
+
+
+def test_closed_interpreter_refuses_invoke(runtime_library):
+    interpreter = Interpreter(single_input_model())
+    interpreter.close()
+    with pytest.raises(RuntimeModelError, match="closed"):
+        interpreter.predict(np.zeros((1, 9, 9, 40), np.float32))
 
 
 def test_details_are_copies_invoke_is_unaffected(runtime_library):
