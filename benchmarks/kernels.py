@@ -12,9 +12,13 @@ builtin kernels, see NOTE), the int8 and float exports on LiteRT's interpreter
 (``ai_edge_litert``, whose default XNNPACK delegate runs int8 too: tflite-runtime 2.14's
 Python interpreter applies no XNNPACK to int8 graphs, so it is not used for int8), and
 the binary export on LCE's own interpreter (on x86 that is LCE's portable reference
-code, not a device speed), at 1 and 2 threads. Every subject runs once per round, round
-after round, so they all share the machine's load; the cores are shared, so compare
-ratios within the table.
+code, not a device speed), at 1 and 2 threads. Every subject runs in every round, round
+after round, so they all share the machine's load: one cold invoke (the others' weights,
+tens of MB for the float exports, have just pushed its own out of cache) and then
+``--block`` warm ones back to back, as an inference loop runs. The warm figures and the
+ratios (medians of per-round ratios) are what a user's loop sees; the cold column says
+how much of that a single invoke after other work loses. The cores are shared, so
+compare ratios within the table.
 
 Each bitlite kernel's output is compared with the reference kernel's on the same float
 kernels (bit-exact). Then VGG-8's binary convolutions alone (the C++ layer bench), and
