@@ -12,9 +12,13 @@ builtin kernels, see NOTE), the int8 and float exports on LiteRT's interpreter
 (``ai_edge_litert``, whose default XNNPACK delegate runs int8 too: tflite-runtime 2.14's
 Python interpreter applies no XNNPACK to int8 graphs, so it is not used for int8), and
 the binary export on LCE's own interpreter (on x86 that is LCE's portable reference
-code, not a device speed), at 1 and 2 threads. Every subject runs once per round, round
-after round, so they all share the machine's load; the cores are shared, so compare
-ratios within the table.
+code, not a device speed), at 1 and 2 threads. Every subject runs in every round, round
+after round, so they all share the machine's load: one cold invoke (the others' weights,
+tens of MB for the float exports, have just pushed its own out of cache) and then
+``--block`` warm ones back to back, as an inference loop runs. The warm figures and the
+ratios (medians of per-round ratios) are what a user's loop sees; the cold column says
+how much of that a single invoke after other work loses. The cores are shared, so
+compare ratios within the table.
 
 Each bitlite kernel's output is compared with the reference kernel's on the same float
 kernels (bit-exact). Then VGG-8's binary convolutions alone (the C++ layer bench), and
@@ -66,16 +70,35 @@ NOTE = (
 
 
 class Subject:
-    """One engine on one export at one thread count: a callable invoke and its samples."""
+    """One engine on one export at one thread count: a callable invoke and its samples.
+
+    Per round: ``cold``, the round's first invoke (right after the other subjects ran:
+    caches hold their weights, not this one's), then ``rounds[r]``, the times of
+    ``block`` more invokes back to back (warm, as an inference loop runs)."""
 
     def __init__(self, label: str, kind: str, threads: int, invoke, output) -> None:
         self.label, self.kind, self.threads = label, kind, threads
         self.invoke, self.output = invoke, output
-        self.times: list[float] = []
+        self.cold: list[float] = []
+        self.rounds: dict[int, float] = {}  # round -> median of its warm invokes
         self.cap = 0
+
+    @property
+    def times(self) -> list[float]:
+        return list(self.rounds.values())
 
     def median_ms(self) -> float:
         return 1000 * float(np.median(self.times))
+
+    def cold_ms(self) -> float:
+        return 1000 * float(np.median(self.cold))
+
+
+def ratio(base: Subject, other: Subject) -> float:
+    """Median over the rounds both ran of base's time / other's in that round: each
+    ratio compares invokes that met the same load."""
+    common = sorted(set(base.rounds) & set(other.rounds))
+    return float(np.median([base.rounds[r] / other.rounds[r] for r in common]))
 
 
 def bitlite_subject(model: bytes, kernel: str, threads: int, x: np.ndarray,
@@ -177,25 +200,31 @@ def build_subjects(name: str, exports: dict[str, Path], kernels: list[str]) -> l
     return subjects
 
 
-def run(subjects: list[Subject], runs: int, clock=time.perf_counter) -> None:
+def run(subjects: list[Subject], runs: int, clock=time.perf_counter, block: int = 3) -> None:
     """Interleaved rounds; ``clock``: wall time, or e.g. ``time.process_time`` (CPU time
-    of this process: at 1 thread, insensitive to other processes' load)."""
+    of this process: at 1 thread, insensitive to other processes' load). In each round
+    every subject runs one cold invoke and then ``block`` warm ones (one for subjects
+    slower than SLOW_MS)."""
     for s in subjects:  # warm up (first invokes pack weights, fault pages in) and size
         for _ in range(3):
             t = time.perf_counter()
             s.invoke()
             elapsed = 1000 * (time.perf_counter() - t)
         s.cap = SLOW_RUNS if elapsed > SLOW_MS else runs
-    for r in range(runs):  # interleaved: one invoke of each subject per round
+    for r in range(runs):  # interleaved: one block of each subject per round
         # Each round starts one subject later: whoever runs right after the previous
         # round's last subject (LCE at 2 threads, its workers still spinning) changes,
         # so no row carries that cost every round.
         k = r % len(subjects)
         for s in subjects[k:] + subjects[:k]:
-            if r < s.cap:
+            if r >= s.cap:
+                continue
+            warm = []
+            for i in range(1 + (block if s.cap == runs else 1)):
                 t = clock()
                 s.invoke()
-                s.times.append(clock() - t)
+                (warm if i else s.cold).append(clock() - t)
+            s.rounds[r] = float(np.median(warm))
 
 
 def parity(subjects: list[Subject]) -> dict[int, str]:
@@ -327,17 +356,19 @@ def aarch64_section(exports_by_model: dict[str, dict[str, Path]]) -> str:
 def markdown(name: str, subjects: list[Subject], layers: str,
              totals: dict[str, float]) -> str:
     checks = parity(subjects)
-    int8 = {s.threads: s.median_ms() for s in subjects if s.kind == "int8"}
-    one = {s.label: s.median_ms() for s in subjects if s.threads == 1}
+    int8 = {s.threads: s for s in subjects if s.kind == "int8"}
+    one = {s.label: s for s in subjects if s.threads == 1}
     lines = [f"### {name}", "",
-             "| engine | threads | median ms | runs | int8-XNNPACK ms / this | "
-             "1-thread ms / this | output vs bitlite reference |",
-             "|---|---:|---:|---:|---:|---:|---|"]
+             "| engine | threads | median ms (warm) | cold ms | rounds | "
+             "int8-XNNPACK / this (warm) | 1 thread / this (warm) | "
+             "output vs bitlite reference |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
     for s in subjects:
-        ms = s.median_ms()
-        speedup = f"{one[s.label] / ms:.2f}x" if s.threads > 1 and s.label in one else "—"
-        lines.append(f"| {s.label} | {s.threads} | {ms:.3f} | {len(s.times)} | "
-                     f"{int8[s.threads] / ms:.2f}x | {speedup} | {checks.get(id(s), '—')} |")
+        speedup = (f"{ratio(one[s.label], s):.2f}x" if s.threads > 1 and s.label in one
+                   else "—")
+        lines.append(f"| {s.label} | {s.threads} | {s.median_ms():.3f} | {s.cold_ms():.3f} | "
+                     f"{len(s.rounds)} | {ratio(int8[s.threads], s):.2f}x | {speedup} | "
+                     f"{checks.get(id(s), '—')} |")
     lines += ["", layers]
     whole = next((s for s in subjects if s.threads == 1 and s.label.startswith("bitlite")), None)
     kernel = next(iter(totals), None)
@@ -347,7 +378,8 @@ def markdown(name: str, subjects: list[Subject], layers: str,
                      f"{whole.median_ms():.3f} ms per invoke, its binary convolutions alone "
                      f"{conv_ms:.3f} ms ({kernel}): {whole.median_ms() - conv_ms:.3f} ms "
                      f"({1 - conv_ms / whole.median_ms():.0%}) is the rest (Python invoke, "
-                     "TFLite, the float layers on XNNPACK, pooling, LceQuantize).\n")
+                     "TFLite, the float layers on XNNPACK, pooling, LceQuantize; op by op: "
+                     f"`python -m benchmarks.op_profile --model {name}`).\n")
     return "\n".join(lines) + "\n"
 
 
@@ -355,6 +387,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--models", default="vgg8,lenet5")
+    parser.add_argument("--block", type=int, default=3,
+                        help="warm invokes per subject per round, after its cold one")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--aarch64", action="store_true",
                         help="also count guest instructions under qemu-aarch64 (minutes)")
@@ -364,6 +398,9 @@ def main() -> None:
                         help="use NAME_{binary,int8,float}.tflite from this folder instead "
                              "of building them")
     args = parser.parse_args()
+    if args.runs < 1 or args.block < 1:
+        print("--runs and --block must be >= 1", file=sys.stderr)
+        sys.exit(2)
     from benchmarks.latency import build_exports
 
     kernels, skipped = available_kernels()
@@ -382,7 +419,7 @@ def main() -> None:
             subjects = build_subjects(name, exports, kernels)
             print(f"{name}: timing {len(subjects)} subjects, {args.runs} rounds",
                   file=sys.stderr)
-            run(subjects, args.runs)
+            run(subjects, args.runs, block=args.block)
             print(f"{name}: layer bench", file=sys.stderr)
             layers, totals = layer_bench(max(args.runs, 30), kernels, name)
             sections.append(markdown(name, subjects, layers, totals))
@@ -397,10 +434,16 @@ def main() -> None:
     note = (f"Kernels skipped (this CPU lacks them): {', '.join(skipped)}.\n\n"
             if skipped else "")
     body = (
-        f"{cpu_name()}. Batch 1, random input, untrained weights. Median of interleaved "
-        f"invokes ({args.runs} rounds; subjects slower than {SLOW_MS:.0f} ms get "
-        f"{SLOW_RUNS}). Ratios > 1 mean faster than int8 on XNNPACK at the same thread "
-        f"count. bitlite runs through bitlite_runtime.Interpreter (its delegate in "
+        f"{cpu_name()}. Batch 1, random input, untrained weights. Interleaved rounds "
+        f"({args.runs}; subjects slower than {SLOW_MS:.0f} ms get {SLOW_RUNS}): in each "
+        f"round every subject runs one cold invoke (right after the other subjects, whose "
+        f"weights, tens of MB for the float exports, have pushed its own out of cache) "
+        f"then "
+        f"{args.block} warm ones back to back, as an inference loop runs (slow subjects "
+        f"1). Warm ms: the median over rounds of each round's warm median; cold ms: the "
+        f"median cold invoke. Ratios: the median over rounds of the ratio within a round "
+        f"(both sides met the same load); > 1 means faster than int8 on XNNPACK at the "
+        f"same thread count. bitlite runs through bitlite_runtime.Interpreter (its delegate in "
         f"{host_name()}, as users run it; the kernel forced with BITLITE_KERNEL). "
         + NOTE + "\n\n"
         + note + "\n".join(sections))

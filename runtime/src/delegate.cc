@@ -10,6 +10,7 @@
 // in their original order, -1 (absent) slots included; the host's own list for the
 // kernel holds only the tensors it must keep alive, in its own order.
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -93,6 +94,37 @@ DelegateState* StateOf(const TfLiteDelegate* delegate) {
 // where it reports the problem as its prepare error). Set only during that call.
 thread_local const std::map<int, std::string>* t_malformed = nullptr;
 
+// ------------------------------------------------------------ profiling
+
+// BITLITE_PROFILE=<file>: every kernel records each invoke's start and end
+// (CLOCK_MONOTONIC ns, the clock of Python's time.monotonic_ns) in memory and
+// appends "node op start end" lines to the file when it is freed, so a tool can
+// place our ops inside invokes it timed itself and attribute the gaps to the host's
+// ops (benchmarks/op_profile.py). Unset: one branch per invoke.
+const char* ProfilePath() {
+  static const char* path = std::getenv("BITLITE_PROFILE");
+  return path != nullptr && *path != '\0' ? path : nullptr;
+}
+
+int64_t MonotonicNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+struct ProfileRecords {
+  int node = -1;
+  std::vector<int64_t> times;  // start, end, start, end...
+  void Flush(const char* op) const {
+    FILE* f = std::fopen(ProfilePath(), "a");
+    if (f == nullptr) return;
+    for (size_t i = 0; i + 1 < times.size(); i += 2)
+      std::fprintf(f, "%d %s %lld %lld\n", node, op, static_cast<long long>(times[i]),
+                   static_cast<long long>(times[i + 1]));
+    std::fclose(f);
+  }
+};
+
 // ------------------------------------------------------------ the delegate kernel
 
 // One per claimed node: the op's own state plus a node that looks like the original.
@@ -106,8 +138,10 @@ struct DelegateKernel {
   // kernel leaves it out and the host allocates no memory for it. Nothing can observe
   // it, so invoke skips the op (prepare still validates it).
   bool unread = false;
+  std::unique_ptr<ProfileRecords> profile;  // BITLITE_PROFILE set
 
   ~DelegateKernel() {
+    if (profile != nullptr && op != nullptr) profile->Flush(op->name);
     if (op != nullptr && op_data != nullptr) op->free(op_data);
   }
 };
@@ -152,6 +186,11 @@ void* KernelInitImpl(TfLiteContext* context, const char* buffer) {
   k->view.user_data = k->op_data;
   k->view.custom_initial_data = node->custom_initial_data;
   k->view.custom_initial_data_size = node->custom_initial_data_size;
+  if (ProfilePath() != nullptr) {
+    k->profile.reset(new ProfileRecords);
+    k->profile->node = index;
+    k->profile->times.reserve(1 << 14);
+  }
   return k;
 }
 
@@ -208,7 +247,12 @@ TfLiteStatus KernelInvoke(TfLiteContext* context, TfLiteNode* node) {
   if (!Ready(k)) return Fail(context, "bitlite delegate: invoke of a kernel that failed prepare");
   if (k->unread) return kTfLiteOk;
   try {  // the kernels do not throw (nor allocate); this guards the C frames regardless
-    return k->op->invoke(context, &k->view);
+    if (k->profile == nullptr) return k->op->invoke(context, &k->view);
+    const int64_t start = MonotonicNs();
+    const TfLiteStatus status = k->op->invoke(context, &k->view);
+    k->profile->times.push_back(start);  // may allocate past the reserve: profiling only
+    k->profile->times.push_back(MonotonicNs());
+    return status;
   } catch (...) {
     return Fail(context, "bitlite delegate: an op failed with an exception");
   }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.kernels import BUILTIN, Subject, parity
+from benchmarks.kernels import BUILTIN, Subject, parity, ratio, run
 
 
 def _subject(label: str, threads: int, y: list[float]) -> Subject:
@@ -30,3 +30,25 @@ def test_parity_compares_rows_with_the_reference_on_the_same_float_kernels():
 def test_parity_without_a_reference_says_so():
     subjects = [_subject("bitlite avx512" + BUILTIN, 1, [1.0])]
     assert parity(subjects) == {id(subjects[0]): "no reference"}
+
+
+def test_run_times_a_cold_invoke_then_a_warm_block_per_round():
+    ticks = iter(range(1000))
+    subject = _subject("bitlite avx512", 1, [0.0])
+    calls = []
+    subject.invoke = lambda: calls.append(1)
+    run([subject], runs=4, clock=lambda: next(ticks), block=3)
+    assert len(calls) == 3 + 4 * (1 + 3)  # sizing, then a cold + 3 warm per round
+    assert len(subject.cold) == 4 and len(subject.rounds) == 4
+
+
+def test_ratio_is_the_median_of_per_round_ratios():
+    base, other = _subject("int8", 1, [0.0]), _subject("bitlite avx512", 1, [0.0])
+    # A slow round (machine load) hits both: per-round ratios stay 2, 2, 2, and a round
+    # only one of them ran does not count.
+    base.rounds = {0: 2.0, 1: 2.0, 2: 20.0, 3: 5.0}
+    other.rounds = {0: 1.0, 1: 1.0, 2: 10.0}
+    assert ratio(base, other) == 2.0
+    # The ratio of medians would say 2 / 1 = 2 here too, but not with an unequal split:
+    other.rounds = {0: 1.0, 1: 0.5, 2: 10.0}
+    assert ratio(base, other) == 2.0 and base.median_ms() / other.median_ms() != 2.0

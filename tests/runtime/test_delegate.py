@@ -162,3 +162,37 @@ def test_runs_without_tensorflow_or_larq(tmp_path, without_tensorflow):
     assert out.stdout.strip() == "litert"
     want = bitlite_runtime.Interpreter(model, host="litert").predict(x.astype(np.float32))
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), want)
+
+
+_PROFILED = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from bitlite_runtime import Interpreter
+it = Interpreter(open(sys.argv[2], "rb").read(), host="litert")
+x = np.random.default_rng(0).normal(size=it.input_details[0]["shape"]).astype(np.float32)
+for _ in range(3):
+    it.invoke(x)
+"""
+
+
+def test_profile_records_every_invoke_of_every_op(tmp_path, runtime_library):
+    """BITLITE_PROFILE=<file>: each kernel appends one "node op start end" line per
+    invoke when it is freed (benchmarks/op_profile.py reads them)."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("ai_edge_litert")
+    (tmp_path / "m.tflite").write_bytes(single_input_model())
+    out = tmp_path / "profile.txt"
+    package = Path(bitlite_runtime.__file__).resolve().parents[1]
+    env = dict(os.environ, BITLITE_PROFILE=str(out), BITLITE_LIBRARY=str(runtime_library))
+    run = subprocess.run([sys.executable, "-c", _PROFILED, str(package), str(tmp_path / "m.tflite")],
+                         env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = [line.split() for line in out.read_text().splitlines()]
+    ops = {(node, op) for node, op, _, _ in lines}
+    assert ops and all(op.startswith("Lce") for _, op in ops)
+    assert len(lines) == 3 * len(ops)  # three invokes of each
+    assert all(0 < int(start) <= int(end) for _, _, start, end in lines)
