@@ -23,7 +23,11 @@ compare ratios within the table.
 Each bitlite kernel's output is compared with the reference kernel's on the same float
 kernels (bit-exact). Then VGG-8's binary convolutions alone (the C++ layer bench), and
 with ``--aarch64`` guest instruction counts under qemu-aarch64 (whole nets, the
-convolutions alone, inner loops).
+convolutions alone, inner loops). Last, this core's arithmetic ceilings
+(``runtime/check/peak_bench.cc``: MAC/s of the register-resident instruction sequences
+binary, int8 and float kernels are made of) beside what each kernel reaches: how near
+the machine's limit each one runs, and the most a binary kernel can gain over int8 on
+equal MACs when both run at their ceiling.
 """
 
 from __future__ import annotations
@@ -55,6 +59,14 @@ BENCH_LAYERS = {
              ("8x8 512->512", 8 * 8 * 512 * 4608)],
     "lenet5": [("12x12 32->64 5x5", 8 * 8 * 64 * 800), ("dense 1024->512", 512 * 1024),
                ("dense 512->10", 10 * 512)],
+}
+PEAK_SEQUENCES = {  # runtime/check/peak_bench.cc's names
+    "binary_avx512": "VPXORQ + VPOPCNTQ + VPADDQ: 512 binary MACs",
+    "binary_avx2": "2 VPXOR + 2 VPSHUFB + 2 VPADDB: 256 binary MACs (bitlite's AVX2 step)",
+    "int8_vnni512": "VPDPBUSD zmm: 64 int8 MACs",
+    "int8_avx2": "VPMADDUBSW + VPMADDWD + VPADDD: 32 int8 MACs (no VNNI)",
+    "float_avx512": "VFMADD231PS zmm: 16 float MACs",
+    "float_avx2": "VFMADD231PS ymm: 8 float MACs",
 }
 BUILTIN = ", float ops on the host's builtin kernels"
 NOTE = (
@@ -271,6 +283,74 @@ def layer_bench(runs: int, kernels: list[str], net: str) -> tuple[str, dict[str,
     return text, totals
 
 
+def peak_bench(runs: int = 15) -> dict[str, float]:
+    """This core's ceilings, G MAC/s per instruction sequence (runtime/check/peak_bench.cc);
+    sequences the CPU lacks are left out."""
+    from bitlite_runtime import build
+
+    source = Path(__file__).resolve().parents[1] / "runtime" / "check" / "peak_bench.cc"
+    with tempfile.TemporaryDirectory(prefix="bitlite-peak-bench-") as tmp:
+        exe = Path(tmp) / "peak_bench"
+        subprocess.run([build.compiler_for("host"), "-O2", "-std=c++17", str(source), "-o",
+                        str(exe)], check=True, capture_output=True)
+        out = subprocess.run([str(exe), str(runs)], check=True, capture_output=True,
+                             text=True).stdout
+    fields = (line.split() for line in out.splitlines())
+    return {name: float(value) for name, value in fields if value != "unsupported"}
+
+
+def ceilings_section(peaks: dict[str, float], reached: list[tuple[str, float, str]]) -> str:
+    """The ceilings, then each (what, G MAC/s, its ceiling's name) as a share of it, then
+    the bound they put on binary over int8."""
+    lines = ["### This core's ceilings", "",
+             "`runtime/check/peak_bench.cc`: MAC/s of each instruction sequence with its "
+             "operands in registers (no loads or stores; only the ALU ports bound it), median "
+             "of 15 interleaved rounds, 1 thread.", "",
+             "| sequence | MACs per instruction sequence | G MAC/s |", "|---|---|---:|"]
+    lines += [f"| {name} | {PEAK_SEQUENCES[name]} | {peaks[name]:.0f} |"
+              for name in PEAK_SEQUENCES if name in peaks]
+    lines += ["", "| 1 thread | G MAC/s | ceiling | share of the ceiling |", "|---|---:|---|---:|"]
+    lines += [f"| {what} | {gmacs:.0f} | {peak} | {gmacs / peaks[peak]:.0%} |"
+              for what, gmacs, peak in reached if peak in peaks]
+    int8 = "int8_vnni512" if "int8_vnni512" in peaks else "int8_avx2"
+    bounds = [f"{b} / {int8} = **{peaks[b] / peaks[int8]:.2f}×**"
+              for b in ("binary_avx512", "binary_avx2") if b in peaks and int8 in peaks]
+    if bounds:
+        lines += ["", "On equal MACs, with both kernels at their ceiling, binary can be at "
+                  "most " + "; ".join(bounds) + " as fast as int8 on this core (int8 on "
+                  "XNNPACK uses the best int8 sequence the CPU has)."]
+    return "\n".join(lines) + "\n"
+
+
+def reached_rows(name: str, exports: dict[str, Path], subjects: list[Subject],
+                 totals: dict[str, float]) -> list[tuple[str, float, str]]:
+    """G MAC/s each 1-thread kernel reaches on ``name``: bitlite's binary convolutions
+    alone (layer bench) and the int8 export's whole warm invoke on XNNPACK."""
+    from pipeline.tflite.reader import read_model
+
+    rows = []
+    binary_macs = sum(macs for _, macs in BENCH_LAYERS.get(name, []))
+    for kernel in ("avx512", "avx2"):
+        us = totals.get(f"{kernel}/1")
+        if us and binary_macs:
+            rows.append((f"{name}: bitlite {kernel}, binary convolutions alone",
+                         binary_macs / us / 1e3, f"binary_{kernel}"))
+    int8 = next((s for s in subjects if s.kind == "int8" and s.threads == 1), None)
+    if int8 is not None:
+        macs = sum(read_model(exports["int8"].read_bytes()).macs().values())
+        int8_peak = "int8_vnni512" if _has_vnni() else "int8_avx2"
+        rows.append((f"{name}: int8 on XNNPACK, whole invoke (all its MACs)",
+                     macs / int8.median_ms() / 1e6, int8_peak))
+    return rows
+
+
+def _has_vnni() -> bool:
+    try:
+        return "avx512_vnni" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
 def aarch64_section(exports_by_model: dict[str, dict[str, Path]]) -> str:
     """Guest instructions on emulated AArch64 (qemu-user + the icount plugin): whole
     nets (binary on bitlite's NEON kernels, float on tflite-runtime + XNNPACK), VGG-8's
@@ -404,7 +484,7 @@ def main() -> None:
     from benchmarks.latency import build_exports
 
     kernels, skipped = available_kernels()
-    sections, all_exports = [], {}
+    sections, all_exports, reached = [], {}, []
     with tempfile.TemporaryDirectory(prefix="bitlite-kernels-") as tmp:
         for name in args.models.split(","):
             if args.exports:
@@ -423,6 +503,10 @@ def main() -> None:
             print(f"{name}: layer bench", file=sys.stderr)
             layers, totals = layer_bench(max(args.runs, 30), kernels, name)
             sections.append(markdown(name, subjects, layers, totals))
+            reached += reached_rows(name, exports, subjects, totals)
+        if not args.aarch64_only:
+            print("ceilings: peak bench", file=sys.stderr)
+            sections.append(ceilings_section(peak_bench(), reached))
         if args.aarch64 or args.aarch64_only:
             sections.append(aarch64_section(all_exports))
     if args.aarch64_only:

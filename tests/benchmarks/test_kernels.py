@@ -3,9 +3,12 @@ its float ops on the same kernels (XNNPACK or the host's builtin ones)."""
 
 from __future__ import annotations
 
-import numpy as np
+import platform
 
-from benchmarks.kernels import BUILTIN, Subject, parity, ratio, run
+import numpy as np
+import pytest
+
+from benchmarks.kernels import BUILTIN, Subject, ceilings_section, parity, peak_bench, ratio, run
 
 
 def _subject(label: str, threads: int, y: list[float]) -> Subject:
@@ -52,3 +55,26 @@ def test_ratio_is_the_median_of_per_round_ratios():
     # The ratio of medians would say 2 / 1 = 2 here too, but not with an unequal split:
     other.rounds = {0: 1.0, 1: 0.5, 2: 10.0}
     assert ratio(base, other) == 2.0 and base.median_ms() / other.median_ms() != 2.0
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="x86 instruction sequences")
+def test_peak_bench_ranks_the_sequences_as_their_port_counts_do():
+    """One binary AVX2 step (6 uops, 256 MACs) out-runs the AVX2 int8 step (3 uops, 32
+    MACs) by about 4x, and the AVX-512 binary sequence the VNNI one by about 3x; a broken
+    loop (optimised away, latency-bound, mislabelled) would not keep these orders."""
+    peaks = peak_bench(runs=3)
+    assert peaks["binary_avx2"] > 2 * peaks["int8_avx2"] > 0
+    if "binary_avx512" in peaks and "int8_vnni512" in peaks:
+        assert peaks["binary_avx512"] > 1.5 * peaks["int8_vnni512"] > 0
+
+
+def test_ceilings_section_gives_shares_and_the_bound():
+    peaks = {"binary_avx512": 1200.0, "int8_vnni512": 400.0, "binary_avx2": 480.0}
+    text = ceilings_section(peaks, [("vgg8: bitlite avx512", 900.0, "binary_avx512"),
+                                    ("vgg8: int8", 440.0, "int8_vnni512"),
+                                    ("absent", 1.0, "float_avx512")])
+    assert "| vgg8: bitlite avx512 | 900 | binary_avx512 | 75% |" in text
+    assert "| vgg8: int8 | 440 | int8_vnni512 | 110% |" in text
+    assert "absent" not in text
+    assert "binary_avx512 / int8_vnni512 = **3.00×**" in text
+    assert "binary_avx2 / int8_vnni512 = **1.20×**" in text
