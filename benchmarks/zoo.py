@@ -25,7 +25,8 @@ random inputs against Keras on LCE's interpreter and on bitlite's runtime: the l
 |logit| difference (the input of the final softmax) relative to the largest |logit|,
 strict and tie-aware (:mod:`pipeline.export.ties`: a float32 rounding tie at one sign()
 flips a random binary net's logits by percents; Keras then follows the file's sign where
-|x| is within 1e-5 of its largest, and signs that differ farther from 0 are counted).
+|x| is within 1e-5 of its largest — a k-bit activation its level within 1e-5 of a
+rounding edge — and decisions that differ farther away are counted).
 Size is compared with the smallest possible file: one bit per binary weight plus every
 other weight tensor as stored. Latency (``--latency RUNS``) is bitlite's delegate (AVX-512
 and AVX2 kernels) and LCE's x86 interpreter (its portable reference kernels: not a device
@@ -238,8 +239,9 @@ def markdown(rows: list[dict[str, Any]], size: int) -> str:
         "Tie-aware (pipeline.export.ties): Keras again, each sign() taking the file's own "
         "decision where |x| ≤ 1e-5 of its largest |x| (a float32 rounding tie; the number "
         "of such flips and the closest-to-0 one beside it) and its own everywhere else, "
-        "so a real conversion error still shows; signs that differ farther from 0 are "
-        "counted as 'beyond' (each a bug). Size: the file against the smallest possible "
+        "so a real conversion error still shows; a k-bit activation (DoReFa) likewise "
+        "takes the file's level within 1e-5 of a rounding edge; decisions that differ "
+        "farther away are counted as 'beyond' (each a bug). Size: the file against the smallest possible "
         "(1 bit per binary weight + every other weight as stored). Latency: median ms, "
         "1 thread, interleaved; LCE's x86 interpreter runs its portable reference kernels. "
         "aarch64: guest instructions per inference under qemu-aarch64 (bitlite's NEON "
@@ -273,8 +275,8 @@ def markdown(rows: list[dict[str, Any]], size: int) -> str:
             + f" | {_a64(r)} |"
         )
     if notes:
-        lines += ["", "Notes (conversion fallbacks; sign layers not covered, and where signs "
-                  "differ, by interpreter):", ""]  # fmt: skip
+        lines += ["", "Notes (conversion fallbacks; quantized inputs not covered, and where "
+                  "decisions differ, by interpreter):", ""]  # fmt: skip
         lines += [f"- {n}" for n in notes]
     return "\n".join(lines)
 
@@ -308,11 +310,11 @@ def _tie_note(t: dict[str, Any]) -> str:
         return f"tie-aware parity not measured: {t['error']}"
     parts = []
     if not t["layers"]:
-        parts.append("no sign() input quantizer (k-bit activations): tie-aware is strict")
+        parts.append("no sign() or k-bit input quantizer: tie-aware is strict")
     elif t["layers_found"] < t["layers"]:
-        parts.append(f"{t['layers_found']} of {t['layers']} sign layers found in the file")
+        parts.append(f"{t['layers_found']} of {t['layers']} quantized inputs found in the file")
     if t["beyond"] or t["relative_diff"] > GOAL_RTOL:
-        parts.append("; ".join(t["where"]) or "no sign differs")
+        parts.append("; ".join(t["where"]) or "no decision differs")
     return "; ".join(parts)
 
 
