@@ -25,20 +25,25 @@ random inputs against Keras on LCE's interpreter and on bitlite's runtime: the l
 |logit| difference (the input of the final softmax) relative to the largest |logit|,
 strict and tie-aware (:mod:`pipeline.export.ties`: a float32 rounding tie at one sign()
 flips a random binary net's logits by percents; Keras then follows the file's sign where
-|x| is within 1e-5 of its largest, and signs that differ farther from 0 are counted).
+|x| is within 1e-5 of its largest — a k-bit activation its level within 1e-5 of a
+rounding edge — and decisions that differ farther away are counted).
 Size is compared with the smallest possible file: one bit per binary weight plus every
 other weight tensor as stored. Latency (``--latency RUNS``) is bitlite's delegate (AVX-512
 and AVX2 kernels) and LCE's x86 interpreter (its portable reference kernels: not a device
 figure), 1 thread, interleaved run by run; on a shared machine only the ratios mean
 something. ``--aarch64`` counts guest instructions per inference under qemu-aarch64
-(exact, repeatable). Each model's row is kept in ``--cache`` (JSON), so an interrupted
-table resumes where it stopped (failed rows are retried); ``--fresh`` ignores it.
+(exact, repeatable). Each model's row and its exported file are kept in ``--cache``
+(NAME.json, NAME.tflite), so an interrupted table resumes where it stopped (failed rows are
+retried), and latency and instruction counts are measured on the cached file, not part of
+what is cached under: ``--latency RUNS --retime`` re-times every row in minutes without
+re-exporting; ``--fresh`` re-exports.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -170,28 +175,47 @@ def export_row(name: str, model: Any, out: Path, x: np.ndarray | None = None) ->
     }
 
 
-def row(name: str, builder: Any, args: argparse.Namespace) -> dict[str, Any]:
-    """Export, check tie-aware parity, then (when asked) time and count one architecture."""
+def inputs(size: int) -> np.ndarray:
+    """The :data:`SAMPLES` random inputs every row is checked (and timed) on."""
+    x = np.random.default_rng(0).uniform(-1, 1, (SAMPLES, size, size, 3))
+    return x.astype(np.float32)
+
+
+def exported_row(name: str, builder: Any, size: int, keep: Path) -> dict[str, Any]:
+    """Export one architecture and check its tie-aware parity; the file is kept at ``keep``
+    (the cache), so latency and instruction counts are (re)measured without re-exporting."""
     try:
-        model = build(builder, args.size)
+        model = build(builder, size)
     except Exception as err:  # noqa: BLE001  (XNORNet at 64×64: one row, not the table)
         return {"model": name, "error": f"building it failed: {_first_line(err)}"}
-    x = np.random.default_rng(0).uniform(-1, 1, (SAMPLES, args.size, args.size, 3))
-    x = x.astype(np.float32)
+    x = inputs(size)
     with tempfile.TemporaryDirectory(prefix="bitlite-zoo-") as tmp:
         result = export_row(name, model, Path(tmp), x)
         path = Path(tmp) / "model.tflite"
         if "error" in result or not path.exists():
             return result
         result["ties"] = tie_rows(model, path.read_bytes(), x, list(result["parity"]))
-        if args.latency:
-            result["ms"] = latency_ms(path.read_bytes(), x[:1], args.latency)
-        if name in (args.aarch64 or []):
-            try:
-                result["a64"], result["a64_parity"] = aarch64_instructions(path)
-            except Exception as err:  # noqa: BLE001  (the export's row still stands)
-                result["a64_error"] = (str(err).strip().splitlines() or [""])[0][:200]
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, keep)
     return result
+
+
+def measure(result: dict[str, Any], path: Path, args: argparse.Namespace) -> bool:
+    """Time and count ``result``'s cached file where asked and not done yet (latency again
+    with ``--retime``; instruction counts are exact, so a count stays). True if it did."""
+    name, done = result["model"], False
+    if args.latency and (args.retime or result.get("runs") != args.latency):
+        print(f"  timing {name} ({args.latency} runs)", flush=True)
+        result["ms"] = latency_ms(path.read_bytes(), inputs(args.size)[:1], args.latency)
+        result["runs"], done = args.latency, True
+    if name in (args.aarch64 or []) and "a64" not in result:
+        result.pop("a64_error", None)  # a failed count is retried
+        try:
+            result["a64"], result["a64_parity"] = aarch64_instructions(path)
+        except Exception as err:  # noqa: BLE001  (the export's row still stands)
+            result["a64_error"] = (str(err).strip().splitlines() or [""])[0][:200]
+        done = True
+    return done
 
 
 def tie_rows(model: Any, flatbuffer: bytes, x: np.ndarray, names: list[str]) -> dict[str, Any]:
@@ -215,8 +239,9 @@ def markdown(rows: list[dict[str, Any]], size: int) -> str:
         "Tie-aware (pipeline.export.ties): Keras again, each sign() taking the file's own "
         "decision where |x| ≤ 1e-5 of its largest |x| (a float32 rounding tie; the number "
         "of such flips and the closest-to-0 one beside it) and its own everywhere else, "
-        "so a real conversion error still shows; signs that differ farther from 0 are "
-        "counted as 'beyond' (each a bug). Size: the file against the smallest possible "
+        "so a real conversion error still shows; a k-bit activation (DoReFa) likewise "
+        "takes the file's level within 1e-5 of a rounding edge; decisions that differ "
+        "farther away are counted as 'beyond' (each a bug). Size: the file against the smallest possible "
         "(1 bit per binary weight + every other weight as stored). Latency: median ms, "
         "1 thread, interleaved; LCE's x86 interpreter runs its portable reference kernels. "
         "aarch64: guest instructions per inference under qemu-aarch64 (bitlite's NEON "
@@ -250,8 +275,8 @@ def markdown(rows: list[dict[str, Any]], size: int) -> str:
             + f" | {_a64(r)} |"
         )
     if notes:
-        lines += ["", "Notes (conversion fallbacks; sign layers not covered, and where signs "
-                  "differ, by interpreter):", ""]  # fmt: skip
+        lines += ["", "Notes (conversion fallbacks; quantized inputs not covered, and where "
+                  "decisions differ, by interpreter):", ""]  # fmt: skip
         lines += [f"- {n}" for n in notes]
     return "\n".join(lines)
 
@@ -285,11 +310,11 @@ def _tie_note(t: dict[str, Any]) -> str:
         return f"tie-aware parity not measured: {t['error']}"
     parts = []
     if not t["layers"]:
-        parts.append("no sign() input quantizer (k-bit activations): tie-aware is strict")
+        parts.append("no sign() or k-bit input quantizer: tie-aware is strict")
     elif t["layers_found"] < t["layers"]:
-        parts.append(f"{t['layers_found']} of {t['layers']} sign layers found in the file")
+        parts.append(f"{t['layers_found']} of {t['layers']} quantized inputs found in the file")
     if t["beyond"] or t["relative_diff"] > GOAL_RTOL:
-        parts.append("; ".join(t["where"]) or "no sign differs")
+        parts.append("; ".join(t["where"]) or "no decision differs")
     return "; ".join(parts)
 
 
@@ -310,19 +335,39 @@ def _a64(r: dict[str, Any]) -> str:
 
 
 def cached_row(cache: Path, name: str, args: argparse.Namespace) -> dict[str, Any] | None:
-    """The row this command computed before for ``name`` with the same settings."""
+    """The row exported before for ``name`` at the same size, with its file still there."""
     path = cache / f"{name}.json"
-    if args.fresh or not path.exists():
+    if args.fresh or not path.exists() or not (cache / f"{name}.tflite").exists():
         return None
     entry = json.loads(path.read_text())
-    if entry.get("settings") != _settings(name, args) or "error" in entry["row"]:
-        return None  # other settings, or a failure worth retrying
+    if entry.get("settings") != _settings(args) or "error" in entry["row"]:
+        return None  # another size or version, or a failure worth retrying
     return entry["row"]
 
 
-def _settings(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    return {"size": args.size, "latency": args.latency, "aarch64": name in (args.aarch64 or []),
-            "ties": TIES_VERSION}  # fmt: skip
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """What an exported row depends on (latency and aarch64 are measured on its file)."""
+    return {"size": args.size, "ties": TIES_VERSION, "file": True}
+
+
+def table_rows(args: argparse.Namespace, found: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each asked architecture's row: exported (or from the cache), then measured."""
+    rows = []
+    for name in args.models or found:
+        json_path, tflite = args.cache / f"{name}.json", args.cache / f"{name}.tflite"
+        result = cached_row(args.cache, name, args)
+        print(f"{name} ..." + (" (cached)" if result else ""), flush=True)
+        exported = result is None
+        if exported:
+            result = exported_row(name, found[name], args.size, tflite)
+        measured = "error" not in result and measure(result, tflite, args)
+        if exported or measured:
+            args.cache.mkdir(parents=True, exist_ok=True)
+            entry = {"settings": _settings(args), "row": result}
+            json_path.write_text(json.dumps(entry, indent=1))
+        rows.append(result)
+        print(f"  {result}", flush=True)
+    return rows
 
 
 def main() -> None:
@@ -338,24 +383,16 @@ def main() -> None:
         help="count these models' instructions under qemu-aarch64 (minutes)",
     )
     parser.add_argument("--cache", type=Path, default=CACHE, help="per-model rows (resume)")
-    parser.add_argument("--fresh", action="store_true", help="recompute cached rows")
+    parser.add_argument("--fresh", action="store_true", help="re-export cached rows")
+    parser.add_argument("--retime", action="store_true",
+                        help="time cached rows again (with --latency; no re-export)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help=f"e.g. {RESULTS}")
     args = parser.parse_args()
     found = architectures()
     unknown = sorted((set(args.models or []) | set(args.aarch64 or [])) - set(found))
     if unknown:
         parser.error(f"unknown architecture(s) {unknown}; choose from {sorted(found)}")
-    rows = []
-    for name in args.models or found:
-        result = cached_row(args.cache, name, args)
-        print(f"{name} ..." + (" (cached)" if result else ""), flush=True)
-        if result is None:
-            result = row(name, found[name], args)
-            args.cache.mkdir(parents=True, exist_ok=True)
-            entry = {"settings": _settings(name, args), "row": result}
-            (args.cache / f"{name}.json").write_text(json.dumps(entry, indent=1))
-        rows.append(result)
-        print(f"  {result}", flush=True)
+    rows = table_rows(args, found)
     body = markdown(rows, args.size)
     title = "larq-zoo architectures exported by bitlite"
     print(write_table(args.out, title, body) if args.out else body)

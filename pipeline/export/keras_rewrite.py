@@ -90,6 +90,10 @@ from pipeline.export import plane_cost
 from pipeline.layers.xnor import XnorConv2D, XnorDense
 
 BINARY_RTOL = 1e-6  # |W_q| equal to α_c within this: float32 rounding, not a second level
+# TensorFlow's converter folds a constant op only when its operands total at most 2^30
+# bits (kOperandsSizeThreshold, tensorflow/compiler/mlir/tensorflow/transforms/
+# constant_fold.cc): a larger float32 kernel keeps its quantizer's ops in the graph.
+FOLD_LIMIT_BITS = 1 << 30
 
 # The convolution a binary dense layer becomes (1×1, over a reshaped input). A layer that
 # scales its output by a function of its input needs the convolution that computes the
@@ -816,6 +820,18 @@ def _binary_config(config: dict[str, Any], alpha: np.ndarray) -> dict[str, Any]:
     }
 
 
+def _binary_kernel(config: dict[str, Any], w_q: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
+    """The binary layer's config and kernel. The kernel quantizer normally stays: the
+    converter folds it into the constant ±α_c filter that LCE bitpacks. A kernel of more
+    than :data:`FOLD_LIMIT_BITS` is not folded, so LCE would see no constant filter and
+    keep a float conv (XNOR-Net's 6×6×256×4096 layer, BinaryAlexNet's 9216×4096 dense):
+    it is baked to the quantizer's output instead, a constant LCE matches as it is."""
+    if w_q.size * 32 <= FOLD_LIMIT_BITS:
+        return config, w_q
+    quantizer = lq.quantizers.get(config["kernel_quantizer"])
+    return {**config, "kernel_quantizer": None}, np.asarray(quantizer(tf.constant(w_q)))
+
+
 UNKNOWN_GRID = (
     "reads the image, whose values are not known to lie on the centered 8-bit grid "
     "(p - 127.5)·s: not split into bit planes (for a model from elsewhere give "
@@ -872,16 +888,16 @@ def _rewrite_layer(
         bias = bias or [np.zeros(w_q.shape[-1], np.float32)]
         return new, plan, [*bias, w_q.reshape(1, 1, *w_q.shape)]
     if binary_in and alpha is not None:
-        config = _binary_config(config, alpha)
+        config, kernel = _binary_kernel(_binary_config(config, alpha), w_q)
         if kind == "conv2d":
             plan.action = "bconv"
             # type(layer): a subclass (XnorConv2D) keeps its input-dependent scale
-            return type(layer).from_config(config), plan, [w_q, *bias]
+            return type(layer).from_config(config), plan, [kernel, *bias]
         if len(layer.input_shape) == 2:
             plan.action = "dense->1x1 bconv"
             conv_class = CONV_FOR_DENSE.get(type(layer), lq.layers.QuantConv2D)
             new = DenseAsBinaryConv(_dense_as_conv(config, conv_class), name=layer.name)
-            return new, plan, [w_q.reshape(1, 1, *w_q.shape), *bias]
+            return new, plan, [kernel.reshape(1, 1, *kernel.shape), *bias]
     # the image on its 8-bit grid: its bit planes are the input's planes (issue 16)
     image = image_input and pixel_scale is not None and layer.input_quantizer is None
     if image and not image_planes and not isinstance(weight_planes(w_q), str):

@@ -20,10 +20,17 @@ only true ties are forgiven, and the report counts them (``ties``) and says how 
 to 0 the largest one was. Signs that differ beyond ``tau`` are counted too (``beyond``):
 any is a bug, whatever the logits say.
 
-Covers sign quantizers on the inputs of larq's quantized layers that the file runs as
-``LceBconv2d`` (the tensor is found by name: the traced graph keeps Keras' scopes,
-``<model>/<layer>/...``); k-bit activations (DoReFa's quantize_k) are not tie-corrected,
-and ``layers`` / ``layers_found`` say how many sign layers were covered.
+k-bit activations (DoReFa's ``quantize_k``: a uniform grid of ``n`` levels) tie the same
+way at each of their ``n − 1`` rounding edges ``e_t`` (a 2-bit DoReFa net at 224×224 was
+10 % off from such ties alone). Their layers run as bit-plane products
+(:class:`~pipeline.export.keras_rewrite.BitPlaneProduct`), so the file's code ``m`` of each
+input is read back from its planes, and Keras takes the file's level where ``x`` is within
+``tau · max|x|`` of an edge (sign is the case ``n = 2``, one edge at 0).
+
+Covers sign and k-bit quantizers on the inputs of larq's quantized layers that the file
+runs as ``LceBconv2d`` (the tensor is found by name: the traced graph keeps Keras' scopes,
+``<model>/<layer>/...``); ``layers`` / ``layers_found`` say how many such layers there are
+and how many were covered.
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ class TieReport:
     ties: int  # sign decisions where the file differs from Keras with |x| <= tau·max|x|
     largest_tie: float  # the largest |x| / max|x| among them (0 when none)
     beyond: int  # sign decisions that differ with |x| > tau·max|x|: a conversion error
-    layers: int  # Keras layers with a sign input quantizer
+    layers: int  # Keras layers with a sign or k-bit (uniform grid) input quantizer
     layers_found: int  # of those, how many the file runs as LceBconv2d (covered)
     tau: float = TAU
     where: list[str] = field(default_factory=list)  # each layer whose signs differ, and how
@@ -63,6 +70,19 @@ def sign_layers(model: Any) -> dict[str, Any]:
         for layer in model.layers
         if is_sign(getattr(layer, "input_quantizer", None))
     }
+
+
+def grid_layers(model: Any) -> dict[str, Any]:
+    """Layer name -> layer, for the model's layers whose input quantizer is a k-bit grid
+    of more than two levels (DoReFa's ``quantize_k``); sign is :func:`sign_layers`."""
+    from pipeline.export.keras_rewrite import uniform_grid
+
+    found = {}
+    for layer in model.layers:
+        grid = uniform_grid(getattr(layer, "input_quantizer", None))
+        if grid is not None and grid.levels > 2:
+            found[layer.name] = layer
+    return found
 
 
 def sign_tensors(flatbuffer: bytes, model_name: str, names: set[str]) -> dict[str, int]:
@@ -88,6 +108,27 @@ def unpack_signs(packed: np.ndarray, channels: int) -> np.ndarray:
     return (1.0 - 2.0 * bits).astype(np.float32)
 
 
+def plane_codes(packed: np.ndarray, shape: tuple[int, ...], levels: int) -> np.ndarray:
+    """The file's code ``m`` (0 … levels−1) of each value of a k-bit layer's input of
+    ``shape`` (batch first), from the bitpacked planes its ``LceBconv2d`` reads: binary
+    planes ``b_i − ½`` stacked on the batch axis (sample-major), or thermometer planes
+    ``sign(m − t + ½)`` side by side on the channel axis; explicit SAME padding (the
+    planes of a padded input) is cropped as TensorFlow places it (the extra row last)."""
+    n, c = shape[0], shape[-1]
+    bits = max(1, int(np.ceil(np.log2(levels))))
+    spatial = packed.shape[1:3]
+    if bits > 1 and packed.shape[0] == n * bits:
+        s = unpack_signs(packed, c).reshape(n, bits, *spatial, c) > 0
+        codes = sum(s[:, i].astype(np.int64) << i for i in range(bits))
+    else:
+        s = unpack_signs(packed, (levels - 1) * c).reshape(n, *spatial, levels - 1, c) > 0
+        codes = s.sum(axis=-2)
+    if len(shape) == 4:  # a convolution's input: crop what the planes were padded with
+        top, left = ((p - k) // 2 for p, k in zip(spatial, shape[1:3], strict=True))
+        codes = codes[:, top : top + shape[1], left : left + shape[2]]
+    return codes.reshape(shape)
+
+
 def run_outputs(flatbuffer: bytes, x: np.ndarray, interpreter: str) -> list[np.ndarray]:
     """Every output of the file for the batch ``x``, batch first, on ``interpreter``."""
     if interpreter == "lce":
@@ -105,35 +146,61 @@ def run_outputs(flatbuffer: bytes, x: np.ndarray, interpreter: str) -> list[np.n
 
 
 class _FollowAtTies:
-    """A sign quantizer that takes the file's decision where |x| is within ``tau`` of 0
-    (relative to the sample's largest |x|) and its own everywhere else; counts both kinds
-    of disagreement. Runs eagerly (it reads its inputs as numpy)."""
+    """An input quantizer that takes the file's value where ``x`` is within ``tau`` of a
+    rounding edge (relative to the sample's largest |x|) and its own everywhere else;
+    counts both kinds of disagreement. Sign by default (one edge, at 0); a k-bit
+    ``quantizer`` with its ``edges``. Runs eagerly (it reads its inputs as numpy)."""
 
-    def __init__(self, name: str, file_signs: np.ndarray, tau: float):
-        self.name, self.file_signs, self.tau = name, file_signs, tau
+    def __init__(self, name: str, file_values: np.ndarray, tau: float,
+                 quantizer: Any = None, edges: Any = (0.0,)):  # fmt: skip
+        self.name, self.file_values, self.tau = name, file_values, tau
+        self.quantizer, self.edges = quantizer, np.asarray(edges, np.float32)
         self.ties, self.beyond, self.largest = 0, 0, 0.0
 
     def __call__(self, x: Any) -> Any:
         import tensorflow as tf
 
         v = np.asarray(x)
-        own = np.where(v >= 0, 1.0, -1.0).astype(np.float32)
+        if self.quantizer is None:
+            own = np.where(v >= 0, 1.0, -1.0).astype(np.float32)
+        else:
+            own = np.asarray(self.quantizer(x), np.float32)
         scale = np.abs(v).reshape(len(v), -1).max(axis=1).reshape(-1, *[1] * (v.ndim - 1))
-        rel = np.abs(v) / np.maximum(scale, 1e-30)
-        differ = own != self.file_signs
+        edge = np.min([np.abs(v - e) for e in self.edges], axis=0)
+        rel = edge / np.maximum(scale, 1e-30)
+        differ = own != self.file_values
         near = rel <= self.tau
         self.ties += int(np.sum(differ & near))
         self.beyond += int(np.sum(differ & ~near))
         if np.any(differ & near):
             self.largest = max(self.largest, float(rel[differ & near].max()))
-        return tf.constant(np.where(near, self.file_signs, own))
+        return tf.constant(np.where(near, self.file_values, own))
+
+
+def _grid_follower(name: str, layer: Any, packed: np.ndarray, samples: int, tau: float) -> Any:
+    """The follower of a k-bit layer: the file's codes as Keras' own levels (the
+    quantizer's output just above each edge), or None where the edges cannot be found."""
+    import tensorflow as tf
+
+    from pipeline.export.keras_rewrite import thermometer_edges, uniform_grid
+
+    quantizer = layer.input_quantizer
+    grid = uniform_grid(quantizer)
+    edges = thermometer_edges(quantizer, grid)
+    if edges is None:
+        return None
+    below = np.nextafter(edges[0], np.float32(-np.inf))
+    levels = np.asarray(quantizer(tf.constant(np.r_[below, edges].astype(np.float32))))
+    codes = plane_codes(packed, (samples, *layer.input.shape[1:]), grid.levels)
+    return _FollowAtTies(name, levels[codes].astype(np.float32), tau, quantizer, edges)
 
 
 def tie_aware_parity(
     model: Any, flatbuffer: bytes, x: np.ndarray, interpreter: str, tau: float = TAU
 ) -> TieReport:
-    """Keras' logits following the file's sign at ties, against the file's logits (both
-    as the softmax's input where the model ends in one: :mod:`pipeline.export.logits`)."""
+    """Keras' logits following the file's sign (or k-bit level) at ties, against the
+    file's logits (both as the softmax's input where the model ends in one:
+    :mod:`pipeline.export.logits`)."""
     from pipeline.export.logits import logits_model
     from pipeline.tflite.outputs import strip_softmax, with_outputs
     from pipeline.tflite.reader import read_model
@@ -141,15 +208,18 @@ def tie_aware_parity(
     keras = logits_model(model)
     keras = model if keras is None else keras
     stripped = (strip_softmax(flatbuffer) if keras is not model else None) or flatbuffer
-    layers = sign_layers(model)
+    signs = sign_layers(model)
+    layers = {**signs, **grid_layers(model)}
     tensors = sign_tensors(stripped, model.name, set(layers))
-    names = list(tensors)
     probe = with_outputs(stripped, [read_model(stripped).outputs[0], *tensors.values()])
     outs = run_outputs(probe, x, interpreter)
-    followers = {
-        n: _FollowAtTies(n, unpack_signs(o, int(layers[n].input.shape[-1])), tau)
-        for n, o in zip(names, outs[1:], strict=True)
-    }
+    followers = {}
+    for n, o in zip(tensors, outs[1:], strict=True):
+        if n in signs:
+            followers[n] = _FollowAtTies(n, unpack_signs(o, int(layers[n].input.shape[-1])), tau)
+        elif (follower := _grid_follower(n, layers[n], o, len(x), tau)) is not None:
+            followers[n] = follower
+    names = list(followers)
     saved = {n: layers[n].input_quantizer for n in names}
     try:
         for n in names:

@@ -55,3 +55,41 @@ def test_small_quicknet_exports_bitpacked_with_keras_logits(tmp_path):
         and "| Broken | failed: converter crashed |" in table
     )
     assert table.count("(over the goal)") == 0
+
+
+def test_cached_rows_are_timed_from_their_file_without_re_exporting(tmp_path, monkeypatch):
+    exports, timed = [], []
+
+    def fake_export(name, builder, size, keep):
+        exports.append(name)
+        keep.write_bytes(b"tflite of " + name.encode())
+        return {"model": name, "mb": 1.0}
+
+    def fake_latency(flatbuffer, x, runs):
+        timed.append((flatbuffer, x.shape, runs))
+        return {"bitlite avx512": float(len(timed))}
+
+    monkeypatch.setattr(zoo, "exported_row", fake_export)
+    monkeypatch.setattr(zoo, "latency_ms", fake_latency)
+    found = {"A": None, "B": None}
+
+    def rows(*flags):
+        args = zoo.argparse.Namespace(size=8, models=None, latency=0, aarch64=None,
+                                      cache=tmp_path, fresh=False, retime=False)  # fmt: skip
+        for flag in flags:
+            setattr(args, *flag)
+        return zoo.table_rows(args, found)
+
+    assert [r["mb"] for r in rows()] == [1.0, 1.0] and exports == ["A", "B"] and not timed
+    timed_rows = rows(("latency", 3))  # the cached file is timed; nothing re-exported
+    assert exports == ["A", "B"]
+    assert timed == [(b"tflite of A", (1, 8, 8, 3), 3), (b"tflite of B", (1, 8, 8, 3), 3)]
+    assert [r["ms"]["bitlite avx512"] for r in timed_rows] == [1.0, 2.0]
+    assert [r["ms"]["bitlite avx512"] for r in rows(("latency", 3))] == [1.0, 2.0]  # kept
+    assert [r["ms"]["bitlite avx512"] for r in rows(("latency", 3), ("retime", True))] == [3.0, 4.0]
+    assert exports == ["A", "B"]
+    (tmp_path / "B.tflite").unlink()  # a row whose file is gone is exported again
+    rows(("latency", 3))
+    assert exports == ["A", "B", "B"]
+    rows(("fresh", True))
+    assert exports == ["A", "B", "B", "A", "B"]

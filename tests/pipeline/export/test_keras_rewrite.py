@@ -442,3 +442,45 @@ def test_rewriting_the_same_model_twice_plans_the_same():
     first = [p.action for p in er.prepare_for_lce(model, er.run_pixel_scale())[1]]
     second = [p.action for p in er.prepare_for_lce(model, er.run_pixel_scale())[1]]
     assert first == second == ["bit planes->1x1 bconv", "dense->1x1 bconv"]
+
+
+def test_kernels_too_large_to_fold_are_baked_as_constant_binary_filters(monkeypatch):
+    """XNOR-Net's 6×6×256×4096 kernel is past TensorFlow's constant-folding limit: with its
+    quantizer in the graph LCE saw no constant filter and kept a float conv (321 MB).
+    Baked to the quantizer's own ±α_c output, the filter is a constant LCE bitpacks."""
+    import larq_compute_engine as lce
+
+    from pipeline.tflite.reader import read_model
+
+    x = inputs = tf.keras.Input((6, 6, 16))
+    conv = lq.layers.QuantConv2D(32, 6, input_quantizer="ste_sign",
+                                 kernel_quantizer="magnitude_aware_sign")  # fmt: skip
+    x = lq.layers.QuantDense(8, input_quantizer="ste_sign", kernel_quantizer="ste_sign")(
+        tf.keras.layers.Flatten()(conv(x))
+    )
+    model = tf.keras.Model(inputs, x)
+    # a bias off the ±α_c grid: no sum lands on 0, where float rounding picks the sign
+    conv.bias.assign(rng.normal(size=32).astype(np.float32))
+    data = rng.normal(size=(64, 6, 6, 16)).astype(np.float32)
+    kept, _ = er.prepare_for_lce(model)  # small kernels: the converter folds the quantizer
+    assert all(ly.kernel_quantizer is not None for ly in _binary_convs(kept))
+    monkeypatch.setattr(er, "FOLD_LIMIT_BITS", 0)  # as if every kernel were too large
+    rewritten, plans = er.prepare_for_lce(model)
+    assert [p.action for p in plans] == ["bconv", "dense->1x1 bconv"]
+    convs = _binary_convs(rewritten)
+    assert [ly.kernel_quantizer for ly in convs] == [None, None]
+    w = convs[0].kernel.numpy().reshape(-1, 32)
+    assert np.all(np.abs(w) == np.abs(w).max(axis=0))  # exactly ±α_c per channel
+    np.testing.assert_allclose(rewritten.predict(data, verbose=0),
+                               model.predict(data, verbose=0), rtol=1e-5, atol=1e-4)  # fmt: skip
+    ops = read_model(lce.convert_keras_model(rewritten)).op_counts()
+    assert ops["LceBconv2d"] == 2 and "CONV_2D" not in ops and "FULLY_CONNECTED" not in ops
+
+
+def _binary_convs(model: tf.keras.Model) -> list:
+    found = []
+    for layer in model.layers:
+        inner = layer.conv if isinstance(layer, er.DenseAsBinaryConv) else layer
+        if isinstance(inner, lq.layers.QuantConv2D):
+            found.append(inner)
+    return found

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
-from pipeline.export.ties import _FollowAtTies, unpack_signs
+from pipeline.export.ties import _FollowAtTies, plane_codes, unpack_signs
 
 
 def test_unpack_signs_reads_lce_bit_order():
@@ -74,3 +74,44 @@ def test_export_forgives_ties_only_when_no_sign_differs_beyond(monkeypatch):
     checks = _checks(True)  # strict parity held: nothing measured again
     exporter.forgive_ties(None, b"", ev, checks)
     assert "ties" not in checks["lce"]
+
+
+def _pack(signs: np.ndarray) -> np.ndarray:
+    """LCE's bitpacking of ±1 along the last axis (set bit = negative), 32 per int32."""
+    bits = signs < 0
+    pad = -bits.shape[-1] % 32
+    bits = np.concatenate([bits, np.zeros((*bits.shape[:-1], pad), bool)], axis=-1)
+    return np.packbits(bits, axis=-1, bitorder="little").view("<i4")
+
+
+def test_plane_codes_read_binary_and_thermometer_planes_back():
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 4, (2, 3, 5, 40))  # 2 samples, 2-bit codes, 40 channels
+    padded = np.pad(codes, ((0, 0), (1, 2), (0, 1), (0, 0)))  # SAME pads: extra row last
+    # binary: bit planes b_i − ½ stacked on the batch axis, sample-major
+    binary = np.stack([2 * ((padded >> i) & 1) - 1 for i in range(2)], axis=1)
+    packed = _pack(binary.reshape(4, 6, 6, 40))
+    np.testing.assert_array_equal(plane_codes(packed, codes.shape, 4), codes)
+    # thermometer: sign(m − t + ½), t = 1 … 3, side by side on the channel axis
+    thermo = np.concatenate([np.where(codes >= t, 1, -1) for t in (1, 2, 3)], axis=-1)
+    np.testing.assert_array_equal(plane_codes(_pack(thermo), codes.shape, 4), codes)
+    # a dense layer's (N, F) input: planes of a (N, 1, 1, F) tensor
+    flat = codes.reshape(2, -1)[:, :70]
+    planes = np.stack([2 * ((flat >> i) & 1) - 1 for i in range(2)], axis=1)
+    packed = _pack(planes.reshape(4, 1, 1, 70))
+    np.testing.assert_array_equal(plane_codes(packed, flat.shape, 4), flat)
+
+
+def test_k_bit_levels_follow_the_file_only_at_a_rounding_edge():
+    edges = np.array([1 / 6, 1 / 2, 5 / 6], np.float32)  # round(3x)/3 on [0, 1]
+
+    def quantize(x):
+        return np.round(np.clip(np.asarray(x), 0, 1) * 3).astype(np.float32) / 3
+
+    x = np.array([[1.0, 0.5 + 2e-6, 0.7, 0.1]], np.float32)  # largest |x| = 1
+    file_values = quantize([[1.0, 1 / 3, 1.0, 0.0]])  # differs at a tie, and at 0.7
+    follow = _FollowAtTies("layer", file_values, 1e-5, quantize, edges)
+    out = np.asarray(follow(x))
+    np.testing.assert_array_equal(out, quantize([[1.0, 1 / 3, 2 / 3, 0.0]]))
+    assert (follow.ties, follow.beyond) == (1, 1)
+    assert np.isclose(follow.largest, 2e-6, rtol=0.1)
