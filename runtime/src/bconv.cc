@@ -259,7 +259,8 @@ bool Im2colPixel(const BConvPlan& plan, const int32_t* input, long p, int g, uin
 // Im2colPixel straight into InterleavePatches4's layout, for kernels that read
 // it, when every tap is whole 128-bit chunks (words per group % 4 == 0, one
 // group): chunk c of the pixel's row goes to dst + 16 * c. Saves the second copy.
-bool Im2colPixelChunks(const BConvPlan& plan, const int32_t* input, long p, uint32_t* dst) {
+// Not inlined into Im2colBlockChunks (border pixels only): its registers.
+__attribute__((noinline)) bool Im2colPixelChunks(const BConvPlan& plan, const int32_t* input, long p, uint32_t* dst) {
   // The shape in locals: the stores through dst could alias the plan, so the
   // compiler would reload every field for every chunk otherwise.
   const BConvShape s = plan.shape;
@@ -299,6 +300,52 @@ bool Im2colPixelChunks(const BConvPlan& plan, const int32_t* input, long p, uint
         else
           std::memset(dst, 0, sizeof(uint32_t) * kKWordAlign);
       }
+    }
+  }
+  return outside;
+}
+
+// Im2colPixelChunks for pixels [p0, p0 + n) into the interleaved block at
+// `block` (pixel i at block + (i / 4) * 4 * kwords + (i % 4) * 4): the pixel
+// coordinates advance by one instead of being divided out per pixel, and a
+// pixel whose taps all lie inside (dilation 1 across) copies each filter row's
+// fw * chunks adjacent chunks in one tight loop; border pixels go through
+// Im2colPixelChunks. Returns true when some tap lies outside the image. Not
+// inlined: inside RunTask its loops kept the locals on the stack.
+__attribute__((noinline)) bool Im2colBlockChunks(const BConvPlan& plan, const int32_t* input, long p0, int n,
+                       uint32_t* block) {
+  const BConvShape s = plan.shape;  // locals: the stores through block could alias the plan
+  const BConvOptions& o = plan.opt;
+  const int stride_h = o.stride_height, stride_w = o.stride_width, dil_h = o.dilation_height;
+  const long per_image = static_cast<long>(s.out_h) * s.out_w;
+  const long row_words = static_cast<long>(s.in_w) * s.in_words;
+  const int row_chunks = s.fw * (s.words_per_group / kKWordAlign);
+  const long kw = plan.kwords;
+  const bool dense_rows = o.dilation_width == 1;
+  int b = static_cast<int>(p0 / per_image);
+  int oy = static_cast<int>((p0 % per_image) / s.out_w);
+  int ox = static_cast<int>(p0 % s.out_w);
+  bool outside = false;
+  for (int i = 0; i < n; ++i) {
+    uint32_t* dst = block + (i / 4) * 4 * kw + (i % 4) * kKWordAlign;
+    const int iy0 = oy * stride_h - s.pad_top, ix0 = ox * stride_w - s.pad_left;
+    if (dense_rows && iy0 >= 0 && iy0 + (s.fh - 1) * dil_h < s.in_h && ix0 >= 0 &&
+        ix0 + s.fw <= s.in_w) {
+      const int32_t* src0 = input + (static_cast<long>(b) * s.in_h + iy0) * row_words +
+                            static_cast<long>(ix0) * s.in_words;
+      const long line_step = static_cast<long>(dil_h) * row_words;
+      for (int fy = 0; fy < s.fh; ++fy, src0 += line_step) {
+        const int32_t* src = src0;
+        for (uint32_t* end = dst + row_chunks * 4 * kKWordAlign; dst != end;
+             dst += 4 * kKWordAlign, src += kKWordAlign)
+          std::memcpy(dst, src, sizeof(uint32_t) * kKWordAlign);
+      }
+    } else {
+      outside |= Im2colPixelChunks(plan, input, p0 + i, dst);
+    }
+    if (++ox == s.out_w) {
+      ox = 0;
+      if (++oy == s.out_h) oy = 0, ++b;
     }
   }
   return outside;
@@ -415,10 +462,7 @@ void RunRange(const ConvJob& job, Scratch& sc, long begin, long end, int c0, int
     bool fused = false;
     for (int g = 0; g < s.groups; ++g) {
       if (direct) {
-        for (int i = 0; i < n; ++i)
-          border |= Im2colPixelChunks(plan, job.input, p0 + i,
-                                      sc.interleaved.data() + static_cast<size_t>(i / 4) * 4 * kw +
-                                          static_cast<size_t>(i % 4) * kKWordAlign);
+        border |= Im2colBlockChunks(plan, job.input, p0, n, sc.interleaved.data());
       } else {
         for (int i = 0; i < n; ++i)
           border |= Im2colPixel(plan, job.input, p0 + i, g,
