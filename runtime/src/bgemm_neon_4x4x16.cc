@@ -460,20 +460,31 @@ inline void StoreBits4(const uint32x4_t r[4][4], const int32x4x4_t& thr,
   "addp v16.8h, v16.8h, v20.8h\n" \
   "addp v24.8h, v24.8h, v28.8h\n"
 
-// The K steps of one period: FIRST, then pairs, then an odd one (`n` = steps - 1).
+// The K steps of one period (`n` = steps - 1): FIRST, a loop of 8 steps, then
+// 4, 2 and 1 as n's low bits say: the branch and counter of the loop are
+// shared by 8 steps, and the rest costs 3 TBZs (the pairs loop spent ~2
+// instructions per 2 steps: 4-7 % of a 9- to 31-step tile).
+#define BITLITE_NEON_STEP4_X2 BITLITE_NEON_STEP4 BITLITE_NEON_STEP4
+#define BITLITE_NEON_STEP4_X4 BITLITE_NEON_STEP4_X2 BITLITE_NEON_STEP4_X2
 #define BITLITE_NEON_BITS_STEPS \
   BITLITE_NEON_FIRST4 \
-  "lsr %[pairs], %[n], #1\n" \
+  "lsr %[pairs], %[n], #3\n" \
   "cbz %[pairs], 2f\n" \
   "1:\n" \
-  BITLITE_NEON_STEP4 \
-  BITLITE_NEON_STEP4 \
+  BITLITE_NEON_STEP4_X4 \
+  BITLITE_NEON_STEP4_X4 \
   "subs %[pairs], %[pairs], #1\n" \
   "b.ne 1b\n" \
   "2:\n" \
-  "tbz %[n], #0, 3f\n" \
+  "tbz %[n], #2, 3f\n" \
+  BITLITE_NEON_STEP4_X4 \
+  "3:\n" \
+  "tbz %[n], #1, 4f\n" \
+  BITLITE_NEON_STEP4_X2 \
+  "4:\n" \
+  "tbz %[n], #0, 5f\n" \
   BITLITE_NEON_STEP4 \
-  "3:\n"
+  "5:\n"
 
 // Threshold compare of a tile (v8: its thresholds): sum > threshold is the sign
 // bit of threshold - sum (no overflow: both lie in [-1, 32640]). The first tile
@@ -504,7 +515,7 @@ inline void StoreBits4(const uint32x4_t r[4][4], const int32x4x4_t& thr,
   "mov %[rem], %[chunks]\n" \
   "movi v14.8h, #0\n" \
   "movi v15.8h, #0\n" \
-  "4:\n" \
+  "7:\n" \
   "mov %[n], #31\n" \
   "cmp %[rem], %[n]\n" \
   "csel %[n], %[rem], %[n], lo\n" \
@@ -512,15 +523,15 @@ inline void StoreBits4(const uint32x4_t r[4][4], const int32x4x4_t& thr,
   "sub %[n], %[n], #1\n" \
   BITLITE_NEON_BITS_STEPS \
   "cmp %[n], #14\n" \
-  "b.hi 5f\n" \
+  "b.hi 8f\n" \
   BITLITE_NEON_SUMS16_SHORT \
-  "b 6f\n" \
-  "5:\n" \
+  "b 9f\n" \
+  "8:\n" \
   BITLITE_NEON_SUMS16_LONG \
-  "6:\n" \
+  "9:\n" \
   "add v14.8h, v14.8h, v16.8h\n" \
   "add v15.8h, v15.8h, v24.8h\n" \
-  "cbnz %[rem], 4b\n" \
+  "cbnz %[rem], 7b\n" \
   "ld1 {v8.8h}, [%[thr]], #16\n" \
   EPI("v14", "v15")
 
@@ -534,6 +545,7 @@ inline void StoreBits4(const uint32x4_t r[4][4], const int32x4x4_t& thr,
 // add is or) leave pixel p's 16 bits in lane p, stored at dst + p * stride.
 #define BITLITE_NEON_BITS_GROUP(TILE, SUMS)                                                 \
   __asm__ volatile(                                                                        \
+      "0:\n"                                                                               \
       TILE(192, SUMS, BITLITE_NEON_BITS_EPI0)                                              \
       TILE(128, SUMS, BITLITE_NEON_BITS_EPI1)                                              \
       TILE(64, SUMS, BITLITE_NEON_BITS_EPI2)                                               \
@@ -548,11 +560,16 @@ inline void StoreBits4(const uint32x4_t r[4][4], const int32x4x4_t& thr,
       "st1 {v12.h}[0], [%[dst]], %[dstride]\n"                                             \
       "st1 {v12.h}[1], [%[dst]], %[dstride]\n"                                             \
       "st1 {v12.h}[2], [%[dst]], %[dstride]\n"                                             \
-      "st1 {v12.h}[3], [%[dst]]\n"                                                         \
+      "st1 {v12.h}[3], [%[dst]], %[dstride]\n"                                             \
+      "sub %[thr], %[thr], #64\n"                                                          \
+      "add %[pa0], %[pa0], %[gstride]\n"                                                   \
+      "subs %[groups], %[groups], #1\n"                                                    \
+      "b.ne 0b\n"                                                                          \
       : [pa] "=&r"(pa), [pf] "=&r"(pf), [pairs] "=&r"(pairs), [n] "=&r"(n),                \
-        [rem] "=&r"(rem), [thr] "+r"(thr), [dst] "+r"(dst)                                 \
-      : [pa0] "r"(pa0), [fb] "r"(fb), [chunks] "r"(chunks), [fstride] "r"(fstride),        \
-        [shifts] "r"(kLaneShifts), [dstride] "r"(dstride)                                  \
+        [rem] "=&r"(rem), [thr] "+r"(thr), [dst] "+r"(dst), [pa0] "+r"(pa0),               \
+        [groups] "+r"(groups)                                                              \
+      : [fb] "r"(fb), [chunks] "r"(chunks), [fstride] "r"(fstride),                        \
+        [shifts] "r"(kLaneShifts), [dstride] "r"(dstride), [gstride] "r"(gstride)          \
       : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12",    \
         "v13", "v14", "v15", "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23", "v24", \
         "v25", "v26", "v27", "v28", "v29", "v30", "v31", "memory", "cc")
@@ -560,7 +577,7 @@ inline void StoreBits4(const uint32x4_t r[4][4], const int32x4x4_t& thr,
 constexpr int kBits16MaxChunks = 255;  // sums <= 255 * 128 = 32640: signed 16-bit lanes
 alignas(16) constexpr int16_t kLaneShifts[8] = {0, 4, 8, 12, 0, 4, 8, 12};
 
-// A full block's thresholds as GroupBits4 reads them: row k for filter vector
+// A full block's thresholds as GroupsBits4 reads them: row k for filter vector
 // 3 - k, lane 4 * (p % 2) + j = filter 4j + 3 - k, clamped to [-1, K] (every
 // sum lies in [0, K]: the same comparisons, and they fit 16 bits).
 void Thresholds16(const int32_t* thresholds, int chunks, int16_t out[4][8]) {
@@ -572,11 +589,12 @@ void Thresholds16(const int32_t* thresholds, int chunks, int16_t out[4][8]) {
     }
 }
 
-// 4 pixels (interleaved at pa0) x a full block of 16 filters (at fb): bit o of
-// dst[p * stride] = sum(pixel p, filter o) > threshold o. chunks <= 255.
-void GroupBits4(const uint8_t* pa0, const uint8_t* fb, long chunks, const int16_t thr16[4][8],
-                uint16_t* dst, long stride) {
-  const long fstride = 256, dstride = 2 * stride;
+// `groups` (>= 1) groups of 4 pixels (interleaved at pa0, one after another) x
+// a full block of 16 filters (at fb): bit o of dst[p * stride] = sum(pixel p,
+// filter o) > threshold o, for pixel p of the groups. chunks <= 255.
+void GroupsBits4(const uint8_t* pa0, long groups, const uint8_t* fb, long chunks,
+                 const int16_t thr16[4][8], uint16_t* dst, long stride) {
+  const long fstride = 256, dstride = 2 * stride, gstride = 64 * chunks;
   const int16_t* thr = &thr16[0][0];
   const uint8_t *pa, *pf;
   long pairs, n, rem;
@@ -611,16 +629,17 @@ void BgemmNeonBlocked(const uint32_t* patches, int n_pix, const uint32_t* filter
       const uint32_t w[4] = {1u << i, 1u << (4 + i), 1u << (8 + i), 1u << (12 + i)};
       weight[i] = vld1q_u32(w);
     }
-    for (int q = 0; q < groups; ++q) {
+    int q = 0;
+    if (bits16 && n_pix >= 4) {  // every whole group in one call; a partial one below
+      q = n_pix / 4;
+      GroupsBits4(reinterpret_cast<const uint8_t*>(patches), q, fb, chunks, thr16,
+                  fused->bits + o0 / 16, fused->bits_stride);
+    }
+    for (; q < groups; ++q) {
       const uint8_t* pa =
           reinterpret_cast<const uint8_t*>(patches + static_cast<long>(q) * 4 * kwords);
       const int np = n_pix - 4 * q < 4 ? n_pix - 4 * q : 4;
       // r[i][p] lane j: pixel p, filter o0 + 4j + i.
-      if (bits16 && np == 4) {
-        GroupBits4(pa, fb, chunks, thr16, fused->bits + 4L * q * fused->bits_stride + o0 / 16,
-                   fused->bits_stride);
-        continue;
-      }
       uint32x4_t r[4][4];
       if (np == 1) {
         Tile1(pa, fb, chunks, &r[0][0], &r[1][0]);
