@@ -396,216 +396,6 @@ inline void StoreBits4(const uint32x4_t r[4][4], const int32x4x4_t& thr,
   dst[3 * stride] = static_cast<uint16_t>(vgetq_lane_u32(word, 3));
 }
 
-// ---- Bitpacked output of a 4-pixel group and a full filter block, one asm block
-// (the GEMM of its 4 tiles, the threshold compare and the 4 stores): sums kept
-// as 16-bit lanes, compared in registers, so no uint32 sums go through memory.
-// ~30 instructions a group beyond the K steps, where reducing to uint32 sums,
-// storing and reloading them for StoreBits4 took ~250.
-
-// A tile's 16 sums -> v16 (pixels 0, 1) and v24 (pixels 2, 3), 16-bit lane
-// 4 * (p % 2) + j = pixel p, filter register j. Periods of <= 15 steps (bytes
-// <= 120): pairs of bytes are added while still bytes.
-#define BITLITE_NEON_SUMS16_SHORT \
-  "addp v16.16b, v16.16b, v17.16b\n" \
-  "addp v18.16b, v18.16b, v19.16b\n" \
-  "addp v20.16b, v20.16b, v21.16b\n" \
-  "addp v22.16b, v22.16b, v23.16b\n" \
-  "addp v24.16b, v24.16b, v25.16b\n" \
-  "addp v26.16b, v26.16b, v27.16b\n" \
-  "addp v28.16b, v28.16b, v29.16b\n" \
-  "addp v30.16b, v30.16b, v31.16b\n" \
-  "uaddlp v16.8h, v16.16b\n" \
-  "uaddlp v18.8h, v18.16b\n" \
-  "uaddlp v20.8h, v20.16b\n" \
-  "uaddlp v22.8h, v22.16b\n" \
-  "uaddlp v24.8h, v24.16b\n" \
-  "uaddlp v26.8h, v26.16b\n" \
-  "uaddlp v28.8h, v28.16b\n" \
-  "uaddlp v30.8h, v30.16b\n" \
-  BITLITE_NEON_SUMS16_TAIL
-// Periods of up to 31 steps (bytes <= 248): widen every accumulator first.
-#define BITLITE_NEON_SUMS16_LONG \
-  "uaddlp v16.8h, v16.16b\n" \
-  "uaddlp v17.8h, v17.16b\n" \
-  "uaddlp v18.8h, v18.16b\n" \
-  "uaddlp v19.8h, v19.16b\n" \
-  "uaddlp v20.8h, v20.16b\n" \
-  "uaddlp v21.8h, v21.16b\n" \
-  "uaddlp v22.8h, v22.16b\n" \
-  "uaddlp v23.8h, v23.16b\n" \
-  "uaddlp v24.8h, v24.16b\n" \
-  "uaddlp v25.8h, v25.16b\n" \
-  "uaddlp v26.8h, v26.16b\n" \
-  "uaddlp v27.8h, v27.16b\n" \
-  "uaddlp v28.8h, v28.16b\n" \
-  "uaddlp v29.8h, v29.16b\n" \
-  "uaddlp v30.8h, v30.16b\n" \
-  "uaddlp v31.8h, v31.16b\n" \
-  "addp v16.8h, v16.8h, v17.8h\n" \
-  "addp v18.8h, v18.8h, v19.8h\n" \
-  "addp v20.8h, v20.8h, v21.8h\n" \
-  "addp v22.8h, v22.8h, v23.8h\n" \
-  "addp v24.8h, v24.8h, v25.8h\n" \
-  "addp v26.8h, v26.8h, v27.8h\n" \
-  "addp v28.8h, v28.8h, v29.8h\n" \
-  "addp v30.8h, v30.8h, v31.8h\n" \
-  BITLITE_NEON_SUMS16_TAIL
-// Both: v(16 + 4p) lanes 0-3 hold filter register 0-1's partial sums, v(18 + 4p)
-// registers 2-3's; two ADDP levels leave pixel p's 4 sums in 4 lanes.
-#define BITLITE_NEON_SUMS16_TAIL \
-  "addp v16.8h, v16.8h, v18.8h\n" \
-  "addp v20.8h, v20.8h, v22.8h\n" \
-  "addp v24.8h, v24.8h, v26.8h\n" \
-  "addp v28.8h, v28.8h, v30.8h\n" \
-  "addp v16.8h, v16.8h, v20.8h\n" \
-  "addp v24.8h, v24.8h, v28.8h\n"
-
-// The K steps of one period (`n` = steps - 1): FIRST, a loop of 8 steps, then
-// 4, 2 and 1 as n's low bits say: the branch and counter of the loop are
-// shared by 8 steps, and the rest costs 3 TBZs (the pairs loop spent ~2
-// instructions per 2 steps: 4-7 % of a 9- to 31-step tile).
-#define BITLITE_NEON_STEP4_X2 BITLITE_NEON_STEP4 BITLITE_NEON_STEP4
-#define BITLITE_NEON_STEP4_X4 BITLITE_NEON_STEP4_X2 BITLITE_NEON_STEP4_X2
-#define BITLITE_NEON_BITS_STEPS \
-  BITLITE_NEON_FIRST4 \
-  "lsr %[pairs], %[n], #3\n" \
-  "cbz %[pairs], 2f\n" \
-  "1:\n" \
-  BITLITE_NEON_STEP4_X4 \
-  BITLITE_NEON_STEP4_X4 \
-  "subs %[pairs], %[pairs], #1\n" \
-  "b.ne 1b\n" \
-  "2:\n" \
-  "tbz %[n], #2, 3f\n" \
-  BITLITE_NEON_STEP4_X4 \
-  "3:\n" \
-  "tbz %[n], #1, 4f\n" \
-  BITLITE_NEON_STEP4_X2 \
-  "4:\n" \
-  "tbz %[n], #0, 5f\n" \
-  BITLITE_NEON_STEP4 \
-  "5:\n"
-
-// Threshold compare of a tile (v8: its thresholds): sum > threshold is the sign
-// bit of threshold - sum (no overflow: both lie in [-1, 32640]). The first tile
-// (filter vector 3) sets bit 15 of v12 / v13; each later one shifts in below
-// (SRI keeps the bits above), so bits 15..12 end as vectors 3..0.
-#define BITLITE_NEON_BITS_FIRST(a, b) \
-  "sub v12.8h, v8.8h, " a ".8h\n" \
-  "sub v13.8h, v8.8h, " b ".8h\n"
-#define BITLITE_NEON_BITS_NEXT(a, b, shift) \
-  "sub " a ".8h, v8.8h, " a ".8h\n" \
-  "sub " b ".8h, v8.8h, " b ".8h\n" \
-  "sri v12.8h, " a ".8h, #" #shift "\n" \
-  "sri v13.8h, " b ".8h, #" #shift "\n"
-
-// One tile of a K of at most 31 steps: one period, SUMS as its length allows.
-#define BITLITE_NEON_BITS_TILE(offset, SUMS, EPI) \
-  "mov %[pa], %[pa0]\n" \
-  "add %[pf], %[fb], #" #offset "\n" \
-  "sub %[n], %[chunks], #1\n" \
-  BITLITE_NEON_BITS_STEPS \
-  SUMS \
-  "ld1 {v8.8h}, [%[thr]], #16\n" \
-  EPI("v16", "v24")
-// One tile of a longer K: periods of 31 steps summed into v14 / v15 (<= 32640).
-#define BITLITE_NEON_BITS_TILE_PERIODS(offset, SUMS, EPI) \
-  "mov %[pa], %[pa0]\n" \
-  "add %[pf], %[fb], #" #offset "\n" \
-  "mov %[rem], %[chunks]\n" \
-  "movi v14.8h, #0\n" \
-  "movi v15.8h, #0\n" \
-  "7:\n" \
-  "mov %[n], #31\n" \
-  "cmp %[rem], %[n]\n" \
-  "csel %[n], %[rem], %[n], lo\n" \
-  "sub %[rem], %[rem], %[n]\n" \
-  "sub %[n], %[n], #1\n" \
-  BITLITE_NEON_BITS_STEPS \
-  "cmp %[n], #14\n" \
-  "b.hi 8f\n" \
-  BITLITE_NEON_SUMS16_SHORT \
-  "b 9f\n" \
-  "8:\n" \
-  BITLITE_NEON_SUMS16_LONG \
-  "9:\n" \
-  "add v14.8h, v14.8h, v16.8h\n" \
-  "add v15.8h, v15.8h, v24.8h\n" \
-  "cbnz %[rem], 7b\n" \
-  "ld1 {v8.8h}, [%[thr]], #16\n" \
-  EPI("v14", "v15")
-
-#define BITLITE_NEON_BITS_EPI0(a, b) BITLITE_NEON_BITS_FIRST(a, b)
-#define BITLITE_NEON_BITS_EPI1(a, b) BITLITE_NEON_BITS_NEXT(a, b, 1)
-#define BITLITE_NEON_BITS_EPI2(a, b) BITLITE_NEON_BITS_NEXT(a, b, 2)
-#define BITLITE_NEON_BITS_EPI3(a, b) BITLITE_NEON_BITS_NEXT(a, b, 3)
-
-// The 4 tiles (filter vectors 3, 2, 1, 0), then each lane's bits 15..12 moved
-// to bits 4j + 3 .. 4j (lane j: filter register j), two ADDPs (disjoint bits:
-// add is or) leave pixel p's 16 bits in lane p, stored at dst + p * stride.
-#define BITLITE_NEON_BITS_GROUP(TILE, SUMS)                                                 \
-  __asm__ volatile(                                                                        \
-      "0:\n"                                                                               \
-      TILE(192, SUMS, BITLITE_NEON_BITS_EPI0)                                              \
-      TILE(128, SUMS, BITLITE_NEON_BITS_EPI1)                                              \
-      TILE(64, SUMS, BITLITE_NEON_BITS_EPI2)                                               \
-      TILE(0, SUMS, BITLITE_NEON_BITS_EPI3)                                                \
-      "ushr v12.8h, v12.8h, #12\n"                                                         \
-      "ushr v13.8h, v13.8h, #12\n"                                                         \
-      "ld1 {v8.8h}, [%[shifts]]\n"                                                         \
-      "ushl v12.8h, v12.8h, v8.8h\n"                                                       \
-      "ushl v13.8h, v13.8h, v8.8h\n"                                                       \
-      "addp v12.8h, v12.8h, v13.8h\n"                                                      \
-      "addp v12.8h, v12.8h, v12.8h\n"                                                      \
-      "st1 {v12.h}[0], [%[dst]], %[dstride]\n"                                             \
-      "st1 {v12.h}[1], [%[dst]], %[dstride]\n"                                             \
-      "st1 {v12.h}[2], [%[dst]], %[dstride]\n"                                             \
-      "st1 {v12.h}[3], [%[dst]], %[dstride]\n"                                             \
-      "sub %[thr], %[thr], #64\n"                                                          \
-      "add %[pa0], %[pa0], %[gstride]\n"                                                   \
-      "subs %[groups], %[groups], #1\n"                                                    \
-      "b.ne 0b\n"                                                                          \
-      : [pa] "=&r"(pa), [pf] "=&r"(pf), [pairs] "=&r"(pairs), [n] "=&r"(n),                \
-        [rem] "=&r"(rem), [thr] "+r"(thr), [dst] "+r"(dst), [pa0] "+r"(pa0),               \
-        [groups] "+r"(groups)                                                              \
-      : [fb] "r"(fb), [chunks] "r"(chunks), [fstride] "r"(fstride),                        \
-        [shifts] "r"(kLaneShifts), [dstride] "r"(dstride), [gstride] "r"(gstride)          \
-      : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12",    \
-        "v13", "v14", "v15", "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23", "v24", \
-        "v25", "v26", "v27", "v28", "v29", "v30", "v31", "memory", "cc")
-
-constexpr int kBits16MaxChunks = 255;  // sums <= 255 * 128 = 32640: signed 16-bit lanes
-alignas(16) constexpr int16_t kLaneShifts[8] = {0, 4, 8, 12, 0, 4, 8, 12};
-
-// A full block's thresholds as GroupsBits4 reads them: row k for filter vector
-// 3 - k, lane 4 * (p % 2) + j = filter 4j + 3 - k, clamped to [-1, K] (every
-// sum lies in [0, K]: the same comparisons, and they fit 16 bits).
-void Thresholds16(const int32_t* thresholds, int chunks, int16_t out[4][8]) {
-  const int32_t k_bits = 128 * chunks;
-  for (int k = 0; k < 4; ++k)
-    for (int l = 0; l < 8; ++l) {
-      const int32_t t = thresholds[4 * (l % 4) + 3 - k];
-      out[k][l] = static_cast<int16_t>(t < -1 ? -1 : t > k_bits ? k_bits : t);
-    }
-}
-
-// `groups` (>= 1) groups of 4 pixels (interleaved at pa0, one after another) x
-// a full block of 16 filters (at fb): bit o of dst[p * stride] = sum(pixel p,
-// filter o) > threshold o, for pixel p of the groups. chunks <= 255.
-void GroupsBits4(const uint8_t* pa0, long groups, const uint8_t* fb, long chunks,
-                 const int16_t thr16[4][8], uint16_t* dst, long stride) {
-  const long fstride = 256, dstride = 2 * stride, gstride = 64 * chunks;
-  const int16_t* thr = &thr16[0][0];
-  const uint8_t *pa, *pf;
-  long pairs, n, rem;
-  if (chunks <= kShortSteps)
-    BITLITE_NEON_BITS_GROUP(BITLITE_NEON_BITS_TILE, BITLITE_NEON_SUMS16_SHORT);
-  else if (chunks <= 31)
-    BITLITE_NEON_BITS_GROUP(BITLITE_NEON_BITS_TILE, BITLITE_NEON_SUMS16_LONG);
-  else
-    BITLITE_NEON_BITS_GROUP(BITLITE_NEON_BITS_TILE_PERIODS, _);
-}
-
 }  // namespace
 
 void BgemmNeonBlocked(const uint32_t* patches, int n_pix, const uint32_t* filters, int n_out,
@@ -621,9 +411,7 @@ void BgemmNeonBlocked(const uint32_t* patches, int n_pix, const uint32_t* filter
     const bool bits = full && fused != nullptr && fused->thresholds != nullptr;
     int32x4x4_t thr = {};
     if (bits) thr = vld4q_s32(fused->thresholds + o0);
-    alignas(16) int16_t thr16[4][8];
-    const bool bits16 = bits && chunks <= kBits16MaxChunks;
-    if (bits16) Thresholds16(fused->thresholds + o0, chunks, thr16);
+    const bool bits16 = bits && kwords <= kNeonBitsMaxKWords;
     uint32x4_t weight[4];  // lane j of weight[i]: bit 4j + i of the block's 16
     for (int i = 0; i < 4; ++i) {
       const uint32_t w[4] = {1u << i, 1u << (4 + i), 1u << (8 + i), 1u << (12 + i)};
@@ -632,8 +420,8 @@ void BgemmNeonBlocked(const uint32_t* patches, int n_pix, const uint32_t* filter
     int q = 0;
     if (bits16 && n_pix >= 4) {  // every whole group in one call; a partial one below
       q = n_pix / 4;
-      GroupsBits4(reinterpret_cast<const uint8_t*>(patches), q, fb, chunks, thr16,
-                  fused->bits + o0 / 16, fused->bits_stride);
+      BgemmNeonBits4x8(patches, q, filters + static_cast<long>(b) * kBlockFilters * kwords,
+                       kwords, fused->thresholds + o0, fused->bits + o0 / 16, fused->bits_stride);
     }
     for (; q < groups; ++q) {
       const uint8_t* pa =
