@@ -7,7 +7,9 @@
 // MACs plus 2 loads per 2048 MACs; the loop (inline assembly) is unrolled
 // twice so its branch and counter are shared by 4096 MACs. A byte gains at
 // most 8 per step, so the accumulators are reduced (UADDLP + ADDP, in
-// registers) to uint32 totals every 30 steps.
+// registers) to uint32 totals every 30 steps. Bitpacked output of whole groups
+// and full blocks goes to bgemm_neon_4x8_bits.cc (BgemmNeonBits4x8) instead;
+// this file serves partial groups and blocks, and int32 / float outputs.
 #if defined(__aarch64__)
 
 #include <arm_neon.h>
