@@ -128,7 +128,11 @@ void CheckGemm(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernels
       for (int o = 0; o < n_out; ++o)
         want[size_t(p) * ldc + o] = NaiveDot(&a[size_t(p) * kwords], &b[size_t(o) * kwords], kwords);
     std::vector<int32_t> thr(n_out);
-    for (auto& t : thr) t = static_cast<int32_t>(rng() % (32 * kwords + 1));
+    // Thresholds past both ends of [0, K] (kernels may clamp them), and on odd
+    // iterations at some pixel's sum +-1, so that equal sums decide bits.
+    for (int o = 0; o < n_out; ++o)
+      thr[o] = it % 2 == 0 ? static_cast<int32_t>(rng() % (32 * kwords + 7)) - 3
+                           : want[size_t(rng() % n_pix) * ldc + o] + static_cast<int32_t>(rng() % 3) - 1;
     const std::string shape = " pix=" + std::to_string(n_pix) + " out=" + std::to_string(n_out) +
                               " kwords=" + std::to_string(kwords);
     for (const BgemmKernel* k : kernels) {

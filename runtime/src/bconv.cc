@@ -259,7 +259,8 @@ bool Im2colPixel(const BConvPlan& plan, const int32_t* input, long p, int g, uin
 // Im2colPixel straight into InterleavePatches4's layout, for kernels that read
 // it, when every tap is whole 128-bit chunks (words per group % 4 == 0, one
 // group): chunk c of the pixel's row goes to dst + 16 * c. Saves the second copy.
-bool Im2colPixelChunks(const BConvPlan& plan, const int32_t* input, long p, uint32_t* dst) {
+// Not inlined into Im2colBlockChunks (border pixels only): its registers.
+__attribute__((noinline)) bool Im2colPixelChunks(const BConvPlan& plan, const int32_t* input, long p, uint32_t* dst) {
   // The shape in locals: the stores through dst could alias the plan, so the
   // compiler would reload every field for every chunk otherwise.
   const BConvShape s = plan.shape;
@@ -273,19 +274,26 @@ bool Im2colPixelChunks(const BConvPlan& plan, const int32_t* input, long p, uint
   const int ix0 = ox * o.stride_width - s.pad_left;
   const long row_words = static_cast<long>(s.in_w) * s.in_words;
   const int32_t* image = input + static_cast<long>(b) * s.in_h * row_words;
-  // A row whose taps are adjacent and all inside is fw * chunks consecutive
-  // chunks of the input (one group: in_words == words_per_group).
-  const bool row_whole = dil_w == 1 && ix0 >= 0 && ix0 + s.fw <= s.in_w;
-  const int row_chunks = s.fw * chunks;
+  // Dilation 1 across: a row's taps [lo, hi) are adjacent input pixels inside
+  // the image, (hi - lo) * chunks consecutive chunks of the input (one group:
+  // in_words == words_per_group); the taps before and after are zeros.
+  const int lo = std::max(0, -ix0), hi = std::min(s.fw, s.in_w - ix0);
   bool outside = false;
   for (int fy = 0; fy < s.fh; ++fy) {
     const int iy = oy * stride_h - s.pad_top + fy * dil_h;
     const bool row_in = iy >= 0 && iy < s.in_h;
     const int32_t* line = row_in ? image + iy * row_words : nullptr;
-    if (row_in && row_whole) {  // the common case: a tight copy (~3 instructions a chunk)
-      const int32_t* src = line + static_cast<long>(ix0) * s.in_words;
-      for (int c = 0; c < row_chunks; ++c, dst += 4 * kKWordAlign, src += kKWordAlign)
+    if (dil_w == 1) {
+      const int a = row_in ? std::min(lo, s.fw) : s.fw;  // taps [a, e) copied
+      const int e = row_in ? std::max(hi, a) : s.fw;
+      outside |= a > 0 || e < s.fw;
+      for (int c = 0; c < a * chunks; ++c, dst += 4 * kKWordAlign)
+        std::memset(dst, 0, sizeof(uint32_t) * kKWordAlign);
+      const int32_t* src = e > a ? line + static_cast<long>(ix0 + a) * s.in_words : nullptr;
+      for (int c = 0; c < (e - a) * chunks; ++c, dst += 4 * kKWordAlign, src += kKWordAlign)
         std::memcpy(dst, src, sizeof(uint32_t) * kKWordAlign);
+      for (int c = 0; c < (s.fw - e) * chunks; ++c, dst += 4 * kKWordAlign)
+        std::memset(dst, 0, sizeof(uint32_t) * kKWordAlign);
       continue;
     }
     for (int fx = 0; fx < s.fw; ++fx) {
@@ -299,6 +307,67 @@ bool Im2colPixelChunks(const BConvPlan& plan, const int32_t* input, long p, uint
         else
           std::memset(dst, 0, sizeof(uint32_t) * kKWordAlign);
       }
+    }
+  }
+  return outside;
+}
+
+// Im2colPixelChunks for pixels [p0, p0 + n) into the interleaved block at
+// `block` (pixel i at block + (i / 4) * 4 * kwords + (i % 4) * 4): the pixel
+// coordinates advance by one instead of being divided out per pixel, and a
+// pixel whose taps all lie inside (dilation 1 across) copies each filter row's
+// fw * chunks adjacent chunks in one tight loop; border pixels go through
+// Im2colPixelChunks. Returns true when some tap lies outside the image. Not
+// inlined: inside RunTask its loops kept the locals on the stack.
+__attribute__((noinline)) bool Im2colBlockChunks(const BConvPlan& plan, const int32_t* input, long p0, int n,
+                       uint32_t* block) {
+  const BConvShape s = plan.shape;  // locals: the stores through block could alias the plan
+  const BConvOptions& o = plan.opt;
+  const int stride_h = o.stride_height, stride_w = o.stride_width, dil_h = o.dilation_height;
+  const long per_image = static_cast<long>(s.out_h) * s.out_w;
+  const long row_words = static_cast<long>(s.in_w) * s.in_words;
+  const int row_chunks = s.fw * (s.words_per_group / kKWordAlign);
+  const long kw = plan.kwords;
+  const bool dense_rows = o.dilation_width == 1;
+  int b = static_cast<int>(p0 / per_image);
+  int oy = static_cast<int>((p0 % per_image) / s.out_w);
+  int ox = static_cast<int>(p0 % s.out_w);
+  const long line_step = static_cast<long>(dil_h) * row_words;
+  const long pixel_step = static_cast<long>(stride_w) * s.in_words;  // next pixel's taps
+  bool outside = false;
+  for (int i = 0; i < n;) {
+    uint32_t* dst = block + (i / 4) * 4 * kw + (i % 4) * kKWordAlign;
+    const int iy0 = oy * stride_h - s.pad_top, ix0 = ox * stride_w - s.pad_left;
+    const bool rows_in = dense_rows && iy0 >= 0 && iy0 + (s.fh - 1) * dil_h < s.in_h;
+    const int32_t* src0 = rows_in && ix0 >= 0 ? input + (static_cast<long>(b) * s.in_h + iy0) *
+                                                          row_words + static_cast<long>(ix0) * s.in_words
+                                              : nullptr;  // no pointer outside the input
+    int step = 1;
+    if (rows_in && i % 4 == 0 && i + 4 <= n && ox + 4 <= s.out_w && ix0 >= 0 &&
+        ix0 + 3 * stride_w + s.fw <= s.in_w) {
+      // A whole group of 4 inside pixels of one output row: chunk c of the 4
+      // is one 64-byte run of the block, from 4 sources pixel_step apart.
+      for (int fy = 0; fy < s.fh; ++fy, src0 += line_step) {
+        const int32_t* src = src0;
+        for (int c = 0; c < row_chunks; ++c, dst += 4 * kKWordAlign, src += kKWordAlign)
+          for (int q = 0; q < 4; ++q)
+            std::memcpy(dst + q * kKWordAlign, src + q * pixel_step,
+                        sizeof(uint32_t) * kKWordAlign);
+      }
+      step = 4;
+    } else if (rows_in && ix0 >= 0 && ix0 + s.fw <= s.in_w) {
+      for (int fy = 0; fy < s.fh; ++fy, src0 += line_step) {
+        const int32_t* src = src0;
+        for (int c = 0; c < row_chunks; ++c, dst += 4 * kKWordAlign, src += kKWordAlign)
+          std::memcpy(dst, src, sizeof(uint32_t) * kKWordAlign);
+      }
+    } else {
+      outside |= Im2colPixelChunks(plan, input, p0 + i, dst);
+    }
+    i += step;
+    if ((ox += step) == s.out_w) {
+      ox = 0;
+      if (++oy == s.out_h) oy = 0, ++b;
     }
   }
   return outside;
@@ -415,10 +484,7 @@ void RunRange(const ConvJob& job, Scratch& sc, long begin, long end, int c0, int
     bool fused = false;
     for (int g = 0; g < s.groups; ++g) {
       if (direct) {
-        for (int i = 0; i < n; ++i)
-          border |= Im2colPixelChunks(plan, job.input, p0 + i,
-                                      sc.interleaved.data() + static_cast<size_t>(i / 4) * 4 * kw +
-                                          static_cast<size_t>(i % 4) * kKWordAlign);
+        border |= Im2colBlockChunks(plan, job.input, p0, n, sc.interleaved.data());
       } else {
         for (int i = 0; i < n; ++i)
           border |= Im2colPixel(plan, job.input, p0 + i, g,

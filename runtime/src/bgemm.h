@@ -109,6 +109,13 @@ void BgemmNeon(const uint32_t*, int, const uint32_t*, int, int, int32_t*, int);
 // Blocked 16x4 filters, InterleavePatches4 patches, fused epilogue.
 void BgemmNeonBlocked(const uint32_t*, int, const uint32_t*, int, int, int32_t*, int,
                       const BlockedEpilogue*);
+// Its bitpacked output for one full block of 16 filters (blocked layout at
+// `block`) and n_groups (>= 1) whole groups of 4 interleaved pixels: bit o of
+// bits[p * bits_stride] = sum(pixel p, filter o) > thresholds[o]. Sums must fit
+// 16 signed bits: kwords <= kNeonBitsMaxKWords.
+constexpr int kNeonBitsMaxKWords = 255 * kKWordAlign;  // sums <= 32640
+void BgemmNeonBits4x8(const uint32_t* patches, int n_groups, const uint32_t* block, int kwords,
+                      const int32_t* thresholds, uint16_t* bits, long bits_stride);
 #endif
 
 // The kernel names this build knows, whether or not this CPU can run them.

@@ -7,7 +7,9 @@
 // MACs plus 2 loads per 2048 MACs; the loop (inline assembly) is unrolled
 // twice so its branch and counter are shared by 4096 MACs. A byte gains at
 // most 8 per step, so the accumulators are reduced (UADDLP + ADDP, in
-// registers) to uint32 totals every 30 steps.
+// registers) to uint32 totals every 30 steps. Bitpacked output of whole groups
+// and full blocks goes to bgemm_neon_4x8_bits.cc (BgemmNeonBits4x8) instead;
+// this file serves partial groups and blocks, and int32 / float outputs.
 #if defined(__aarch64__)
 
 #include <arm_neon.h>
@@ -33,14 +35,14 @@ constexpr int kFlushSteps = 30;  // 30 * 8 = 240 <= 255 (even: whole unrolled pa
   "cnt v18.16b, v10.16b\n" \
   "eor v11.16b, v0.16b, v7.16b\n" \
   "cnt v19.16b, v11.16b\n" \
-  "eor v12.16b, v1.16b, v4.16b\n" \
-  "cnt v20.16b, v12.16b\n" \
-  "eor v13.16b, v1.16b, v5.16b\n" \
-  "cnt v21.16b, v13.16b\n" \
-  "eor v14.16b, v1.16b, v6.16b\n" \
-  "cnt v22.16b, v14.16b\n" \
-  "eor v15.16b, v1.16b, v7.16b\n" \
-  "cnt v23.16b, v15.16b\n" \
+  "eor v8.16b, v1.16b, v4.16b\n" \
+  "cnt v20.16b, v8.16b\n" \
+  "eor v9.16b, v1.16b, v5.16b\n" \
+  "cnt v21.16b, v9.16b\n" \
+  "eor v10.16b, v1.16b, v6.16b\n" \
+  "cnt v22.16b, v10.16b\n" \
+  "eor v11.16b, v1.16b, v7.16b\n" \
+  "cnt v23.16b, v11.16b\n" \
   "eor v8.16b, v2.16b, v4.16b\n" \
   "cnt v24.16b, v8.16b\n" \
   "eor v9.16b, v2.16b, v5.16b\n" \
@@ -49,14 +51,14 @@ constexpr int kFlushSteps = 30;  // 30 * 8 = 240 <= 255 (even: whole unrolled pa
   "cnt v26.16b, v10.16b\n" \
   "eor v11.16b, v2.16b, v7.16b\n" \
   "cnt v27.16b, v11.16b\n" \
-  "eor v12.16b, v3.16b, v4.16b\n" \
-  "cnt v28.16b, v12.16b\n" \
-  "eor v13.16b, v3.16b, v5.16b\n" \
-  "cnt v29.16b, v13.16b\n" \
-  "eor v14.16b, v3.16b, v6.16b\n" \
-  "cnt v30.16b, v14.16b\n" \
-  "eor v15.16b, v3.16b, v7.16b\n" \
-  "cnt v31.16b, v15.16b\n"
+  "eor v8.16b, v3.16b, v4.16b\n" \
+  "cnt v28.16b, v8.16b\n" \
+  "eor v9.16b, v3.16b, v5.16b\n" \
+  "cnt v29.16b, v9.16b\n" \
+  "eor v10.16b, v3.16b, v6.16b\n" \
+  "cnt v30.16b, v10.16b\n" \
+  "eor v11.16b, v3.16b, v7.16b\n" \
+  "cnt v31.16b, v11.16b\n"
 #define BITLITE_NEON_STEP4 \
   "ld1 {v0.16b-v3.16b}, [%[pa]], #64\n" \
   "ld1 {v4.16b-v7.16b}, [%[pf]], %[fstride]\n" \
@@ -72,18 +74,18 @@ constexpr int kFlushSteps = 30;  // 30 * 8 = 240 <= 255 (even: whole unrolled pa
   "eor v11.16b, v0.16b, v7.16b\n" \
   "cnt v11.16b, v11.16b\n" \
   "add v19.16b, v19.16b, v11.16b\n" \
-  "eor v12.16b, v1.16b, v4.16b\n" \
-  "cnt v12.16b, v12.16b\n" \
-  "add v20.16b, v20.16b, v12.16b\n" \
-  "eor v13.16b, v1.16b, v5.16b\n" \
-  "cnt v13.16b, v13.16b\n" \
-  "add v21.16b, v21.16b, v13.16b\n" \
-  "eor v14.16b, v1.16b, v6.16b\n" \
-  "cnt v14.16b, v14.16b\n" \
-  "add v22.16b, v22.16b, v14.16b\n" \
-  "eor v15.16b, v1.16b, v7.16b\n" \
-  "cnt v15.16b, v15.16b\n" \
-  "add v23.16b, v23.16b, v15.16b\n" \
+  "eor v8.16b, v1.16b, v4.16b\n" \
+  "cnt v8.16b, v8.16b\n" \
+  "add v20.16b, v20.16b, v8.16b\n" \
+  "eor v9.16b, v1.16b, v5.16b\n" \
+  "cnt v9.16b, v9.16b\n" \
+  "add v21.16b, v21.16b, v9.16b\n" \
+  "eor v10.16b, v1.16b, v6.16b\n" \
+  "cnt v10.16b, v10.16b\n" \
+  "add v22.16b, v22.16b, v10.16b\n" \
+  "eor v11.16b, v1.16b, v7.16b\n" \
+  "cnt v11.16b, v11.16b\n" \
+  "add v23.16b, v23.16b, v11.16b\n" \
   "eor v8.16b, v2.16b, v4.16b\n" \
   "cnt v8.16b, v8.16b\n" \
   "add v24.16b, v24.16b, v8.16b\n" \
@@ -96,18 +98,18 @@ constexpr int kFlushSteps = 30;  // 30 * 8 = 240 <= 255 (even: whole unrolled pa
   "eor v11.16b, v2.16b, v7.16b\n" \
   "cnt v11.16b, v11.16b\n" \
   "add v27.16b, v27.16b, v11.16b\n" \
-  "eor v12.16b, v3.16b, v4.16b\n" \
-  "cnt v12.16b, v12.16b\n" \
-  "add v28.16b, v28.16b, v12.16b\n" \
-  "eor v13.16b, v3.16b, v5.16b\n" \
-  "cnt v13.16b, v13.16b\n" \
-  "add v29.16b, v29.16b, v13.16b\n" \
-  "eor v14.16b, v3.16b, v6.16b\n" \
-  "cnt v14.16b, v14.16b\n" \
-  "add v30.16b, v30.16b, v14.16b\n" \
-  "eor v15.16b, v3.16b, v7.16b\n" \
-  "cnt v15.16b, v15.16b\n" \
-  "add v31.16b, v31.16b, v15.16b\n"
+  "eor v8.16b, v3.16b, v4.16b\n" \
+  "cnt v8.16b, v8.16b\n" \
+  "add v28.16b, v28.16b, v8.16b\n" \
+  "eor v9.16b, v3.16b, v5.16b\n" \
+  "cnt v9.16b, v9.16b\n" \
+  "add v29.16b, v29.16b, v9.16b\n" \
+  "eor v10.16b, v3.16b, v6.16b\n" \
+  "cnt v10.16b, v10.16b\n" \
+  "add v30.16b, v30.16b, v10.16b\n" \
+  "eor v11.16b, v3.16b, v7.16b\n" \
+  "cnt v11.16b, v11.16b\n" \
+  "add v31.16b, v31.16b, v11.16b\n"
 
 // Byte accumulators of pixel p (v(16 + 4p) .. + 3) -> v(16 + 4p).4s, lane j =
 // filter j: UADDLP to 16 bits, two ADDP levels, UADDLP to 32 bits (<= 30 steps
@@ -408,15 +410,22 @@ void BgemmNeonBlocked(const uint32_t* patches, int n_pix, const uint32_t* filter
         reinterpret_cast<const uint8_t*>(filters + static_cast<long>(b) * kBlockFilters * kwords);
     const int o0 = b * kBlockFilters;
     const bool full = o0 + kBlockFilters <= n_out;
+    const bool bits = full && fused != nullptr && fused->thresholds != nullptr;
     int32x4x4_t thr = {};
-    if (full && fused != nullptr && fused->thresholds != nullptr)
-      thr = vld4q_s32(fused->thresholds + o0);
+    if (bits) thr = vld4q_s32(fused->thresholds + o0);
+    const bool bits16 = bits && kwords <= kNeonBitsMaxKWords;
     uint32x4_t weight[4];  // lane j of weight[i]: bit 4j + i of the block's 16
     for (int i = 0; i < 4; ++i) {
       const uint32_t w[4] = {1u << i, 1u << (4 + i), 1u << (8 + i), 1u << (12 + i)};
       weight[i] = vld1q_u32(w);
     }
-    for (int q = 0; q < groups; ++q) {
+    int q = 0;
+    if (bits16 && n_pix >= 4) {  // every whole group in one call; a partial one below
+      q = n_pix / 4;
+      BgemmNeonBits4x8(patches, q, filters + static_cast<long>(b) * kBlockFilters * kwords,
+                       kwords, fused->thresholds + o0, fused->bits + o0 / 16, fused->bits_stride);
+    }
+    for (; q < groups; ++q) {
       const uint8_t* pa =
           reinterpret_cast<const uint8_t*>(patches + static_cast<long>(q) * 4 * kwords);
       const int np = n_pix - 4 * q < 4 ? n_pix - 4 * q : 4;
@@ -428,7 +437,7 @@ void BgemmNeonBlocked(const uint32_t* patches, int n_pix, const uint32_t* filter
       } else {
         Tile4(pa, fb, chunks, r);
       }
-      if (full && fused != nullptr && fused->thresholds != nullptr) {
+      if (bits) {
         // Bitpacked output of a full block: the thresholds (de-interleaved like
         // r[i][p]: lane j = filter 4j + i) and bit weights stay in registers.
         uint16_t* dst = fused->bits + 4L * q * fused->bits_stride + o0 / 16;
