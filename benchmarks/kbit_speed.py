@@ -133,7 +133,7 @@ def _subject(path: Path, x: np.ndarray):
     from pipeline.tflite.reader import read_model
 
     model = path.read_bytes()
-    if read_model(model).lce_ops():
+    if read_model(model).custom_ops():  # LCE's or bitlite's ops: bitlite's runtime
         return bitlite_subject(model, available_kernels()[0][0], 1, x)
     return litert_subject(model, path.stem, 1, x)
 
