@@ -18,6 +18,14 @@ int CeilDiv(int a, int b) { return (a + b - 1) / b; }
 
 std::string Err(const std::string& s) { return "BitliteKbitBconv2d: " + s; }
 
+// The epilogue's helpers are inlined into each vector-width clone of their callers
+// (KBIT_CLONES below), so that they are vectorized at that width too.
+#if defined(__GNUC__)
+#define KBIT_INLINE inline __attribute__((always_inline))
+#else
+#define KBIT_INLINE inline
+#endif
+
 // Output size and leading pad of one axis of a SAME (0) or VALID (1) window.
 bool Window(int in, int size, int stride, int padding, int* out, int* pad) {
   if (padding == 0) {
@@ -33,7 +41,7 @@ bool Window(int in, int size, int stride, int padding, int* out, int* pad) {
 // P's zero-padding fix for conv pixel (oy, ox): the GEMM read every outside tap as +1
 // (bit 0: it counted the tap's set filter bits); a zero activation is -1 on every used
 // channel bit of every plane (channels - set bits). `fix` gets one value per channel.
-bool PaddingFix(const KbitPlan& plan, int oy, int ox, int32_t* fix) {
+KBIT_INLINE bool PaddingFix(const KbitPlan& plan, int oy, int ox, int32_t* fix) {
   const BConvShape& s = plan.conv.shape;
   const int oc = s.out_c;
   bool any = false;
@@ -51,7 +59,7 @@ bool PaddingFix(const KbitPlan& plan, int oy, int ox, int32_t* fix) {
 }
 
 // Levels of `n` channels from their keys, in place (the loops vectorize).
-void Levels(const KbitPlan& plan, int32_t* key, int n) {
+KBIT_INLINE void Levels(const KbitPlan& plan, int32_t* key, int n) {
   const int32_t* inv = plan.invert.data();
   int32_t count[256];
   for (int c0 = 0; c0 < n; c0 += 256) {
@@ -61,12 +69,15 @@ void Levels(const KbitPlan& plan, int32_t* key, int n) {
       const int32_t* t = plan.key_thresholds.data() + static_cast<size_t>(j) * plan.out_c + c0;
       for (int c = 0; c < m; ++c) count[c] += key[c0 + c] > t[c];
     }
-    for (int c = 0; c < m; ++c) key[c0 + c] = inv[c0 + c] ? plan.levels - count[c] : count[c];
+    // invert is 0 or -1: (n ^ -1) + levels + 1 = levels - n, branch-free (vectorizes)
+    for (int c = 0; c < m; ++c)
+      key[c0 + c] = (count[c] ^ inv[c0 + c]) + (inv[c0 + c] & (plan.levels + 1));
   }
 }
 
 // Output pixel (n, py, px)'s pooled keys over all channels into `key`.
-void PoolKeys(const KbitPlan& plan, const int32_t* sums, int n, int py, int px, int32_t* key) {
+KBIT_INLINE void PoolKeys(const KbitPlan& plan, const int32_t* sums, int n, int py, int px,
+                          int32_t* key) {
   const KbitOptions& o = plan.opt;
   const BConvShape& s = plan.conv.shape;
   const int oc = s.out_c;
@@ -93,7 +104,8 @@ void PoolKeys(const KbitPlan& plan, const int32_t* sums, int n, int py, int px, 
 
 // Plane bits of levels q [rows][channels] as +-1 floats (+1: the bit of q is 1), to be
 // packed by BitpackFloat (x < 0 -> bit 1).
-void LevelSigns(const int32_t* q, long count, int planes, long plane_stride, float* signs) {
+KBIT_INLINE void LevelSigns(const int32_t* q, long count, int planes, long plane_stride,
+                            float* signs) {
   for (int i = 0; i < planes; ++i)
     for (long c = 0; c < count; ++c)
       signs[i * plane_stride + c] = ((q[c] >> i) & 1) ? 1.0f : -1.0f;
@@ -213,7 +225,7 @@ std::string PlanKbit(const KbitOptions& opt, const KbitTensors& t, KbitPlan* pla
     if (f < 0 || f > (kKbitPoolMin | kKbitFalls)) return Err("flags must be in 0..3");
     const bool neg = opt.pool_height > 0 && (f & kKbitPoolMin), falls = f & kKbitFalls;
     plan->key_sign[c] = neg ? -1 : 0;
-    plan->invert[c] = neg != falls;  // see the four cases in RunKbit's level rule
+    plan->invert[c] = neg != falls ? -1 : 0;  // the four cases below
     for (int j = 0; j < plan->levels; ++j) {
       const int64_t t = plan->thresholds[static_cast<size_t>(c) * plan->levels + j];
       if (t < -1 || t > depth + 1) return Err("thresholds out of range");

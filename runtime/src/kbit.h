@@ -71,7 +71,8 @@ struct KbitPlan {
   std::vector<int32_t> thresholds, flags;
   // The same, as RunKbit applies them: the pool takes the max of key = P, or of -P
   // where key_sign is -1 (else 0), and
-  // q = (invert ? levels - n : n), n = #{j : key > key_thresholds[j][c]} (planar).
+  // q = (invert ? levels - n : n), n = #{j : key > key_thresholds[j][c]} (planar;
+  // invert is 0 or -1).
   std::vector<int32_t> key_sign, key_thresholds, invert;
 };
 

@@ -30,10 +30,10 @@ def _conv(filters: int, k: int, padding: str, bits: int, **kwargs):
         input_quantizer=lq.quantizers.DoReFa(k_bit=bits, mode="activations"), **kwargs)  # fmt: skip
 
 
-def _model(bits: int, negative_after_pool: bool):
-    """k-bit layers: SAME (from float), SAME fed by a pooled layer (max-pool, then batch
-    norm with scales of both signs when ``negative_after_pool``), VALID strided, and a
-    float head."""
+def _model(bits: int, mixed_signs: bool):
+    """k-bit layers: SAME (from float), SAME fed by a pooled layer (batch norm, max-pool,
+    batch norm: with ``mixed_signs``, scales of both signs before and after the pool),
+    VALID strided, and a float head."""
     bn = tf.keras.layers.BatchNormalization
     x = inputs = tf.keras.Input(SHAPE)
     x = bn(name="bn0")(tf.keras.layers.Conv2D(40, 1)(x))
@@ -47,7 +47,7 @@ def _model(bits: int, negative_after_pool: bool):
         w = layer.get_weights()
         if isinstance(layer, tf.keras.layers.BatchNormalization):
             sign = rng.choice([-1.0, 1.0], w[0].shape) if (
-                negative_after_pool and layer.name == "bn2") else 1.0  # fmt: skip
+                mixed_signs and layer.name in ("bn1", "bn2")) else 1.0  # fmt: skip
             layer.set_weights([sign * rng.uniform(0.5, 2.0, w[0].shape),
                                rng.normal(0.4, 0.3, w[1].shape), rng.normal(0, 0.2, w[2].shape),
                                rng.uniform(0.2, 1.0, w[3].shape)])  # fmt: skip
@@ -56,15 +56,15 @@ def _model(bits: int, negative_after_pool: bool):
     return model
 
 
-def _export(bits: int, negative_after_pool: bool = False) -> bytes:
+def _export(bits: int, mixed_signs: bool = False) -> bytes:
     from pipeline.export.convert import convert
     from pipeline.export.keras_rewrite import prepare_for_lce
 
-    model, _ = prepare_for_lce(_model(bits, negative_after_pool), encoding="thermometer")
+    model, _ = prepare_for_lce(_model(bits, mixed_signs), encoding="thermometer")
     return convert(model).flatbuffer
 
 
-@pytest.fixture(scope="module", params=[(2, False), (3, True)], ids=["A2", "A3-negative-bn"])
+@pytest.fixture(scope="module", params=[(2, False), (3, True)], ids=["A2", "A3-mixed-bn-signs"])
 def exported(request):
     portable = _export(*request.param)
     fused, reports = kbit_chains.fuse_kbit(portable)
@@ -79,7 +79,7 @@ def _run(model: bytes, kernel: str, threads: int, x: np.ndarray) -> np.ndarray:
 
 
 def test_every_thermometer_site_becomes_the_fused_op(exported):
-    portable, fused, reports, negative = exported
+    portable, fused, reports, mixed = exported
     assert [(r.rewritten, r.output) for r in reports] == [(True, "planes"), (True, "planes"),
                                                         (True, "float")], reports  # fmt: skip
     assert reports[0].source == "quantize" and reports[1].source == reports[0].conv
@@ -92,9 +92,11 @@ def test_every_thermometer_site_becomes_the_fused_op(exported):
     assert len(fused) < len(portable)  # one binary filter instead of 2^k - 1 copies
     flags = [np.frombuffer(t.data, np.int32) for t in after.tensors
              if t.name.endswith("/level_flags")]  # fmt: skip
-    pooled = flags[0] & kbit_chains.POOL_MIN  # the first layer's output is max-pooled
-    # a negative scale after the pool: those channels pool by the least count
-    assert (pooled.any() and not pooled.all()) == negative, pooled
+    # the first layer's output is max-pooled: a value falling with the count pools by the
+    # least count (POOL_MIN); a negative scale after the pool makes the level fall (FALLS)
+    for flag in (kbit_chains.POOL_MIN, kbit_chains.FALLS):
+        got = flags[0] & flag
+        assert (got.any() and not got.all()) == mixed, (flag, got)
 
 
 def test_fused_op_is_exact_on_every_kernel_and_thread_count(exported):
