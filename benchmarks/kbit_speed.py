@@ -25,6 +25,7 @@ import numpy as np
 import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
 
 VGG_SHAPE = (32, 32, 3)
+FUSED = "W1A2 (dorefa), first layer int8, fused k-bit op (bitlite's runtime only)"
 
 
 @dataclass
@@ -37,6 +38,9 @@ class Variant:
     # True: a first layer with few-level weights runs on the image's 8 bit planes (opt-in,
     # prepare_for_lce(image_planes=True)); False: it stays int8
     image_planes: bool = False
+    # True: the thermometer sites rewritten to bitlite's fused k-bit op
+    # (pipeline.tflite.kbit_chains; the file then runs on bitlite's runtime only)
+    fused: bool = False
 
 
 VGG_VARIANTS: dict[str, Variant] = {
@@ -49,6 +53,8 @@ VGG_VARIANTS: dict[str, Variant] = {
     ),
     "W1A2 (dorefa), bit planes forced": Variant("dorefa", {"wbits": 1, "abits": 2}, "binary"),
     "W1A2 (dorefa), thermometer forced": Variant("dorefa", {"wbits": 1, "abits": 2}, "thermometer"),
+    FUSED: Variant("dorefa", {"wbits": 1, "abits": 2, "quantize_first": True}, "thermometer",
+                   fused=True),
     "W2A2 (dorefa)": Variant("dorefa", {"wbits": 2, "abits": 2}),
     "W2A1 (twn, ternary-A1)": Variant("twn", {"abits": 1}),
 }
@@ -123,6 +129,10 @@ def build_vgg8(out: Path, names: list[str]) -> tuple[dict[str, Path], dict[str, 
         model = build_model("vgg8", make_method(v.method, **v.options), VGG_SHAPE, 10)
         randomize_batch_norm(model, rng)
         flat, plans[name], _ = _exported(model, v.encoding, image_planes=v.image_planes)
+        if v.fused:
+            from pipeline.tflite.kbit_chains import fuse_kbit
+
+            flat, _ = fuse_kbit(flat)
         paths[name] = out / f"vgg8_{len(paths)}_{v.method}.tflite"
         paths[name].write_bytes(flat)
     return paths, plans
@@ -133,7 +143,7 @@ def _subject(path: Path, x: np.ndarray):
     from pipeline.tflite.reader import read_model
 
     model = path.read_bytes()
-    if read_model(model).lce_ops():
+    if read_model(model).custom_ops():  # LCE's or bitlite's ops: bitlite's runtime
         return bitlite_subject(model, available_kernels()[0][0], 1, x)
     return litert_subject(model, path.stem, 1, x)
 

@@ -14,6 +14,8 @@
 
 #include "bconv.h"
 #include "decode_weights.h"
+#include "flexbuffer.h"
+#include "kbit.h"
 #include "simple_ops.h"
 
 namespace bitlite {
@@ -396,6 +398,181 @@ TfLiteStatus BConvEval(TfLiteContext* context, TfLiteNode* node) {
   return kTfLiteOk;
 }
 
+// ------------------------------------------------------------ bitlite's k-bit ops (kbit.h)
+
+struct KbitOpData {
+  std::string init_error;
+  OpConfig config;
+  KbitOptions options;
+  KbitPlan plan;
+  const BgemmKernel* kernel = nullptr;
+  KbitScratch scratch;
+};
+
+void* KbitInit(const uint8_t* buffer, size_t length, const OpConfig& config) {
+  auto* d = new KbitOpData;
+  d->config = config;
+  d->init_error = ParseKbitOptions(buffer, length, &d->options);
+  return d;
+}
+
+void KbitFree(void* buffer) { delete static_cast<KbitOpData*>(buffer); }
+
+std::string KbitPrepareImpl(TfLiteContext* context, TfLiteNode* node, KbitOpData* d) {
+  const char* op = "BitliteKbitBconv2d: ";
+  if (!d->init_error.empty()) return d->init_error;
+  if (NumInputs(node) != 6 || NumOutputs(node) != 1)
+    return std::string(op) + "expects 6 inputs and 1 output";
+  const TfLiteTensor* in = Input(context, node, 0);
+  const TfLiteTensor* filter = Input(context, node, 1);
+  const TfLiteTensor* out = Output(context, node, 0);
+  if (in == nullptr || out == nullptr) return std::string(op) + "input or output is missing";
+  if (in->type != kTfLiteInt32 || NumDims(in) != 4)
+    return std::string(op) + "input must be 4-D bitpacked int32 planes";
+  std::string e = CheckTensor(in, std::string(op) + "input");
+  if (e.empty()) e = CheckConstant(filter, kTfLiteInt32, 4, -1, "BitliteKbitBconv2d: filter");
+  if (e.empty()) e = CheckOutput(node, 6, out, std::string(op) + "output");
+  if (!e.empty()) return e;
+  KbitTensors t{};
+  t.in_dims = in->dims->data;
+  t.filter_dims = filter->dims->data;
+  t.filter = filter->data.i32;
+  const long out_c = t.filter_dims[0];
+  if (d->options.out_planes == 0) {
+    if (out->type != kTfLiteFloat32) return std::string(op) + "out_planes=0 needs float output";
+    e = CheckConstant(Input(context, node, 2), kTfLiteFloat32, 1, out_c,
+                      "BitliteKbitBconv2d: post_activation_multiplier");
+    if (e.empty()) e = CheckConstant(Input(context, node, 3), kTfLiteFloat32, 1, out_c,
+                                     "BitliteKbitBconv2d: post_activation_bias");
+    if (!e.empty()) return e;
+    t.post_mul = Input(context, node, 2)->data.f;
+    t.post_bias = Input(context, node, 3)->data.f;
+  } else {
+    if (out->type != kTfLiteInt32) return std::string(op) + "planes output must be int32";
+    const long levels = (1L << d->options.out_planes) - 1;
+    e = CheckConstant(Input(context, node, 4), kTfLiteInt32, 2, out_c * levels,
+                      "BitliteKbitBconv2d: thresholds");
+    if (e.empty()) e = CheckConstant(Input(context, node, 5), kTfLiteInt32, 1, out_c,
+                                     "BitliteKbitBconv2d: flags");
+    if (!e.empty()) return e;
+    t.thresholds = Input(context, node, 4)->data.i32;
+    t.flags = Input(context, node, 5)->data.i32;
+  }
+  for (int i = 0; i < 4; ++i)
+    if (t.filter_dims[i] < 1) return std::string(op) + "filter dimensions must be positive";
+  return PlanKbit(d->options, t, &d->plan);
+}
+
+TfLiteStatus KbitPrepare(TfLiteContext* context, TfLiteNode* node) {
+  auto* d = static_cast<KbitOpData*>(node->user_data);
+  std::string e;
+  try {
+    e = KbitPrepareImpl(context, node, d);
+  } catch (const std::bad_alloc&) {
+    e = "BitliteKbitBconv2d: out of memory while packing the filters";
+  }
+  if (!e.empty()) return Report(context, e);
+  d->kernel = KernelForPrepare(context, d->config);
+  if (d->kernel == nullptr) return kTfLiteError;
+  KeepFiltersFor(d->kernel, &d->plan.conv);
+  if (!d->scratch.Reserve(d->plan, d->kernel, BConvThreads(context, d->config)))
+    return Report(context, "BitliteKbitBconv2d: out of memory for the scratch");
+  int dims[4];
+  KbitOutputDims(d->plan, dims);
+  if (Resize(context, Output(context, node, 0), 4, dims) != kTfLiteOk)
+    return Report(context, "BitliteKbitBconv2d: cannot resize the output");
+  return kTfLiteOk;
+}
+
+TfLiteStatus KbitEval(TfLiteContext* context, TfLiteNode* node) {
+  auto* d = static_cast<KbitOpData*>(node->user_data);
+  const TfLiteTensor* in = Input(context, node, 0);
+  TfLiteTensor* out = Output(context, node, 0);
+  const BConvShape& s = d->plan.conv.shape;
+  const int in_dims[4] = {s.batch, s.in_h, s.in_w, s.in_words};
+  int out_dims[4];
+  KbitOutputDims(d->plan, out_dims);
+  if (!HasPlannedData(in, in_dims) || !HasPlannedData(out, out_dims))
+    return Report(context, "BitliteKbitBconv2d: input or output does not match prepare at invoke");
+  const int threads = BConvThreads(context, d->config);
+  if (!RunKbit(d->plan, d->kernel, threads, in->data.i32, out->data.raw, &d->scratch))
+    return Report(context, "BitliteKbitBconv2d: out of memory for the scratch");
+  return kTfLiteOk;
+}
+
+struct KbitQuantizeOpData {
+  std::string init_error;
+  int planes = 0;
+  std::vector<float> signs;  // scratch, sized at prepare
+};
+
+void* KbitQuantizeInit(const uint8_t* buffer, size_t length, const OpConfig&) {
+  auto* d = new KbitQuantizeOpData;
+  std::vector<int32_t> v;
+  if (!ReadInt32Options(buffer, length, {"planes"}, &v, &d->init_error))
+    d->init_error = "BitliteKbitQuantize: " + d->init_error;
+  else if (v[0] < 1 || v[0] > kMaxKbitPlanes)
+    d->init_error = "BitliteKbitQuantize: planes must be in 1..4";
+  else
+    d->planes = v[0];
+  return d;
+}
+
+void KbitQuantizeFree(void* buffer) { delete static_cast<KbitQuantizeOpData*>(buffer); }
+
+std::string KbitQuantizePrepareImpl(TfLiteContext* context, TfLiteNode* node,
+                                    KbitQuantizeOpData* d) {
+  if (!d->init_error.empty()) return d->init_error;
+  const TfLiteTensor* in = Input(context, node, 0);
+  TfLiteTensor* out = Output(context, node, 0);
+  if (NumInputs(node) != 2 || NumOutputs(node) != 1 || in == nullptr || out == nullptr)
+    return "BitliteKbitQuantize: expects 2 inputs and 1 output";
+  if (in->type != kTfLiteFloat32 || out->type != kTfLiteInt32)
+    return "BitliteKbitQuantize: input must be float32, output int32";
+  std::string e = CheckTensor(in, "BitliteKbitQuantize: input");
+  if (e.empty()) e = CheckOutput(node, 2, out, "BitliteKbitQuantize: output");
+  if (!e.empty()) return e;
+  const int rank = NumDims(in);
+  if (rank < 1 || rank > 8 || NumDims(out) != rank)
+    return "BitliteKbitQuantize: input and output must have the same rank (1..8)";
+  const long channels = in->dims->data[rank - 1];
+  e = CheckConstant(Input(context, node, 1), kTfLiteFloat32, 2,
+                    ((1L << d->planes) - 1) * channels, "BitliteKbitQuantize: offsets");
+  if (!e.empty()) return e;
+  int dims[8];
+  for (int i = 0; i < rank; ++i) dims[i] = in->dims->data[i];
+  if (int64_t(dims[0]) * d->planes > (int64_t(1) << 30))
+    return "BitliteKbitQuantize: input too large";
+  try {
+    d->signs.assign(static_cast<size_t>(NumElements(in)) * d->planes, 0.0f);
+  } catch (const std::bad_alloc&) {
+    return "BitliteKbitQuantize: out of memory for the scratch";
+  }
+  dims[0] *= d->planes;
+  dims[rank - 1] = static_cast<int>(PackedWords(dims[rank - 1]));
+  if (Resize(context, out, rank, dims) != kTfLiteOk)
+    return "BitliteKbitQuantize: cannot resize the output";
+  return "";
+}
+
+TfLiteStatus KbitQuantizeEval(TfLiteContext* context, TfLiteNode* node) {
+  auto* d = static_cast<KbitQuantizeOpData*>(node->user_data);
+  const TfLiteTensor* in = Input(context, node, 0);
+  TfLiteTensor* out = Output(context, node, 0);
+  if (in == nullptr || out == nullptr || NumDims(in) < 1 || !HasData(in) || !HasData(out))
+    return Report(context, "BitliteKbitQuantize: input or output has no memory at invoke");
+  const int channels = in->dims->data[NumDims(in) - 1];
+  if (channels == 0) return kTfLiteOk;
+  const long rows = NumElements(in) / channels;
+  if (NumElements(out) != d->planes * rows * PackedWords(channels))
+    return Report(context, "BitliteKbitQuantize: output shape changed after prepare");
+  if (d->signs.size() < static_cast<size_t>(NumElements(in)) * d->planes)
+    return Report(context, "BitliteKbitQuantize: input shape changed after prepare");
+  KbitQuantize(in->data.f, rows, channels, Input(context, node, 1)->data.f, d->planes,
+               d->signs.data(), out->data.i32);
+  return kTfLiteOk;
+}
+
 // ------------------------------------------------------------ LceBMaxPool2d
 
 struct MaxPoolOpData {
@@ -542,6 +719,9 @@ const OpKernel kOps[] = {
     {"LceBMaxPool2d", MaxPoolInit, MaxPoolFree, PrepareWithData<MaxPoolOpData, MaxPoolPrepareImpl>,
      MaxPoolEval},
     {"BitliteDecodeWeights", DecodeInit, DecodeFree, DecodePrepare, DecodeEval},
+    {"BitliteKbitBconv2d", KbitInit, KbitFree, KbitPrepare, KbitEval},
+    {"BitliteKbitQuantize", KbitQuantizeInit, KbitQuantizeFree,
+     PrepareWithData<KbitQuantizeOpData, KbitQuantizePrepareImpl>, KbitQuantizeEval},
 };
 
 }  // namespace

@@ -20,7 +20,8 @@ from runtime_models import host_params
 
 from pipeline.tflite.reader import read_model
 
-OURS = {"LceQuantize", "LceDequantize", "LceBconv2d", "LceBMaxPool2d", "BitliteDecodeWeights"}
+OURS = {"LceQuantize", "LceDequantize", "LceBconv2d", "LceBMaxPool2d", "BitliteDecodeWeights",
+        "BitliteKbitBconv2d", "BitliteKbitQuantize"}
 TFLITE_TYPES = {1: np.float32, 2: np.int32, 3: np.uint8, 6: np.bool_, 9: np.int8}
 K_TFLITE_MMAP_RO, K_TFLITE_ARENA_RW = 1, 2
 BUILTIN_CUSTOM, BUILTIN_DELEGATE = 32, 51
