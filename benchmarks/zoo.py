@@ -30,7 +30,9 @@ rounding edge — and decisions that differ farther away are counted).
 Size is compared with the smallest possible file: one bit per binary weight plus every
 other weight tensor as stored. Latency (``--latency RUNS``) is bitlite's delegate (AVX-512
 and AVX2 kernels) and LCE's x86 interpreter (its portable reference kernels: not a device
-figure), 1 thread, interleaved run by run; on a shared machine only the ratios mean
+figure), 1 thread, warm (each timed invoke right after an untimed one of the same engine:
+the others' invokes evict its caches), interleaved run by run; on a shared machine only
+the ratios mean
 something. ``--aarch64`` counts guest instructions per inference under qemu-aarch64
 (exact, repeatable). Each model's row and its exported file are kept in ``--cache``
 (NAME.json, NAME.tflite), so an interrupted table resumes where it stopped (failed rows are
@@ -104,7 +106,8 @@ def smallest_bytes(report: dict[str, Any]) -> float:
 
 
 def latency_ms(flatbuffer: bytes, x: np.ndarray, runs: int) -> dict[str, float]:
-    """Median ms per inference, bitlite (each x86 kernel) and LCE, interleaved run by run."""
+    """Median warm ms per inference, bitlite (each x86 kernel) and LCE, interleaved run by
+    run: each timed invoke follows an untimed one of the same engine."""
     import bitlite_runtime
     from larq_compute_engine.tflite.python.interpreter import Interpreter as Lce
 
@@ -114,11 +117,13 @@ def latency_ms(flatbuffer: bytes, x: np.ndarray, runs: int) -> dict[str, float]:
         for k in kernels
     }
     engines[LCE] = Lce(flatbuffer, num_threads=1)
-    for engine in engines.values():  # warm-up: first-invoke set-up is not inference
-        engine.predict(x)
     times: dict[str, list[float]] = {name: [] for name in engines}
     for _ in range(runs):
         for name, engine in engines.items():
+            # Untimed first: the other engines' invokes (LCE's: hundreds of MB touched)
+            # have evicted this one's weights and activations, and a cold invoke takes
+            # 2-3x a warm one; an inference loop runs warm.
+            engine.predict(x)
             start = time.perf_counter()
             engine.predict(x)
             times[name].append(time.perf_counter() - start)
@@ -243,7 +248,7 @@ def markdown(rows: list[dict[str, Any]], size: int) -> str:
         "takes the file's level within 1e-5 of a rounding edge; decisions that differ "
         "farther away are counted as 'beyond' (each a bug). Size: the file against the smallest possible "
         "(1 bit per binary weight + every other weight as stored). Latency: median ms, "
-        "1 thread, interleaved; LCE's x86 interpreter runs its portable reference kernels. "
+        "1 thread, warm (each timed invoke right after an untimed one of the same engine), interleaved; LCE's x86 interpreter runs its portable reference kernels. "
         "aarch64: guest instructions per inference under qemu-aarch64 (bitlite's NEON "
         "kernels), outputs checked against the host's.",
         "",
