@@ -40,6 +40,18 @@ constexpr long kSteps = 1 << 18;  // loop iterations per timing
 #define X16(op)                                                                              \
   op "16\n" op "17\n" op "18\n" op "19\n" op "20\n" op "21\n" op "22\n" op "23\n" op "24\n" \
       op "25\n" op "26\n" op "27\n" op "28\n" op "29\n" op "30\n" op "31\n"
+// `op w, x, zmmN` into the 16 accumulators, kSteps times (they start at zero).
+#define ZMM16_LOOP(op, w_value, x_value)                                                    \
+  do {                                                                                      \
+    const auto w = (w_value);                                                               \
+    const auto x = (x_value);                                                               \
+    long n = kSteps;                                                                        \
+    asm volatile(X16("vpxorq %%zmm0, %%zmm0, %%zmm") "1:\n" X16(op " %[w], %[x], %%zmm")   \
+                 "dec %[n]\n jnz 1b\n"                                                    \
+                 : [n] "+r"(n)                                                              \
+                 : [w] "v"(w), [x] "v"(x)                                                   \
+                 : "cc", ACC16_CLOBBERS);                                                   \
+  } while (0)
 
 // Eight independent accumulator chains per iteration hide each instruction's
 // latency; the asm keeps the compiler from hoisting the loop-invariant XOR/popcount.
@@ -80,13 +92,7 @@ __attribute__((target("avx2"))) double BinaryAvx2() {
 }
 
 __attribute__((target("avx512f,avx512vnni"))) double Int8Vnni512() {
-  const __m512i x = _mm512_set1_epi8(3), w = _mm512_set1_epi8(5);
-  long n = kSteps;
-  asm volatile(X16("vpxorq %%zmm0, %%zmm0, %%zmm") "1:\n" X16("vpdpbusd %[w], %[x], %%zmm")
-               "dec %[n]\n jnz 1b\n"
-               : [n] "+r"(n)
-               : [w] "v"(w), [x] "v"(x)
-               : "cc", ACC16_CLOBBERS);
+  ZMM16_LOOP("vpdpbusd", _mm512_set1_epi8(5), _mm512_set1_epi8(3));
   return 16.0 * 64 * kSteps;
 }
 
@@ -108,13 +114,7 @@ __attribute__((target("avx2"))) double Int8Avx2() {
 }
 
 __attribute__((target("avx512f"))) double FloatAvx512() {
-  const __m512 x = _mm512_set1_ps(1.0f), w = _mm512_set1_ps(0.0f);
-  long n = kSteps;
-  asm volatile(X16("vpxorq %%zmm0, %%zmm0, %%zmm") "1:\n" X16("vfmadd231ps %[w], %[x], %%zmm")
-               "dec %[n]\n jnz 1b\n"
-               : [n] "+r"(n)
-               : [w] "v"(w), [x] "v"(x)
-               : "cc", ACC16_CLOBBERS);
+  ZMM16_LOOP("vfmadd231ps", _mm512_set1_ps(0.0f), _mm512_set1_ps(1.0f));
   return 16.0 * 16 * kSteps;
 }
 
