@@ -22,6 +22,13 @@ constexpr auto kSpin = std::chrono::microseconds(200);
 
 std::atomic<bool> g_start_fails{false};  // SetThreadStartFailsForTesting
 
+// Yields until done() or kSpin has passed: both sides of a job wait so before sleeping.
+template <class Done>
+void SpinUntil(Done done) {
+  const auto until = std::chrono::steady_clock::now() + kSpin;
+  while (!done() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+}
+
 class Pool {
  public:
   // False when the pool is busy or cannot start workers: the caller runs serially.
@@ -49,10 +56,7 @@ class Pool {
     // Wait for the others' tasks (the caller's own are done): spin first, as the
     // workers do, since tasks end close together and a futex sleep and wake-up costs
     // tens of microseconds in a VM; then sleep on the condition variable.
-    const auto until = std::chrono::steady_clock::now() + kSpin;
-    while (remaining_.load(std::memory_order_acquire) != 0 &&
-           std::chrono::steady_clock::now() < until)
-      std::this_thread::yield();
+    SpinUntil([&] { return remaining_.load(std::memory_order_acquire) == 0; });
     while (remaining_.load(std::memory_order_acquire) != 0) {
       std::unique_lock<std::mutex> l(mu_);
       done_cv_.wait_for(l, std::chrono::microseconds(50),
@@ -116,10 +120,7 @@ class Pool {
   void Loop(int index) {
     unsigned long seen = generation_.load(std::memory_order_acquire);
     for (;;) {
-      const auto until = std::chrono::steady_clock::now() + kSpin;
-      while (generation_.load(std::memory_order_acquire) == seen &&
-             std::chrono::steady_clock::now() < until)
-        std::this_thread::yield();
+      SpinUntil([&] { return generation_.load(std::memory_order_acquire) != seen; });
       TaskFn fn;
       void* ctx;
       int n_tasks;
