@@ -77,6 +77,7 @@ class Tensor:
     shape: tuple[int, ...]
     dtype: str
     data: bytes | None  # constant data (weights), None for activations
+    scale: float | None = None  # the first quantization scale of a quantized tensor
 
 
 @dataclass
@@ -298,7 +299,9 @@ def _convert(model: Any, size: int) -> TFLiteModel:
         )
         shape = tuple(int(d) for d in t.shape) if t.shape is not None else ()
         name = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
-        tensors.append(Tensor(name, shape, types.get(t.type, str(t.type)), raw))
+        q = t.quantization
+        scale = float(q.scale[0]) if q is not None and q.scale is not None and len(q.scale) else None
+        tensors.append(Tensor(name, shape, types.get(t.type, str(t.type)), raw, scale))
     ops = []
     for i, o in enumerate(graph.operators or []):
         if not 0 <= o.opcodeIndex < len(model.operatorCodes):

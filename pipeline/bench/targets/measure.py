@@ -45,7 +45,8 @@ def _parity(model, settings: Settings, output: Path, tmp: Path) -> dict:
         host.run(model, once, reference)
     except TargetError as err:
         return {"ok": None, "reason": f"not checked: the host cannot run it ({err})"}
-    return compare_outputs(model.kind, np.load(output), np.load(reference), model.binarizes)
+    return compare_outputs(model.kind, np.load(output), np.load(reference), model.binarizes,
+                           model.output_step)
 
 
 def require_parity(m: Measurement) -> None:

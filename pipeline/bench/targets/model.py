@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import CorruptFileError, UsageError
-from pipeline.tflite.reader import ModelFormatError, read_model
+from pipeline.tflite.reader import ModelFormatError, TFLiteModel, read_model
 
 
 class CorruptModel(CorruptFileError):
@@ -29,6 +29,9 @@ class ModelInfo:
     custom_ops: tuple[str, ...]
     n_ops: int
     binarizes: bool = False  # takes the sign of float values (LCE ops or TFLite SIGN)
+    # One quantization step of the first output when it is a dequantized int8 tensor:
+    # int8 kernels on different CPUs may round one requantization differently.
+    output_step: float | None = None
 
     @property
     def needs_custom_ops(self) -> bool:
@@ -55,4 +58,16 @@ def inspect_model(path: Path) -> ModelInfo:
     else:
         kind = "float"
     binarizes = bool(model.lce_ops()) or "SIGN" in model.op_counts()
-    return ModelInfo(path, model.size_bytes, kind, custom, len(model.ops), binarizes)
+    return ModelInfo(path, model.size_bytes, kind, custom, len(model.ops), binarizes,
+                     _output_step(model))
+
+
+def _output_step(model: TFLiteModel) -> float | None:
+    """The scale of the int8 tensor a float first output is dequantized from, if any."""
+    if not model.outputs or model.tensors[model.outputs[0]].dtype != "float32":
+        return None
+    op = model.producer(model.outputs[0])
+    if op is None or op.type != "DEQUANTIZE" or not op.inputs:
+        return None
+    source = model.tensors[op.inputs[0]]
+    return source.scale if source.dtype in ("int8", "uint8") else None

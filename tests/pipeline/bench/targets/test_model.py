@@ -18,6 +18,18 @@ def test_kind_and_size_are_read_from_the_flatbuffer(kind):
     assert info.n_ops >= 3
     assert ("LceBconv2d" in info.custom_ops) == (kind == "binary")
     assert info.binarizes == (kind == "binary")  # the float and int8 nets have no SIGN
+    assert info.output_step is None  # float outputs, or int8 ones (compared in steps)
+
+
+def test_output_step_of_a_dequantized_int8_output():
+    from pipeline.tflite.reader import read_model
+
+    path = tiny_models.models()["int8-float-io"]
+    info = inspect_model(path)
+    model = read_model(path.read_bytes())
+    dequantize = model.producer(model.outputs[0])
+    assert info.kind == "int8" and dequantize.type == "DEQUANTIZE"
+    assert info.output_step == model.tensors[dequantize.inputs[0]].scale > 0
 
 
 def test_not_a_tflite_file_is_one_clear_error(tmp_path):

@@ -37,6 +37,11 @@ def test_parity_rules_per_kind():
     q = np.array([[-3, 100, 7]], np.int8)
     assert compare_outputs("int8", q + np.int8(1), q)["ok"] is True
     assert compare_outputs("int8", q + np.int8(2), q)["ok"] is False
+    # float outputs dequantized from int8: one step of their scale, not 1e-3
+    step = 1 / 256
+    assert compare_outputs("int8", ref + step, ref, step=step)["ok"] is True
+    assert compare_outputs("int8", ref + 2 * step, ref, step=step)["ok"] is False
+    assert compare_outputs("int8", ref + step, ref)["ok"] is False
     # binary: the top-1 class decides; the difference is still reported
     moved = np.array([[0.2, 0.5, 0.3]], np.float32)
     assert compare_outputs("binary", moved, ref) == {

@@ -21,7 +21,8 @@ _built: dict[str, Path] = {}
 
 
 def models() -> dict[str, Path]:
-    """{"float": ..., "int8": ..., "binary": ...} paths in a session temp directory."""
+    """{"float": ..., "int8": ..., "int8-float-io": ..., "binary": ...} paths in a session
+    temp directory."""
     if not _built:
         out = Path(tempfile.mkdtemp(prefix="bitlite-tiny-models-"))
         atexit.register(shutil.rmtree, out, True)
@@ -51,6 +52,10 @@ def _convert(out: Path) -> dict[str, Path]:
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = conv.inference_output_type = tf.int8
     paths["int8"].write_bytes(conv.convert())
+    # int8 inside, float at the edges (QUANTIZE in, DEQUANTIZE out), as the export writes
+    conv.inference_input_type = conv.inference_output_type = tf.float32
+    paths["int8-float-io"] = out / "tiny_int8_float_io.tflite"
+    paths["int8-float-io"].write_bytes(conv.convert())
 
     binary = {"kernel_quantizer": "ste_sign", "kernel_constraint": "weight_clip",
               "use_bias": False}  # fmt: skip
