@@ -146,6 +146,7 @@ def build(builder: Any, size: int) -> Any:
     import tensorflow as tf
 
     tf.keras.backend.clear_session()  # one 224×224 model at a time in memory
+    tf.keras.utils.set_random_seed(0)  # the same initial weights on every (re-)export
     model = builder(input_shape=(size, size, 3), weights=None, num_classes=1000)
     randomize_batch_norm(model)
     return model
