@@ -26,7 +26,10 @@ which counts them with the binary filter once each and combines the counts to
 
 A padded site needs the pad value to be level 0 (all planes -1), which the op's SAME
 padding assumes. Sites that do not fit stay as they are, and the report says why. Files
-with these ops run only on bitlite's runtime (``TFLiteModel.bitlite_ops``).
+with these ops run only on bitlite's runtime (``TFLiteModel.bitlite_ops``);
+``python -m pipeline.export --kbit-fused`` writes them
+(:func:`pipeline.export.exporter.store`), its report listing each site
+(:class:`KbitReport`).
 """
 
 from __future__ import annotations

@@ -159,3 +159,37 @@ def test_bad_combinations_are_refused_before_any_work(fused_export, monkeypatch)
         export.export_run(run, pack=True, fused=True)
     assert UsageError.exit_code == 2
     assert {p.name: p.stat().st_mtime_ns for p in run.path.iterdir()} == before
+
+
+def _chained():
+    """Two DoReFa A2 layers, the first's output max-pooled into the second: the first
+    writes the second's planes (pool inside the op), the second gives float."""
+    bn = tf.keras.layers.BatchNormalization
+
+    def kbit(filters: int, name: str):
+        return lq.layers.QuantConv2D(
+            filters, 3, padding="same", use_bias=False, kernel_quantizer="ste_sign", name=name,
+            input_quantizer=lq.quantizers.DoReFa(k_bit=2, mode="activations"))  # fmt: skip
+
+    x = inputs = tf.keras.Input((8, 8, 4))
+    x = bn()(kbit(16, "k1")(bn()(tf.keras.layers.Conv2D(8, 1)(x))))
+    x = bn()(kbit(8, "k2")(bn()(tf.keras.layers.MaxPool2D(2)(x))))
+    model = tf.keras.Model(inputs, tf.keras.layers.Dense(4)(tf.keras.layers.Flatten()(x)))
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, bn):  # spread the activations over their 4 levels
+            n = layer.get_weights()[0].shape
+            layer.set_weights([rng.uniform(0.5, 2, n), rng.normal(0.4, 0.3, n),
+                               rng.normal(0, 0.2, n), rng.uniform(0.2, 1, n)])  # fmt: skip
+    return model
+
+
+def test_a_chain_reports_planes_out_and_the_pool_inside(tmp_path, on_checkout_runtime):
+    report = on_checkout_runtime.export_model(_chained(), tmp_path, baselines=(), fused=True)
+    assert [(f["layer"], f["input"], f["planes_in"], f["output"], f["planes_out"],
+             f["pool_fused"]) for f in report["kbit_fused"]] == [
+        ("k1", "float", 2, "planes", 2, True), ("k2", "planes of k1", 2, "float", 0, False)
+    ]  # fmt: skip
+    assert report["parity_ok"] and list(report["parity"]) == ["bitlite"]
+    assert "| k1 | yes | float | 2 | planes | 2 | yes |  |" in (
+        tmp_path / "export_report.md").read_text()  # fmt: skip
