@@ -10,7 +10,8 @@ VGG-8 models are built here (``models.registry``) with random weights and random
 norm statistics (speed does not depend on the weight values; random statistics spread a
 k-bit activation over its levels as training does) and exported the way
 ``pipeline.export`` does: :func:`pipeline.export.convert.convert` (LCE, the rewrite) and
-int8 storage of the remaining weights (:func:`pipeline.tflite.rewrite.int8_weights`).
+:func:`pipeline.export.exporter.store` (int8 storage of the remaining weights; for the
+fused row, ``--kbit-fused``'s thermometer encoding and bitlite's fused k-bit ops).
 """
 
 from __future__ import annotations
@@ -34,12 +35,12 @@ class Variant:
 
     method: str
     options: dict
-    encoding: str | None = None  # None: the cost model's choice per layer
+    encoding: str | None = None  # None: the cost model's choice per layer (or fused's)
     # True: a first layer with few-level weights runs on the image's 8 bit planes (opt-in,
     # prepare_for_lce(image_planes=True)); False: it stays int8
     image_planes: bool = False
-    # True: the thermometer sites rewritten to bitlite's fused k-bit op
-    # (pipeline.tflite.kbit_chains; the file then runs on bitlite's runtime only)
+    # True: exported as ``python -m pipeline.export --kbit-fused`` does (bitlite's fused
+    # k-bit op; the file then runs on bitlite's runtime only)
     fused: bool = False
 
 
@@ -53,8 +54,7 @@ VGG_VARIANTS: dict[str, Variant] = {
     ),
     "W1A2 (dorefa), bit planes forced": Variant("dorefa", {"wbits": 1, "abits": 2}, "binary"),
     "W1A2 (dorefa), thermometer forced": Variant("dorefa", {"wbits": 1, "abits": 2}, "thermometer"),
-    FUSED: Variant("dorefa", {"wbits": 1, "abits": 2, "quantize_first": True}, "thermometer",
-                   fused=True),
+    FUSED: Variant("dorefa", {"wbits": 1, "abits": 2, "quantize_first": True}, fused=True),
     "W2A2 (dorefa)": Variant("dorefa", {"wbits": 2, "abits": 2}),
     "W2A1 (twn, ternary-A1)": Variant("twn", {"abits": 1}),
 }
@@ -87,21 +87,22 @@ def random_pixels(n: int, shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
 
 
 def _exported(model, encoding: str | None, baselines=(), representative=None,
-              image_planes=False):  # fmt: skip
+              image_planes=False, fused=False):  # fmt: skip
     """(the export's flatbuffer, its layer plans, baseline flatbuffers) as the exporter
-    writes them (int8 storage of the weights that stay)."""
+    writes them (:func:`pipeline.export.exporter.store`; ``fused``: ``--kbit-fused``)."""
     from pipeline.export.convert import convert
+    from pipeline.export.exporter import FUSED_ENCODING, store
     from pipeline.export.keras_rewrite import prepare_for_lce, run_pixel_scale
-    from pipeline.tflite.rewrite import int8_weights
 
     scale = run_pixel_scale()
+    encoding = FUSED_ENCODING if fused else encoding
     plans = []
-    if encoding is not None or image_planes:  # rewritten here; convert leaves it
+    if image_planes:  # rewritten here (the exporter leaves the first layer int8)
         model, plans = prepare_for_lce(model, scale, encoding, image_planes)
         plans = [p.to_dict() for p in plans]
-    done = convert(model, baselines=baselines, representative=representative, pixel_scale=scale)
-    flatbuffer, _ = int8_weights(done.flatbuffer)
-    return flatbuffer, plans or done.layers, done.baselines
+    done = convert(model, baselines=baselines, representative=representative,
+                   pixel_scale=scale, encoding=encoding)  # fmt: skip
+    return store(done.flatbuffer, fused=fused).flatbuffer, plans or done.layers, done.baselines
 
 
 def build_vgg8(out: Path, names: list[str]) -> tuple[dict[str, Path], dict[str, list]]:
@@ -128,11 +129,8 @@ def build_vgg8(out: Path, names: list[str]) -> tuple[dict[str, Path], dict[str, 
         _log(f"VGG-8 {name}")
         model = build_model("vgg8", make_method(v.method, **v.options), VGG_SHAPE, 10)
         randomize_batch_norm(model, rng)
-        flat, plans[name], _ = _exported(model, v.encoding, image_planes=v.image_planes)
-        if v.fused:
-            from pipeline.tflite.kbit_chains import fuse_kbit
-
-            flat, _ = fuse_kbit(flat)
+        flat, plans[name], _ = _exported(model, v.encoding, image_planes=v.image_planes,
+                                         fused=v.fused)  # fmt: skip
         paths[name] = out / f"vgg8_{len(paths)}_{v.method}.tflite"
         paths[name].write_bytes(flat)
     return paths, plans
@@ -223,9 +221,9 @@ def layer_exports(out: Path) -> tuple[dict[tuple[str, str], Path], dict[str, dic
     """Each case's layer exported with each encoding forced (one LCE child for all);
     returns the paths by (case, encoding) and each case's plan (the model's costs)."""
     from pipeline.export.convert import convert_many
+    from pipeline.export.exporter import store
     from pipeline.export.keras_rewrite import prepare_for_lce
     from pipeline.export.plane_cost import ENCODINGS
-    from pipeline.tflite.rewrite import int8_weights
 
     out.mkdir(parents=True, exist_ok=True)
     models, keys, plans = [], [], {}
@@ -241,7 +239,7 @@ def layer_exports(out: Path) -> tuple[dict[tuple[str, str], Path], dict[str, dic
     paths = {}
     for key, done in zip(keys, convert_many(models), strict=True):
         paths[key] = out / f"{key[0].replace(' ', '_').replace(',', '')}_{key[1]}.tflite"
-        paths[key].write_bytes(int8_weights(done.flatbuffer)[0])
+        paths[key].write_bytes(store(done.flatbuffer).flatbuffer)
     return paths, plans
 
 

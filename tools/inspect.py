@@ -12,7 +12,10 @@ bit planes (issue 16) runs its k activation planes stacked on the batch axis thr
 batch over the model's and ``filters`` counts every weight plane. A layer whose planes are
 a thermometer code instead (equal planes side by side on the channel axis: one product
 with a longer reduction) is recognised by its input, ``concat([a, a, …]) − edges``:
-``encoding``.
+``encoding``. A ``--kbit-fused`` export's k-bit layers run on bitlite's own
+``BitliteKbitBconv2d`` instead (encoding ``fused``: the k bit planes on the batch axis,
+one binary filter; ``output``: float, or the next layer's planes, a max-pool inside), and
+the file names the ops it needs only bitlite's runtime has.
 """
 
 from __future__ import annotations
@@ -27,11 +30,14 @@ import numpy as np
 from pipeline import cli
 from pipeline.errors import UsageError
 from pipeline.tflite.reader import (
+    KBIT_CONV_OP,
     METADATA_NAME,
     Op,
     TFLiteModel,
+    bitlite_op_roles,
     custom_options,
     gzip_size,
+    op_macs,
     read_model,
     weight_totals,
 )
@@ -45,8 +51,8 @@ def interpreter_note(model: TFLiteModel) -> str:
     if model.bitlite_ops():
         lce = model.lce_ops()
         return (
-            f"needs bitlite_runtime: custom op {', '.join(model.bitlite_ops())} (k-bit "
-            "packed weights) exists only in bitlite's runtime (bitlite_runtime.Interpreter); "
+            f"needs bitlite_runtime: custom ops {bitlite_op_roles(model.bitlite_ops())} "
+            "exist only in bitlite's runtime (bitlite_runtime.Interpreter); "
             "LCE's interpreter and stock TFLite cannot load this file"
             + (f" (bitlite_runtime also runs its LCE ops {', '.join(lce)})" if lce else "")
         )
@@ -82,10 +88,12 @@ def encoding(model: TFLiteModel, op: Op, planes: int) -> str:
 def binary_products(model: TFLiteModel) -> list[dict[str, Any]]:
     """Every ``LceBconv2d``: its layer, activation planes (its batch over the model's),
     filters (weight planes × channels, + an all-ones filter), plane encoding and binary
-    MACs."""
+    MACs; every ``BitliteKbitBconv2d`` (:func:`fused_product`) too."""
     batch = max(1, int(model.tensors[model.inputs[0]].shape[0])) if model.inputs else 1
     rows = []
     for op in model.ops:
+        if op.type == KBIT_CONV_OP:
+            rows.append(fused_product(model, op))
         if op.type != "LceBconv2d":
             continue
         out = model.tensors[op.outputs[0]]
@@ -104,6 +112,23 @@ def binary_products(model: TFLiteModel) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def fused_product(model: TFLiteModel, op: Op) -> dict[str, Any]:
+    """A ``BitliteKbitBconv2d`` row: its options' planes in and out, and pool."""
+    options = custom_options(op)
+    filters, kh, kw, _ = model.tensors[op.inputs[1]].shape
+    out_planes, pool = int(options.get("out_planes", 0)), int(options.get("pool_height", 0))
+    output = f"{out_planes} planes" if out_planes else "float"
+    return {
+        "layer": model.tensors[op.outputs[0]].name.split(";")[0],
+        "planes": int(options.get("planes", 0)),
+        "encoding": "fused",
+        "filters": int(filters),
+        "kernel": [int(kh), int(kw), int(options.get("channels_in", 0))],
+        "macs": op_macs(model, op)[1],
+        "output": output + (", max-pool inside" if pool else ""),
+    }
 
 
 def inspect(data: bytes) -> dict[str, Any]:
@@ -148,27 +173,27 @@ def render(path: Path, info: dict[str, Any]) -> str:
         f"runs on: {info['interpreter']}",
         "ops: " + ", ".join(f"{k}×{v}" for k, v in info["ops"].items()),
         "",
-        f"{'op':<17} {'layer':<34} {'dtype':<8} {'bytes':>10} {'weights':>10} {'bits/w':>7}",
+        f"{'op':<18} {'layer':<34} {'dtype':<8} {'bytes':>10} {'weights':>10} {'bits/w':>7}",
     ]
     for w in info["weights"]:
         lines.append(
-            f"{w['op']:<17} {w['layer'][-34:]:<34} {w['dtype']:<8} {w['bytes']:>10,} "
+            f"{w['op']:<18} {w['layer'][-34:]:<34} {w['dtype']:<8} {w['bytes']:>10,} "
             f"{w['count']:>10,} {w['bits_per_weight']:>7.2f}"
         )
     lines.append(
-        f"{'all weights':<17} {'':<34} {'':<8} {info['weight_bytes']:>10,} "
+        f"{'all weights':<18} {'':<34} {'':<8} {info['weight_bytes']:>10,} "
         f"{sum(w['count'] for w in info['weights']):>10,} {info['bits_per_weight']:>7.2f}"
     )
     products = info["binary_products"]
     if products:
         lines += [
             "",
-            f"{'binary products (LceBconv2d)':<52} {'planes':>6} {'encoding':>11} "
-            f"{'filters':>7} {'MACs':>12}",
+            f"{'binary products (LceBconv2d, BitliteKbitBconv2d)':<52} {'planes':>6} "
+            f"{'encoding':>11} {'filters':>7} {'MACs':>12}  output",
         ]
         lines += [
             f"{p['layer'][-52:]:<52} {p['planes']:>6} {p['encoding']:>11} {p['filters']:>7} "
-            f"{p['macs']:>12,}"
+            f"{p['macs']:>12,}  {p.get('output', '')}".rstrip()
             for p in products
         ]
     macs = info["macs"]

@@ -9,7 +9,8 @@ In: a run's ``model.keras`` and its test data — or any Keras model and, option
 2. :mod:`~pipeline.export.convert` — Keras -> flatbuffer with Larq Compute Engine, in a
    child process;
 3. :mod:`pipeline.tflite.rewrite` — flatbuffer -> flatbuffer (int8 or k-bit packed weights,
-   embedded metadata);
+   embedded metadata); with ``--kbit-fused``, :mod:`pipeline.tflite.kbit_chains` too (k-bit
+   layers on bitlite's fused ops);
 4. :mod:`~pipeline.export.exporter` — parity against Keras on LCE's and bitlite's
    interpreters, the report, and the CLI.
 """

@@ -80,9 +80,12 @@ def convert(
     baselines: Sequence[str] = (),
     representative: np.ndarray | None = None,
     pixel_scale: float | None = None,
+    encoding: str | None = None,
 ) -> Conversion:
     """Convert a Keras model (or a saved one's path) in child processes, falling back
-    along ``strategies``. ``pixel_scale``: see :func:`~pipeline.export.keras_rewrite.prepare_for_lce`.
+    along ``strategies``. ``pixel_scale``, ``encoding`` (the k-bit layers' plane encoding
+    where possible; None: the cost model's): see
+    :func:`~pipeline.export.keras_rewrite.prepare_for_lce`.
 
     The baselines are converted by the same child after the main model (one TensorFlow
     start-up); if they fail, the main model still stands and ``failures`` says why."""
@@ -95,7 +98,7 @@ def convert(
             """Each variant traced once: the baselines and the fallback share one graph."""
             key = variant(how)
             if key not in traced:
-                traced[key] = trace(model, how, Path(tmp) / key, pixel_scale)
+                traced[key] = trace(model, how, Path(tmp) / key, pixel_scale, encoding)
             return traced[key]
 
         extra: list[Task] = []
@@ -146,7 +149,11 @@ def variant(how: str) -> str:
 
 
 def trace(
-    model: Any, how: str, out: Path, pixel_scale: float | None = None
+    model: Any,
+    how: str,
+    out: Path,
+    pixel_scale: float | None = None,
+    encoding: str | None = None,
 ) -> tuple[Path, list[dict[str, Any]]]:
     """Save the variant of ``model`` that ``how`` converts as a SavedModel in ``out``;
     return it and the rewrite's per-layer plan (empty unless rewritten)."""
@@ -154,7 +161,7 @@ def trace(
 
     layers: list[dict[str, Any]] = []
     if variant(how) == "lce+rewrite":
-        model, plans = prepare_for_lce(model, pixel_scale)
+        model, plans = prepare_for_lce(model, pixel_scale, encoding)
         layers = [p.to_dict() for p in plans]
     elif variant(how) == "float":
         model = float_reference(model)

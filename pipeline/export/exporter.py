@@ -9,7 +9,11 @@ and why a layer stayed off the binary kernels. Ternary,
 power-of-two and k-bit weights are then stored as int8 with per-channel scales where
 their levels fit exactly, or with ``--pack-weights`` as k-bit codes (<= 16 levels) that
 only bitlite's runtime decodes (:mod:`pipeline.tflite.rewrite`; parity is then checked
-on bitlite_runtime alone). The whole test set goes
+on bitlite_runtime alone). With ``--kbit-fused`` the k-bit layers are exported as
+thermometer planes and rewritten into bitlite's fused ops ``BitliteKbitBconv2d`` /
+``BitliteKbitQuantize`` (:mod:`pipeline.tflite.kbit_chains`: the same outputs bit for bit,
+faster, each binary filter stored once); that file too runs on bitlite_runtime alone and
+takes ``model.tflite``'s place, as a packed one does. The whole test set goes
 through the .tflite and through Keras; ``export_report.json`` / ``export_report.md``
 record size (raw, gzip, ratio to the float32 .tflite of the same network), accuracy of
 both, argmax agreement, the largest output difference, how each weight tensor is stored
@@ -30,7 +34,7 @@ import numpy as np
 
 from pipeline import cli, data, runs
 from pipeline.errors import ParityError, TargetError, UsageError
-from pipeline.tflite.reader import gzip_size, read_model, weight_totals
+from pipeline.tflite.reader import bitlite_op_roles, gzip_size, read_model, weight_totals
 
 if TYPE_CHECKING:
     from pipeline.export.logits import Compared
@@ -42,6 +46,7 @@ MODEL_JSON = "model.json"
 MODEL_FORMAT = "bitlite-model/1"
 EXPORT_MD = "export_report.md"
 REPRESENTATIVE = 256  # training images that calibrate the int8 baseline
+FUSED_ENCODING = "thermometer"  # the plane encoding bitlite's fused k-bit op rewrites
 BASELINE_FILES = {"float": "model_float.tflite", "int8": "model_int8.tflite"}
 
 Predict = Callable[[bytes, np.ndarray, bool], np.ndarray]
@@ -160,13 +165,25 @@ PARITY_KEYS = (
 )
 
 
-def _interpreter_names(interpreter: str | Sequence[str] | None, pack: bool = False) -> list[str]:
-    if pack and interpreter is None:  # packed weights: LCE's interpreter cannot load the file
+def bitlite_only_flags(pack: bool = False, fused: bool = False) -> str:
+    """The options that make a file only bitlite's runtime loads ("" for none)."""
+    return " and ".join(f for f, on in (("--pack-weights", pack), ("--kbit-fused", fused)) if on)
+
+
+def _interpreter_names(
+    interpreter: str | Sequence[str] | None, only_bitlite: str = ""
+) -> list[str]:
+    """The parity interpreters; ``only_bitlite``: the options (:func:`bitlite_only_flags`)
+    whose file LCE's interpreter and stock TFLite cannot load: bitlite's runtime alone."""
+    if only_bitlite:
         if BITLITE not in interpreters():
-            raise UsageError("--pack-weights files run only on bitlite_runtime: install it")
+            raise UsageError(f"{only_bitlite} files run only on bitlite_runtime: install it")
+        others = [] if interpreter is None else [n for n in _listed(interpreter) if n != BITLITE]
+        if others:
+            raise UsageError(f"{only_bitlite} files run only on bitlite_runtime; "
+                             f"--interpreter {others[0]} cannot load them")  # fmt: skip
         interpreter = [BITLITE]
-    names = default_interpreters() if interpreter is None else interpreter
-    names = [names] if isinstance(names, str) else list(dict.fromkeys(names))
+    names = default_interpreters() if interpreter is None else _listed(interpreter)
     unknown = [n for n in names if n not in interpreters()]
     if unknown or not names:
         raise UsageError(
@@ -175,6 +192,10 @@ def _interpreter_names(interpreter: str | Sequence[str] | None, pack: bool = Fal
             + ("" if BITLITE in interpreters() else " (bitlite: bitlite_runtime is not installed)")
         )
     return names
+
+
+def _listed(names: str | Sequence[str]) -> list[str]:
+    return [names] if isinstance(names, str) else list(dict.fromkeys(names))
 
 
 def check_parity(
@@ -347,17 +368,19 @@ def export_run(
     interpreter: str | Sequence[str] | None = None,
     allow_inexact: bool = False,
     pack: bool = False,
+    fused: bool = False,
 ) -> dict[str, Any]:
     """Convert ``run``'s model, check parity on its test set, write model + reports.
 
     ``interpreter``: one name or several (default :func:`default_interpreters`: LCE's,
     then bitlite's runtime where installed); parity must hold on every one, and the
     report's top-level figures are the first one's. ``pack``: weights of <= 16 levels as
-    k-bit codes (:mod:`pipeline.tflite.rewrite`); the file then runs only on bitlite's
-    runtime, the default (and only possible) parity interpreter. Every file is written
-    atomically, and only after conversion and parity succeeded: a failed export leaves
-    the run as it was (except the report, which says why)."""
-    names = _interpreter_names(interpreter, pack)
+    k-bit codes (:mod:`pipeline.tflite.rewrite`); ``fused``: k-bit layers on bitlite's
+    fused ops (:func:`store`). Either file runs only on bitlite's runtime, the default
+    (and only possible) parity interpreter. Every file is written atomically, and only
+    after conversion and parity succeeded: a failed export leaves the run as it was
+    (except the report, which says why)."""
+    names = _interpreter_names(interpreter, bitlite_only_flags(pack, fused))
     model = run.load_model()  # a clear error if the run has not finished training
     ds = test_data(run)
     ev = Evaluation(data.normalize(ds.x_test), ds.y_test, min_agreement=min_agreement)
@@ -365,7 +388,7 @@ def export_run(
         ev.representative = data.normalize(ds.x_train[:REPRESENTATIVE])
     meta = app_metadata(run)
     norm = meta["normalization"]
-    options = ExportOptions(baselines, names, allow_inexact, pack, progress)
+    options = ExportOptions(baselines, names, allow_inexact, pack, progress, fused)
     return _export(model, run.path, run.name, ev, meta, _pixel_scale(norm), options)
 
 
@@ -382,6 +405,7 @@ def export_model(
     pack: bool = False,
     progress: bool = False,
     rtol: float = RANDOM_RTOL,
+    fused: bool = False,
 ) -> dict[str, Any]:
     """Export a Keras model from anywhere (larq-zoo, your own code) into ``out``.
 
@@ -392,7 +416,7 @@ def export_model(
     pixels' bit planes when it is centered; ``rtol``: without labels, the largest logit
     (or output) difference relative to the largest that parity accepts. Writes what
     :func:`export_run` writes."""
-    names = _interpreter_names(interpreter, pack)
+    names = _interpreter_names(interpreter, bitlite_only_flags(pack, fused))
     shape = tuple(model.input_shape[1:])
     if samples is None:
         samples = _random_inputs(shape, normalization)
@@ -413,7 +437,7 @@ def export_model(
         "output": "the model's own output (logits or probabilities)",
     }
     pixel_scale = _pixel_scale(meta["normalization"])
-    options = ExportOptions(baselines, names, False, pack, progress)
+    options = ExportOptions(baselines, names, False, pack, progress, fused)
     return _export(model, Path(out), model.name, ev, meta, pixel_scale, options)
 
 
@@ -444,6 +468,78 @@ class ExportOptions:
     allow_inexact: bool = False
     pack: bool = False
     progress: bool = False
+    fused: bool = False  # k-bit layers on bitlite's fused ops (:func:`store`)
+
+
+@dataclass
+class Stored:
+    """The converted flatbuffer as the export writes it, and what was done to it."""
+
+    flatbuffer: bytes
+    weights: list[Any]  # pipeline.tflite.rewrite's report per weight tensor
+    kbit: list[Any]  # pipeline.tflite.kbit_chains.KbitReport per k-bit site (when fused)
+
+
+def store(flatbuffer: bytes, allow_inexact: bool = False, pack: bool = False,
+          fused: bool = False) -> Stored:  # fmt: skip
+    """The file the export writes from a conversion: the remaining weights stored int8
+    (or, ``pack``, as k-bit codes); ``fused``: the thermometer k-bit sites (a conversion
+    with ``encoding=FUSED_ENCODING``) rewritten into bitlite's fused k-bit ops
+    (:func:`pipeline.tflite.kbit_chains.fuse_kbit`). Benchmarks build files this way too."""
+    from pipeline.tflite.rewrite import int8_weights
+
+    flatbuffer, weights = int8_weights(flatbuffer, allow_inexact=allow_inexact, packed=pack)
+    if not fused:
+        return Stored(flatbuffer, weights, [])
+    from pipeline.tflite.kbit_chains import fuse_kbit
+
+    flatbuffer, kbit = fuse_kbit(flatbuffer)
+    return Stored(flatbuffer, weights, kbit)
+
+
+def fused_layers(kbit: Sequence[Any], plans: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per k-bit site of a ``--kbit-fused`` export, named by its Keras layer:
+    planes in and out, pool fused, float or planes output, or why it was not fused."""
+    names = [p["layer"] for p in plans]
+    layer = {r.conv: _layer_of(r.quantized, names) for r in kbit}
+    source = {r.conv: "float" if r.source == "quantize" else
+              f"planes of {layer.get(r.source, r.source)}" for r in kbit}  # fmt: skip
+    return [
+        {
+            "layer": layer[r.conv],
+            "fused": r.rewritten,
+            "planes_in": r.planes,
+            "input": source[r.conv],
+            "output": r.output,
+            "planes_out": r.out_planes,
+            "pool_fused": r.pool,
+            "reason": r.reason,
+        }
+        for r in kbit
+    ]
+
+
+def _layer_of(tensor: str, layers: Sequence[str]) -> str:
+    """The Keras layer whose name is a path segment of ``tensor`` (LCE keeps
+    ``model/layer/...`` names), else the tensor's name."""
+    segments = tensor.split(";")[0].split("/")
+    return next((name for name in layers if name in segments), tensor)
+
+
+def _check_fused(fused: list[dict[str, Any]], plans: Sequence[dict[str, Any]]) -> None:
+    """``--kbit-fused`` on a model with nothing to fuse is bad input: say why."""
+    if any(f["fused"] for f in fused):
+        return
+    kbit = [p["layer"] for p in plans if p.get("encoding") == FUSED_ENCODING]
+    if not kbit:
+        raise UsageError(
+            "--kbit-fused: no layer has 2- to 4-bit activations into binary products (its "
+            "layers are binary W1A1, int8 or float), so there is nothing to fuse; export "
+            "without --kbit-fused"
+        )
+    why = "; ".join(f"{f['layer']}: {f['reason']}" for f in fused) or "no fusable site found"
+    raise UsageError(f"--kbit-fused: no k-bit layer could be fused ({why}); "
+                     "export without --kbit-fused")  # fmt: skip
 
 
 def _export(
@@ -457,16 +553,23 @@ def _export(
 ) -> dict[str, Any]:
     """Convert, check parity on ``ev``, and write the model and its reports into ``out``."""
     from pipeline.export.convert import convert
-    from pipeline.tflite.rewrite import embed_metadata, int8_weights
+    from pipeline.tflite.rewrite import embed_metadata
 
     wanted = sorted(set(opt.baselines) | {"float"})  # the float file is the size reference
     conversion = convert(model, baselines=wanted, representative=ev.representative,
-                         pixel_scale=pixel_scale)  # fmt: skip
-    flatbuffer, weight_reports = int8_weights(
-        conversion.flatbuffer, allow_inexact=opt.allow_inexact, packed=opt.pack
-    )
+                         pixel_scale=pixel_scale,
+                         encoding=FUSED_ENCODING if opt.fused else None)  # fmt: skip
+    stored = store(conversion.flatbuffer, opt.allow_inexact, opt.pack, opt.fused)
+    fused = fused_layers(stored.kbit, conversion.layers) if opt.fused else []
+    if opt.fused:
+        _check_fused(fused, conversion.layers)
+        for plan in conversion.layers:  # forced by the flag, not by a measurement
+            if plan.get("encoding") == FUSED_ENCODING:
+                plan["why_encoding"] = "--kbit-fused: bitlite's fused op reads these"
+    flatbuffer, weight_reports = stored.flatbuffer, stored.weights
     fb = read_model(flatbuffer)
-    needs_lce, needs_bitlite = bool(fb.lce_ops()), bool(fb.bitlite_ops())
+    needs_lce, bitlite_ops = bool(fb.lce_ops()), fb.bitlite_ops()
+    needs_bitlite = bool(bitlite_ops)
     meta = {**meta, "needs_lce": needs_lce, "needs_bitlite_runtime": needs_bitlite}
     flatbuffer = embed_metadata(flatbuffer, meta)
 
@@ -499,6 +602,8 @@ def _export(
         "int8_weights": [w.to_dict() for w in weight_reports],
         "needs_lce": needs_lce,
         "needs_bitlite_runtime": needs_bitlite,
+        "bitlite_ops": bitlite_ops,  # the ops only bitlite's runtime has, which it needs
+        "kbit_fused": fused,  # --kbit-fused: each k-bit site, fused or why not
     }
     report["parity_ok"] = all(c["ok"] for c in checks.values())
     report["baselines"] = _baselines(conversion.baselines, opt, keras, ev)
@@ -594,6 +699,7 @@ def markdown(title: str, r: dict[str, Any]) -> str:
         + " (binary: on LceBconv2d, every binary product counted).",
     ]
     lines += layer_table(r.get("layers", []))
+    lines += fused_table(r.get("kbit_fused", []))
     inexact = [w for w in r["int8_weights"] if not w["exact"]]
     if inexact:
         lines += ["", "Weights whose levels do not fit int8 exactly:"]
@@ -650,12 +756,36 @@ def layer_table(plans: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def fused_table(fused: Sequence[dict[str, Any]]) -> list[str]:
+    """``--kbit-fused``: one row per k-bit site, on bitlite's fused op or why not."""
+    if not fused:
+        return []
+    lines = [
+        "",
+        "k-bit layers on bitlite's fused op (--kbit-fused: BitliteKbitBconv2d over the "
+        "input's bit planes; input planes made from float by BitliteKbitQuantize or written "
+        "by the layer before; output float, or the next layer's planes with a max-pool "
+        "between them run inside the op):",
+        "",
+        "| layer | fused | input | planes in | output | planes out | pool fused | why not |",
+        "|---|---|---|---:|---|---:|---|---|",
+    ]
+    lines += [
+        f"| {f['layer']} | {'yes' if f['fused'] else 'no'} | {f['input'] if f['fused'] else '–'} "
+        f"| {f['planes_in'] or '–'} | {f['output'] or '–'} | {f['planes_out'] or '–'} | "
+        f"{'yes' if f['pool_fused'] else 'no'} | {f['reason']} |"
+        for f in fused
+    ]
+    return lines
+
+
 def runs_on(r: dict[str, Any]) -> str:
     """Which interpreters can run the file: LCE ops need LCE's or bitlite's runtime."""
     if r.get("needs_bitlite_runtime"):
+        ops = r.get("bitlite_ops") or ["BitliteDecodeWeights"]  # reports before it was kept
         return (
-            "needs bitlite_runtime only (custom op BitliteDecodeWeights: k-bit packed "
-            "weights); LCE's interpreter and stock TFLite cannot load it"
+            f"needs bitlite_runtime only (custom ops {bitlite_op_roles(ops)}); "
+            "LCE's interpreter and stock TFLite cannot load it"
         )
     if not r["needs_lce"]:
         return "any TFLite interpreter"
@@ -743,6 +873,13 @@ def summary(out: Path, report: dict[str, Any]) -> str:
             lines.append(
                 f"  not binary      {p['layer']}: {p.get('reason') or 'weights not binary'}"
             )
+    for f in r.get("kbit_fused", []):
+        lines.append(f"  k-bit fused     {f['layer']}: " + (
+            f"{f['planes_in']} planes in from {f['input']} -> {f['output']}"
+            + (f" ({f['planes_out']} planes)" if f["output"] == "planes" else "")
+            + (", max-pool inside" if f["pool_fused"] else "")
+            if f["fused"] else f"not fused: {f['reason']}"
+        ))  # fmt: skip
     for name, b in r["baselines"].items():
         if "tflite_accuracy" in b:
             lines.append(
@@ -812,6 +949,14 @@ def make_parser() -> argparse.ArgumentParser:
         help="store weights of <= 16 levels (ternary, po2, weight-shared) as k-bit codes; "
         "the file then runs only on bitlite_runtime (parity is checked there)",
     )
+    p.add_argument(
+        "--kbit-fused",
+        action="store_true",
+        help="run k-bit layers (2-4-bit activations into binary weights: dorefa, qnn) on "
+        "bitlite's fused ops BitliteKbitBconv2d/BitliteKbitQuantize: the same outputs, "
+        "faster, each binary filter stored once; model.tflite then runs only on "
+        "bitlite_runtime (parity is checked there). A run with no k-bit layer is refused",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--android",
@@ -838,6 +983,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         interpreter=args.interpreter,
         allow_inexact=args.allow_inexact_int8,
         pack=args.pack_weights,
+        fused=args.kbit_fused,
     )
     print(summary(run.path, report))
     if assets is not None:
@@ -872,7 +1018,7 @@ def _main_foreign(args: argparse.Namespace) -> int:
     report = export_model(
         model, args.out, samples=inputs, normalization=norm, class_names=names,
         baselines=("float", "int8") if args.baselines else (), interpreter=args.interpreter,
-        pack=args.pack_weights, progress=not args.quiet,
+        pack=args.pack_weights, progress=not args.quiet, fused=args.kbit_fused,
     )  # fmt: skip
     print(summary(args.out, report))
     return 0

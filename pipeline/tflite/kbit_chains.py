@@ -26,7 +26,10 @@ which counts them with the binary filter once each and combines the counts to
 
 A padded site needs the pad value to be level 0 (all planes -1), which the op's SAME
 padding assumes. Sites that do not fit stay as they are, and the report says why. Files
-with these ops run only on bitlite's runtime (``TFLiteModel.bitlite_ops``).
+with these ops run only on bitlite's runtime (``TFLiteModel.bitlite_ops``);
+``python -m pipeline.export --kbit-fused`` writes them
+(:func:`pipeline.export.exporter.store`), its report listing each site
+(:class:`KbitReport`).
 """
 
 from __future__ import annotations
@@ -48,19 +51,22 @@ from pipeline.tflite.chains import (
     _transform,
 )
 from pipeline.tflite.chains import _Skip as ChainSkip
+from pipeline.tflite.reader import KBIT_CONV_OP as OP
+from pipeline.tflite.reader import KBIT_QUANTIZE_OP as QUANTIZE
 from pipeline.tflite.rewrite import _name, _opcode_index, add_tensor, load, pack
 
-OP = "BitliteKbitBconv2d"
-QUANTIZE = "BitliteKbitQuantize"
 POOL_MIN, FALLS = 1, 2  # per-channel flags (runtime/src/kbit.h)
 
 
 @dataclass
 class KbitReport:
     conv: str  # the thermometer LceBconv2d's output tensor
-    planes: int = 0
+    quantized: str = ""  # its input's LceQuantize output tensor (names the Keras layer)
+    planes: int = 0  # activation bit planes in
     source: str = ""  # "quantize" (from float) or the producing layer's name
-    output: str = ""  # "float" or "planes"
+    output: str = ""  # "float" or "planes" (the next k-bit layer's, written by this op)
+    out_planes: int = 0  # with output "planes": how many
+    pool: bool = False  # a MAX_POOL_2D between it and the next layer runs inside the op
     rewritten: bool = False
     reason: str = ""
 
@@ -101,7 +107,8 @@ def fuse_kbit(flatbuffer: bytes) -> tuple[bytes, list[KbitReport]]:
         if len(users) != 1 or _kind(model, graph.operators[users[0]]) != "LceBconv2d":
             continue
         conv = users[0]
-        rep = KbitReport(_name(graph.tensors[graph.operators[conv].outputs[0]].name))
+        rep = KbitReport(_name(graph.tensors[graph.operators[conv].outputs[0]].name),
+                         _name(graph.tensors[op.outputs[0]].name))  # fmt: skip
         try:
             sites[conv] = _site(model, graph, i, conv)
             rep.planes = sites[conv].planes
@@ -130,6 +137,7 @@ def fuse_kbit(flatbuffer: bytes) -> tuple[bytes, list[KbitReport]]:
             else:
                 planes_of[conv] = _planes_tensor(model, graph, sites[prev], site, pool,
                                                  thresholds, flags, replaced)  # fmt: skip
+                reports[prev].out_planes, reports[prev].pool = site.planes, pool is not None
                 removed.update(chain)
                 removed.update(site.ops)
                 rep.source = _name(graph.tensors[graph.operators[prev].outputs[0]].name)

@@ -150,7 +150,7 @@ class TFLiteModel:
         """Multiply-accumulates per inference by kind: binary (LceBconv2d), int8, float."""
         totals: Counter[str] = Counter()
         for op in self.ops:
-            kind, count = _op_macs(self, op)
+            kind, count = op_macs(self, op)
             if count:
                 totals[kind] += count
         return {k: int(totals.get(k, 0)) for k in ("binary", "int8", "float")}
@@ -168,8 +168,22 @@ def weight_totals(weights: list[WeightInfo]) -> tuple[int, int, float]:
     return stored, count, 8 * stored / count if count else 0.0
 
 
-WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "LceBconv2d")
 DECODE_OP = "BitliteDecodeWeights"  # k-bit packed weights (pipeline.tflite.rewrite)
+KBIT_CONV_OP = "BitliteKbitBconv2d"  # the fused k-bit convolution (pipeline.tflite.kbit_chains)
+KBIT_QUANTIZE_OP = "BitliteKbitQuantize"  # float -> k-bit activation planes (the same)
+# What each op only bitlite's runtime has does: the reports and tools.inspect name them.
+BITLITE_OP_ROLES = {
+    DECODE_OP: "k-bit packed weights",
+    KBIT_CONV_OP: "fused k-bit convolution over activation bit planes",
+    KBIT_QUANTIZE_OP: "float -> k-bit activation bit planes",
+}
+BINARY_OPS = ("LceBconv2d", KBIT_CONV_OP)  # binary filters: (out, kh, kw, 32-channel words)
+WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", *BINARY_OPS)
+
+
+def bitlite_op_roles(ops: list[str]) -> str:
+    """``Op (what it does), …`` for ops only bitlite's runtime has."""
+    return ", ".join(f"{op} ({BITLITE_OP_ROLES.get(op, 'bitlite op')})" for op in ops)
 
 
 @dataclass
@@ -189,7 +203,7 @@ class WeightInfo:
 
 # The weight ranks each op's kernel must have (FULLY_CONNECTED: (units, in_features)).
 WEIGHT_RANKS = {"CONV_2D": (4,), "DEPTHWISE_CONV_2D": (4,), "LceBconv2d": (4,),
-                "FULLY_CONNECTED": (2,)}  # fmt: skip
+                KBIT_CONV_OP: (4,), "FULLY_CONNECTED": (2,)}  # fmt: skip
 
 
 # Ops that turn a stored kernel into the one an op multiplies with, keeping its shape.
@@ -236,12 +250,12 @@ def _channels_in(op: Op) -> int:
 
 def _logical_weights(model: TFLiteModel, op: Op) -> int:
     shape = weight_shape(model, op)
-    if op.type == "LceBconv2d":  # (out, kh, kw, words): channels_in bits used of each row
+    if op.type in BINARY_OPS:  # (out, kh, kw, words): channels_in bits used of each row
         return int(shape[0] * shape[1] * shape[2] * _channels_in(op))
     return int(np.prod(shape))
 
 
-def _op_macs(model: TFLiteModel, op: Op) -> tuple[str, int]:
+def op_macs(model: TFLiteModel, op: Op) -> tuple[str, int]:
     if op.type not in WEIGHT_OPS:
         return "", 0
     out = model.tensors[op.outputs[0]]
@@ -253,6 +267,9 @@ def _op_macs(model: TFLiteModel, op: Op) -> tuple[str, int]:
         filters, kh, kw, _ = shape
         positions = int(np.prod(out.shape[:-1])) if out.shape else 0
         return "binary", positions * filters * kh * kw * _channels_in(op)
+    if op.type == KBIT_CONV_OP:
+        filters, kh, kw, _ = shape
+        return "binary", _kbit_positions(model, op, kh, kw) * filters * kh * kw * _channels_in(op)
     if op.type == "CONV_2D":
         _, kh, kw, cin = shape
         per_output = kh * kw * cin
@@ -264,6 +281,22 @@ def _op_macs(model: TFLiteModel, op: Op) -> tuple[str, int]:
     # packed ones behind BitliteDecodeWeights (our low-bit storage) multiply in float.
     kind = "int8" if model.tensors[op.inputs[0]].dtype == "int8" else "float"
     return kind, out_elems * per_output
+
+
+def _kbit_positions(model: TFLiteModel, op: Op, kh: int, kw: int) -> int:
+    """Convolution positions × activation planes of a fused k-bit op: every binary product
+    counted, as for LceBconv2d. Its output may be pooled or the next layer's planes, so
+    the positions come from its input planes ``[planes · n, h, w, words]`` and options."""
+    shape = model.tensors[op.inputs[0]].shape
+    if len(shape) != 4 or min(shape) < 1:
+        return 0
+    o = custom_options(op)
+    sh, sw = int(o.get("stride_height", 1)) or 1, int(o.get("stride_width", 1)) or 1
+    if o.get("padding", 1) == 0:  # SAME
+        ho, wo = -(-shape[1] // sh), -(-shape[2] // sw)
+    else:
+        ho, wo = max(0, (shape[1] - kh) // sh + 1), max(0, (shape[2] - kw) // sw + 1)
+    return int(shape[0]) * ho * wo  # the batch axis holds planes × n
 
 
 def read_model(data: bytes) -> TFLiteModel:

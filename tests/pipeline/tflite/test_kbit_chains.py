@@ -83,6 +83,11 @@ def test_every_thermometer_site_becomes_the_fused_op(exported):
     assert [(r.rewritten, r.output) for r in reports] == [(True, "planes"), (True, "planes"),
                                                         (True, "float")], reports  # fmt: skip
     assert reports[0].source == "quantize" and reports[1].source == reports[0].conv
+    # the first writes the second's planes through the max-pool; the second the third's
+    bits = 3 if mixed else 2
+    assert [(r.planes, r.out_planes, r.pool) for r in reports] == [
+        (bits, bits, True), (bits, bits, False), (bits, 0, False)]  # fmt: skip
+    assert all("bconv_thermometer" in r.quantized for r in reports)  # names the Keras layer
     after = read_model(fused)
     counts = after.op_counts()
     assert (counts["BitliteKbitQuantize"], counts["BitliteKbitBconv2d"]) == (1, 3)
@@ -90,6 +95,13 @@ def test_every_thermometer_site_becomes_the_fused_op(exported):
     assert after.bitlite_ops() == ["BitliteKbitBconv2d", "BitliteKbitQuantize"]
     assert "LceBconv2d" in read_model(portable).op_counts()
     assert len(fused) < len(portable)  # one binary filter instead of 2^k - 1 copies
+    # every binary product counted: k planes where the thermometer had 2^k - 1
+    bits = 3 if mixed else 2
+    macs = read_model(portable).macs()["binary"]
+    assert after.macs()["binary"] * (2**bits - 1) == macs * bits > 0
+    # each binary filter once: filters × 3×3 × the layer's input channels (40, 36, 33)
+    assert [(w.count, w.bytes) for w in after.weights() if w.op == "BitliteKbitBconv2d"] == [
+        (36 * 9 * 40, 36 * 9 * 8), (33 * 9 * 36, 33 * 9 * 8), (20 * 9 * 33, 20 * 9 * 8)]
     flags = [np.frombuffer(t.data, np.int32) for t in after.tensors
              if t.name.endswith("/level_flags")]  # fmt: skip
     # the first layer's output is max-pooled: a value falling with the count pools by the
