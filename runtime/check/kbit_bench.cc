@@ -1,0 +1,153 @@
+// k-bit layer timings without TFLite (issue 16): VGG-8's fused W1A2 layers
+// (BitliteKbitBconv2d as pipeline/tflite/kbit_chains.py writes them: 2 activation
+// planes, the pool fused, 2 output planes; the dense head with float output) beside
+// the W1A1 layers of the same shapes (LceBconv2d, bitpacked output), interleaved
+// round by round so the shared machine's load hits all alike. Per layer: W1A1, the
+// k-bit op's GEMM alone (RunBConv over the plane images), the whole k-bit op
+// (RunKbit), and the epilogue = whole - GEMM.
+//
+//   kbit_bench [rounds] [kernel] [threads]
+// Prints the median microseconds per layer and in total.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../src/bconv.h"
+#include "../src/bgemm.h"
+#include "../src/kbit.h"
+
+using namespace bitlite;
+
+namespace {
+
+struct Layer {
+  const char* name;
+  int hw, cin, cout, k, padding, pool;  // padding 0 = SAME; pool: 2x2 stride 2 or 0
+  bool float_out;
+};
+
+const Layer kLayers[] = {
+    {"32x32 128->128 pool", 32, 128, 128, 3, 0, 2, false},
+    {"16x16 128->256", 16, 128, 256, 3, 0, 0, false},
+    {"16x16 256->256 pool", 16, 256, 256, 3, 0, 2, false},
+    {"8x8 256->512", 8, 256, 512, 3, 0, 0, false},
+    {"8x8 512->512 pool", 8, 512, 512, 3, 0, 2, false},
+    {"dense 4x4x512->1024", 4, 512, 1024, 4, 1, 0, true},
+};
+constexpr int kPlanes = 2;
+
+struct Prepared {
+  BConvPlan w1a1;
+  KbitPlan kbit;
+  KbitScratch scratch;
+  std::vector<int32_t> input;        // kPlanes images (W1A1 reads the first)
+  std::vector<int32_t> out, counts;  // big enough for any output
+};
+
+void Prepare(const Layer& l, const BgemmKernel* kernel, int threads, std::mt19937& rng,
+             Prepared* p) {
+  const int words = l.cin / 32, taps = l.k * l.k;
+  std::vector<int32_t> filter(size_t(l.cout) * taps * words);
+  for (auto& v : filter) v = int32_t(rng());
+  p->input.resize(size_t(kPlanes) * l.hw * l.hw * words);
+  for (auto& v : p->input) v = int32_t(rng());
+  const int filter_dims[4] = {l.cout, l.k, l.k, words};
+  BConvOptions o;
+  o.channels_in = l.cin;
+  o.padding = l.padding;
+  o.pad_values = 1;
+  const int in1[4] = {1, l.hw, l.hw, words};
+  std::vector<float> mul(l.cout, 0.5f), bias(l.cout, 1.0f);
+  std::vector<int32_t> thr(l.cout, taps * l.cin / 2);
+  BConvTensors t{in1, filter_dims, filter.data(), mul.data(), bias.data(), thr.data(),
+                 l.float_out ? OutputType::kFloat32 : OutputType::kBitpacked, 1.0f, 0};
+  std::string e = PlanBConv(o, t, &p->w1a1);
+  KeepFiltersFor(kernel, &p->w1a1);
+  KbitOptions ko;
+  ko.channels_in = l.cin;
+  ko.planes = kPlanes;
+  ko.out_planes = l.float_out ? 0 : kPlanes;
+  ko.padding = l.padding;
+  if (l.pool) ko.pool_height = ko.pool_width = ko.pool_stride_height = ko.pool_stride_width = l.pool;
+  const int depth = 3 * taps * l.cin;
+  std::vector<int32_t> levels(size_t(l.cout) * 3), flags(l.cout);
+  for (int c = 0; c < l.cout; ++c) {
+    for (int j = 0; j < 3; ++j) levels[c * 3 + j] = depth / 2 + int(rng() % 200) - 100;
+    std::sort(levels.begin() + c * 3, levels.begin() + c * 3 + 3);
+    flags[c] = int(rng() % 4);
+  }
+  const int in_k[4] = {kPlanes, l.hw, l.hw, words};
+  KbitTensors kt{in_k, filter_dims, filter.data(), mul.data(), bias.data(), levels.data(),
+                 flags.data()};
+  if (e.empty()) e = PlanKbit(ko, kt, &p->kbit);
+  if (!e.empty()) std::printf("plan %s: %s\n", l.name, e.c_str());
+  KeepFiltersFor(kernel, &p->kbit.conv);
+  p->scratch.Reserve(p->kbit, kernel, threads);
+  const size_t big = size_t(kPlanes) * l.hw * l.hw * l.cout;
+  p->out.resize(big);
+  p->counts.resize(big);
+}
+
+double Micros(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int rounds = argc > 1 ? std::atoi(argv[1]) : 50;
+  const char* name = argc > 2 ? argv[2] : nullptr;
+  const int threads = argc > 3 ? std::atoi(argv[3]) : 1;
+  const char* err = nullptr;
+  const BgemmKernel* kernel = SelectKernel(name, &err);
+  if (kernel == nullptr) {
+    std::printf("kernel: %s\n", err);
+    return 2;
+  }
+  constexpr int n = sizeof(kLayers) / sizeof(kLayers[0]);
+  std::mt19937 rng(1);
+  std::vector<Prepared> layers(n);
+  for (int i = 0; i < n; ++i) Prepare(kLayers[i], kernel, threads, rng, &layers[i]);
+  // [layer][w1a1, gemm, kbit]
+  std::vector<std::vector<std::vector<double>>> us(n + 1, std::vector<std::vector<double>>(3));
+  for (int r = 0; r < rounds + 3; ++r) {
+    double sum[3] = {0, 0, 0};
+    for (int i = 0; i < n; ++i) {
+      Prepared& p = layers[i];
+      double d[3];
+      auto t0 = std::chrono::steady_clock::now();
+      RunBConv(p.w1a1, kernel, threads, p.input.data(), p.out.data());
+      d[0] = Micros(t0);
+      t0 = std::chrono::steady_clock::now();
+      RunBConv(p.kbit.conv, kernel, threads, p.input.data(), p.counts.data(),
+               &p.scratch.workspace);
+      d[1] = Micros(t0);
+      t0 = std::chrono::steady_clock::now();
+      RunKbit(p.kbit, kernel, threads, p.input.data(), p.out.data(), &p.scratch);
+      d[2] = Micros(t0);
+      for (int j = 0; j < 3; ++j) {
+        sum[j] += d[j];
+        if (r >= 3) us[i][j].push_back(d[j]);  // 3 warm-up rounds
+      }
+    }
+    if (r >= 3)
+      for (int j = 0; j < 3; ++j) us[n][j].push_back(sum[j]);
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  std::printf("kernel %s, %d thread(s), median of %d rounds (us)\n", kernel->name, threads,
+              rounds);
+  std::printf("%-22s %9s %9s %9s %9s %8s %8s\n", "layer", "W1A1", "kbit", "GEMM", "epilogue",
+              "kbit/A1", "GEMM/A1");
+  for (int i = 0; i <= n; ++i) {
+    const double a = median(us[i][0]), g = median(us[i][1]), k = median(us[i][2]);
+    std::printf("%-22s %9.1f %9.1f %9.1f %9.1f %7.2fx %7.2fx\n", i < n ? kLayers[i].name : "total",
+                a, k, g, k - g, k / a, g / a);
+  }
+  return 0;
+}
