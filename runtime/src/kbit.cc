@@ -1,6 +1,7 @@
 #include "kbit.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -368,11 +369,16 @@ void QuantizeLevels(const float* x, long rows, int channels, const float* offset
 
 // ---------------------------------------------------------------- vector code, threads
 
-// The least elements (pixels x channels x planes) worth a thread of the epilogue's own.
+// The least elements (pixels x channels x planes) worth a thread of the epilogue's own:
+// a few microseconds of work, as a pool wake-up costs.
 constexpr long kMinElementsPerThread = 32768;
+std::atomic<long> g_min_elements{-1};  // < 0: kMinElementsPerThread
 
 int ThreadsFor(long elements, int num_threads) {
-  return static_cast<int>(std::max(1L, std::min<long>(num_threads, elements / kMinElementsPerThread)));
+  const long set = g_min_elements.load(std::memory_order_relaxed);
+  const long least = set < 0 ? kMinElementsPerThread : set;
+  if (least == 0) return std::max(1, num_threads);
+  return static_cast<int>(std::max(1L, std::min<long>(num_threads, elements / least)));
 }
 
 struct RangeJob {  // [0, total) rows or pixels, split into `tasks` chunks
@@ -460,5 +466,7 @@ void KbitQuantize(const float* x, long rows, int channels, const float* offsets,
   job.packed = out;
   RunRanges(&job, ThreadsFor(rows * channels * ((1L << planes) - 1), num_threads), QuantizeTask);
 }
+
+void SetKbitMinElementsPerThread(long elements) { g_min_elements.store(elements); }
 
 }  // namespace bitlite

@@ -120,6 +120,10 @@ bool RunKbit(const KbitPlan& plan, const BgemmKernel* kernel, int num_threads,
 void KbitQuantize(const float* x, long rows, int channels, const float* offsets, int planes,
                   int32_t* out, const BgemmKernel* kernel, int num_threads);
 
+// For tests: the least elements (pixels x channels x planes) per thread before the
+// epilogue or the quantize is split (negative: the default; 0 splits every one).
+void SetKbitMinElementsPerThread(long elements);
+
 }  // namespace bitlite
 
 #endif  // BITLITE_KBIT_H_
