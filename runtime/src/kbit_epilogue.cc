@@ -43,6 +43,7 @@ struct Lanes {
     std::memcpy(r.v, p, sizeof(int32_t) * m);
     return r;
   }
+  static void Store(int32_t* p, V v, M m) { std::memcpy(p, v.v, sizeof(int32_t) * m); }
   static F LoadF(const float* p, M m) {
     F r{};
     std::memcpy(r.v, p, sizeof(float) * m);
@@ -102,6 +103,7 @@ struct Lanes {
   using M = __mmask16;
   KBIT_TARGET static M Mask(int n) { return static_cast<M>((1u << n) - 1); }
   KBIT_TARGET static V Load(const int32_t* p, M m) { return _mm512_maskz_loadu_epi32(m, p); }
+  KBIT_TARGET static void Store(int32_t* p, V v, M m) { _mm512_mask_storeu_epi32(p, m, v); }
   KBIT_TARGET static F LoadF(const float* p, M m) { return _mm512_maskz_loadu_ps(m, p); }
   KBIT_TARGET static V Set(int32_t x) { return _mm512_set1_epi32(x); }
   KBIT_TARGET static V Add(V a, V b) { return _mm512_add_epi32(a, b); }
@@ -146,6 +148,7 @@ struct Lanes {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
   KBIT_TARGET static V Load(const int32_t* p, M m) { return _mm256_maskload_epi32(p, m); }
+  KBIT_TARGET static void Store(int32_t* p, V v, M m) { _mm256_maskstore_epi32(p, m, v); }
   KBIT_TARGET static F LoadF(const float* p, M m) { return _mm256_maskload_ps(p, m); }
   KBIT_TARGET static V Set(int32_t x) { return _mm256_set1_epi32(x); }
   KBIT_TARGET static V Add(V a, V b) { return _mm256_add_epi32(a, b); }
