@@ -72,8 +72,7 @@ void Levels(const KbitPlan& plan, int32_t* key, int n) {
 }
 
 // Output pixel (n, py, px)'s pooled keys over all channels into `key`.
-void PoolKeys(const KbitPlan& plan, const int32_t* sums, int n, int py, int px,
-                          int32_t* key) {
+void PoolKeys(const KbitPlan& plan, const int32_t* sums, int n, int py, int px, int32_t* key) {
   const KbitOptions& o = plan.opt;
   const BConvShape& s = plan.conv.shape;
   const int oc = s.out_c;

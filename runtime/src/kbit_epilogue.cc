@@ -16,6 +16,9 @@
 #include <immintrin.h>
 #endif
 
+// The bits are stored as the low bytes of a uint32 (kbit_epilogue_body.h: StoreBits).
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "little-endian bit stores");
+
 namespace bitlite {
 
 #if defined(__GNUC__)

@@ -3,38 +3,35 @@
 // KBIT_TARGET (its target attribute) and `Lanes` (kLanes int32 lanes: vectors V,
 // float vectors F, lane masks M): one algorithm, compiled per width. No include guard.
 
-// P for channels [c, c + lanes) of conv pixel `p`: sum_i 2^i a_i over the planes'
-// counts, plus the pixel's zero-padding fix row (null inside the image).
-KBIT_TARGET KBIT_INLINE typename Lanes::V CountP(const int32_t* a, long plane_stride, int planes,
+// P for channels [c, c + lanes) of a conv pixel (its counts at `a`, plane i at
+// a + i * plane_stride): sum_i 2^i a_i, plus its zero-padding fix row (null: inside).
+template <int kPlanes>
+KBIT_TARGET KBIT_INLINE typename Lanes::V CountP(const int32_t* a, long plane_stride,
                                                  const int32_t* fix, typename Lanes::M m) {
-  typename Lanes::V sum = Lanes::Load(a + (planes - 1) * plane_stride, m);
-  for (int i = planes - 2; i >= 0; --i)
+  typename Lanes::V sum = Lanes::Load(a + (kPlanes - 1) * plane_stride, m);
+  for (int i = kPlanes - 2; i >= 0; --i)
     sum = Lanes::Add(Lanes::Add(sum, sum), Lanes::Load(a + i * plane_stride, m));
   if (fix != nullptr) sum = Lanes::Add(sum, Lanes::Load(fix, m));
   return sum;
 }
 
-// The zero-padding fix row of the conv pixel at `pixel` (y * out_w + x) of its image.
-KBIT_TARGET KBIT_INLINE const int32_t* FixRow(const KbitPlan& plan, long pixel) {
-  const int32_t f = plan.fix_index[pixel];
-  return f < 0 ? nullptr : plan.fix_rows.data() + static_cast<long>(f) * plan.out_c;
-}
-
 // Float output (no pool): y = float(clamp(2P, 0, 2 depth)) * mul + bias, as
 // LceBconv2d's transform over the thermometer depth.
+template <int kPlanes>
 KBIT_TARGET void FloatPixels(const KbitPlan& plan, const int32_t* counts, float* out, long q0,
                              long q1) {
-  const int oc = plan.out_c, planes = plan.opt.planes;
+  const int oc = plan.out_c;
   const long per_image = static_cast<long>(plan.out_h) * plan.out_w;
   const long plane_stride = per_image * plan.batch * oc;
   const typename Lanes::V zero = Lanes::Set(0);
   const typename Lanes::V hi = Lanes::Set(static_cast<int32_t>(2 * plan.depth));
   for (long p = q0; p < q1; ++p) {
-    const int32_t* fix = FixRow(plan, p % per_image);
+    const int32_t f = plan.fix_index[p % per_image];
+    const int32_t* fix = f < 0 ? nullptr : plan.fix_rows.data() + static_cast<long>(f) * oc;
     for (int c = 0; c < oc; c += Lanes::kLanes) {
       const typename Lanes::M m = Lanes::Mask(std::min(Lanes::kLanes, oc - c));
       const typename Lanes::V sum =
-          CountP(counts + p * oc + c, plane_stride, planes, fix ? fix + c : nullptr, m);
+          CountP<kPlanes>(counts + p * oc + c, plane_stride, fix ? fix + c : nullptr, m);
       const typename Lanes::V x = Lanes::Min(Lanes::Max(Lanes::Add(sum, sum), zero), hi);
       Lanes::StoreFloat(out + p * oc + c, x, plan.mul.data() + c, plan.bias.data() + c, m);
     }
@@ -109,10 +106,8 @@ KBIT_TARGET void PlanePixels(const KbitPlan& plan, const int32_t* counts, int32_
           const bool first = y == y0 && x == x0;
           for (int c = c0; c < c1; c += Lanes::kLanes) {
             const typename Lanes::M m = Lanes::Mask(std::min(Lanes::kLanes, c1 - c));
-            typename Lanes::V sum = Lanes::Load(a + (kPlanes - 1) * plane_stride + c, m);
-            for (int i = kPlanes - 2; i >= 0; --i)
-              sum = Lanes::Add(Lanes::Add(sum, sum), Lanes::Load(a + i * plane_stride + c, m));
-            if (fix != nullptr) sum = Lanes::Add(sum, Lanes::Load(fix + c, m));
+            const typename Lanes::V sum =
+                CountP<kPlanes>(a + c, plane_stride, fix ? fix + c : nullptr, m);
             // neg is 0 or -1: (sum ^ neg) - neg is sum or -sum
             const typename Lanes::V neg = Lanes::Load(key_sign + c, m);
             typename Lanes::V key = Lanes::Sub(Lanes::Xor(sum, neg), neg);
@@ -143,29 +138,27 @@ KBIT_TARGET void PlanePixels(const KbitPlan& plan, const int32_t* counts, int32_
   }
 }
 
+// One conv's epilogue from kPlanes input planes: float, or 1..4 output planes.
 template <int kPlanes>
-KBIT_TARGET void PlanePixelsFrom(const KbitPlan& plan, const int32_t* counts, int32_t* out,
-                                 long q0, long q1) {
+KBIT_TARGET void EpilogueFrom(const KbitPlan& plan, const int32_t* counts, void* out, long q0,
+                              long q1) {
+  int32_t* bits = static_cast<int32_t*>(out);
   switch (plan.opt.out_planes) {
-    case 1: PlanePixels<kPlanes, 1>(plan, counts, out, q0, q1); break;
-    case 2: PlanePixels<kPlanes, 2>(plan, counts, out, q0, q1); break;
-    case 3: PlanePixels<kPlanes, 3>(plan, counts, out, q0, q1); break;
-    default: PlanePixels<kPlanes, 4>(plan, counts, out, q0, q1); break;
+    case 0: FloatPixels<kPlanes>(plan, counts, static_cast<float*>(out), q0, q1); break;
+    case 1: PlanePixels<kPlanes, 1>(plan, counts, bits, q0, q1); break;
+    case 2: PlanePixels<kPlanes, 2>(plan, counts, bits, q0, q1); break;
+    case 3: PlanePixels<kPlanes, 3>(plan, counts, bits, q0, q1); break;
+    default: PlanePixels<kPlanes, 4>(plan, counts, bits, q0, q1); break;
   }
 }
 
 KBIT_TARGET void Epilogue(const KbitPlan& plan, const int32_t* counts, void* out, long q0,
                           long q1) {
-  if (plan.opt.out_planes == 0) {
-    FloatPixels(plan, counts, static_cast<float*>(out), q0, q1);
-    return;
-  }
-  int32_t* bits = static_cast<int32_t*>(out);
   switch (plan.opt.planes) {
-    case 1: PlanePixelsFrom<1>(plan, counts, bits, q0, q1); break;
-    case 2: PlanePixelsFrom<2>(plan, counts, bits, q0, q1); break;
-    case 3: PlanePixelsFrom<3>(plan, counts, bits, q0, q1); break;
-    default: PlanePixelsFrom<4>(plan, counts, bits, q0, q1); break;
+    case 1: EpilogueFrom<1>(plan, counts, out, q0, q1); break;
+    case 2: EpilogueFrom<2>(plan, counts, out, q0, q1); break;
+    case 3: EpilogueFrom<3>(plan, counts, out, q0, q1); break;
+    default: EpilogueFrom<4>(plan, counts, out, q0, q1); break;
   }
 }
 
