@@ -4,7 +4,8 @@
 // the W1A1 layers of the same shapes (LceBconv2d, bitpacked output), interleaved
 // round by round so the shared machine's load hits all alike. Per layer: W1A1, the
 // k-bit op's GEMM alone (RunBConv over the plane images), the whole k-bit op
-// (RunKbit), and its epilogue alone (over the GEMM's counts); and the first k-bit layer's input
+// (RunKbit: in bands where the plan has them), and the epilogue alone over the whole
+// GEMM's counts; and the first k-bit layer's input
 // quantization (BitliteKbitQuantize, 2 planes) beside W1A1's (LceQuantize's
 // BitpackFloat) of the same 32x32x128 floats.
 //
@@ -146,13 +147,14 @@ int main(int argc, char** argv) {
       RunBConv(p.w1a1, kernel, threads, p.input.data(), p.out.data());
       d[0] = Micros(t0);
       t0 = std::chrono::steady_clock::now();
-      RunBConv(p.kbit.conv, kernel, threads, p.input.data(), p.scratch.counts.data(),
+      RunBConv(p.kbit.conv, kernel, threads, p.input.data(), p.counts.data(),
                &p.scratch.workspace);
       d[1] = Micros(t0);
       const long out_pixels = long(p.kbit.batch) * p.kbit.out_h * p.kbit.out_w;
+      const BConvShape& s = p.kbit.conv.shape;
+      const KbitCounts counts{p.counts.data(), 0, long(p.kbit.batch) * s.out_h * s.out_w * s.out_c};
       t0 = std::chrono::steady_clock::now();
-      KbitVectorFor(kernel).epilogue(p.kbit, p.scratch.counts.data(), p.out.data(), 0,
-                                     out_pixels);
+      KbitVectorFor(kernel).epilogue(p.kbit, counts, p.out.data(), 0, out_pixels);
       d[3] = Micros(t0);
       t0 = std::chrono::steady_clock::now();
       RunKbit(p.kbit, kernel, threads, p.input.data(), p.out.data(), &p.scratch);

@@ -10,7 +10,8 @@
 namespace kbit_check {
 
 // One random configuration; false when the planner refused it (counted by the caller).
-bool RandomKbit(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernels) {
+// `banded`: counts the configurations run in bands (KbitPlan::band_rows).
+bool RandomKbit(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernels, int* banded) {
   KbitOptions o;
   o.planes = 1 + rng() % kMaxKbitPlanes;
   o.out_planes = rng() % 4 == 0 ? 0 : 1 + rng() % kMaxKbitPlanes;
@@ -55,8 +56,11 @@ bool RandomKbit(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernel
   KbitTensors t{in_dims, filter_dims, filter.data(), mul.data(), bias.data(),
                 thresholds.data(), flags.data()};
   KbitPlan plan;
+  SetKbitBandPixels(rng() % 2 ? -1 : 1 + rng() % 12);  // bands in half the layers
   const std::string error = PlanKbit(o, t, &plan);
+  SetKbitBandPixels(-1);
   if (!error.empty()) return false;
+  if (plan.band_rows > 0) ++*banded;
   int dims[4];
   KbitOutputDims(plan, dims);
   const size_t n = size_t(dims[0]) * dims[1] * dims[2] * dims[3];
@@ -122,9 +126,9 @@ void RandomQuantize(std::mt19937& rng, const std::vector<const BgemmKernel*>& ke
 
 void CheckKbit(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernels, int iters) {
   SetKbitMinElementsPerThread(0);  // split even the smallest epilogue over the threads
-  int run = 0, refused = 0;
+  int run = 0, refused = 0, banded = 0;
   for (int it = 0; it < iters; ++it) {
-    if (kbit_check::RandomKbit(rng, kernels))
+    if (kbit_check::RandomKbit(rng, kernels, &banded))
       ++run;
     else
       ++refused;
@@ -132,6 +136,7 @@ void CheckKbit(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernels
   }
   SetKbitMinElementsPerThread(-1);
   Expect(run > refused, "most random k-bit configurations are runnable");
-  std::printf("kbit: %d configurations and %d quantize inputs compared, %d refused\n", run,
-              iters, refused);
+  Expect(banded > run / 8, "many random k-bit configurations run in bands");
+  std::printf("kbit: %d configurations (%d in bands) and %d quantize inputs compared, %d "
+              "refused\n", run, banded, iters, refused);
 }

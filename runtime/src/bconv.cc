@@ -210,6 +210,7 @@ struct ConvJob {  // one RunBConv call, split into tasks
   const int32_t* input;
   void* output;
   bool fuse;         // bitpacked / float output inside the blocked kernel where exact
+  long out_origin = 0;  // kInt32: the pixel at the output's first row (RunBConvRange)
   long pix_chunk;    // pixels per task
   int ch_chunk;      // output channels per task (multiple of 32, or out_c)
   int ch_tasks;
@@ -518,7 +519,7 @@ void RunRange(const ConvJob& job, Scratch& sc, long begin, long end, int c0, int
       }
       // kInt32: the GEMM stores the block's accumulators in the output itself.
       int32_t* accum = plan.out_type == OutputType::kInt32
-                           ? static_cast<int32_t*>(job.output) + p0 * s.out_c
+                           ? static_cast<int32_t*>(job.output) + (p0 - job.out_origin) * s.out_c
                            : sc.accum.data();
       Gemm(plan, job.kernel, patches, n, g, lo, hi, accum, fused ? &ep : nullptr);
     }
@@ -829,6 +830,35 @@ bool RunBConv(const BConvPlan& plan, const BgemmKernel* kernel, int num_threads,
     return true;
   }
   return RunOptimized(plan, kernel, num_threads, input, output, /*allow_fuse=*/true, ws);
+}
+
+bool RunBConvRange(const BConvPlan& plan, const BgemmKernel* kernel, const int32_t* input,
+                   int32_t* output, long begin, long end, BConvWorkspace* workspace) {
+  if (plan.out_type != OutputType::kInt32 || kernel == nullptr || kernel->run == nullptr)
+    return false;
+  BConvWorkspace::Impl* ws =
+      workspace && workspace->impl && !workspace->impl->slots.empty() ? workspace->impl.get()
+                                                                       : nullptr;
+  ConvJob job;
+  job.workspace = ws;
+  job.plan = &plan;
+  job.kernel = kernel;
+  job.input = input;
+  job.output = output;
+  job.fuse = false;
+  job.out_origin = begin;
+  job.pix_chunk = end - begin;
+  job.ch_chunk = plan.shape.out_c;
+  job.ch_tasks = 1;
+  const int slot = ws ? ws->Acquire() : -1;
+  if (ws != nullptr && slot < 0) return false;  // more callers than slots
+  try {
+    RunRange(job, slot >= 0 ? ws->slots[slot] : ThreadScratch(), begin, end, 0, plan.shape.out_c);
+  } catch (...) {  // bad_alloc of scratch
+    job.failed.store(true);
+  }
+  if (slot >= 0) ws->Release(slot);
+  return !job.failed.load();
 }
 
 void SetMinMacsPerThread(double macs) { g_min_macs_per_thread.store(macs); }

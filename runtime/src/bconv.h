@@ -153,6 +153,13 @@ class BConvWorkspace {
 bool RunBConv(const BConvPlan& plan, const BgemmKernel* kernel, int num_threads,
               const int32_t* input, void* output, BConvWorkspace* workspace = nullptr);
 
+// kInt32 plans (bitlite's k-bit op): the accumulators of pixels [begin, end) (flat over
+// the batch) on the calling thread, pixel begin + i at output row i; `workspace` (may be
+// null) gives it a free slot, so threads may run ranges at once. False: not a kInt32
+// plan, the reference kernel, no free slot, or out of memory.
+bool RunBConvRange(const BConvPlan& plan, const BgemmKernel* kernel, const int32_t* input,
+                   int32_t* output, long begin, long end, BConvWorkspace* workspace);
+
 // For tests: the least work (binary MACs) per thread before a convolution is
 // split (default, or any negative value: the kernel's min_macs_per_thread);
 // 0 splits every convolution over all threads.

@@ -146,6 +146,49 @@ void BorderPatterns(KbitPlan* plan) {
     }
 }
 
+// Conv rows [*y0, *y1) that output rows [oy0, oy1) read (their pool windows).
+void BandConvRows(const KbitPlan& plan, int oy0, int oy1, int* y0, int* y1) {
+  const KbitOptions& o = plan.opt;
+  if (o.pool_height == 0) {
+    *y0 = oy0, *y1 = oy1;
+    return;
+  }
+  *y0 = std::max(0, oy0 * o.pool_stride_height - plan.pool_pad_top);
+  *y1 = std::min(plan.conv.shape.out_h,
+                 (oy1 - 1) * o.pool_stride_height - plan.pool_pad_top + o.pool_height);
+}
+
+// Bands of output rows whose conv rows hold at least kBandPixels pixels per plane (a
+// couple of GEMM pixel blocks: the filters are streamed once per block either way), so
+// that one band's counts (planes x 96 x out_c) stay in cache between the GEMM and the
+// epilogue, instead of whole images' (1 MB for VGG-8's first layer).
+constexpr long kBandPixels = 96;
+std::atomic<long> g_band_pixels{-1};  // < 0: kBandPixels
+
+void PlanBands(KbitPlan* plan) {
+  const long set = g_band_pixels.load(std::memory_order_relaxed);
+  const long band_pixels = set < 0 ? kBandPixels : set;
+  plan->band_rows = 0;
+  plan->band_pixels = 0;
+  const int conv_w = plan->conv.shape.out_w;
+  for (int rows = 1; rows < plan->out_h; ++rows) {
+    long most = 0, least = -1;
+    for (int oy0 = 0; oy0 < plan->out_h; oy0 += rows) {
+      int y0, y1;
+      BandConvRows(*plan, oy0, std::min(plan->out_h, oy0 + rows), &y0, &y1);
+      const long pixels = static_cast<long>(std::max(0, y1 - y0)) * conv_w;
+      most = std::max(most, pixels);
+      least = least < 0 ? pixels : std::min(least, pixels);
+    }
+    // the last band may be short; the others must reach kBandPixels
+    if (most >= band_pixels && (least >= band_pixels / 2 || rows * 2 > plan->out_h)) {
+      plan->band_rows = rows;
+      plan->band_pixels = most;
+      return;
+    }
+  }
+}
+
 }  // namespace
 
 std::string ParseKbitOptions(const uint8_t* buffer, size_t length, KbitOptions* out) {
@@ -231,6 +274,7 @@ std::string PlanKbit(const KbitOptions& opt, const KbitTensors& t, KbitPlan* pla
     plan->pool_pad_top = pad_h;
     plan->pool_pad_left = pad_w;
   }
+  PlanBands(plan);
   if (opt.out_planes == 0) {
     if (t.post_mul == nullptr || t.post_bias == nullptr)
       return Err("float output needs post_activation_multiplier and _bias");
@@ -281,8 +325,11 @@ bool KbitScratch::Reserve(const KbitPlan& plan, const BgemmKernel* kernel, int t
   const BConvShape& s = plan.conv.shape;
   const size_t pixels = static_cast<size_t>(plan.batch) * s.out_h * s.out_w;
   const bool oracle = kernel == nullptr || kernel->run == nullptr;
+  const int tasks = std::max(1, std::min(threads, 64));
+  const size_t count_rows =
+      oracle || plan.band_rows == 0 ? pixels : static_cast<size_t>(plan.band_pixels) * tasks;
   try {
-    counts.assign(pixels * plan.opt.planes * s.out_c, 0);
+    counts.assign(count_rows * plan.opt.planes * s.out_c, 0);
     sums.assign(oracle && plan.opt.out_planes > 0 ? pixels * s.out_c : 0, 0);
     fix.assign(oracle ? s.out_c : 0, 0);
     key.assign(oracle ? s.out_c : 0, 0);
@@ -380,12 +427,18 @@ int ThreadsFor(long elements, int num_threads) {
   return static_cast<int>(std::max(1L, std::min<long>(num_threads, elements / least)));
 }
 
-struct RangeJob {  // [0, total) rows or pixels, split into `tasks` chunks
+struct RangeJob {  // [0, total) rows, pixels or bands, split into `tasks` chunks
   long total = 0, chunk = 0;
   const KbitVector* vec = nullptr;
   const KbitPlan* plan = nullptr;  // the epilogue's
-  const int32_t* counts = nullptr;
+  KbitCounts counts{};
   void* out = nullptr;
+  const BgemmKernel* kernel = nullptr;  // the bands' GEMM
+  const int32_t* input = nullptr;
+  BConvWorkspace* workspace = nullptr;
+  int32_t* buffers = nullptr;  // one band's counts per task
+  long buffer_words = 0;
+  std::atomic<bool> failed{false};
   const float* x = nullptr;  // the quantize's
   const float* offsets = nullptr;
   int channels = 0, planes = 0;
@@ -396,6 +449,37 @@ void EpilogueTask(void* ctx, int task) {
   const RangeJob& j = *static_cast<const RangeJob*>(ctx);
   const long q0 = task * j.chunk;
   j.vec->epilogue(*j.plan, j.counts, j.out, q0, std::min(j.total, q0 + j.chunk));
+}
+
+// Bands [task * chunk, ...): per band, each plane's GEMM over the band's conv rows into
+// this task's buffer, then the epilogue of its output rows.
+void BandTask(void* ctx, int task) {
+  RangeJob& j = *static_cast<RangeJob*>(ctx);
+  const KbitPlan& plan = *j.plan;
+  const BConvShape& s = plan.conv.shape;
+  const int bands = CeilDiv(plan.out_h, plan.band_rows);  // per image
+  const long plane_pixels = static_cast<long>(plan.batch) * s.out_h * s.out_w;
+  int32_t* buffer = j.buffers + task * j.buffer_words;
+  for (long b = task * j.chunk; b < std::min(j.total, (task + 1) * j.chunk); ++b) {
+    const int n = static_cast<int>(b / bands);
+    const int oy0 = static_cast<int>(b % bands) * plan.band_rows;
+    const int oy1 = std::min(plan.out_h, oy0 + plan.band_rows);
+    int y0, y1;
+    BandConvRows(plan, oy0, oy1, &y0, &y1);
+    const long pixels = static_cast<long>(y1 - y0) * s.out_w;
+    const long first = (static_cast<long>(n) * s.out_h + y0) * s.out_w;
+    for (int i = 0; i < plan.opt.planes; ++i) {
+      const long begin = i * plane_pixels + first;
+      if (!RunBConvRange(plan.conv, j.kernel, j.input, buffer + i * pixels * s.out_c, begin,
+                         begin + pixels, j.workspace)) {
+        j.failed.store(true);
+        return;
+      }
+    }
+    const long q0 = (static_cast<long>(n) * plan.out_h + oy0) * plan.out_w;
+    j.vec->epilogue(plan, KbitCounts{buffer, first, pixels * s.out_c}, j.out, q0,
+                    q0 + static_cast<long>(oy1 - oy0) * plan.out_w);
+  }
 }
 
 void QuantizeTask(void* ctx, int task) {
@@ -422,10 +506,28 @@ bool RunKbit(const KbitPlan& plan, const BgemmKernel* kernel, int num_threads,
   const BConvShape& s = plan.conv.shape;
   const int oc = s.out_c;
   const long pixels = static_cast<long>(s.out_h) * s.out_w * plan.batch;
+  const bool oracle = kernel == nullptr || kernel->run == nullptr;
+  RangeJob job;
+  job.vec = oracle ? nullptr : &KbitVectorFor(kernel);
+  job.plan = &plan;
+  job.out = output;
+  const int threads = ThreadsFor(pixels * oc * plan.opt.planes, num_threads);
+  if (!oracle && plan.band_rows > 0) {
+    job.total = static_cast<long>(plan.batch) * CeilDiv(plan.out_h, plan.band_rows);
+    job.kernel = kernel;
+    job.input = input;
+    job.workspace = &scratch->workspace;
+    job.buffers = scratch->counts.data();
+    job.buffer_words = plan.band_pixels * plan.opt.planes * oc;
+    const long buffers = static_cast<long>(scratch->counts.size()) / job.buffer_words;
+    if (buffers < 1) return false;
+    RunRanges(&job, static_cast<int>(std::min<long>(std::max(1, num_threads), buffers)), BandTask);
+    return !job.failed.load();
+  }
   if (scratch->counts.size() < static_cast<size_t>(pixels) * plan.opt.planes * oc) return false;
   if (!RunBConv(plan.conv, kernel, num_threads, input, scratch->counts.data(), &scratch->workspace))
     return false;
-  if (kernel == nullptr || kernel->run == nullptr) {  // the oracle
+  if (oracle) {
     if (scratch->fix.size() < static_cast<size_t>(oc) || scratch->key.size() < static_cast<size_t>(oc))
       return false;
     if (plan.opt.out_planes == 0) {
@@ -439,13 +541,9 @@ bool RunKbit(const KbitPlan& plan, const BgemmKernel* kernel, int num_threads,
     LevelsOfPixels(plan, scratch->sums.data(), scratch->key.data(), static_cast<int32_t*>(output));
     return true;
   }
-  RangeJob job;
   job.total = static_cast<long>(plan.batch) * plan.out_h * plan.out_w;
-  job.vec = &KbitVectorFor(kernel);
-  job.plan = &plan;
-  job.counts = scratch->counts.data();
-  job.out = output;
-  RunRanges(&job, ThreadsFor(pixels * oc * plan.opt.planes, num_threads), EpilogueTask);
+  job.counts = KbitCounts{scratch->counts.data(), 0, pixels * oc};
+  RunRanges(&job, threads, EpilogueTask);
   return true;
 }
 
@@ -467,5 +565,7 @@ void KbitQuantize(const float* x, long rows, int channels, const float* offsets,
 }
 
 void SetKbitMinElementsPerThread(long elements) { g_min_elements.store(elements); }
+
+void SetKbitBandPixels(long pixels) { g_band_pixels.store(pixels); }
 
 }  // namespace bitlite

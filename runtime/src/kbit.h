@@ -72,6 +72,11 @@ struct KbitPlan {
   // fix_rows [patterns][out_c], one row per distinct set of outside taps, and per conv
   // pixel of an image (y * out_w + x, before the pool) its row or -1 (all taps inside).
   std::vector<int32_t> fix_rows, fix_index;
+  // Bands (optimized kernels): band_rows > 0 runs the GEMM and the epilogue per band of
+  // band_rows output rows of one image, the planes' counts of its conv rows (at most
+  // band_pixels per plane) in a small buffer that stays in cache; 0: whole images.
+  int band_rows = 0;
+  long band_pixels = 0;
   // float output: LCE's transform of P over the thermometer depth
   std::vector<float> mul, bias;
   // planes output: thresholds [out_c][levels], flags [out_c]
@@ -99,10 +104,11 @@ std::string PlanKbit(const KbitOptions& opt, const KbitTensors& t, KbitPlan* pla
 // [N, out_h, out_w, O] (float) or [out_planes * N, out_h, out_w, words].
 void KbitOutputDims(const KbitPlan& plan, int dims[4]);
 
-// Scratch RunKbit needs, allocated at prepare: the GEMM's counts; for the oracle
+// Scratch RunKbit needs, allocated at prepare: the GEMM's counts (per thread, one band's
+// where the plan has bands); for the oracle
 // (reference kernel) also the pre-pool keys and one pixel's rows.
 struct KbitScratch {
-  std::vector<int32_t> counts;  // [planes][conv pixels][out_c]
+  std::vector<int32_t> counts;  // [planes][conv pixels][out_c]; bands: per task, one band's
   std::vector<int32_t> sums;    // oracle: key per pre-pool pixel and channel
   std::vector<int32_t> fix;     // oracle: one pixel's zero-padding fix per channel
   std::vector<int32_t> key;     // oracle: one output pixel's pooled key, then its level
@@ -123,6 +129,10 @@ void KbitQuantize(const float* x, long rows, int channels, const float* offsets,
 // For tests: the least elements (pixels x channels x planes) per thread before the
 // epilogue or the quantize is split (negative: the default; 0 splits every one).
 void SetKbitMinElementsPerThread(long elements);
+
+// For tests: the least conv pixels per plane of a band, read by PlanKbit (negative: the
+// default; small values make bands of every layer with more than one output row).
+void SetKbitBandPixels(long pixels);
 
 }  // namespace bitlite
 

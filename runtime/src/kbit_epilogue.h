@@ -14,11 +14,19 @@
 
 namespace bitlite {
 
+// The GEMM's counts of a range of conv pixels: conv pixel p's (flat over the batch)
+// plane i at data + i * plane_stride + (p - first) * out_c.
+struct KbitCounts {
+  const int32_t* data;
+  long first;
+  long plane_stride;
+};
+
 struct KbitVector {
   const char* name;
-  // Output pixels [q0, q1) (flat over the batch) of `plan` from the GEMM's counts
-  // ([planes][conv pixels][out_c]) into `out` (float* or int32_t* per plan).
-  void (*epilogue)(const KbitPlan& plan, const int32_t* counts, void* out, long q0, long q1);
+  // Output pixels [q0, q1) (flat over the batch) of `plan` from the counts of (at
+  // least) their conv pixels into `out` (float* or int32_t* per plan).
+  void (*epilogue)(const KbitPlan& plan, const KbitCounts& counts, void* out, long q0, long q1);
   // BitliteKbitQuantize's rows [r0, r1) of x [rows, channels] -> out [planes][rows][words].
   void (*quantize)(const float* x, long rows, int channels, const float* offsets, int planes,
                    int32_t* out, long r0, long r1);

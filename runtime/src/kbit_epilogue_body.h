@@ -18,11 +18,11 @@ KBIT_TARGET KBIT_INLINE typename Lanes::V CountP(const int32_t* a, long plane_st
 // Float output (no pool): y = float(clamp(2P, 0, 2 depth)) * mul + bias, as
 // LceBconv2d's transform over the thermometer depth.
 template <int kPlanes>
-KBIT_TARGET void FloatPixels(const KbitPlan& plan, const int32_t* counts, float* out, long q0,
+KBIT_TARGET void FloatPixels(const KbitPlan& plan, const KbitCounts& counts, float* out, long q0,
                              long q1) {
   const int oc = plan.out_c;
   const long per_image = static_cast<long>(plan.out_h) * plan.out_w;
-  const long plane_stride = per_image * plan.batch * oc;
+  const long plane_stride = counts.plane_stride;
   const typename Lanes::V zero = Lanes::Set(0);
   const typename Lanes::V hi = Lanes::Set(static_cast<int32_t>(2 * plan.depth));
   for (long p = q0; p < q1; ++p) {
@@ -31,7 +31,8 @@ KBIT_TARGET void FloatPixels(const KbitPlan& plan, const int32_t* counts, float*
     for (int c = 0; c < oc; c += Lanes::kLanes) {
       const typename Lanes::M m = Lanes::Mask(std::min(Lanes::kLanes, oc - c));
       const typename Lanes::V sum =
-          CountP<kPlanes>(counts + p * oc + c, plane_stride, fix ? fix + c : nullptr, m);
+          CountP<kPlanes>(counts.data + (p - counts.first) * oc + c, plane_stride,
+                          fix ? fix + c : nullptr, m);
       const typename Lanes::V x = Lanes::Min(Lanes::Max(Lanes::Add(sum, sum), zero), hi);
       Lanes::StoreFloat(out + p * oc + c, x, plan.mul.data() + c, plan.bias.data() + c, m);
     }
@@ -60,8 +61,8 @@ KBIT_TARGET KBIT_INLINE void ZeroTail(int32_t* row, int channels) {
 // q's bit is 0). Short loops over the channel blocks, every field the loops read a
 // local: the bit stores (bytes) could alias the plan, and the compiler would reload it.
 template <int kPlanes, int kOutPlanes>
-KBIT_TARGET void PlanePixels(const KbitPlan& plan, const int32_t* counts, int32_t* out, long q0,
-                             long q1) {
+KBIT_TARGET void PlanePixels(const KbitPlan& plan, const KbitCounts& counts, int32_t* out,
+                             long q0, long q1) {
   constexpr int kLevels = (1 << kOutPlanes) - 1;
   constexpr int kChunk = 256;  // channels per pass (a multiple of 32)
   const KbitOptions o = plan.opt;
@@ -70,7 +71,8 @@ KBIT_TARGET void PlanePixels(const KbitPlan& plan, const int32_t* counts, int32_
             pad_left = plan.pool_pad_left;
   const int oc = plan.out_c, words = (oc + 31) / 32;
   const long per_image = static_cast<long>(conv_h) * conv_w;
-  const long plane_stride = per_image * plan.batch * oc;
+  const long plane_stride = counts.plane_stride, first = counts.first;
+  const int32_t* const data = counts.data;
   const long out_per_image = static_cast<long>(out_h) * out_w;
   const long out_plane_stride = out_per_image * plan.batch * words;
   const bool pool = o.pool_height > 0;
@@ -93,14 +95,14 @@ KBIT_TARGET void PlanePixels(const KbitPlan& plan, const int32_t* counts, int32_
       y1 = std::min(conv_h, y0 + o.pool_height), x1 = std::min(conv_w, x0 + o.pool_width);
       y0 = std::max(0, y0), x0 = std::max(0, x0);
     }
-    const int32_t* image = counts + n * per_image * oc;
+    const long image = n * per_image - first;  // the counts' row of conv pixel (0, 0)
     int32_t* dst = out + q * words;
     for (int c0 = 0; c0 < oc; c0 += kChunk) {
       const int c1 = std::min(oc, c0 + kChunk);
       for (int y = y0; y < y1; ++y)
         for (int x = x0; x < x1; ++x) {
           const long pixel = static_cast<long>(y) * conv_w + x;
-          const int32_t* a = image + pixel * oc;
+          const int32_t* a = data + (image + pixel) * oc;
           const int32_t f = fix_index[pixel];  // P's zero-padding fix row, or none
           const int32_t* fix = f >= 0 ? fix_rows + static_cast<long>(f) * oc : nullptr;
           const bool first = y == y0 && x == x0;
@@ -140,7 +142,7 @@ KBIT_TARGET void PlanePixels(const KbitPlan& plan, const int32_t* counts, int32_
 
 // One conv's epilogue from kPlanes input planes: float, or 1..4 output planes.
 template <int kPlanes>
-KBIT_TARGET void EpilogueFrom(const KbitPlan& plan, const int32_t* counts, void* out, long q0,
+KBIT_TARGET void EpilogueFrom(const KbitPlan& plan, const KbitCounts& counts, void* out, long q0,
                               long q1) {
   int32_t* bits = static_cast<int32_t*>(out);
   switch (plan.opt.out_planes) {
@@ -152,7 +154,7 @@ KBIT_TARGET void EpilogueFrom(const KbitPlan& plan, const int32_t* counts, void*
   }
 }
 
-KBIT_TARGET void Epilogue(const KbitPlan& plan, const int32_t* counts, void* out, long q0,
+KBIT_TARGET void Epilogue(const KbitPlan& plan, const KbitCounts& counts, void* out, long q0,
                           long q1) {
   switch (plan.opt.planes) {
     case 1: EpilogueFrom<1>(plan, counts, out, q0, q1); break;

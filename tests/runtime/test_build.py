@@ -37,8 +37,9 @@ def _assert_kbit_compared(out: str) -> None:
     """The k-bit section (runtime/check/kbit_check.h) ran: most of its 150 random
     configurations were planned and compared against the oracle."""
     line = next(x for x in out.splitlines() if x.startswith("kbit: "))
-    run, quantized, refused = (int(w) for w in line.split() if w.isdigit())
-    assert quantized == 150 and run > 100 and run + refused == 150, line
+    run, banded, quantized, refused = (int(w.strip("()")) for w in line.split()
+                                       if w.strip("()").isdigit())  # fmt: skip
+    assert quantized == 150 and run > 100 and run + refused == 150 and banded > 10, line
 
 
 def test_host_kernels_match_reference(tmp_path):
