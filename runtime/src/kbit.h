@@ -12,10 +12,10 @@
 // count and gives us either LCE's float transform (post multiplier and bias over the
 // thermometer depth) or the next layer's k-bit level as thresholds on P.
 //
-// BitliteKbitBconv2d runs the k planes through the existing binary GEMM in one call
-// (RunBConv over the k * N plane images, raw int32 counts: the filters read per pixel
-// block once for all planes) and then one epilogue pass per output pixel combines
-// them: P, the zero-padding fix (a zero-padded activation is q = 0, all planes -1,
+// BitliteKbitBconv2d runs the k planes through the existing binary GEMM (RunBConv over
+// the k * N plane images, raw int32 counts; on large layers per band of output rows,
+// RunBConvRange, so that a band's counts stay in cache) and then one epilogue pass per
+// output pixel combines them: P, the zero-padding fix (a zero-padded activation is q = 0, all planes -1,
 // whereas the GEMM reads outside taps as +1; precomputed per border pattern), an
 // optional max pool on P (per channel by max or min: the float value it stands for
 // rises or falls with P), and the output: float, or the next layer's planes straight
