@@ -9,6 +9,8 @@
 // quantization (BitliteKbitQuantize, 2 planes) beside W1A1's (LceQuantize's
 // BitpackFloat) of the same 32x32x128 floats.
 //
+//   c++ -std=c++17 -O3 -ffp-contract=off -pthread runtime/check/kbit_bench.cc \
+//       $(ls runtime/src/*.cc | grep -v -e /ops.cc -e /delegate.cc) -o kbit_bench
 //   kbit_bench [rounds] [kernel] [threads]
 // Prints the median and the least microseconds per layer and in total (on a shared
 // machine the least is the closest to a quiet one).
