@@ -10,7 +10,9 @@
 //    many corruptions of it with a message (and never crashes);
 // 4. BitliteDecodeWeights: k = 1..8 codes packed bit by bit decode exactly, and
 //    malformed code streams, level tables, scales and options are refused;
-// 5. eval allocates nothing: a convolution run with a workspace reserved at prepare
+// 5. bitlite's k-bit ops (kbit_check.h): every kernel's vector epilogue and quantize
+//    at 1..4 threads == the plain C++ oracle, random configurations;
+// 6. eval allocates nothing: a convolution run with a workspace reserved at prepare
 //    makes no C++ allocation (operator new is counted), on every kernel and 1..4
 //    threads; and when no thread can be started the convolutions still run (serially).
 // Prints "N passed, M failed" and exits non-zero on any failure.
@@ -33,6 +35,7 @@
 #include "../src/bgemm.h"
 #include "../src/decode_weights.h"
 #include "../src/flexbuffer.h"
+#include "../src/kbit.h"
 #include "../src/simple_ops.h"
 #include "../src/thread_pool.h"
 #include "flexbuffer_builder.h"
@@ -236,7 +239,8 @@ void CheckConv(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernels
     const int in_dims[4] = {1 + int(rng() % 2), 3 + int(rng() % 12), 3 + int(rng() % 12),
                             in_words};
     const int filter_dims[4] = {out_c, fh, fw, in_words / groups};
-    const OutputType type = static_cast<OutputType>(rng() % 3);
+    const OutputType type = static_cast<OutputType>(rng() % 4);  // kInt32 too
+    if (type == OutputType::kInt32) o.pad_values = 1, o.activation = 0;  // its only options
     std::vector<int32_t> filter(size_t(out_c) * fh * fw * (in_words / groups));
     for (auto& v : filter) v = static_cast<int32_t>(rng());
     std::vector<float> mul(out_c), bias(out_c);
@@ -568,6 +572,8 @@ void CheckDecode(std::mt19937& rng, int iters) {
   std::printf("decode: %d packed tensors (k = 1..8) checked\n", decoded);
 }
 
+#include "kbit_check.h"
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -587,6 +593,7 @@ int main(int argc, char** argv) {
   CheckBitpackFloat(rng, iters);
   CheckParser(rng);
   CheckDecode(rng, iters);
+  CheckKbit(rng, kernels, iters);
   int refused = 0;
   for (const auto& r : stats.refused) refused += r.second;
   std::printf("conv: %d configurations compared, %d refused by the planner:\n", stats.run,

@@ -48,6 +48,10 @@ inline int8_t SaturatingRound(float y) {
 void WritePixel(const BConvPlan& plan, const int32_t* accum, const int32_t* float_corr,
                 void* out, long pixel) {
   const int oc = plan.shape.out_c;
+  if (plan.out_type == OutputType::kInt32) {
+    std::copy(accum, accum + oc, static_cast<int32_t*>(out) + pixel * oc);
+    return;
+  }
   if (plan.out_type == OutputType::kBitpacked) {
     const int words = CeilDiv(oc, kBits);
     int32_t* o = static_cast<int32_t*>(out) + pixel * words;
@@ -206,6 +210,7 @@ struct ConvJob {  // one RunBConv call, split into tasks
   const int32_t* input;
   void* output;
   bool fuse;         // bitpacked / float output inside the blocked kernel where exact
+  long out_origin = 0;  // kInt32: the pixel at the output's first row (RunBConvRange)
   long pix_chunk;    // pixels per task
   int ch_chunk;      // output channels per task (multiple of 32, or out_c)
   int ch_tasks;
@@ -512,8 +517,13 @@ void RunRange(const ConvJob& job, Scratch& sc, long begin, long end, int c0, int
         InterleavePatches4(sc.patches.data(), n, kw, sc.interleaved.data());
         patches = sc.interleaved.data();
       }
-      Gemm(plan, job.kernel, patches, n, g, lo, hi, sc.accum.data(), fused ? &ep : nullptr);
+      // kInt32: the GEMM stores the block's accumulators in the output itself.
+      int32_t* accum = plan.out_type == OutputType::kInt32
+                           ? static_cast<int32_t*>(job.output) + (p0 - job.out_origin) * s.out_c
+                           : sc.accum.data();
+      Gemm(plan, job.kernel, patches, n, g, lo, hi, accum, fused ? &ep : nullptr);
     }
+    if (plan.out_type == OutputType::kInt32) continue;
     if (fused && plan.out_type == OutputType::kBitpacked) {
       // A last word half the kernel did not cover (out_c % 32 in 1..16) is zero.
       if (c1 == s.out_c && CeilDiv(s.out_c, 16) < 2 * words)
@@ -578,7 +588,7 @@ bool RunOptimized(const BConvPlan& plan, const BgemmKernel* kernel, int num_thre
   job.input = input;
   job.output = output;
   job.fuse = allow_fuse && kernel->run_blocked != nullptr && kernel->fuses && s.groups == 1 &&
-             plan.out_type != OutputType::kInt8;
+             (plan.out_type == OutputType::kFloat32 || plan.out_type == OutputType::kBitpacked);
   const long pixels = static_cast<long>(s.batch) * s.out_h * s.out_w;
   // Threads only pay off past ~20 us of work each (a pool wake-up costs
   // microseconds); tasks are several per thread so a slow core evens out.
@@ -705,6 +715,9 @@ std::string PlanBConv(const BConvOptions& opt, const BConvTensors& t, BConvPlan*
   plan->out_type = t.out_type;
   plan->zero_pad = ZeroPadMode::kNone;
   const Activation act = static_cast<Activation>(opt.activation);
+  if (t.out_type == OutputType::kInt32 &&
+      ((opt.padding == 0 && opt.pad_values == 0) || act != Activation::kNone))
+    return Err("raw int32 counts need pad_values=1 (or VALID) and no activation");
   if (opt.padding == 0 && opt.pad_values == 0) {
     // Match the LCE kernel that runs such an op: its default kernel corrects float
     // output without activation in float; grouped convolutions only run on its
@@ -719,7 +732,9 @@ std::string PlanBConv(const BConvOptions& opt, const BConvTensors& t, BConvPlan*
                  std::to_string(s.channels_per_group) + ")");
   }
 
-  if (t.out_type == OutputType::kBitpacked) {
+  if (t.out_type == OutputType::kInt32) {
+    // the caller applies everything (the planner checked the options above)
+  } else if (t.out_type == OutputType::kBitpacked) {
     if (t.thresholds == nullptr) return Err("bitpacked output needs the thresholds input");
     plan->thresholds.assign(t.thresholds, t.thresholds + s.out_c);
   } else {
@@ -815,6 +830,35 @@ bool RunBConv(const BConvPlan& plan, const BgemmKernel* kernel, int num_threads,
     return true;
   }
   return RunOptimized(plan, kernel, num_threads, input, output, /*allow_fuse=*/true, ws);
+}
+
+bool RunBConvRange(const BConvPlan& plan, const BgemmKernel* kernel, const int32_t* input,
+                   int32_t* output, long begin, long end, BConvWorkspace* workspace) {
+  if (plan.out_type != OutputType::kInt32 || kernel == nullptr || kernel->run == nullptr)
+    return false;
+  BConvWorkspace::Impl* ws =
+      workspace && workspace->impl && !workspace->impl->slots.empty() ? workspace->impl.get()
+                                                                       : nullptr;
+  ConvJob job;
+  job.workspace = ws;
+  job.plan = &plan;
+  job.kernel = kernel;
+  job.input = input;
+  job.output = output;
+  job.fuse = false;
+  job.out_origin = begin;
+  job.pix_chunk = end - begin;
+  job.ch_chunk = plan.shape.out_c;
+  job.ch_tasks = 1;
+  const int slot = ws ? ws->Acquire() : -1;
+  if (ws != nullptr && slot < 0) return false;  // more callers than slots
+  try {
+    RunRange(job, slot >= 0 ? ws->slots[slot] : ThreadScratch(), begin, end, 0, plan.shape.out_c);
+  } catch (...) {  // bad_alloc of scratch
+    job.failed.store(true);
+  }
+  if (slot >= 0) ws->Release(slot);
+  return !job.failed.load();
 }
 
 void SetMinMacsPerThread(double macs) { g_min_macs_per_thread.store(macs); }

@@ -8,6 +8,7 @@
 //   float:     float(clamp(accum << 1)) * mul + bias        (fused, see below)
 //   int8:      saturate(round(the float expression))
 //   bitpacked: bit = accum > threshold
+//   int32:     accum itself (OutputType::kInt32)
 // Out-of-bounds taps: pad_values=1 (or VALID) read as +1 (bit 0). SAME with
 // pad_values=0 must act as 0: for float output without activation (and no
 // groups) we add LCE's correction term in float after the transform
@@ -28,7 +29,10 @@
 
 namespace bitlite {
 
-enum class OutputType { kFloat32, kInt8, kBitpacked };
+// kInt32: the raw accumulators (sign disagreements), no transform and no
+// zero-padding semantics (pad_values must be 1, or VALID): bitlite's k-bit op
+// (kbit.h) combines several planes' counts itself.
+enum class OutputType { kFloat32, kInt8, kBitpacked, kInt32 };
 enum class Activation { kNone = 0, kRelu = 1, kReluN1To1 = 2, kRelu6 = 3 };
 enum class ZeroPadMode { kNone, kFloatCorrection, kIntegerAccum };
 
@@ -140,13 +144,21 @@ class BConvWorkspace {
 };
 
 // Runs the convolution. `kernel->run == nullptr` selects the direct (oracle)
-// implementation. `output` is float*, int8_t* or int32_t* per plan.out_type.
+// implementation. `output` is float*, int8_t* or int32_t* per plan.out_type
+// (bitpacked words or, kInt32, the accumulators).
 // Work is split over `num_threads` (the calling thread plus a persistent pool;
 // with a workspace, at most its slots); the bytes written do not depend on the
 // thread count. Never throws: returns false only if scratch memory could not be
 // allocated (output then undefined).
 bool RunBConv(const BConvPlan& plan, const BgemmKernel* kernel, int num_threads,
               const int32_t* input, void* output, BConvWorkspace* workspace = nullptr);
+
+// kInt32 plans (bitlite's k-bit op): the accumulators of pixels [begin, end) (flat over
+// the batch) on the calling thread, pixel begin + i at output row i; `workspace` (may be
+// null) gives it a free slot, so threads may run ranges at once. False: not a kInt32
+// plan, the reference kernel, no free slot, or out of memory.
+bool RunBConvRange(const BConvPlan& plan, const BgemmKernel* kernel, const int32_t* input,
+                   int32_t* output, long begin, long end, BConvWorkspace* workspace);
 
 // For tests: the least work (binary MACs) per thread before a convolution is
 // split (default, or any negative value: the kernel's min_macs_per_thread);

@@ -1,12 +1,16 @@
 #include "kbit.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <new>
+#include <tuple>
 
 #include "flexbuffer.h"
-#include "simple_ops.h"
+#include "kbit_epilogue.h"
+#include "thread_pool.h"
 
 namespace bitlite {
 namespace {
@@ -17,14 +21,6 @@ constexpr int kMaxDim = 1 << 20;
 int CeilDiv(int a, int b) { return (a + b - 1) / b; }
 
 std::string Err(const std::string& s) { return "BitliteKbitBconv2d: " + s; }
-
-// The epilogue's helpers are inlined into each vector-width clone of their callers
-// (KBIT_CLONES below), so that they are vectorized at that width too.
-#if defined(__GNUC__)
-#define KBIT_INLINE inline __attribute__((always_inline))
-#else
-#define KBIT_INLINE inline
-#endif
 
 // Output size and leading pad of one axis of a SAME (0) or VALID (1) window.
 bool Window(int in, int size, int stride, int padding, int* out, int* pad) {
@@ -41,7 +37,7 @@ bool Window(int in, int size, int stride, int padding, int* out, int* pad) {
 // P's zero-padding fix for conv pixel (oy, ox): the GEMM read every outside tap as +1
 // (bit 0: it counted the tap's set filter bits); a zero activation is -1 on every used
 // channel bit of every plane (channels - set bits). `fix` gets one value per channel.
-KBIT_INLINE bool PaddingFix(const KbitPlan& plan, int oy, int ox, int32_t* fix) {
+bool PaddingFix(const KbitPlan& plan, int oy, int ox, int32_t* fix) {
   const BConvShape& s = plan.conv.shape;
   const int oc = s.out_c;
   bool any = false;
@@ -59,7 +55,7 @@ KBIT_INLINE bool PaddingFix(const KbitPlan& plan, int oy, int ox, int32_t* fix) 
 }
 
 // Levels of `n` channels from their keys, in place (the loops vectorize).
-KBIT_INLINE void Levels(const KbitPlan& plan, int32_t* key, int n) {
+void Levels(const KbitPlan& plan, int32_t* key, int n) {
   const int32_t* inv = plan.invert.data();
   int32_t count[256];
   for (int c0 = 0; c0 < n; c0 += 256) {
@@ -76,8 +72,7 @@ KBIT_INLINE void Levels(const KbitPlan& plan, int32_t* key, int n) {
 }
 
 // Output pixel (n, py, px)'s pooled keys over all channels into `key`.
-KBIT_INLINE void PoolKeys(const KbitPlan& plan, const int32_t* sums, int n, int py, int px,
-                          int32_t* key) {
+void PoolKeys(const KbitPlan& plan, const int32_t* sums, int n, int py, int px, int32_t* key) {
   const KbitOptions& o = plan.opt;
   const BConvShape& s = plan.conv.shape;
   const int oc = s.out_c;
@@ -102,13 +97,96 @@ KBIT_INLINE void PoolKeys(const KbitPlan& plan, const int32_t* sums, int n, int 
   }
 }
 
-// Plane bits of levels q [rows][channels] as +-1 floats (+1: the bit of q is 1), to be
-// packed by BitpackFloat (x < 0 -> bit 1).
-KBIT_INLINE void LevelSigns(const int32_t* q, long count, int planes, long plane_stride,
-                            float* signs) {
+// Plane bits of levels q [count] into LCE's words at `out` (bit 1 = -1 = q's bit i is
+// 0; bits past `count` are 0): plane i at out + i * plane_stride words.
+void PackLevels(const int32_t* q, int count, int planes, long plane_stride, int32_t* out) {
+  const int words = CeilDiv(count, kBits);
   for (int i = 0; i < planes; ++i)
-    for (long c = 0; c < count; ++c)
-      signs[i * plane_stride + c] = ((q[c] >> i) & 1) ? 1.0f : -1.0f;
+    for (int w = 0; w < words; ++w) {
+      uint32_t bits = 0;
+      for (int c = w * kBits; c < std::min(count, (w + 1) * kBits); ++c)
+        bits |= static_cast<uint32_t>(((q[c] >> i) & 1) == 0) << (c % kBits);
+      out[i * plane_stride + w] = static_cast<int32_t>(bits);
+    }
+}
+
+// P's zero-padding fix per border pattern (KbitPlan::fix_rows / fix_index): a conv
+// pixel's outside taps are the rows outside [y_lo, y_hi) or columns outside [x_lo, x_hi)
+// of its window, so those four bounds name its pattern.
+void BorderPatterns(KbitPlan* plan) {
+  const BConvShape& s = plan->conv.shape;
+  const int oc = s.out_c;
+  const int32_t scale = (1 << plan->opt.planes) - 1;
+  plan->fix_index.assign(static_cast<size_t>(s.out_h) * s.out_w, -1);
+  plan->fix_rows.clear();
+  if (plan->opt.padding != 0) return;  // VALID: every tap inside
+  std::map<std::tuple<int, int, int, int>, int32_t> patterns;
+  for (int oy = 0; oy < s.out_h; ++oy)
+    for (int ox = 0; ox < s.out_w; ++ox) {
+      const int iy = oy * plan->opt.stride_height - s.pad_top;
+      const int ix = ox * plan->opt.stride_width - s.pad_left;
+      const auto bounds = std::make_tuple(std::max(0, -iy), std::min(s.fh, s.in_h - iy),
+                                          std::max(0, -ix), std::min(s.fw, s.in_w - ix));
+      if (bounds == std::make_tuple(0, s.fh, 0, s.fw)) continue;
+      auto it = patterns.find(bounds);
+      if (it == patterns.end()) {
+        it = patterns.emplace(bounds, static_cast<int32_t>(patterns.size())).first;
+        std::vector<int32_t> row(oc, 0);
+        for (int fy = 0; fy < s.fh; ++fy)
+          for (int fx = 0; fx < s.fw; ++fx) {
+            if (fy >= std::get<0>(bounds) && fy < std::get<1>(bounds) &&
+                fx >= std::get<2>(bounds) && fx < std::get<3>(bounds))
+              continue;
+            const int32_t* t = plan->tap_fix.data() + static_cast<size_t>(fy * s.fw + fx) * oc;
+            for (int c = 0; c < oc; ++c) row[c] += scale * t[c];
+          }
+        plan->fix_rows.insert(plan->fix_rows.end(), row.begin(), row.end());
+      }
+      plan->fix_index[static_cast<size_t>(oy) * s.out_w + ox] = it->second;
+    }
+}
+
+// Conv rows [*y0, *y1) that output rows [oy0, oy1) read (their pool windows).
+void BandConvRows(const KbitPlan& plan, int oy0, int oy1, int* y0, int* y1) {
+  const KbitOptions& o = plan.opt;
+  if (o.pool_height == 0) {
+    *y0 = oy0, *y1 = oy1;
+    return;
+  }
+  *y0 = std::max(0, oy0 * o.pool_stride_height - plan.pool_pad_top);
+  *y1 = std::min(plan.conv.shape.out_h,
+                 (oy1 - 1) * o.pool_stride_height - plan.pool_pad_top + o.pool_height);
+}
+
+// Bands of output rows whose conv rows hold at least kBandPixels pixels per plane (a
+// couple of GEMM pixel blocks: the filters are streamed once per block either way), so
+// that one band's counts (planes x 96 x out_c) stay in cache between the GEMM and the
+// epilogue, instead of whole images' (1 MB for VGG-8's first layer).
+constexpr long kBandPixels = 96;
+std::atomic<long> g_band_pixels{-1};  // < 0: kBandPixels
+
+void PlanBands(KbitPlan* plan) {
+  const long set = g_band_pixels.load(std::memory_order_relaxed);
+  const long band_pixels = set < 0 ? kBandPixels : set;
+  plan->band_rows = 0;
+  plan->band_pixels = 0;
+  const int conv_w = plan->conv.shape.out_w;
+  for (int rows = 1; rows < plan->out_h; ++rows) {
+    long most = 0, least = -1;
+    for (int oy0 = 0; oy0 < plan->out_h; oy0 += rows) {
+      int y0, y1;
+      BandConvRows(*plan, oy0, std::min(plan->out_h, oy0 + rows), &y0, &y1);
+      const long pixels = static_cast<long>(std::max(0, y1 - y0)) * conv_w;
+      most = std::max(most, pixels);
+      least = least < 0 ? pixels : std::min(least, pixels);
+    }
+    // the last band may be short; the others must reach kBandPixels
+    if (most >= band_pixels && (least >= band_pixels / 2 || rows * 2 > plan->out_h)) {
+      plan->band_rows = rows;
+      plan->band_pixels = most;
+      return;
+    }
+  }
 }
 
 }  // namespace
@@ -157,23 +235,18 @@ std::string PlanKbit(const KbitOptions& opt, const KbitTensors& t, KbitPlan* pla
   const int64_t levels_in = (1 << opt.planes) - 1;
   const int64_t depth = levels_in * taps * int64_t(opt.channels_in);
   if (depth > (1 << 24)) return Err("the receptive field is too large for exact float counts");
-  // The GEMM: counts a_i as float (exact below 2^24): clamp(2a) * 0.5 + 0, i.e. LCE's
-  // transform with post multiplier -0.5 and post bias depth_i / 2.
+  // The GEMM: the counts a_i as raw int32 (outside taps read as +1: pad_values 1).
   BConvOptions bopt;
   bopt.channels_in = opt.channels_in;
   bopt.padding = opt.padding;
   bopt.pad_values = 1;
   bopt.stride_height = opt.stride_height;
   bopt.stride_width = opt.stride_width;
-  const float half_depth = 0.5f * static_cast<float>(int64_t(taps) * opt.channels_in);
-  std::vector<float> unit_mul(out_c, -0.5f), unit_bias(out_c, half_depth);
   BConvTensors bt{};
   bt.in_dims = t.in_dims;
   bt.filter_dims = t.filter_dims;
   bt.filter = t.filter;
-  bt.post_mul = unit_mul.data();
-  bt.post_bias = unit_bias.data();
-  bt.out_type = OutputType::kFloat32;
+  bt.out_type = OutputType::kInt32;
   std::string e = PlanBConv(bopt, bt, &plan->conv);
   if (!e.empty()) return "BitliteKbitBconv2d: " + e;
   if (plan->conv.shape.groups != 1) return Err("grouped convolutions are not supported");
@@ -190,6 +263,7 @@ std::string PlanKbit(const KbitOptions& opt, const KbitTensors& t, KbitPlan* pla
     for (int tap = 0; tap < n_taps; ++tap)
       plan->tap_fix[static_cast<size_t>(tap) * out_c + c] =
           s.channels_per_group - 2 * plan->conv.tap_popcount[static_cast<size_t>(c) * n_taps + tap];
+  BorderPatterns(plan);
   if (opt.pool_height > 0) {
     int pad_h = 0, pad_w = 0;
     if (!Window(s.out_h, opt.pool_height, opt.pool_stride_height, opt.pool_padding,
@@ -200,6 +274,7 @@ std::string PlanKbit(const KbitOptions& opt, const KbitTensors& t, KbitPlan* pla
     plan->pool_pad_top = pad_h;
     plan->pool_pad_left = pad_w;
   }
+  PlanBands(plan);
   if (opt.out_planes == 0) {
     if (t.post_mul == nullptr || t.post_bias == nullptr)
       return Err("float output needs post_activation_multiplier and _bias");
@@ -249,34 +324,30 @@ void KbitOutputDims(const KbitPlan& plan, int dims[4]) {
 bool KbitScratch::Reserve(const KbitPlan& plan, const BgemmKernel* kernel, int threads) {
   const BConvShape& s = plan.conv.shape;
   const size_t pixels = static_cast<size_t>(plan.batch) * s.out_h * s.out_w;
+  const bool oracle = kernel == nullptr || kernel->run == nullptr;
+  const int tasks = std::max(1, std::min(threads, 64));
+  const size_t count_rows =
+      oracle || plan.band_rows == 0 ? pixels : static_cast<size_t>(plan.band_pixels) * tasks;
   try {
-    counts.assign(pixels * plan.opt.planes * s.out_c, 0.0f);
-    if (plan.opt.out_planes > 0) sums.assign(pixels * s.out_c, 0);
-    fix.assign(s.out_c, 0);
-    key.assign(s.out_c, 0);
-    if (plan.opt.out_planes > 0)
-      signs.assign(static_cast<size_t>(plan.opt.out_planes) * plan.batch * plan.out_h *
-                       plan.out_w * s.out_c, 0.0f);
+    counts.assign(count_rows * plan.opt.planes * s.out_c, 0);
+    sums.assign(oracle && plan.opt.out_planes > 0 ? pixels * s.out_c : 0, 0);
+    fix.assign(oracle ? s.out_c : 0, 0);
+    key.assign(oracle ? s.out_c : 0, 0);
   } catch (const std::bad_alloc&) {
     return false;
   }
+  if (!oracle) ReserveThreads(threads);  // the epilogue's (the GEMM's are reserved below)
   return workspace.Reserve(plan.conv, kernel, threads);
 }
 
-// The epilogue's loops are plain C++ compiled once per x86 vector width (the library's
-// baseline is SSE2) and picked at load time; elsewhere the compiler's baseline.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define KBIT_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define KBIT_CLONES
-#endif
-
 namespace {
+
+// ---------------------------------------------------------------- the oracle
 
 // Conv pixels [0, pixels): P from the planes' counts (+ the zero-padding fix), then
 // either the float output or the key (P or -P) into `sums`.
-KBIT_CLONES void CombineCounts(const KbitPlan& plan, const float* counts, long pixels,
-                               int32_t* fix, int32_t* sums, float* out) {
+void CombineCounts(const KbitPlan& plan, const int32_t* counts, long pixels, int32_t* fix,
+                   int32_t* sums, float* out) {
   const BConvShape& s = plan.conv.shape;
   const int oc = s.out_c, planes = plan.opt.planes;
   const long per_image = static_cast<long>(s.out_h) * s.out_w;
@@ -284,19 +355,17 @@ KBIT_CLONES void CombineCounts(const KbitPlan& plan, const float* counts, long p
   const int32_t hi = static_cast<int32_t>(2 * plan.depth);  // no fused activation
   const long plane_stride = pixels * oc;
   const int32_t* neg = plan.key_sign.data();  // 0 or -1: two's complement negation
-  const float* mul = plan.mul.data();
-  const float* bias = plan.bias.data();
   for (long p = 0; p < pixels; ++p) {
     const int oy = static_cast<int>((p % per_image) / s.out_w);
     const int ox = static_cast<int>(p % s.out_w);
     const bool border = plan.opt.padding == 0 && PaddingFix(plan, oy, ox, fix);
     int32_t* sum = sums + (out == nullptr ? p * oc : 0);
-    const float* a = counts + p * oc;
-    const float* top = a + (planes - 1) * plane_stride;
-    for (int c = 0; c < oc; ++c) sum[c] = static_cast<int32_t>(top[c]);
+    const int32_t* a = counts + p * oc;
+    const int32_t* top = a + (planes - 1) * plane_stride;
+    for (int c = 0; c < oc; ++c) sum[c] = top[c];
     for (int i = planes - 2; i >= 0; --i) {
-      const float* ai = a + i * plane_stride;
-      for (int c = 0; c < oc; ++c) sum[c] = 2 * sum[c] + static_cast<int32_t>(ai[c]);
+      const int32_t* ai = a + i * plane_stride;
+      for (int c = 0; c < oc; ++c) sum[c] = 2 * sum[c] + ai[c];
     }
     if (border)
       for (int c = 0; c < oc; ++c) sum[c] += scale * fix[c];
@@ -307,15 +376,14 @@ KBIT_CLONES void CombineCounts(const KbitPlan& plan, const float* counts, long p
     float* y = out + p * oc;
     for (int c = 0; c < oc; ++c) {
       const int32_t x = std::max(std::min(2 * sum[c], hi), 0);
-      y[c] = static_cast<float>(x) * mul[c] + bias[c];
+      y[c] = static_cast<float>(x) * plan.mul[c] + plan.bias[c];
     }
   }
 }
 
-// Output pixels: pooled key -> level -> +-1 per plane bit into `signs`.
-KBIT_CLONES void LevelsOfPixels(const KbitPlan& plan, const int32_t* sums, int32_t* key,
-                                float* signs) {
-  const int oc = plan.out_c;
+// Output pixels: pooled key -> level -> the output planes' bits.
+void LevelsOfPixels(const KbitPlan& plan, const int32_t* sums, int32_t* key, int32_t* out) {
+  const int oc = plan.out_c, words = CeilDiv(oc, kBits);
   const long out_pixels = static_cast<long>(plan.batch) * plan.out_h * plan.out_w;
   for (long p = 0; p < out_pixels; ++p) {
     const int n = static_cast<int>(p / (static_cast<long>(plan.out_h) * plan.out_w));
@@ -323,27 +391,112 @@ KBIT_CLONES void LevelsOfPixels(const KbitPlan& plan, const int32_t* sums, int32
     const int px = static_cast<int>(p % plan.out_w);
     PoolKeys(plan, sums, n, py, px, key);
     Levels(plan, key, oc);
-    LevelSigns(key, oc, plan.opt.out_planes, out_pixels * oc, signs + p * oc);
+    PackLevels(key, oc, plan.opt.out_planes, out_pixels * words, out + p * words);
   }
 }
 
-// q = #{j : !(x + t_j < 0)} (the ADD, then LCE's sign test) -> +-1 per plane bit.
-KBIT_CLONES void QuantizeLevels(const float* x, long rows, int channels, const float* offsets,
-                                int planes, float* signs) {
-  const int levels = (1 << planes) - 1;
-  const long count = rows * channels;
-  int32_t q[256];
+// q = #{j : !(x + t_j < 0)} (the ADD, then LCE's sign test) -> the planes' bits.
+void QuantizeLevels(const float* x, long rows, int channels, const float* offsets, int planes,
+                    int32_t* out) {
+  const int levels = (1 << planes) - 1, words = CeilDiv(channels, kBits);
+  int32_t q[kBits];
   for (long r = 0; r < rows; ++r)
-    for (int c0 = 0; c0 < channels; c0 += 256) {
-      const int m = std::min(256, channels - c0);
+    for (int c0 = 0; c0 < channels; c0 += kBits) {
+      const int m = std::min(kBits, channels - c0);
       const float* xr = x + r * channels + c0;
       std::fill(q, q + m, 0);
       for (int j = 0; j < levels; ++j) {
         const float* t = offsets + static_cast<long>(j) * channels + c0;
         for (int c = 0; c < m; ++c) q[c] += !(xr[c] + t[c] < 0.0f);
       }
-      LevelSigns(q, m, planes, count, signs + r * channels + c0);
+      PackLevels(q, m, planes, rows * words, out + r * words + c0 / kBits);
     }
+}
+
+// ---------------------------------------------------------------- vector code, threads
+
+// The least elements (pixels x channels x planes) worth a thread of the epilogue's own:
+// a few microseconds of work, as a pool wake-up costs.
+constexpr long kMinElementsPerThread = 32768;
+std::atomic<long> g_min_elements{-1};  // < 0: kMinElementsPerThread
+
+int ThreadsFor(long elements, int num_threads) {
+  const long set = g_min_elements.load(std::memory_order_relaxed);
+  const long least = set < 0 ? kMinElementsPerThread : set;
+  if (least == 0) return std::max(1, num_threads);
+  return static_cast<int>(std::max(1L, std::min<long>(num_threads, elements / least)));
+}
+
+struct RangeJob {  // [0, total) rows, pixels or bands, split into `tasks` chunks
+  long total = 0, chunk = 0;
+  const KbitVector* vec = nullptr;
+  const KbitPlan* plan = nullptr;  // the epilogue's
+  KbitCounts counts{};
+  void* out = nullptr;
+  const BgemmKernel* kernel = nullptr;  // the bands' GEMM
+  const int32_t* input = nullptr;
+  BConvWorkspace* workspace = nullptr;
+  int32_t* buffers = nullptr;  // one band's counts per task
+  long buffer_words = 0;
+  std::atomic<bool> failed{false};
+  const float* x = nullptr;  // the quantize's
+  const float* offsets = nullptr;
+  int channels = 0, planes = 0;
+  int32_t* packed = nullptr;
+};
+
+void EpilogueTask(void* ctx, int task) {
+  const RangeJob& j = *static_cast<const RangeJob*>(ctx);
+  const long q0 = task * j.chunk;
+  j.vec->epilogue(*j.plan, j.counts, j.out, q0, std::min(j.total, q0 + j.chunk));
+}
+
+// Bands [task * chunk, ...): per band, each plane's GEMM over the band's conv rows into
+// this task's buffer, then the epilogue of its output rows.
+void BandTask(void* ctx, int task) {
+  RangeJob& j = *static_cast<RangeJob*>(ctx);
+  const KbitPlan& plan = *j.plan;
+  const BConvShape& s = plan.conv.shape;
+  const int bands = CeilDiv(plan.out_h, plan.band_rows);  // per image
+  const long plane_pixels = static_cast<long>(plan.batch) * s.out_h * s.out_w;
+  int32_t* buffer = j.buffers + task * j.buffer_words;
+  for (long b = task * j.chunk; b < std::min(j.total, (task + 1) * j.chunk); ++b) {
+    const int n = static_cast<int>(b / bands);
+    const int oy0 = static_cast<int>(b % bands) * plan.band_rows;
+    const int oy1 = std::min(plan.out_h, oy0 + plan.band_rows);
+    int y0, y1;
+    BandConvRows(plan, oy0, oy1, &y0, &y1);
+    const long pixels = static_cast<long>(y1 - y0) * s.out_w;
+    const long first = (static_cast<long>(n) * s.out_h + y0) * s.out_w;
+    for (int i = 0; i < plan.opt.planes; ++i) {
+      const long begin = i * plane_pixels + first;
+      if (!RunBConvRange(plan.conv, j.kernel, j.input, buffer + i * pixels * s.out_c, begin,
+                         begin + pixels, j.workspace)) {
+        j.failed.store(true);
+        return;
+      }
+    }
+    const long q0 = (static_cast<long>(n) * plan.out_h + oy0) * plan.out_w;
+    j.vec->epilogue(plan, KbitCounts{buffer, first, pixels * s.out_c}, j.out, q0,
+                    q0 + static_cast<long>(oy1 - oy0) * plan.out_w);
+  }
+}
+
+void QuantizeTask(void* ctx, int task) {
+  const RangeJob& j = *static_cast<const RangeJob*>(ctx);
+  const long r0 = task * j.chunk;
+  j.vec->quantize(j.x, j.total, j.channels, j.offsets, j.planes, j.packed, r0,
+                  std::min(j.total, r0 + j.chunk));
+}
+
+// Runs `fn` over [0, job->total) in one chunk per thread.
+void RunRanges(RangeJob* job, int threads, TaskFn fn) {
+  job->chunk = (job->total + threads - 1) / threads;
+  const int tasks = job->chunk == 0 ? 0 : static_cast<int>((job->total + job->chunk - 1) / job->chunk);
+  if (tasks == 1)
+    fn(job, 0);
+  else if (tasks > 1)
+    ParallelFor(threads, tasks, fn, job);
 }
 
 }  // namespace
@@ -353,33 +506,66 @@ bool RunKbit(const KbitPlan& plan, const BgemmKernel* kernel, int num_threads,
   const BConvShape& s = plan.conv.shape;
   const int oc = s.out_c;
   const long pixels = static_cast<long>(s.out_h) * s.out_w * plan.batch;
-  if (scratch->counts.size() < static_cast<size_t>(pixels) * plan.opt.planes * oc ||
-      scratch->fix.size() < static_cast<size_t>(oc) || scratch->key.size() < static_cast<size_t>(oc))
-    return false;
+  const bool oracle = kernel == nullptr || kernel->run == nullptr;
+  RangeJob job;
+  job.vec = oracle ? nullptr : &KbitVectorFor(kernel);
+  job.plan = &plan;
+  job.out = output;
+  const int threads = ThreadsFor(pixels * oc * plan.opt.planes, num_threads);
+  if (!oracle && plan.band_rows > 0) {
+    job.total = static_cast<long>(plan.batch) * CeilDiv(plan.out_h, plan.band_rows);
+    job.kernel = kernel;
+    job.input = input;
+    job.workspace = &scratch->workspace;
+    job.buffers = scratch->counts.data();
+    job.buffer_words = plan.band_pixels * plan.opt.planes * oc;
+    const long buffers = static_cast<long>(scratch->counts.size()) / job.buffer_words;
+    if (buffers < 1) return false;
+    RunRanges(&job, static_cast<int>(std::min<long>(std::max(1, num_threads), buffers)), BandTask);
+    return !job.failed.load();
+  }
+  if (scratch->counts.size() < static_cast<size_t>(pixels) * plan.opt.planes * oc) return false;
   if (!RunBConv(plan.conv, kernel, num_threads, input, scratch->counts.data(), &scratch->workspace))
     return false;
-  if (plan.opt.out_planes == 0) {
-    CombineCounts(plan, scratch->counts.data(), pixels, scratch->fix.data(), scratch->key.data(),
-                  static_cast<float*>(output));
+  if (oracle) {
+    if (scratch->fix.size() < static_cast<size_t>(oc) || scratch->key.size() < static_cast<size_t>(oc))
+      return false;
+    if (plan.opt.out_planes == 0) {
+      CombineCounts(plan, scratch->counts.data(), pixels, scratch->fix.data(), scratch->key.data(),
+                    static_cast<float*>(output));
+      return true;
+    }
+    if (scratch->sums.size() < static_cast<size_t>(pixels) * oc) return false;
+    CombineCounts(plan, scratch->counts.data(), pixels, scratch->fix.data(), scratch->sums.data(),
+                  nullptr);
+    LevelsOfPixels(plan, scratch->sums.data(), scratch->key.data(), static_cast<int32_t*>(output));
     return true;
   }
-  CombineCounts(plan, scratch->counts.data(), pixels, scratch->fix.data(), scratch->sums.data(),
-                nullptr);
-  LevelsOfPixels(plan, scratch->sums.data(), scratch->key.data(), scratch->signs.data());
-  const long out_pixels = static_cast<long>(plan.batch) * plan.out_h * plan.out_w;
-  const int words = CeilDiv(oc, kBits);
-  for (int i = 0; i < plan.opt.out_planes; ++i)
-    BitpackFloat(scratch->signs.data() + i * out_pixels * oc, out_pixels, oc,
-                 static_cast<int32_t*>(output) + i * out_pixels * words);
+  job.total = static_cast<long>(plan.batch) * plan.out_h * plan.out_w;
+  job.counts = KbitCounts{scratch->counts.data(), 0, pixels * oc};
+  RunRanges(&job, threads, EpilogueTask);
   return true;
 }
 
 void KbitQuantize(const float* x, long rows, int channels, const float* offsets, int planes,
-                  float* signs, int32_t* out) {
-  QuantizeLevels(x, rows, channels, offsets, planes, signs);
-  const long count = rows * channels;
-  const int words = CeilDiv(channels, kBits);
-  for (int i = 0; i < planes; ++i) BitpackFloat(signs + i * count, rows, channels, out + i * rows * words);
+                  int32_t* out, const BgemmKernel* kernel, int num_threads) {
+  if (kernel == nullptr || kernel->run == nullptr) {
+    QuantizeLevels(x, rows, channels, offsets, planes, out);
+    return;
+  }
+  RangeJob job;
+  job.total = rows;
+  job.vec = &KbitVectorFor(kernel);
+  job.x = x;
+  job.offsets = offsets;
+  job.channels = channels;
+  job.planes = planes;
+  job.packed = out;
+  RunRanges(&job, ThreadsFor(rows * channels * ((1L << planes) - 1), num_threads), QuantizeTask);
 }
+
+void SetKbitMinElementsPerThread(long elements) { g_min_elements.store(elements); }
+
+void SetKbitBandPixels(long pixels) { g_band_pixels.store(pixels); }
 
 }  // namespace bitlite

@@ -12,15 +12,19 @@
 // count and gives us either LCE's float transform (post multiplier and bias over the
 // thermometer depth) or the next layer's k-bit level as thresholds on P.
 //
-// BitliteKbitBconv2d runs the k planes through the existing binary GEMM in one call
-// (RunBConv over the k * N plane images, the filters read per pixel block once for all
-// planes) and then combines them: P, the zero-padding fix (a zero-padded activation is
-// q = 0, all planes -1, whereas the GEMM reads outside taps as +1), an optional max pool
-// on P (per channel by max or min: the float value it stands for rises or falls with
-// P), and the output: float, or the next layer's planes straight from thresholds on P.
+// BitliteKbitBconv2d runs the k planes through the existing binary GEMM (RunBConv over
+// the k * N plane images, raw int32 counts; on large layers per band of output rows,
+// RunBConvRange, so that a band's counts stay in cache) and then one epilogue pass per
+// output pixel combines them: P, the zero-padding fix (a zero-padded activation is q = 0, all planes -1,
+// whereas the GEMM reads outside taps as +1; precomputed per border pattern), an
+// optional max pool on P (per channel by max or min: the float value it stands for
+// rises or falls with P), and the output: float, or the next layer's planes straight
+// from thresholds on P, compare masks giving the output bits (kbit_epilogue.h). The
+// epilogue is split over the threads; the bytes do not depend on their number.
 // BitliteKbitQuantize makes the planes of the first k-bit layer from float:
 // q = #{j : !(x + t_j < 0)}, the same float adds and sign test as the thermometer export's
 // ADD + LceQuantize.
+// With the reference kernel both ops run the plain per-pixel C++ (the oracle).
 #ifndef BITLITE_KBIT_H_
 #define BITLITE_KBIT_H_
 
@@ -55,7 +59,7 @@ constexpr int32_t kKbitFalls = 2;    // the level falls with P: q = #{j : P < T_
 
 struct KbitPlan {
   KbitOptions opt;
-  BConvPlan conv;  // over the k * N plane images; float output = the count a_i
+  BConvPlan conv;  // over the k * N plane images; int32 output = the count a_i
   int batch = 0;   // N
   int out_c = 0;
   int out_h = 0, out_w = 0;  // after the pool
@@ -64,6 +68,15 @@ struct KbitPlan {
   // Per tap and output channel, channels_in - 2 * (set filter bits): what a zero-padded
   // tap changes in each plane's count (taps-major, so the fix loop runs over channels).
   std::vector<int32_t> tap_fix;
+  // The same summed over a border pixel's outside taps and times 2^k - 1 (P's fix):
+  // fix_rows [patterns][out_c], one row per distinct set of outside taps, and per conv
+  // pixel of an image (y * out_w + x, before the pool) its row or -1 (all taps inside).
+  std::vector<int32_t> fix_rows, fix_index;
+  // Bands (optimized kernels): band_rows > 0 runs the GEMM and the epilogue per band of
+  // band_rows output rows of one image, the planes' counts of its conv rows (at most
+  // band_pixels per plane) in a small buffer that stays in cache; 0: whole images.
+  int band_rows = 0;
+  long band_pixels = 0;
   // float output: LCE's transform of P over the thermometer depth
   std::vector<float> mul, bias;
   // planes output: thresholds [out_c][levels], flags [out_c]
@@ -91,13 +104,14 @@ std::string PlanKbit(const KbitOptions& opt, const KbitTensors& t, KbitPlan* pla
 // [N, out_h, out_w, O] (float) or [out_planes * N, out_h, out_w, words].
 void KbitOutputDims(const KbitPlan& plan, int dims[4]);
 
-// Scratch RunKbit needs, allocated at prepare: the GEMM's counts and the pre-pool P.
+// Scratch RunKbit needs, allocated at prepare: the GEMM's counts (per thread, one band's
+// where the plan has bands); for the oracle
+// (reference kernel) also the pre-pool keys and one pixel's rows.
 struct KbitScratch {
-  std::vector<float> counts;
-  std::vector<int32_t> sums;   // key per pre-pool pixel and channel
-  std::vector<int32_t> fix;    // one pixel's zero-padding fix per channel
-  std::vector<int32_t> key;    // one output pixel's pooled key, then its level
-  std::vector<float> signs;    // [out_planes][out pixels][O]: +-1 per plane bit, to pack
+  std::vector<int32_t> counts;  // [planes][conv pixels][out_c]; bands: per task, one band's
+  std::vector<int32_t> sums;    // oracle: key per pre-pool pixel and channel
+  std::vector<int32_t> fix;     // oracle: one pixel's zero-padding fix per channel
+  std::vector<int32_t> key;     // oracle: one output pixel's pooled key, then its level
   BConvWorkspace workspace;
   bool Reserve(const KbitPlan& plan, const BgemmKernel* kernel, int threads);
 };
@@ -107,9 +121,18 @@ bool RunKbit(const KbitPlan& plan, const BgemmKernel* kernel, int num_threads,
              const int32_t* input, void* output, KbitScratch* scratch);
 
 // BitliteKbitQuantize: x [rows, channels] float, offsets [levels][channels] (levels =
-// 2^planes - 1) -> out [planes][rows][words]. `signs`: planes * rows * channels floats.
+// 2^planes - 1) -> out [planes][rows][words], with `kernel`'s vector code (the plain
+// oracle for the reference kernel) over up to `num_threads` threads.
 void KbitQuantize(const float* x, long rows, int channels, const float* offsets, int planes,
-                  float* signs, int32_t* out);
+                  int32_t* out, const BgemmKernel* kernel, int num_threads);
+
+// For tests: the least elements (pixels x channels x planes) per thread before the
+// epilogue or the quantize is split (negative: the default; 0 splits every one).
+void SetKbitMinElementsPerThread(long elements);
+
+// For tests: the least conv pixels per plane of a band, read by PlanKbit (negative: the
+// default; small values make bands of every layer with more than one output row).
+void SetKbitBandPixels(long pixels);
 
 }  // namespace bitlite
 

@@ -156,11 +156,18 @@ TfLiteStatus Resize(TfLiteContext* context, TfLiteTensor* t, int rank, const int
 // Selects the GEMM kernel: the delegate's `kernel` option, else BITLITE_KERNEL (read
 // at every prepare so tests can switch between the oracle and the optimized kernels
 // in one process), else the CPU's best.
-const BgemmKernel* KernelForPrepare(TfLiteContext* context, const OpConfig& config) {
-  const char* error = nullptr;
+const BgemmKernel* ConfiguredKernel(const OpConfig& config, std::string* error) {
+  const char* e = nullptr;
   const char* name = config.kernel.empty() ? std::getenv("BITLITE_KERNEL") : config.kernel.c_str();
-  const BgemmKernel* k = SelectKernel(name, &error);
-  if (k == nullptr) Report(context, std::string("bitlite: ") + error);
+  const BgemmKernel* k = SelectKernel(name, &e);
+  if (k == nullptr) *error = std::string("bitlite: ") + e;
+  return k;
+}
+
+const BgemmKernel* KernelForPrepare(TfLiteContext* context, const OpConfig& config) {
+  std::string error;
+  const BgemmKernel* k = ConfiguredKernel(config, &error);
+  if (k == nullptr) Report(context, error);
   return k;
 }
 
@@ -502,12 +509,14 @@ TfLiteStatus KbitEval(TfLiteContext* context, TfLiteNode* node) {
 
 struct KbitQuantizeOpData {
   std::string init_error;
+  OpConfig config;
   int planes = 0;
-  std::vector<float> signs;  // scratch, sized at prepare
+  const BgemmKernel* kernel = nullptr;  // its vector code (kbit_epilogue.h)
 };
 
-void* KbitQuantizeInit(const uint8_t* buffer, size_t length, const OpConfig&) {
+void* KbitQuantizeInit(const uint8_t* buffer, size_t length, const OpConfig& config) {
   auto* d = new KbitQuantizeOpData;
+  d->config = config;
   std::vector<int32_t> v;
   if (!ReadInt32Options(buffer, length, {"planes"}, &v, &d->init_error))
     d->init_error = "BitliteKbitQuantize: " + d->init_error;
@@ -543,13 +552,10 @@ std::string KbitQuantizePrepareImpl(TfLiteContext* context, TfLiteNode* node,
   for (int i = 0; i < rank; ++i) dims[i] = in->dims->data[i];
   if (int64_t(dims[0]) * d->planes > (int64_t(1) << 30))
     return "BitliteKbitQuantize: input too large";
-  try {
-    d->signs.assign(static_cast<size_t>(NumElements(in)) * d->planes, 0.0f);
-  } catch (const std::bad_alloc&) {
-    return "BitliteKbitQuantize: out of memory for the scratch";
-  }
   dims[0] *= d->planes;
   dims[rank - 1] = static_cast<int>(PackedWords(dims[rank - 1]));
+  d->kernel = ConfiguredKernel(d->config, &e);
+  if (d->kernel == nullptr) return e;
   if (Resize(context, out, rank, dims) != kTfLiteOk)
     return "BitliteKbitQuantize: cannot resize the output";
   return "";
@@ -566,10 +572,8 @@ TfLiteStatus KbitQuantizeEval(TfLiteContext* context, TfLiteNode* node) {
   const long rows = NumElements(in) / channels;
   if (NumElements(out) != d->planes * rows * PackedWords(channels))
     return Report(context, "BitliteKbitQuantize: output shape changed after prepare");
-  if (d->signs.size() < static_cast<size_t>(NumElements(in)) * d->planes)
-    return Report(context, "BitliteKbitQuantize: input shape changed after prepare");
   KbitQuantize(in->data.f, rows, channels, Input(context, node, 1)->data.f, d->planes,
-               d->signs.data(), out->data.i32);
+               out->data.i32, d->kernel, BConvThreads(context, d->config));
   return kTfLiteOk;
 }
 

@@ -33,10 +33,20 @@ def _run_check(binary: Path, arch: str, iterations: int) -> str:
     return proc.stdout
 
 
+def _assert_kbit_compared(out: str) -> None:
+    """The k-bit section (runtime/check/kbit_check.h) ran: most of its 150 random
+    configurations were planned and compared against the oracle."""
+    line = next(x for x in out.splitlines() if x.startswith("kbit: "))
+    run, banded, quantized, refused = (int(w.strip("()")) for w in line.split()
+                                       if w.strip("()").isdigit())  # fmt: skip
+    assert quantized == 150 and run > 100 and run + refused == 150 and banded > 10, line
+
+
 def test_host_kernels_match_reference(tmp_path):
     out = _run_check(build.build_kernel_check("host", tmp_path), "host", 150)
     assert " 0 failed" in out and "generic" in out
     assert "decode: 150 packed tensors" in out
+    _assert_kbit_compared(out)
 
 
 @pytest.mark.parametrize("arch", ["aarch64", "armhf"])
@@ -47,6 +57,7 @@ def test_neon_kernels_match_reference_under_qemu(arch, tmp_path):
     out = _run_check(binary, arch, 150)
     assert "neon" in out and " 0 failed" in out
     assert "decode: 150 packed tensors" in out  # BitliteDecodeWeights on Arm too
+    _assert_kbit_compared(out)  # the portable k-bit vector code, compiled for Arm
 
 
 @pytest.mark.parametrize("arch", ["aarch64", "armhf"])
