@@ -165,6 +165,8 @@ const BgemmKernel* KernelForPrepare(TfLiteContext* context, const OpConfig& conf
   return k;
 }
 
+int BConvThreads(const TfLiteContext* context, const OpConfig& config);  // below
+
 // ------------------------------------------------------------ LceQuantize
 
 // Packed words for `channels` values (int64: a dimension may be up to 2^31 - 1).
@@ -579,8 +581,6 @@ TfLiteStatus KbitQuantizeEval(TfLiteContext* context, TfLiteNode* node) {
                d->signs.data(), out->data.i32);
   return kTfLiteOk;
 }
-
-int BConvThreads(const TfLiteContext* context, const OpConfig& config);  // below
 
 // ------------------------------------------------------------ LceBMaxPool2d
 
