@@ -325,6 +325,16 @@ void CheckBitpackFloat(std::mt19937& rng, int iters) {
   }
 }
 
+// Plans a convolution that the check expects to be valid; returns its output's size
+// (elements).
+size_t PlanOutput(const BConvOptions& o, const BConvTensors& t, BConvPlan* plan,
+                  const char* what) {
+  Expect(PlanBConv(o, t, plan).empty(), what);
+  int dims[4];
+  BConvOutputDims(*plan, dims);
+  return size_t(dims[0]) * dims[1] * dims[2] * dims[3];
+}
+
 // Dense layers (1 pixel) and few-pixel convolutions are split over output channels:
 // filters not a multiple of 16 or 32, K up to 8192 bits, every output type; each kernel
 // at 1..4 threads writes the reference's bytes, and at 2+ threads the pool really ran
@@ -356,15 +366,13 @@ void CheckDenseSplit(std::mt19937& rng, const std::vector<const BgemmKernel*>& k
       BConvTensors t{in_dims, filter_dims, filter.data(), mul.data(), bias.data(), thr.data(),
                      type, 0.5f, 3};
       BConvPlan plan;
-      Expect(PlanBConv(o, t, &plan).empty(), "dense plan");
-      int dims[4];
-      BConvOutputDims(plan, dims);
-      const size_t n = size_t(dims[1]) * dims[2] * dims[3];
+      const size_t n = PlanOutput(o, t, &plan, "dense plan");
       const size_t bytes = type == OutputType::kInt8 ? n : n * 4;
       std::vector<int32_t> want(n), got(n);
       const BgemmKernel reference = {"reference", nullptr};
       RunBConv(plan, &reference, 1, input.data(), want.data());
-      const std::string what = " pixels=" + std::to_string(dims[1] * dims[2]) + " cin=" +
+      const int side = cs.hw - cs.k + 1;  // VALID
+      const std::string what = " pixels=" + std::to_string(side * side) + " cin=" +
                                std::to_string(cs.cin) + " cout=" + std::to_string(cs.cout) +
                                " type=" + std::to_string(type_i);
       for (const BgemmKernel* k : kernels) {
@@ -509,10 +517,7 @@ void CheckConcurrentCallers(const std::vector<const BgemmKernel*>& kernels) {
     BConvTensors t{in_dims, filter_dims, filter.data(), mul.data(), bias.data(), thr.data(),
                    type, 1.0f, 0};
     BConvPlan plan;
-    Expect(PlanBConv(o, t, &plan).empty(), "concurrent-callers plan");
-    int dims[4];
-    BConvOutputDims(plan, dims);
-    const size_t n = size_t(dims[1]) * dims[2] * dims[3];
+    const size_t n = PlanOutput(o, t, &plan, "concurrent-callers plan");
     std::vector<int32_t> want(n);
     const BgemmKernel reference = {"reference", nullptr};
     RunBConv(plan, &reference, 1, input.data(), want.data());
@@ -559,10 +564,7 @@ FixedConv MakeFixedConv(OutputType type, int words = 3, int out_c = 40) {
   for (auto& v : c.input) v = static_cast<int32_t>(rng());
   BConvTensors t{in_dims, filter_dims, filter.data(), mul.data(), bias.data(), thr.data(),
                  type, 1.0f, 0};
-  Expect(PlanBConv(o, t, &c.plan).empty(), "fixed conv plan");
-  int dims[4];
-  BConvOutputDims(c.plan, dims);
-  c.want.resize(size_t(dims[1]) * dims[2] * dims[3]);
+  c.want.resize(PlanOutput(o, t, &c.plan, "fixed conv plan"));
   const BgemmKernel reference = {"reference", nullptr};
   RunBConv(c.plan, &reference, 1, c.input.data(), c.want.data());
   return c;
