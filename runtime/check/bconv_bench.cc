@@ -18,6 +18,7 @@
 
 #include "../src/bconv.h"
 #include "../src/bgemm.h"
+#include "../src/thread_pool.h"
 
 using namespace bitlite;
 
@@ -33,7 +34,8 @@ struct Layer {
 
 // As the export writes VGG-8 (LCE, then pipeline/tflite/chains.py): every
 // binary conv outputs bitpacked, the one before a max-pool too (its pool is an
-// LceBMaxPool2d on the bits). The default LeNet-5 BNN's binary layers as the
+// LceBMaxPool2d on the bits); the dense layers are convolutions over the last
+// 4x4 map (VALID) and over 1 pixel. The default LeNet-5 BNN's binary layers as the
 // export writes them: a 5x5 VALID convolution (bitpacked, then pooled and
 // flattened as bits), then the two dense layers as convolutions over 1 pixel.
 const Layer kLenet5[] = {
@@ -48,6 +50,8 @@ const Layer kVgg8[] = {
     {"16x16 256->256 bits", 16, 256, 256, OutputType::kBitpacked},
     {"8x8 256->512 bits", 8, 256, 512, OutputType::kBitpacked},
     {"8x8 512->512 bits", 8, 512, 512, OutputType::kBitpacked},
+    {"dense 8192->1024 bits", 4, 512, 1024, OutputType::kBitpacked, 4, 1},  // 4x4 VALID
+    {"dense 1024->10 float", 1, 1024, 10, OutputType::kFloat32, 1, 1},
 };
 
 struct Prepared {
@@ -111,7 +115,7 @@ int main(int argc, char** argv) {
   double total_macs = 0;
   const bool lenet = argc > 4 && std::strcmp(argv[4], "lenet5") == 0;
   const Layer* net = lenet ? kLenet5 : kVgg8;
-  const int net_layers = lenet ? 3 : 5;
+  const int net_layers = lenet ? 3 : 7;
   const int only = argc > 5 ? std::atoi(argv[5]) : -1;
   for (int i = 0; i < net_layers; ++i) {
     Prepared p = Prepare(net[i], rng);  // every layer, so the inputs do not depend on `only`

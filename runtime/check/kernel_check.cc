@@ -12,7 +12,10 @@
 //    malformed code streams, level tables, scales and options are refused;
 // 5. bitlite's k-bit ops (kbit_check.h): every kernel's vector epilogue and quantize
 //    at 1..4 threads == the plain C++ oracle, random configurations;
-// 6. eval allocates nothing: a convolution run with a workspace reserved at prepare
+// 6. splits: dense and few-pixel convolutions over output channels, LceQuantize's
+//    packing and LceBMaxPool2d over rows; 1..4 threads write the same bytes, and the
+//    pool really runs them;
+// 7. eval allocates nothing: a convolution run with a workspace reserved at prepare
 //    makes no C++ allocation (operator new is counted), on every kernel and 1..4
 //    threads; and when no thread can be started the convolutions still run (serially).
 // Prints "N passed, M failed" and exits non-zero on any failure.
@@ -326,6 +329,181 @@ void CheckBitpackFloat(std::mt19937& rng, int iters) {
   }
 }
 
+// Plans a convolution that the check expects to be valid; returns its output's size
+// (elements).
+size_t PlanOutput(const BConvOptions& o, const BConvTensors& t, BConvPlan* plan,
+                  const char* what) {
+  Expect(PlanBConv(o, t, plan).empty(), what);
+  int dims[4];
+  BConvOutputDims(*plan, dims);
+  return size_t(dims[0]) * dims[1] * dims[2] * dims[3];
+}
+
+// Dense layers (1 pixel) and few-pixel convolutions are split over output channels:
+// filters not a multiple of 16 or 32, K up to 8192 bits, every output type; each kernel
+// at 1..4 threads writes the reference's bytes, and at 2+ threads the pool really ran
+// the channel split. Then the default thresholds: VGG-8's 8192->1024 dense (~35 us on
+// AVX-512) is worth 2 threads on every kernel, a 10-filter one is not.
+void CheckDenseSplit(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernels) {
+  struct Case { int hw, k, cin, cout; };  // k x k VALID filter: (hw - k + 1)^2 pixels
+  static const Case kCases[] = {{1, 1, 1024, 1000}, {4, 4, 512, 33}, {4, 4, 96, 17},
+                                {1, 1, 200, 10},    {2, 1, 256, 100}, {3, 2, 64, 50},
+                                {5, 4, 32, 70}};
+  for (const Case& cs : kCases)
+    for (int type_i = 0; type_i < 3; ++type_i) {
+      const OutputType type = static_cast<OutputType>(type_i);
+      BConvOptions o;
+      o.channels_in = cs.cin;
+      o.padding = 1;
+      const int words = (cs.cin + 31) / 32;
+      const int in_dims[4] = {1, cs.hw, cs.hw, words}, filter_dims[4] = {cs.cout, cs.k, cs.k, words};
+      std::vector<int32_t> filter(size_t(cs.cout) * cs.k * cs.k * words), thr(cs.cout);
+      std::vector<float> mul(cs.cout), bias(cs.cout);
+      for (auto& v : filter) v = static_cast<int32_t>(rng());
+      for (int c = 0; c < cs.cout; ++c) {
+        thr[c] = static_cast<int32_t>(rng() % (cs.k * cs.k * cs.cin + 1));
+        mul[c] = 0.01f * static_cast<float>(int(rng() % 200) - 100);
+        bias[c] = static_cast<float>(int(rng() % 40) - 20);
+      }
+      std::vector<int32_t> input(size_t(cs.hw) * cs.hw * words);
+      for (auto& v : input) v = static_cast<int32_t>(rng());
+      BConvTensors t{in_dims, filter_dims, filter.data(), mul.data(), bias.data(), thr.data(),
+                     type, 0.5f, 3};
+      BConvPlan plan;
+      const size_t n = PlanOutput(o, t, &plan, "dense plan");
+      const size_t bytes = type == OutputType::kInt8 ? n : n * 4;
+      std::vector<int32_t> want(n), got(n);
+      const BgemmKernel reference = {"reference", nullptr};
+      RunBConv(plan, &reference, 1, input.data(), want.data());
+      const int side = cs.hw - cs.k + 1;  // VALID
+      const std::string what = " pixels=" + std::to_string(side * side) + " cin=" +
+                               std::to_string(cs.cin) + " cout=" + std::to_string(cs.cout) +
+                               " type=" + std::to_string(type_i);
+      for (const BgemmKernel* k : kernels) {
+        BConvPlan own = plan;
+        KeepFiltersFor(k, &own);
+        for (int threads = 1; threads <= 4; ++threads) {
+          const BConvSplit split = SplitBConv(own, k, threads);
+          const long jobs = PoolJobsForTesting();
+          std::fill(got.begin(), got.end(), 0x55555555);
+          const bool ok = RunBConv(own, k, threads, input.data(), got.data());
+          Expect(ok && std::memcmp(got.data(), want.data(), bytes) == 0,
+                 std::string("dense split ") + k->name + " threads=" + std::to_string(threads) +
+                     what);
+          if (threads > 1 && cs.cout > 32)  // more than one 32-channel block: split
+            Expect(split.threads == threads && split.ch_tasks > 1 &&
+                       PoolJobsForTesting() == jobs + 1,
+                   std::string("dense split runs on the pool ") + k->name + what);
+          ++g_per_kernel[k->name];
+        }
+      }
+    }
+  // The default thresholds (per kernel): VGG-8's dense layer as the export writes it.
+  SetMinMacsPerThread(-1);
+  for (int cout : {1024, 10}) {
+    BConvOptions o;
+    o.channels_in = 512;
+    o.padding = 1;
+    const int in_dims[4] = {1, 4, 4, 16}, filter_dims[4] = {cout, 4, 4, 16};
+    std::vector<int32_t> filter(size_t(cout) * 16 * 16, 0x12345), thr(cout, 4096);
+    BConvTensors t{in_dims, filter_dims, filter.data(), nullptr, nullptr, thr.data(),
+                   OutputType::kBitpacked, 1.0f, 0};
+    BConvPlan plan;
+    Expect(PlanBConv(o, t, &plan).empty(), "vgg8 dense plan");
+    for (const BgemmKernel* k : kernels) {
+      const BConvSplit split = SplitBConv(plan, k, 2);
+      Expect(cout == 1024 ? split.threads == 2 && split.ch_tasks >= 2 && split.pix_tasks == 1
+                          : split.threads == 1,
+             std::string("vgg8 dense ") + std::to_string(cout) + " filters on " + k->name +
+                 ": " + std::to_string(split.threads) + " threads");
+    }
+  }
+  SetMinMacsPerThread(0);
+}
+
+// LceQuantize's packing of every input type and LceBMaxPool2d split over 1..4 threads:
+// odd channel counts and shapes, tensors large enough to be split (the pool runs them:
+// checked), each thread count writes exactly the bit-by-bit expectation and nothing past
+// the end.
+void CheckThreadedSimpleOps(std::mt19937& rng) {
+  for (int channels : {1, 33, 100, 128, 1000}) {
+    const long rows = 4 * 32768 / channels + 3 + rng() % 5;  // enough for 4 threads
+    const int words = (channels + 31) / 32;
+    std::vector<float> xf(size_t(rows) * channels);
+    std::vector<int8_t> xi(xf.size());
+    std::vector<uint8_t> xb(xf.size());
+    for (size_t i = 0; i < xf.size(); ++i) {
+      xf[i] = static_cast<float>(int(rng() % 2001) - 1000);
+      xi[i] = static_cast<int8_t>(rng());
+      xb[i] = static_cast<uint8_t>(rng() % 3 == 0 ? 0 : rng() % 4);  // any byte: !x
+    }
+    std::vector<int32_t> want_f(size_t(rows) * words + 1, 0), want_i = want_f, want_b = want_f;
+    for (long r = 0; r < rows; ++r)
+      for (int c = 0; c < channels; ++c) {
+        const size_t i = size_t(r) * channels + c, w = size_t(r) * words + c / 32;
+        const int32_t bit = int32_t(1u << (c % 32));
+        if (xf[i] < 0.0f) want_f[w] |= bit;
+        if (xi[i] < -5) want_i[w] |= bit;
+        if (xb[i] == 0) want_b[w] |= bit;
+      }
+    for (auto* w : {&want_f, &want_i, &want_b}) w->back() = 0x5a5a5a5a;  // sentinel
+    for (int threads = 1; threads <= 4; ++threads) {
+      std::vector<int32_t> got(want_f.size(), 0x5a5a5a5a);
+      const std::string what =
+          " channels=" + std::to_string(channels) + " threads=" + std::to_string(threads);
+      const long jobs = PoolJobsForTesting();
+      BitpackFloat(xf.data(), rows, channels, got.data(), threads);
+      Expect(got == want_f, "threaded bitpack float" + what);
+      Expect(PoolJobsForTesting() == jobs + (threads > 1), "bitpack float on the pool" + what);
+      std::fill(got.begin(), got.end(), 0x5a5a5a5a);
+      BitpackInt8(xi.data(), rows, channels, -5, got.data(), threads);
+      Expect(got == want_i, "threaded bitpack int8" + what);
+      std::fill(got.begin(), got.end(), 0x5a5a5a5a);
+      BitpackBool(reinterpret_cast<const bool*>(xb.data()), rows, channels, got.data(), threads);
+      Expect(got == want_b, "threaded bitpack bool" + what);
+    }
+  }
+  struct Pool { int n, h, w, words, fh, fw, stride, padding; };
+  static const Pool kPools[] = {{1, 32, 32, 4, 2, 2, 2, 1}, {2, 33, 31, 3, 3, 3, 2, 0},
+                                {1, 17, 40, 5, 2, 3, 1, 0}, {3, 9, 9, 1, 3, 3, 3, 1}};
+  for (const Pool& pl : kPools) {
+    MaxPoolOptions o;
+    o.filter_height = pl.fh, o.filter_width = pl.fw;
+    o.stride_height = o.stride_width = pl.stride;
+    o.padding = pl.padding;
+    const int in_dims[4] = {pl.n, pl.h, pl.w, pl.words};
+    MaxPoolShape s;
+    Expect(PlanMaxPool(o, in_dims, &s).empty(), "pool plan");
+    std::vector<int32_t> in(size_t(pl.n) * pl.h * pl.w * pl.words);
+    for (auto& v : in) v = static_cast<int32_t>(rng() | rng());  // mostly set bits
+    const size_t n = size_t(s.batch) * s.out_h * s.out_w * s.words;
+    std::vector<int32_t> want(n + 1, 0x5a5a5a5a);
+    for (int b = 0; b < s.batch; ++b)  // AND over the window's taps inside the image
+      for (int oy = 0; oy < s.out_h; ++oy)
+        for (int ox = 0; ox < s.out_w; ++ox)
+          for (int w = 0; w < s.words; ++w) {
+            int32_t v = ~int32_t(0);
+            for (int fy = 0; fy < pl.fh; ++fy)
+              for (int fx = 0; fx < pl.fw; ++fx) {
+                const int y = oy * pl.stride - s.pad_top + fy, x = ox * pl.stride - s.pad_left + fx;
+                if (y >= 0 && y < pl.h && x >= 0 && x < pl.w)
+                  v &= in[((size_t(b) * pl.h + y) * pl.w + x) * pl.words + w];
+              }
+            want[((size_t(b) * s.out_h + oy) * s.out_w + ox) * s.words + w] = v;
+          }
+    const bool big = double(s.batch) * s.out_h * s.out_w * s.words * pl.fh * pl.fw >= 4 * 2048;
+    for (int threads = 1; threads <= 4; ++threads) {
+      std::vector<int32_t> got(n + 1, 0x5a5a5a5a);
+      const long jobs = PoolJobsForTesting();
+      BMaxPool(o, s, in.data(), got.data(), threads);
+      const std::string what = " " + std::to_string(pl.h) + "x" + std::to_string(pl.w) +
+                               " threads=" + std::to_string(threads);
+      Expect(got == want, "threaded bmaxpool" + what);
+      if (big) Expect(PoolJobsForTesting() == jobs + (threads > 1), "bmaxpool on the pool" + what);
+    }
+  }
+}
+
 // Several interpreters invoking at once share the one thread pool: a caller
 // that finds it busy runs its convolution alone. Every result must still be
 // the reference's bytes (run under TSan by run_sanitized.sh).
@@ -343,10 +521,7 @@ void CheckConcurrentCallers(const std::vector<const BgemmKernel*>& kernels) {
     BConvTensors t{in_dims, filter_dims, filter.data(), mul.data(), bias.data(), thr.data(),
                    type, 1.0f, 0};
     BConvPlan plan;
-    Expect(PlanBConv(o, t, &plan).empty(), "concurrent-callers plan");
-    int dims[4];
-    BConvOutputDims(plan, dims);
-    const size_t n = size_t(dims[1]) * dims[2] * dims[3];
+    const size_t n = PlanOutput(o, t, &plan, "concurrent-callers plan");
     std::vector<int32_t> want(n);
     const BgemmKernel reference = {"reference", nullptr};
     RunBConv(plan, &reference, 1, input.data(), want.data());
@@ -393,10 +568,7 @@ FixedConv MakeFixedConv(OutputType type, int words = 3, int out_c = 40) {
   for (auto& v : c.input) v = static_cast<int32_t>(rng());
   BConvTensors t{in_dims, filter_dims, filter.data(), mul.data(), bias.data(), thr.data(),
                  type, 1.0f, 0};
-  Expect(PlanBConv(o, t, &c.plan).empty(), "fixed conv plan");
-  int dims[4];
-  BConvOutputDims(c.plan, dims);
-  c.want.resize(size_t(dims[1]) * dims[2] * dims[3]);
+  c.want.resize(PlanOutput(o, t, &c.plan, "fixed conv plan"));
   const BgemmKernel reference = {"reference", nullptr};
   RunBConv(c.plan, &reference, 1, c.input.data(), c.want.data());
   return c;
@@ -588,6 +760,8 @@ int main(int argc, char** argv) {
   SetMinMacsPerThread(0);  // split even the smallest convolution over the threads
   ConvStats stats;
   CheckConv(rng, kernels, iters, &stats);
+  CheckDenseSplit(rng, kernels);
+  CheckThreadedSimpleOps(rng);
   CheckConcurrentCallers(kernels);
   CheckNoAllocationAtRun(kernels);
   CheckBitpackFloat(rng, iters);

@@ -214,6 +214,7 @@ struct ConvJob {  // one RunBConv call, split into tasks
   long pix_chunk;    // pixels per task
   int ch_chunk;      // output channels per task (multiple of 32, or out_c)
   int ch_tasks;
+  long pix_tasks = 1;
   std::atomic<bool> failed{false};
 };
 
@@ -559,8 +560,10 @@ void RunTask(void* ctx, int task) {
   ConvJob& job = *static_cast<ConvJob*>(ctx);
   const BConvShape& s = job.plan->shape;
   const long pixels = static_cast<long>(s.batch) * s.out_h * s.out_w;
-  const long begin = (task / job.ch_tasks) * job.pix_chunk;
-  const int c0 = (task % job.ch_tasks) * job.ch_chunk;
+  // Channel-major: the pool gives each thread a contiguous run of tasks, so a thread
+  // reads the filters of its channels only (a small image's filters dominate its data).
+  const long begin = (task % job.pix_tasks) * job.pix_chunk;
+  const int c0 = static_cast<int>(task / job.pix_tasks) * job.ch_chunk;
   const int slot = job.workspace ? job.workspace->Acquire() : -1;
   if (job.workspace != nullptr && slot < 0) {  // more threads than slots: never happens
     job.failed.store(true);
@@ -589,33 +592,12 @@ bool RunOptimized(const BConvPlan& plan, const BgemmKernel* kernel, int num_thre
   job.output = output;
   job.fuse = allow_fuse && kernel->run_blocked != nullptr && kernel->fuses && s.groups == 1 &&
              (plan.out_type == OutputType::kFloat32 || plan.out_type == OutputType::kBitpacked);
-  const long pixels = static_cast<long>(s.batch) * s.out_h * s.out_w;
-  // Threads only pay off past ~20 us of work each (a pool wake-up costs
-  // microseconds); tasks are several per thread so a slow core evens out.
-  const double macs = static_cast<double>(pixels) * s.out_c * plan.kwords * kBits;
-  const double set = g_min_macs_per_thread.load(std::memory_order_relaxed);
-  const double min_macs = set >= 0 ? set : kernel->min_macs_per_thread;
-  int threads = num_threads;
-  if (min_macs > 0) threads = std::min<double>(threads, std::max(1.0, macs / min_macs));
-  threads = std::max(1, threads);
-  job.pix_chunk = pixels;
-  job.ch_chunk = s.out_c;
-  job.ch_tasks = 1;
-  int tasks = 1;
-  if (threads > 1) {
-    const long target = 4L * threads;
-    const long chunk = std::max<long>(12, (pixels + target - 1) / target);
-    job.pix_chunk = (chunk + 3) / 4 * 4;  // whole 4-pixel tiles
-    const long pix_tasks = (pixels + job.pix_chunk - 1) / job.pix_chunk;
-    if (pix_tasks < target && s.groups == 1) {  // small image: split channels too
-      const int ch_words = CeilDiv(s.out_c, kBits);
-      const int want = static_cast<int>(std::min<long>(ch_words, CeilDiv(target, pix_tasks)));
-      job.ch_chunk = CeilDiv(ch_words, want) * kBits;
-      job.ch_tasks = CeilDiv(s.out_c, job.ch_chunk);
-    }
-    tasks = static_cast<int>(pix_tasks * job.ch_tasks);
-  }
-  ParallelFor(threads, tasks, RunTask, &job);
+  const BConvSplit split = SplitBConv(plan, kernel, num_threads);
+  job.pix_chunk = split.pix_chunk;
+  job.pix_tasks = split.pix_tasks;
+  job.ch_chunk = split.ch_chunk;
+  job.ch_tasks = split.ch_tasks;
+  ParallelFor(split.threads, static_cast<int>(split.pix_tasks * split.ch_tasks), RunTask, &job);
   return !job.failed.load();
 }
 
@@ -813,6 +795,41 @@ void KeepFiltersFor(const BgemmKernel* kernel, BConvPlan* plan) {
   (void)kernel;
   (void)plan;
 #endif
+}
+
+BConvSplit SplitBConv(const BConvPlan& plan, const BgemmKernel* kernel, int num_threads) {
+  const BConvShape& s = plan.shape;
+  const long pixels = static_cast<long>(s.batch) * s.out_h * s.out_w;
+  // Threads only pay off past ~20 us of work each (a pool wake-up costs
+  // microseconds); tasks are several per thread so a slow core evens out. The filters
+  // stream through once per tile of up to 4 pixels, so a 1-pixel (dense) layer costs
+  // as much as 4 pixels: count whole tiles (VGG-8's 8192->1024 dense takes ~35 us on
+  // AVX-512, 4x what its MACs say). Rounded to the nearest count: a thread's share of
+  // the work is then at least 3/4 of the threshold.
+  const long tiled = (pixels + 3) / 4 * 4;
+  const double macs = static_cast<double>(tiled) * s.out_c * plan.kwords * kBits;
+  BConvSplit split;
+  split.pix_chunk = pixels;
+  split.ch_chunk = s.out_c;
+  if (kernel == nullptr || kernel->run == nullptr) return split;  // the oracle: serial
+  split.threads = std::max(1, num_threads);
+  const double set = g_min_macs_per_thread.load(std::memory_order_relaxed);
+  const double min_macs = set >= 0 ? set : kernel->min_macs_per_thread;
+  if (min_macs > 0)
+    split.threads = static_cast<int>(
+        std::max(1.0, std::min<double>(split.threads, std::floor(macs / min_macs + 0.5))));
+  if (split.threads == 1) return split;
+  const long target = 4L * split.threads;
+  const long chunk = std::max<long>(12, (pixels + target - 1) / target);
+  split.pix_chunk = (chunk + 3) / 4 * 4;  // whole 4-pixel tiles
+  split.pix_tasks = (pixels + split.pix_chunk - 1) / split.pix_chunk;
+  if (split.pix_tasks < target && s.groups == 1) {  // small image: split channels too
+    const int ch_words = CeilDiv(s.out_c, kBits);
+    const int want = static_cast<int>(std::min<long>(ch_words, CeilDiv(target, split.pix_tasks)));
+    split.ch_chunk = CeilDiv(ch_words, want) * kBits;
+    split.ch_tasks = CeilDiv(s.out_c, split.ch_chunk);
+  }
+  return split;
 }
 
 bool RunBConv(const BConvPlan& plan, const BgemmKernel* kernel, int num_threads,

@@ -160,6 +160,18 @@ bool RunBConv(const BConvPlan& plan, const BgemmKernel* kernel, int num_threads,
 bool RunBConvRange(const BConvPlan& plan, const BgemmKernel* kernel, const int32_t* input,
                    int32_t* output, long begin, long end, BConvWorkspace* workspace);
 
+// How RunBConv splits a convolution: over `threads` threads (fewer than asked when
+// the work is small), in pix_tasks x ch_tasks tasks of pix_chunk pixels (whole 4-pixel
+// tiles) by ch_chunk output channels (a multiple of 32, or out_c), listed channel-major
+// so that each thread's contiguous run of tasks (ParallelFor) reads the filters of its
+// own channels only. Few pixels (a dense layer is one) are split over channels.
+struct BConvSplit {
+  int threads = 1;
+  long pix_chunk = 0, pix_tasks = 1;
+  int ch_chunk = 0, ch_tasks = 1;
+};
+BConvSplit SplitBConv(const BConvPlan& plan, const BgemmKernel* kernel, int num_threads);
+
 // For tests: the least work (binary MACs) per thread before a convolution is
 // split (default, or any negative value: the kernel's min_macs_per_thread);
 // 0 splits every convolution over all threads.

@@ -17,6 +17,7 @@
 #include "flexbuffer.h"
 #include "kbit.h"
 #include "simple_ops.h"
+#include "thread_pool.h"
 
 namespace bitlite {
 namespace {
@@ -171,12 +172,18 @@ const BgemmKernel* KernelForPrepare(TfLiteContext* context, const OpConfig& conf
   return k;
 }
 
+int BConvThreads(const TfLiteContext* context, const OpConfig& config);  // below
+
 // ------------------------------------------------------------ LceQuantize
 
 // Packed words for `channels` values (int64: a dimension may be up to 2^31 - 1).
 int64_t PackedWords(int64_t channels) { return (channels + 31) / 32; }
 
-std::string QuantizePrepareImpl(TfLiteContext* context, TfLiteNode* node) {
+// Quantize's state: the delegate's settings (its thread count).
+void* QuantizeInit(const uint8_t*, size_t, const OpConfig& config) { return new OpConfig(config); }
+void QuantizeFree(void* config) { delete static_cast<OpConfig*>(config); }
+
+std::string QuantizePrepareImpl(TfLiteContext* context, TfLiteNode* node, OpConfig* config) {
   const TfLiteTensor* in = Input(context, node, 0);
   TfLiteTensor* out = Output(context, node, 0);
   if (NumInputs(node) != 1 || NumOutputs(node) != 1 || in == nullptr || out == nullptr)
@@ -196,6 +203,7 @@ std::string QuantizePrepareImpl(TfLiteContext* context, TfLiteNode* node) {
   for (int i = 0; i < rank; ++i) dims[i] = in->dims->data[i];
   dims[rank - 1] = static_cast<int>(PackedWords(dims[rank - 1]));
   if (Resize(context, out, rank, dims) != kTfLiteOk) return "LceQuantize: cannot resize the output";
+  ReserveThreads(BConvThreads(context, *config));  // invoke starts no thread
   return "";
 }
 
@@ -210,12 +218,13 @@ TfLiteStatus QuantizeEval(TfLiteContext* context, TfLiteNode* node) {
   const long rows = NumElements(in) / channels;
   if (out->type != kTfLiteInt32 || NumElements(out) != rows * PackedWords(channels))
     return Report(context, "LceQuantize: output shape changed after prepare");
+  const int threads = BConvThreads(context, *static_cast<OpConfig*>(node->user_data));
   if (in->type == kTfLiteFloat32)
-    BitpackFloat(in->data.f, rows, channels, out->data.i32);
+    BitpackFloat(in->data.f, rows, channels, out->data.i32, threads);
   else if (in->type == kTfLiteInt8)
-    BitpackInt8(in->data.int8, rows, channels, in->params.zero_point, out->data.i32);
+    BitpackInt8(in->data.int8, rows, channels, in->params.zero_point, out->data.i32, threads);
   else
-    BitpackBool(in->data.b, rows, channels, out->data.i32);
+    BitpackBool(in->data.b, rows, channels, out->data.i32, threads);
   return kTfLiteOk;
 }
 
@@ -581,12 +590,14 @@ TfLiteStatus KbitQuantizeEval(TfLiteContext* context, TfLiteNode* node) {
 
 struct MaxPoolOpData {
   std::string init_error;
+  OpConfig config;
   MaxPoolOptions options;
   MaxPoolShape shape{};
 };
 
-void* MaxPoolInit(const uint8_t* buffer, size_t length, const OpConfig&) {
+void* MaxPoolInit(const uint8_t* buffer, size_t length, const OpConfig& config) {
   auto* d = new MaxPoolOpData;
+  d->config = config;
   d->init_error = ParseMaxPoolOptions(buffer, length, &d->options);
   return d;
 }
@@ -607,6 +618,7 @@ std::string MaxPoolPrepareImpl(TfLiteContext* context, TfLiteNode* node, MaxPool
   if (!e.empty()) return e;
   const int dims[4] = {d->shape.batch, d->shape.out_h, d->shape.out_w, d->shape.words};
   if (Resize(context, out, 4, dims) != kTfLiteOk) return "LceBMaxPool2d: cannot resize the output";
+  ReserveThreads(BConvThreads(context, d->config));  // invoke starts no thread
   return "";
 }
 
@@ -619,7 +631,7 @@ TfLiteStatus MaxPoolEval(TfLiteContext* context, TfLiteNode* node) {
   const int out_dims[4] = {s.batch, s.out_h, s.out_w, s.words};
   if (!HasPlannedData(in, in_dims) || !HasPlannedData(out, out_dims))
     return Report(context, "LceBMaxPool2d: input or output does not match prepare at invoke");
-  BMaxPool(d->options, s, in->data.i32, out->data.i32);
+  BMaxPool(d->options, s, in->data.i32, out->data.i32, BConvThreads(context, d->config));
   return kTfLiteOk;
 }
 
@@ -710,13 +722,14 @@ TfLiteStatus PrepareWithData(TfLiteContext* context, TfLiteNode* node) {
   return e.empty() ? kTfLiteOk : Report(context, e);
 }
 
-// Quantize and dequantize keep no state: their init returns a non-null token so that
+// Dequantize keeps no state: its init returns a non-null token so that
 // a null user_data always means "init did not run".
 void* NoStateInit(const uint8_t*, size_t, const OpConfig&) { return &g_decode_count; }
 void NoStateFree(void*) {}
 
 const OpKernel kOps[] = {
-    {"LceQuantize", NoStateInit, NoStateFree, PrepareWith<QuantizePrepareImpl>, QuantizeEval},
+    {"LceQuantize", QuantizeInit, QuantizeFree, PrepareWithData<OpConfig, QuantizePrepareImpl>,
+     QuantizeEval},
     {"LceDequantize", NoStateInit, NoStateFree, PrepareWith<DequantizePrepareImpl>,
      DequantizeEval},
     {"LceBconv2d", BConvInit, BConvFree, BConvPrepare, BConvEval},

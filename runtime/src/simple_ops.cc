@@ -1,14 +1,46 @@
 #include "simple_ops.h"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "flexbuffer.h"
+#include "thread_pool.h"
 
 namespace bitlite {
 namespace {
 
 constexpr int64_t kMaxDim = 1 << 20;
+// The least work worth a pool thread of its own (~1.5 us each: the pool's workers
+// spin between the ops of an invoke, so waking one costs well under that).
+constexpr long kMinPackValuesPerThread = 32768;   // LceQuantize: 6 us per 131072 floats
+constexpr long kMinPoolWordTapsPerThread = 2048;  // LceBMaxPool2d: ~1 ns per word per tap
+
+// fn(r0, r1) over [0, rows) in at most `threads` contiguous parts of at least
+// `min_rows` rows each, run by the pool (part i on the pool's thread i, see
+// ParallelFor: the caller takes the first, as XNNPACK's pool does, so an op after an
+// XNNPACK op mostly reads what its own core wrote). `fn` must not throw.
+template <class Fn>
+void ParallelRows(int threads, long rows, long min_rows, const Fn& fn) {
+  const long parts = std::min<long>(threads, rows / std::max<long>(1, min_rows));
+  if (parts <= 1) {
+    fn(0L, rows);
+    return;
+  }
+  struct Ctx {
+    const Fn* fn;
+    long rows, parts;
+  } ctx{&fn, rows, parts};
+  ParallelFor(static_cast<int>(parts), static_cast<int>(parts), [](void* c, int t) {
+    const Ctx& x = *static_cast<const Ctx*>(c);
+    (*x.fn)(x.rows * t / x.parts, x.rows * (t + 1) / x.parts);
+  }, &ctx);
+}
+
+// Rows per thread for a pack of `channels` values per row.
+long MinPackRows(int channels) {
+  return std::max<long>(1, kMinPackValuesPerThread / std::max(1, channels));
+}
 
 template <typename T, typename Negative>
 void Bitpack(const T* in, long rows, int channels, int32_t* out, Negative negative) {
@@ -29,26 +61,40 @@ void Bitpack(const T* in, long rows, int channels, int32_t* out, Negative negati
 
 }  // namespace
 
-void BitpackFloat(const float* in, long rows, int channels, int32_t* out) {
+void BitpackFloat(const float* in, long rows, int channels, int32_t* out, int threads) {
+  const int64_t words = (int64_t(channels) + 31) / 32;
+  ParallelRows(threads, rows, MinPackRows(channels), [&](long r0, long r1) {
+    const float* x = in + r0 * int64_t(channels);
+    int32_t* o = out + r0 * words;
 #if defined(__x86_64__) || defined(__i386__)
-  if (BitpackFloatX86(in, rows, channels, out)) return;
+    if (BitpackFloatX86(x, r1 - r0, channels, o)) return;
 #endif
 #if defined(__aarch64__)
-  if (BitpackFloatNeon(in, rows, channels, out)) return;
+    if (BitpackFloatNeon(x, r1 - r0, channels, o)) return;
 #endif
-  Bitpack(in, rows, channels, out, [](float v) { return v < 0.0f; });
+    Bitpack(x, r1 - r0, channels, o, [](float v) { return v < 0.0f; });
+  });
 }
 
-void BitpackInt8(const int8_t* in, long rows, int channels, int32_t zero_point, int32_t* out) {
-  Bitpack(in, rows, channels, out, [zero_point](int8_t v) { return int32_t(v) < zero_point; });
+void BitpackInt8(const int8_t* in, long rows, int channels, int32_t zero_point, int32_t* out,
+                 int threads) {
+  const int64_t words = (int64_t(channels) + 31) / 32;
+  ParallelRows(threads, rows, MinPackRows(channels), [&](long r0, long r1) {
+    Bitpack(in + r0 * int64_t(channels), r1 - r0, channels, out + r0 * words,
+            [zero_point](int8_t v) { return int32_t(v) < zero_point; });
+  });
 }
 
-void BitpackBool(const bool* in, long rows, int channels, int32_t* out) {
+void BitpackBool(const bool* in, long rows, int channels, int32_t* out, int threads) {
   // Read as bytes: a model's bool tensor may hold any byte (non-zero is true), and
   // loading one that is neither 0 nor 1 as a C++ bool is undefined behaviour (found by
   // the op-level fuzzer under UBSan).
-  Bitpack(reinterpret_cast<const uint8_t*>(in), rows, channels, out,
-          [](uint8_t v) { return v == 0; });
+  const auto* bytes = reinterpret_cast<const uint8_t*>(in);
+  const int64_t words = (int64_t(channels) + 31) / 32;
+  ParallelRows(threads, rows, MinPackRows(channels), [&](long r0, long r1) {
+    Bitpack(bytes + r0 * int64_t(channels), r1 - r0, channels, out + r0 * words,
+            [](uint8_t v) { return v == 0; });
+  });
 }
 
 std::string ParseMaxPoolOptions(const uint8_t* buffer, size_t length, MaxPoolOptions* out) {
@@ -97,22 +143,39 @@ std::string PlanMaxPool(const MaxPoolOptions& o, const int in_dims[4], MaxPoolSh
   return "";
 }
 
-void BMaxPool(const MaxPoolOptions& o, const MaxPoolShape& s, const int32_t* in, int32_t* out) {
-  for (int b = 0; b < s.batch; ++b)
-    for (int oy = 0; oy < s.out_h; ++oy)
-      for (int ox = 0; ox < s.out_w; ++ox) {
-        int32_t* dst = out + ((static_cast<long>(b) * s.out_h + oy) * s.out_w + ox) * s.words;
-        std::fill(dst, dst + s.words, ~int32_t(0));
-        const int y0 = std::max(0, oy * o.stride_height - s.pad_top);
-        const int y1 = std::min(s.in_h, oy * o.stride_height - s.pad_top + o.filter_height);
-        const int x0 = std::max(0, ox * o.stride_width - s.pad_left);
-        const int x1 = std::min(s.in_w, ox * o.stride_width - s.pad_left + o.filter_width);
-        for (int y = y0; y < y1; ++y)
-          for (int x = x0; x < x1; ++x) {
-            const int32_t* src = in + ((static_cast<long>(b) * s.in_h + y) * s.in_w + x) * s.words;
-            for (int w = 0; w < s.words; ++w) dst[w] &= src[w];  // vectorizes
-          }
-      }
+namespace {
+
+// Output rows [r0, r1) of BMaxPool (flattened over the batch).
+void BMaxPoolRows(const MaxPoolOptions& o, const MaxPoolShape& s, const int32_t* in,
+                  int32_t* out, long r0, long r1) {
+  for (long r = r0; r < r1; ++r) {
+    const int b = static_cast<int>(r / s.out_h), oy = static_cast<int>(r % s.out_h);
+    for (int ox = 0; ox < s.out_w; ++ox) {
+      int32_t* dst = out + ((static_cast<long>(b) * s.out_h + oy) * s.out_w + ox) * s.words;
+      std::fill(dst, dst + s.words, ~int32_t(0));
+      const int y0 = std::max(0, oy * o.stride_height - s.pad_top);
+      const int y1 = std::min(s.in_h, oy * o.stride_height - s.pad_top + o.filter_height);
+      const int x0 = std::max(0, ox * o.stride_width - s.pad_left);
+      const int x1 = std::min(s.in_w, ox * o.stride_width - s.pad_left + o.filter_width);
+      for (int y = y0; y < y1; ++y)
+        for (int x = x0; x < x1; ++x) {
+          const int32_t* src = in + ((static_cast<long>(b) * s.in_h + y) * s.in_w + x) * s.words;
+          for (int w = 0; w < s.words; ++w) dst[w] &= src[w];  // vectorizes
+        }
+    }
+  }
+}
+
+}  // namespace
+
+void BMaxPool(const MaxPoolOptions& o, const MaxPoolShape& s, const int32_t* in, int32_t* out,
+              int threads) {
+  const long rows = static_cast<long>(s.batch) * s.out_h;
+  // In double: window sizes may be up to 2^20 each.
+  const double row_work = double(s.out_w) * s.words * o.filter_height * o.filter_width;
+  const long min_rows = static_cast<long>(std::ceil(kMinPoolWordTapsPerThread / row_work));
+  ParallelRows(threads, rows, min_rows,
+               [&](long r0, long r1) { BMaxPoolRows(o, s, in, out, r0, r1); });
 }
 
 }  // namespace bitlite

@@ -11,8 +11,10 @@ namespace bitlite {
 // Packs the last axis (length `channels`) of `rows` rows, 32 values per word,
 // LSB first; bit 1 means negative: x < 0 for float (so -0.0 and NaN pack as
 // 0, as LCE's x86 build does; LCE's aarch64 NEON path tests the sign bit
-// instead), x < zero_point for int8, !x for bool. Padding bits are 0.
-void BitpackFloat(const float* in, long rows, int channels, int32_t* out);
+// instead), x < zero_point for int8, !x for bool. Padding bits are 0. Rows are split
+// over up to `threads` threads (the pool, thread_pool.h) when there are enough; the
+// bytes written do not depend on the thread count.
+void BitpackFloat(const float* in, long rows, int channels, int32_t* out, int threads = 1);
 #if defined(__x86_64__) || defined(__i386__)
 // AVX-512 / AVX2 path of BitpackFloat (bitpack_x86.cc); false: not applicable.
 bool BitpackFloatX86(const float* in, long rows, int channels, int32_t* out);
@@ -21,8 +23,9 @@ bool BitpackFloatX86(const float* in, long rows, int channels, int32_t* out);
 // NEON path of BitpackFloat (bitpack_neon.cc); false: not applicable.
 bool BitpackFloatNeon(const float* in, long rows, int channels, int32_t* out);
 #endif
-void BitpackInt8(const int8_t* in, long rows, int channels, int32_t zero_point, int32_t* out);
-void BitpackBool(const bool* in, long rows, int channels, int32_t* out);
+void BitpackInt8(const int8_t* in, long rows, int channels, int32_t zero_point, int32_t* out,
+                 int threads = 1);
+void BitpackBool(const bool* in, long rows, int channels, int32_t* out, int threads = 1);
 
 // Unpacks: bit 0 -> `zero_value`, bit 1 -> `one_value`.
 template <typename T>
@@ -50,8 +53,10 @@ struct MaxPoolShape {
 std::string PlanMaxPool(const MaxPoolOptions& opt, const int in_dims[4], MaxPoolShape* shape);
 
 // Binary max pooling = bitwise AND over the window (a -1 wins only if every
-// value is -1); out-of-bounds taps are skipped.
-void BMaxPool(const MaxPoolOptions& opt, const MaxPoolShape& s, const int32_t* in, int32_t* out);
+// value is -1); out-of-bounds taps are skipped. Output rows are split over up to
+// `threads` threads when there are enough (same bytes for any count).
+void BMaxPool(const MaxPoolOptions& opt, const MaxPoolShape& s, const int32_t* in, int32_t* out,
+              int threads = 1);
 
 }  // namespace bitlite
 

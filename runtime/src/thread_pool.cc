@@ -21,6 +21,7 @@ constexpr int kMaxWorkers = 63;
 constexpr auto kSpin = std::chrono::microseconds(200);
 
 std::atomic<bool> g_start_fails{false};  // SetThreadStartFailsForTesting
+std::atomic<long> g_pool_jobs{0};         // PoolJobsForTesting
 
 // Yields until done() or kSpin has passed: both sides of a job wait so before sleeping.
 template <class Done>
@@ -39,20 +40,25 @@ class Pool {
     // Fewer workers than asked (some could not start): the ones there are share the job.
     const int have = Grow(want);
     if (have == 0) return false;
+    const int parts = (have < want ? have : want) + 1;  // the caller and the workers
     unsigned long gen;
     {
       std::lock_guard<std::mutex> l(mu_);
       fn_ = fn;
       ctx_ = ctx;
       n_tasks_ = n_tasks;
+      parts_ = parts;
       remaining_.store(n_tasks, std::memory_order_relaxed);
-      active_ = have < want ? have : want;
+      active_ = parts - 1;
       gen = generation_.load(std::memory_order_relaxed) + 1;
-      claim_.store(static_cast<uint64_t>(gen & 0xffffffffu) << 32, std::memory_order_relaxed);
+      const uint64_t tag = static_cast<uint64_t>(gen & 0xffffffffu) << 32;
+      for (int r = 0; r < parts; ++r)
+        ranges_[r].claim.store(tag | static_cast<uint64_t>(RangeBegin(r, parts, n_tasks)),
+                               std::memory_order_relaxed);
       generation_.store(gen, std::memory_order_release);
     }
     cv_.notify_all();
-    Work(gen, fn, ctx, n_tasks);
+    Work(gen, fn, ctx, n_tasks, parts, 0);
     // Wait for the others' tasks (the caller's own are done): spin first, as the
     // workers do, since tasks end close together and a futex sleep and wake-up costs
     // tens of microseconds in a VM; then sleep on the condition variable.
@@ -97,22 +103,38 @@ class Pool {
     return static_cast<int>(workers_.size()) < want ? static_cast<int>(workers_.size()) : want;
   }
 
-  // Claims tasks of job `gen` only: the claim word carries the job's generation,
-  // so a worker that wakes late never takes a task of the next job with this
-  // job's function.
-  void Work(unsigned long gen, TaskFn fn, void* ctx, int n_tasks) {
+  // Task range of participant r of `parts` (0: the caller, 1 + i: worker i).
+  static int RangeBegin(int r, int parts, int n_tasks) {
+    return static_cast<int>(static_cast<long long>(n_tasks) * r / parts);
+  }
+
+  // Runs participant `self`'s own contiguous range of tasks first, then takes what is
+  // left of the others' ranges (a late or descheduled thread's tasks get done by the
+  // rest). Own ranges first: the same thread (and so, mostly, the same core) runs the
+  // same part of every job, so consecutive layers find their filters and their part of
+  // the activations in that core's cache, and nearby jobs of another pool that split
+  // the same way (XNNPACK's pthreadpool gives its caller the first range too) leave
+  // the data where its reader runs. Claims of job `gen` only: each range's claim word
+  // carries the job's generation, so a worker that wakes late never takes a task of
+  // the next job with this job's function.
+  void Work(unsigned long gen, TaskFn fn, void* ctx, int n_tasks, int parts, int self) {
     const uint64_t tag = static_cast<uint64_t>(gen & 0xffffffffu) << 32;
-    uint64_t c = claim_.load(std::memory_order_acquire);
-    for (;;) {
-      if ((c & ~0xffffffffull) != tag) return;
-      const int t = static_cast<int>(c & 0xffffffffu);
-      if (t >= n_tasks) return;
-      if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel)) continue;
-      fn(ctx, t);
-      c = claim_.load(std::memory_order_acquire);
-      if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        std::lock_guard<std::mutex> l(mu_);
-        done_cv_.notify_all();
+    for (int k = 0; k < parts; ++k) {
+      const int r = (self + k) % parts;
+      const int end = RangeBegin(r + 1, parts, n_tasks);
+      std::atomic<uint64_t>& claim = ranges_[r].claim;
+      uint64_t c = claim.load(std::memory_order_acquire);
+      for (;;) {
+        if ((c & ~0xffffffffull) != tag) return;  // a later job has begun: this one is done
+        const int t = static_cast<int>(c & 0xffffffffu);
+        if (t >= end) break;  // range done: help with the next one
+        if (!claim.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel)) continue;
+        fn(ctx, t);
+        c = claim.load(std::memory_order_acquire);
+        if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+          std::lock_guard<std::mutex> l(mu_);
+          done_cv_.notify_all();
+        }
       }
     }
   }
@@ -123,15 +145,15 @@ class Pool {
       SpinUntil([&] { return generation_.load(std::memory_order_acquire) != seen; });
       TaskFn fn;
       void* ctx;
-      int n_tasks;
+      int n_tasks, parts;
       {
         std::unique_lock<std::mutex> l(mu_);
         cv_.wait(l, [&] { return generation_.load(std::memory_order_acquire) != seen; });
         seen = generation_.load(std::memory_order_acquire);
         if (index >= active_) continue;  // not needed for this job
-        fn = fn_, ctx = ctx_, n_tasks = n_tasks_;
+        fn = fn_, ctx = ctx_, n_tasks = n_tasks_, parts = parts_;
       }
-      Work(seen, fn, ctx, n_tasks);
+      Work(seen, fn, ctx, n_tasks, parts, index + 1);
     }
   }
 
@@ -145,7 +167,11 @@ class Pool {
   void* ctx_ = nullptr;
   int n_tasks_ = 0;
   int active_ = 0;
-  std::atomic<uint64_t> claim_{0};  // generation << 32 | next task
+  int parts_ = 0;  // threads of the current job: the caller and active_ workers
+  struct alignas(64) Range {  // own cache line: the threads claim apart
+    std::atomic<uint64_t> claim{0};  // generation << 32 | next task of this range
+  };
+  Range ranges_[kMaxWorkers + 1];
   std::atomic<int> remaining_{0};
 };
 
@@ -164,7 +190,10 @@ void ParallelFor(int threads, int n_tasks, TaskFn fn, void* ctx) {
       pool = GetPool();
     } catch (...) {  // bad_alloc creating it: run serially
     }
-    if (pool != nullptr && pool->Run(threads, n_tasks, fn, ctx)) return;
+    if (pool != nullptr && pool->Run(threads, n_tasks, fn, ctx)) {
+      g_pool_jobs.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
   }
   for (int t = 0; t < n_tasks; ++t) fn(ctx, t);
 }
@@ -179,5 +208,7 @@ bool ReserveThreads(int threads) {
 }
 
 void SetThreadStartFailsForTesting(bool fails) { g_start_fails.store(fails); }
+
+long PoolJobsForTesting() { return g_pool_jobs.load(); }
 
 }  // namespace bitlite
