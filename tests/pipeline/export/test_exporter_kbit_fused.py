@@ -45,6 +45,7 @@ def fused_export(tmp_path_factory, on_checkout_runtime, monkeypatch_module):
     from pipeline.tflite import kbit_chains
     from pipeline.train.trainer import TrainConfig, train
 
+    tf.keras.backend.clear_session()  # layer names (quant_conv2d_1) whatever ran before
     config = TrainConfig(method="dorefa", epochs=1, train_samples=256, test_samples=100,
                          batch_size=64)  # fmt: skip
     run = train(config, out=tmp_path_factory.mktemp("runs") / "dorefa", progress=False)
