@@ -234,6 +234,13 @@ def tie_rows(model: Any, flatbuffer: bytes, x: np.ndarray, names: list[str]) -> 
             out[name] = tie_aware_parity(model, flatbuffer, x, name).to_dict()
         except Exception as err:  # noqa: BLE001  (one cell says why)
             out[name] = {"error": f"{type(err).__name__}: {err}"[:200]}
+    bitlite = out.get("bitlite", {})
+    if bitlite.get("beyond"):  # the binary ops, or XNNPACK's float ops around them?
+        try:
+            again = tie_aware_parity(model, flatbuffer, x, "bitlite-builtin").to_dict()
+            bitlite["builtin_float"] = {k: again[k] for k in ("relative_diff", "ties", "beyond")}
+        except Exception as err:  # noqa: BLE001
+            bitlite["builtin_float"] = {"error": f"{type(err).__name__}: {err}"[:200]}
     return out
 
 
@@ -247,7 +254,7 @@ def markdown(rows: list[dict[str, Any]], size: int) -> str:
         "of such flips and the closest-to-0 one beside it) and its own everywhere else, "
         "so a real conversion error still shows; a k-bit activation (DoReFa) likewise "
         "takes the file's level within 1e-5 of a rounding edge; decisions that differ "
-        "farther away are counted as 'beyond' (each a bug). Size: the file against the smallest possible "
+        "farther away are counted as 'beyond' (each a bug in the file or its kernels — or, on bitlite's runtime, XNNPACK's float ops around them rounding past the band: a bitlite row with any is measured again with the host's builtin float kernels). Size: the file against the smallest possible "
         "(1 bit per binary weight + every other weight as stored). Latency: median ms, "
         "1 thread, warm (each timed invoke right after an untimed one of the same engine), interleaved; LCE's x86 interpreter runs its portable reference kernels. "
         "aarch64: guest instructions per inference under qemu-aarch64 (bitlite's NEON "
@@ -308,6 +315,10 @@ def _tie(t: dict[str, Any] | None) -> str:
         cell += f"; {t['ties']} tie(s) ≤ {t['largest_tie']:.0e}"
     if t["beyond"]:
         cell += f"; {t['beyond']} beyond"
+    builtin = t.get("builtin_float")
+    if builtin and "error" not in builtin:
+        cell += (f"; float ops on the host's builtin kernels instead of XNNPACK: "
+                 f"{_diff(builtin['relative_diff'])}, {builtin['beyond']} beyond")
     return cell
 
 

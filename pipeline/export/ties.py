@@ -41,7 +41,10 @@ from typing import Any
 import numpy as np
 
 TAU = 1e-5  # |x| / max|x| below which Keras' and the file's signs may differ by rounding
-TIE_INTERPRETERS = ("lce", "bitlite")  # the interpreters run_outputs can read signs from
+# The interpreters run_outputs can read signs from; "bitlite-builtin": bitlite's runtime
+# with the host's builtin float kernels instead of XNNPACK (XNNPACK's float ops round
+# differently, which a deep net's real-valued branches can carry past the tie band).
+TIE_INTERPRETERS = ("lce", "bitlite", "bitlite-builtin")
 
 
 @dataclass
@@ -140,7 +143,8 @@ def run_outputs(flatbuffer: bytes, x: np.ndarray, interpreter: str) -> list[np.n
         raise ValueError(f"tie-aware parity runs on lce or bitlite, not {interpreter}")
     from pipeline import runtime
 
-    interp = runtime.load().Interpreter(flatbuffer, num_threads=1)
+    xnnpack = interpreter != "bitlite-builtin"
+    interp = runtime.load().Interpreter(flatbuffer, num_threads=1, xnnpack=xnnpack)
     runs = [interp.invoke(x[i : i + 1]) for i in range(len(x))]
     return [np.concatenate(parts) for parts in zip(*runs, strict=True)]
 

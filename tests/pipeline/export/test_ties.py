@@ -5,6 +5,7 @@ larq-zoo network, honest and with a real discrepancy: tests/benchmarks/test_zoo.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import pipeline  # noqa: F401  (Keras 2 before TensorFlow)
 from pipeline.export.ties import _FollowAtTies, plane_codes, unpack_signs
@@ -115,3 +116,27 @@ def test_k_bit_levels_follow_the_file_only_at_a_rounding_edge():
     np.testing.assert_array_equal(out, quantize([[1.0, 1 / 3, 2 / 3, 0.0]]))
     assert (follow.ties, follow.beyond) == (1, 1)
     assert np.isclose(follow.largest, 2e-6, rtol=0.1)
+
+
+def test_bitlite_builtin_runs_the_float_ops_without_xnnpack(monkeypatch):
+    """'bitlite-builtin' tells XNNPACK's float rounding from the binary ops' decisions."""
+    from pipeline import runtime
+    from pipeline.export import ties
+
+    made = []
+
+    class Interpreter:
+        def __init__(self, flatbuffer, num_threads=1, xnnpack=True):
+            made.append(xnnpack)
+
+        def invoke(self, x):
+            return [x * 2]
+
+    monkeypatch.setattr(runtime, "load", lambda: type("M", (), {"Interpreter": Interpreter}))
+    x = np.arange(6, dtype=np.float32).reshape(3, 2)
+    for name in ("bitlite", "bitlite-builtin"):
+        out = ties.run_outputs(b"", x, name)
+        assert len(out) == 1 and np.array_equal(out[0], 2 * x)
+    assert made == [True, False]
+    with pytest.raises(ValueError, match="lce or bitlite"):
+        ties.run_outputs(b"", x, "tflite")
