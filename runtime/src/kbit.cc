@@ -427,8 +427,8 @@ int ThreadsFor(long elements, int num_threads) {
   return static_cast<int>(std::max(1L, std::min<long>(num_threads, elements / least)));
 }
 
-struct RangeJob {  // [0, total) rows, pixels or bands, split into `tasks` chunks
-  long total = 0, chunk = 0;
+struct RangeJob {  // [0, total) rows, pixels or bands, split over the threads
+  long total = 0;
   const KbitVector* vec = nullptr;
   const KbitPlan* plan = nullptr;  // the epilogue's
   KbitCounts counts{};
@@ -445,22 +445,19 @@ struct RangeJob {  // [0, total) rows, pixels or bands, split into `tasks` chunk
   int32_t* packed = nullptr;
 };
 
-void EpilogueTask(void* ctx, int task) {
-  const RangeJob& j = *static_cast<const RangeJob*>(ctx);
-  const long q0 = task * j.chunk;
-  j.vec->epilogue(*j.plan, j.counts, j.out, q0, std::min(j.total, q0 + j.chunk));
+void EpilogueRange(RangeJob& j, int, long q0, long q1) {
+  j.vec->epilogue(*j.plan, j.counts, j.out, q0, q1);
 }
 
-// Bands [task * chunk, ...): per band, each plane's GEMM over the band's conv rows into
-// this task's buffer, then the epilogue of its output rows.
-void BandTask(void* ctx, int task) {
-  RangeJob& j = *static_cast<RangeJob*>(ctx);
+// Bands [b0, b1): per band, each plane's GEMM over the band's conv rows into this
+// part's buffer, then the epilogue of its output rows.
+void BandRange(RangeJob& j, int part, long b0, long b1) {
   const KbitPlan& plan = *j.plan;
   const BConvShape& s = plan.conv.shape;
   const int bands = CeilDiv(plan.out_h, plan.band_rows);  // per image
   const long plane_pixels = static_cast<long>(plan.batch) * s.out_h * s.out_w;
-  int32_t* buffer = j.buffers + task * j.buffer_words;
-  for (long b = task * j.chunk; b < std::min(j.total, (task + 1) * j.chunk); ++b) {
+  int32_t* buffer = j.buffers + part * j.buffer_words;
+  for (long b = b0; b < b1; ++b) {
     const int n = static_cast<int>(b / bands);
     const int oy0 = static_cast<int>(b % bands) * plan.band_rows;
     const int oy1 = std::min(plan.out_h, oy0 + plan.band_rows);
@@ -482,21 +479,14 @@ void BandTask(void* ctx, int task) {
   }
 }
 
-void QuantizeTask(void* ctx, int task) {
-  const RangeJob& j = *static_cast<const RangeJob*>(ctx);
-  const long r0 = task * j.chunk;
-  j.vec->quantize(j.x, j.total, j.channels, j.offsets, j.planes, j.packed, r0,
-                  std::min(j.total, r0 + j.chunk));
+void QuantizeRange(RangeJob& j, int, long r0, long r1) {
+  j.vec->quantize(j.x, j.total, j.channels, j.offsets, j.planes, j.packed, r0, r1);
 }
 
-// Runs `fn` over [0, job->total) in one chunk per thread.
-void RunRanges(RangeJob* job, int threads, TaskFn fn) {
-  job->chunk = (job->total + threads - 1) / threads;
-  const int tasks = job->chunk == 0 ? 0 : static_cast<int>((job->total + job->chunk - 1) / job->chunk);
-  if (tasks == 1)
-    fn(job, 0);
-  else if (tasks > 1)
-    ParallelFor(threads, tasks, fn, job);
+// Runs `fn` over [0, job->total) in one part per thread.
+void RunRanges(RangeJob* job, int threads, void (*fn)(RangeJob&, int, long, long)) {
+  ParallelRanges(threads, job->total, 1,
+                 [&](int part, long begin, long end) { fn(*job, part, begin, end); });
 }
 
 }  // namespace
@@ -521,7 +511,7 @@ bool RunKbit(const KbitPlan& plan, const BgemmKernel* kernel, int num_threads,
     job.buffer_words = plan.band_pixels * plan.opt.planes * oc;
     const long buffers = static_cast<long>(scratch->counts.size()) / job.buffer_words;
     if (buffers < 1) return false;
-    RunRanges(&job, static_cast<int>(std::min<long>(std::max(1, num_threads), buffers)), BandTask);
+    RunRanges(&job, static_cast<int>(std::min<long>(std::max(1, num_threads), buffers)), BandRange);
     return !job.failed.load();
   }
   if (scratch->counts.size() < static_cast<size_t>(pixels) * plan.opt.planes * oc) return false;
@@ -543,7 +533,7 @@ bool RunKbit(const KbitPlan& plan, const BgemmKernel* kernel, int num_threads,
   }
   job.total = static_cast<long>(plan.batch) * plan.out_h * plan.out_w;
   job.counts = KbitCounts{scratch->counts.data(), 0, pixels * oc};
-  RunRanges(&job, threads, EpilogueTask);
+  RunRanges(&job, threads, EpilogueRange);
   return true;
 }
 
@@ -561,7 +551,7 @@ void KbitQuantize(const float* x, long rows, int channels, const float* offsets,
   job.channels = channels;
   job.planes = planes;
   job.packed = out;
-  RunRanges(&job, ThreadsFor(rows * channels * ((1L << planes) - 1), num_threads), QuantizeTask);
+  RunRanges(&job, ThreadsFor(rows * channels * ((1L << planes) - 1), num_threads), QuantizeRange);
 }
 
 void SetKbitMinElementsPerThread(long elements) { g_min_elements.store(elements); }

@@ -16,27 +16,6 @@ constexpr int64_t kMaxDim = 1 << 20;
 constexpr long kMinPackValuesPerThread = 32768;   // LceQuantize: 6 us per 131072 floats
 constexpr long kMinPoolWordTapsPerThread = 2048;  // LceBMaxPool2d: ~1 ns per word per tap
 
-// fn(r0, r1) over [0, rows) in at most `threads` contiguous parts of at least
-// `min_rows` rows each, run by the pool (part i on the pool's thread i, see
-// ParallelFor: the caller takes the first, as XNNPACK's pool does, so an op after an
-// XNNPACK op mostly reads what its own core wrote). `fn` must not throw.
-template <class Fn>
-void ParallelRows(int threads, long rows, long min_rows, const Fn& fn) {
-  const long parts = std::min<long>(threads, rows / std::max<long>(1, min_rows));
-  if (parts <= 1) {
-    fn(0L, rows);
-    return;
-  }
-  struct Ctx {
-    const Fn* fn;
-    long rows, parts;
-  } ctx{&fn, rows, parts};
-  ParallelFor(static_cast<int>(parts), static_cast<int>(parts), [](void* c, int t) {
-    const Ctx& x = *static_cast<const Ctx*>(c);
-    (*x.fn)(x.rows * t / x.parts, x.rows * (t + 1) / x.parts);
-  }, &ctx);
-}
-
 // Rows per thread for a pack of `channels` values per row.
 long MinPackRows(int channels) {
   return std::max<long>(1, kMinPackValuesPerThread / std::max(1, channels));
@@ -63,7 +42,7 @@ void Bitpack(const T* in, long rows, int channels, int32_t* out, Negative negati
 
 void BitpackFloat(const float* in, long rows, int channels, int32_t* out, int threads) {
   const int64_t words = (int64_t(channels) + 31) / 32;
-  ParallelRows(threads, rows, MinPackRows(channels), [&](long r0, long r1) {
+  ParallelRanges(threads, rows, MinPackRows(channels), [&](int, long r0, long r1) {
     const float* x = in + r0 * int64_t(channels);
     int32_t* o = out + r0 * words;
 #if defined(__x86_64__) || defined(__i386__)
@@ -79,7 +58,7 @@ void BitpackFloat(const float* in, long rows, int channels, int32_t* out, int th
 void BitpackInt8(const int8_t* in, long rows, int channels, int32_t zero_point, int32_t* out,
                  int threads) {
   const int64_t words = (int64_t(channels) + 31) / 32;
-  ParallelRows(threads, rows, MinPackRows(channels), [&](long r0, long r1) {
+  ParallelRanges(threads, rows, MinPackRows(channels), [&](int, long r0, long r1) {
     Bitpack(in + r0 * int64_t(channels), r1 - r0, channels, out + r0 * words,
             [zero_point](int8_t v) { return int32_t(v) < zero_point; });
   });
@@ -91,7 +70,7 @@ void BitpackBool(const bool* in, long rows, int channels, int32_t* out, int thre
   // the op-level fuzzer under UBSan).
   const auto* bytes = reinterpret_cast<const uint8_t*>(in);
   const int64_t words = (int64_t(channels) + 31) / 32;
-  ParallelRows(threads, rows, MinPackRows(channels), [&](long r0, long r1) {
+  ParallelRanges(threads, rows, MinPackRows(channels), [&](int, long r0, long r1) {
     Bitpack(bytes + r0 * int64_t(channels), r1 - r0, channels, out + r0 * words,
             [](uint8_t v) { return v == 0; });
   });
@@ -174,8 +153,8 @@ void BMaxPool(const MaxPoolOptions& o, const MaxPoolShape& s, const int32_t* in,
   // In double: window sizes may be up to 2^20 each.
   const double row_work = double(s.out_w) * s.words * o.filter_height * o.filter_width;
   const long min_rows = static_cast<long>(std::ceil(kMinPoolWordTapsPerThread / row_work));
-  ParallelRows(threads, rows, min_rows,
-               [&](long r0, long r1) { BMaxPoolRows(o, s, in, out, r0, r1); });
+  ParallelRanges(threads, rows, min_rows,
+                 [&](int, long r0, long r1) { BMaxPoolRows(o, s, in, out, r0, r1); });
 }
 
 }  // namespace bitlite

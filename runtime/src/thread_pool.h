@@ -5,6 +5,8 @@
 #ifndef BITLITE_THREAD_POOL_H_
 #define BITLITE_THREAD_POOL_H_
 
+#include <algorithm>
+
 namespace bitlite {
 
 using TaskFn = void (*)(void* ctx, int task);
@@ -28,6 +30,28 @@ void SetThreadStartFailsForTesting(bool fails);
 
 // For tests: how many ParallelFor calls have run on the pool (more than one thread).
 long PoolJobsForTesting();
+
+// fn(part, begin, end) over [0, total) in at most `threads` contiguous parts of at
+// least `min_per_part` each, part i on ParallelFor's thread i (the caller takes part 0,
+// as XNNPACK's pool does, so an op after an XNNPACK op mostly reads what its own core
+// wrote); one part runs here, without the pool. `fn` must not throw.
+template <class Fn>
+void ParallelRanges(int threads, long total, long min_per_part, const Fn& fn) {
+  if (total <= 0) return;
+  const long parts = std::min<long>(threads, total / std::max<long>(1, min_per_part));
+  if (parts <= 1) {
+    fn(0, 0L, total);
+    return;
+  }
+  struct Ctx {
+    const Fn* fn;
+    long total, parts;
+  } ctx{&fn, total, parts};
+  ParallelFor(static_cast<int>(parts), static_cast<int>(parts), [](void* c, int t) {
+    const Ctx& x = *static_cast<const Ctx*>(c);
+    (*x.fn)(t, x.total * t / x.parts, x.total * (t + 1) / x.parts);
+  }, &ctx);
+}
 
 }  // namespace bitlite
 
