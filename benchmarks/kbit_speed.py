@@ -136,20 +136,22 @@ def build_vgg8(out: Path, names: list[str]) -> tuple[dict[str, Path], dict[str, 
     return paths, plans
 
 
-def _subject(path: Path, x: np.ndarray):
+def _subject(path: Path, x: np.ndarray, engine: str = "litert"):
     from benchmarks.kernels import available_kernels, bitlite_subject, litert_subject
     from pipeline.tflite.reader import read_model
 
     model = path.read_bytes()
     if read_model(model).custom_ops():  # LCE's or bitlite's ops: bitlite's runtime
         return bitlite_subject(model, available_kernels()[0][0], 1, x)
-    return litert_subject(model, path.stem, 1, x)
+    return litert_subject(model, path.stem, 1, x, engine)
 
 
-def host_latency(paths: dict[str, Path], runs: int, cpu_time: bool = False
-                 ) -> dict[str, tuple[float, str]]:  # fmt: skip
+def host_latency(paths: dict[str, Path], runs: int, cpu_time: bool = False,
+                 engines: dict[str, str] | None = None) -> dict[str, tuple[float, str]]:
     """label -> (median ms at 1 thread, engine), all subjects interleaved round by round;
-    ``cpu_time``: this process's CPU time per invoke instead of wall time."""
+    ``cpu_time``: this process's CPU time per invoke instead of wall time; ``engines``:
+    label -> host interpreter (benchmarks.kernels.ENGINES) for a file without custom
+    ops (default LiteRT)."""
     import time
 
     from benchmarks.kernels import run
@@ -159,7 +161,8 @@ def host_latency(paths: dict[str, Path], runs: int, cpu_time: bool = False
     for label, path in paths.items():
         model = read_model(path.read_bytes())
         shape = tuple(int(d) for d in model.tensors[model.inputs[0]].shape[1:])
-        subjects[label] = _subject(path, random_pixels(1, shape))
+        engine = (engines or {}).get(label, "litert")
+        subjects[label] = _subject(path, random_pixels(1, shape), engine)
     _log(f"host: {len(subjects)} subjects × {runs} interleaved rounds")
     run(list(subjects.values()), runs, time.process_time if cpu_time else time.perf_counter)
     return {k: (s.median_ms(), s.label) for k, s in subjects.items()}

@@ -10,7 +10,10 @@ values): the binary export on bitlite's runtime with each kernel forced by
 and named; the export's float ops on the host's XNNPACK, as users run it, and on its
 builtin kernels, see NOTE), the int8 and float exports on LiteRT's interpreter
 (``ai_edge_litert``, whose default XNNPACK delegate runs int8 too: tflite-runtime 2.14's
-Python interpreter applies no XNNPACK to int8 graphs, so it is not used for int8), and
+Python interpreter applies no XNNPACK to int8 graphs, so it is not used for int8), the
+int8 export on TensorFlow's ``tf.lite.Interpreter`` too (another XNNPACK build: on a
+Xeon with AMX, LiteRT's runs int8 GEMMs on the AMX tile unit and TensorFlow 2.16's on
+AVX-512 VNNI; each table says which ran, probed by :mod:`benchmarks.xnnpack_kernels`), and
 the binary export on LCE's own interpreter (on x86 that is LCE's portable reference
 code, not a device speed), at 1 and 2 threads. Every subject runs in every round, round
 after round, so they all share the machine's load: one cold invoke (the others' weights,
@@ -66,6 +69,7 @@ PEAK_SEQUENCES = {  # runtime/check/peak_bench.cc's names
     "binary_avx2": "2 VPXOR + 2 VPSHUFB + 2 VPADDB: 256 binary MACs (bitlite's AVX2 step)",
     "int8_vnni512": "VPDPBUSD zmm: 64 int8 MACs",
     "int8_avx2": "VPMADDUBSW + VPMADDWD + VPADDD: 32 int8 MACs (no VNNI)",
+    "int8_amx": "TDPBUSD on AMX tiles: 16,384 int8 MACs",
     "float_avx512": "VFMADD231PS zmm: 16 float MACs",
     "float_avx2": "VFMADD231PS ymm: 8 float MACs",
 }
@@ -137,10 +141,27 @@ def bitlite_subject(model: bytes, kernel: str, threads: int, x: np.ndarray,
     return Subject(label, "binary", threads, invoke, output)
 
 
-def litert_subject(model: bytes, kind: str, threads: int, x: np.ndarray) -> Subject:
+# Host interpreters an int8 or float export runs on: LiteRT (the default host) and
+# TensorFlow's tf.lite, whose XNNPACK builds differ (LiteRT's has AMX int8 kernels).
+ENGINES = ("litert", "tf")
+
+
+def _host_interpreter(engine: str):
+    if engine == "tf":
+        import tensorflow as tf
+
+        return tf.lite.Interpreter, f"TF {tf.__version__} tf.lite"
     from ai_edge_litert.interpreter import Interpreter
 
-    it = Interpreter(model_content=model, num_threads=threads)
+    return Interpreter, "LiteRT"
+
+
+def litert_subject(model: bytes, kind: str, threads: int, x: np.ndarray,
+                   engine: str = "litert") -> Subject:
+    """``kind`` on the host interpreter ``engine`` (ENGINES); its Subject's kind is
+    ``kind`` for LiteRT and ``kind-tf`` for TensorFlow's."""
+    interpreter, name = _host_interpreter(engine)
+    it = interpreter(model_content=model, num_threads=threads)
     it.allocate_tensors()
     detail = it.get_input_details()[0]
     if detail["dtype"] == np.int8:
@@ -157,8 +178,9 @@ def litert_subject(model: bytes, kind: str, threads: int, x: np.ndarray) -> Subj
         it.invoke()
         result["y"] = it.get_tensor(out)
 
-    engine = "LiteRT + XNNPACK" if delegated else "LiteRT builtin kernels (no XNNPACK)"
-    return Subject(f"{kind} {engine}", kind, threads, invoke, lambda: result["y"])
+    label = f"{name} + XNNPACK" if delegated else f"{name} builtin kernels (no XNNPACK)"
+    tag = kind if engine == "litert" else f"{kind}-{engine}"
+    return Subject(f"{kind} {label}", tag, threads, invoke, lambda: result["y"])
 
 
 def lce_subject(model: bytes, threads: int, x: np.ndarray) -> Subject:
@@ -207,7 +229,7 @@ def build_subjects(name: str, exports: dict[str, Path], kernels: list[str]) -> l
         for xnnpack in (True, False):
             subjects += [bitlite_subject(models["binary"], k, threads, x, xnnpack)
                          for k in kernels if threads == 1 or k != "reference"]
-        subjects.append(litert_subject(models["int8"], "int8", threads, x))
+        subjects += [litert_subject(models["int8"], "int8", threads, x, e) for e in ENGINES]
         subjects.append(litert_subject(models["float"], "float", threads, x))
         subjects.append(lce_subject(models["binary"], threads, x))
     return subjects
@@ -315,19 +337,25 @@ def ceilings_section(peaks: dict[str, float], reached: list[tuple[str, float, st
     lines += ["", "| 1 thread | G MAC/s | ceiling | share of the ceiling |", "|---|---:|---|---:|"]
     lines += [f"| {what} | {gmacs:.0f} | {peak} | {gmacs / peaks[peak]:.0%} |"
               for what, gmacs, peak in reached if peak in peaks]
-    bounds = [f"{b} / {int8} = **{peaks[b] / peaks[int8]:.2f}×**"
-              for b in ("binary_avx512", "binary_avx2") if b in peaks and int8 in peaks]
+    int8s = [name for name in ("int8_amx", "int8_vnni512", "int8_avx2") if name in peaks]
+    bounds = [f"{b} / {i} = **{peaks[b] / peaks[i]:.2f}×**" for i in int8s[:2]
+              for b in ("binary_avx512", "binary_avx2") if b in peaks]
     if bounds:
         lines += ["", "On equal MACs, with both kernels at their ceiling, binary can be at "
-                  "most " + "; ".join(bounds) + " as fast as int8 on this core (int8 on "
-                  "XNNPACK uses the best int8 sequence the CPU has)."]
+                  "most " + "; ".join(bounds) + " as fast as int8 on this core. Which int8 "
+                  "unit a table's int8 row ran on is probed above each table: a "
+                  "binary/int8 ratio above these bounds means int8 ran far below its "
+                  "ceiling (memory, im2col, requantization), not that binary beat the "
+                  "unit."]
     return "\n".join(lines) + "\n"
 
 
 def reached_rows(name: str, exports: dict[str, Path], subjects: list[Subject],
-                 totals: dict[str, float]) -> list[tuple[str, float, str]]:
+                 totals: dict[str, float], units: dict[str, str]
+                 ) -> list[tuple[str, float, str]]:  # fmt: skip
     """G MAC/s each 1-thread kernel reaches on ``name``: bitlite's binary convolutions
-    alone (layer bench) and the int8 export's whole warm invoke on XNNPACK."""
+    alone (layer bench) and the int8 export's whole warm invoke on each host's XNNPACK,
+    against the ceiling of the unit its GEMMs ran on (``units``)."""
     from pipeline.tflite.reader import read_model
 
     rows = []
@@ -337,11 +365,16 @@ def reached_rows(name: str, exports: dict[str, Path], subjects: list[Subject],
         if us and binary_macs:
             rows.append((f"{name}: bitlite {kernel}, binary convolutions alone",
                          binary_macs / us / 1e3, f"binary_{kernel}"))
-    int8 = next((s for s in subjects if s.kind == "int8" and s.threads == 1), None)
-    if int8 is not None:
-        macs = sum(read_model(exports["int8"].read_bytes()).macs().values())
-        rows.append((f"{name}: int8 on XNNPACK, whole invoke (all its MACs)",
-                     macs / int8.median_ms() / 1e6, "int8"))
+    macs = sum(read_model(exports["int8"].read_bytes()).macs().values())
+    for engine in ENGINES:
+        kind = "int8" if engine == "litert" else f"int8-{engine}"
+        int8 = next((s for s in subjects if s.kind == kind and s.threads == 1), None)
+        if int8 is None:
+            continue
+        unit = units.get(engine, "")
+        peak = "int8_amx" if "AMX" in unit else "int8_vnni512" if "VNNI" in unit else "int8"
+        rows.append((f"{name}: {int8.label}, whole invoke (all its MACs)",
+                     macs / int8.median_ms() / 1e6, peak))
     return rows
 
 
@@ -427,22 +460,40 @@ def aarch64_section(exports_by_model: dict[str, dict[str, Path]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def int8_units(exports: dict[str, Path]) -> dict[str, str]:
+    """engine -> the unit XNNPACK's int8 GEMMs ran on for this export (one probed invoke
+    at 1 thread, :mod:`benchmarks.xnnpack_kernels`), or why that is not known."""
+    from benchmarks.xnnpack_kernels import describe
+
+    return {engine: describe(exports["int8"], engine) for engine in ENGINES}
+
+
+def units_line(units: dict[str, str]) -> str:
+    names = {"litert": "LiteRT", "tf": "TensorFlow's tf.lite"}
+    return ("Which XNNPACK int8 GEMM micro-kernels ran (`python -m benchmarks.xnnpack_kernels "
+            "FILE --engine litert|tf`: the int8 file under gdb, one-shot breakpoints on "
+            "XNNPACK's micro-kernels): " + "; ".join(f"{names[e]}: {u}" for e, u in units.items())
+            + ".")
+
+
 def markdown(name: str, subjects: list[Subject], layers: str,
-             totals: dict[str, float]) -> str:
+             totals: dict[str, float], units: dict[str, str]) -> str:
     checks = parity(subjects)
     int8 = {s.threads: s for s in subjects if s.kind == "int8"}
+    int8_tf = {s.threads: s for s in subjects if s.kind == "int8-tf"}
     one = {s.label: s for s in subjects if s.threads == 1}
-    lines = [f"### {name}", "",
+    lines = [f"### {name}", "", units_line(units), "",
              "| engine | threads | median ms (warm) | cold ms | rounds | "
-             "int8-XNNPACK / this (warm) | 1 thread / this (warm) | "
-             "output vs bitlite reference |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
+             "int8 LiteRT-XNNPACK / this (warm) | int8 TF-XNNPACK / this (warm) | "
+             "1 thread / this (warm) | output vs bitlite reference |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for s in subjects:
         speedup = (f"{ratio(one[s.label], s):.2f}x" if s.threads > 1 and s.label in one
                    else "—")
+        tf_ratio = f"{ratio(int8_tf[s.threads], s):.2f}x" if s.threads in int8_tf else "—"
         lines.append(f"| {s.label} | {s.threads} | {s.median_ms():.3f} | {s.cold_ms():.3f} | "
-                     f"{len(s.rounds)} | {ratio(int8[s.threads], s):.2f}x | {speedup} | "
-                     f"{checks.get(id(s), '—')} |")
+                     f"{len(s.rounds)} | {ratio(int8[s.threads], s):.2f}x | {tf_ratio} | "
+                     f"{speedup} | {checks.get(id(s), '—')} |")
     lines += ["", layers]
     whole = next((s for s in subjects if s.threads == 1 and s.label.startswith("bitlite")), None)
     kernel = next(iter(totals), None)
@@ -496,8 +547,10 @@ def main() -> None:
             run(subjects, args.runs, block=args.block)
             print(f"{name}: layer bench", file=sys.stderr)
             layers, totals = layer_bench(max(args.runs, 30), kernels, name)
-            sections.append(markdown(name, subjects, layers, totals))
-            reached += reached_rows(name, exports, subjects, totals)
+            print(f"{name}: probing XNNPACK's int8 kernels", file=sys.stderr)
+            units = int8_units(exports)
+            sections.append(markdown(name, subjects, layers, totals, units))
+            reached += reached_rows(name, exports, subjects, totals, units)
         if not args.aarch64_only:
             print("ceilings: peak bench", file=sys.stderr)
             sections.append(ceilings_section(peak_bench(), reached))

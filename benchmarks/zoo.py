@@ -225,23 +225,11 @@ def measure(result: dict[str, Any], path: Path, args: argparse.Namespace) -> boo
 
 
 def tie_rows(model: Any, flatbuffer: bytes, x: np.ndarray, names: list[str]) -> dict[str, Any]:
-    """Tie-aware parity (:mod:`pipeline.export.ties`) on each interpreter, or its error."""
-    from pipeline.export.ties import tie_aware_parity
+    """Tie-aware parity (:func:`pipeline.export.ties.measure_ties`) on each interpreter, or
+    its error."""
+    from pipeline.export.ties import measure_ties
 
-    out: dict[str, Any] = {}
-    for name in names:
-        try:
-            out[name] = tie_aware_parity(model, flatbuffer, x, name).to_dict()
-        except Exception as err:  # noqa: BLE001  (one cell says why)
-            out[name] = {"error": f"{type(err).__name__}: {err}"[:200]}
-    bitlite = out.get("bitlite", {})
-    if bitlite.get("beyond"):  # the binary ops, or XNNPACK's float ops around them?
-        try:
-            again = tie_aware_parity(model, flatbuffer, x, "bitlite-builtin").to_dict()
-            bitlite["builtin_float"] = {k: again[k] for k in ("relative_diff", "ties", "beyond")}
-        except Exception as err:  # noqa: BLE001
-            bitlite["builtin_float"] = {"error": f"{type(err).__name__}: {err}"[:200]}
-    return out
+    return {name: measure_ties(model, flatbuffer, x, name) for name in names}
 
 
 def markdown(rows: list[dict[str, Any]], size: int) -> str:

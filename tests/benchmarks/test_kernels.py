@@ -66,6 +66,9 @@ def test_peak_bench_ranks_the_sequences_as_their_port_counts_do():
     assert peaks["binary_avx2"] > 2 * peaks["int8_avx2"] > 0
     if "binary_avx512" in peaks and "int8_vnni512" in peaks:
         assert peaks["binary_avx512"] > 1.5 * peaks["int8_vnni512"] > 0
+    if "int8_amx" in peaks:  # one TDPBUSD = 16,384 MACs every ~16 cycles: a matrix unit
+        assert peaks["int8_amx"] > 4 * peaks["int8_vnni512"] > 0
+        assert peaks["int8_amx"] > 1.5 * peaks["binary_avx512"]
 
 
 def test_ceilings_section_gives_shares_and_the_bound():
@@ -78,3 +81,11 @@ def test_ceilings_section_gives_shares_and_the_bound():
     assert "absent" not in text
     assert "binary_avx512 / int8_vnni512 = **3.00×**" in text
     assert "binary_avx2 / int8_vnni512 = **1.20×**" in text
+
+
+def test_ceilings_section_bounds_binary_by_the_amx_unit_too():
+    peaks = {"binary_avx512": 1200.0, "int8_vnni512": 400.0, "int8_amx": 3000.0}
+    text = ceilings_section(peaks, [("vgg8: int8 LiteRT", 600.0, "int8_amx")])
+    assert "| vgg8: int8 LiteRT | 600 | int8_amx | 20% |" in text
+    assert "binary_avx512 / int8_amx = **0.40×**" in text
+    assert "binary_avx512 / int8_vnni512 = **3.00×**" in text

@@ -77,6 +77,41 @@ def test_export_forgives_ties_only_when_no_sign_differs_beyond(monkeypatch):
     assert "ties" not in checks["lce"]
 
 
+def test_bitlite_beyond_the_band_is_measured_again_on_builtin_float_kernels(monkeypatch):
+    """bitlite's decisions beyond the band only with XNNPACK's float ops (its binary ops
+    exact): parity holds and the report says so; beyond on both: it fails."""
+    from pipeline.export import exporter, ties
+
+    def run(beyond_builtin: int) -> tuple[dict, list[str]]:
+        asked = []
+
+        def fake(model, flatbuffer, x, name, tau=ties.TAU):
+            asked.append(name)
+            beyond = {"bitlite": 36, "bitlite-builtin": beyond_builtin, "lce": 0}[name]
+            return ties.TieReport(1.9e-5 if beyond == 0 else 3e-2, 5, 1e-7, beyond, 3, 3)
+
+        monkeypatch.setattr(ties, "tie_aware_parity", fake)
+        checks = {"bitlite": {"ok": False, "relative_diff": 0.04},
+                  "lce": {"ok": False, "relative_diff": 0.04}}
+        exporter.forgive_ties(None, b"", exporter.Evaluation(np.zeros((1, 2), np.float32)),
+                              checks)  # fmt: skip
+        return checks, asked
+
+    checks, asked = run(beyond_builtin=0)
+    assert asked == ["bitlite", "bitlite-builtin", "lce"]  # lce had none beyond: once
+    assert checks["bitlite"]["ok"] and checks["lce"]["ok"]
+    assert checks["bitlite"]["ties"]["builtin_float"] == {
+        "relative_diff": 1.9e-5, "ties": 5, "beyond": 0}
+    word = exporter._ties_word(checks["bitlite"]["ties"])
+    assert "36 sign(s) differing beyond" in word
+    assert "builtin float kernels instead of XNNPACK 1.90e-05, 0 beyond" in word
+    checks, _ = run(beyond_builtin=2)  # wrong on the builtin kernels too: a real error
+    assert not checks["bitlite"]["ok"]
+    assert checks["bitlite"]["ties"]["builtin_float"]["beyond"] == 2
+    assert not ties.ties_hold({"relative_diff": 0.0, "beyond": 1}, 1e-3)  # none measured
+    assert not ties.ties_hold({"error": "x"}, 1e-3)
+
+
 def _pack(signs: np.ndarray) -> np.ndarray:
     """LCE's bitpacking of ±1 along the last axis (set bit = negative), 32 per int32."""
     bits = signs < 0
