@@ -174,6 +174,25 @@ const BgemmKernel* KernelForPrepare(TfLiteContext* context, const OpConfig& conf
 
 int BConvThreads(const TfLiteContext* context, const OpConfig& config);  // below
 
+// ------------------------------------------------------------ op state
+
+// Every op keeps its state in one struct; the host frees it through this.
+template <class Data>
+void FreeData(void* data) {
+  delete static_cast<Data*>(data);
+}
+
+// The state of an op with FlexBuffer options: the delegate's settings and the parsed
+// options, or why they do not parse (reported at prepare: init cannot report).
+template <class Data, class Options,
+          std::string (*Parse)(const uint8_t*, size_t, Options*)>
+void* InitParsed(const uint8_t* buffer, size_t length, const OpConfig& config) {
+  auto* d = new Data;
+  d->config = config;
+  d->init_error = Parse(buffer, length, &d->options);
+  return d;
+}
+
 // ------------------------------------------------------------ LceQuantize
 
 // Packed words for `channels` values (int64: a dimension may be up to 2^31 - 1).
@@ -181,7 +200,6 @@ int64_t PackedWords(int64_t channels) { return (channels + 31) / 32; }
 
 // Quantize's state: the delegate's settings (its thread count).
 void* QuantizeInit(const uint8_t*, size_t, const OpConfig& config) { return new OpConfig(config); }
-void QuantizeFree(void* config) { delete static_cast<OpConfig*>(config); }
 
 std::string QuantizePrepareImpl(TfLiteContext* context, TfLiteNode* node, OpConfig* config) {
   const TfLiteTensor* in = Input(context, node, 0);
@@ -292,15 +310,6 @@ struct BConvOpData {
   const BgemmKernel* kernel = nullptr;
   BConvWorkspace workspace;  // scratch for every thread, allocated at prepare
 };
-
-void* BConvInit(const uint8_t* buffer, size_t length, const OpConfig& config) {
-  auto* d = new BConvOpData;
-  d->config = config;
-  d->init_error = ParseBConvOptions(buffer, length, &d->options);
-  return d;
-}
-
-void BConvFree(void* buffer) { delete static_cast<BConvOpData*>(buffer); }
 
 // The thread count for this op: the delegate's option, else the host's.
 int BConvThreads(const TfLiteContext* context, const OpConfig& config) {
@@ -425,15 +434,6 @@ struct KbitOpData {
   KbitScratch scratch;
 };
 
-void* KbitInit(const uint8_t* buffer, size_t length, const OpConfig& config) {
-  auto* d = new KbitOpData;
-  d->config = config;
-  d->init_error = ParseKbitOptions(buffer, length, &d->options);
-  return d;
-}
-
-void KbitFree(void* buffer) { delete static_cast<KbitOpData*>(buffer); }
-
 std::string KbitPrepareImpl(TfLiteContext* context, TfLiteNode* node, KbitOpData* d) {
   const char* op = "BitliteKbitBconv2d: ";
   if (!d->init_error.empty()) return d->init_error;
@@ -536,8 +536,6 @@ void* KbitQuantizeInit(const uint8_t* buffer, size_t length, const OpConfig& con
   return d;
 }
 
-void KbitQuantizeFree(void* buffer) { delete static_cast<KbitQuantizeOpData*>(buffer); }
-
 std::string KbitQuantizePrepareImpl(TfLiteContext* context, TfLiteNode* node,
                                     KbitQuantizeOpData* d) {
   if (!d->init_error.empty()) return d->init_error;
@@ -595,15 +593,6 @@ struct MaxPoolOpData {
   MaxPoolShape shape{};
 };
 
-void* MaxPoolInit(const uint8_t* buffer, size_t length, const OpConfig& config) {
-  auto* d = new MaxPoolOpData;
-  d->config = config;
-  d->init_error = ParseMaxPoolOptions(buffer, length, &d->options);
-  return d;
-}
-
-void MaxPoolFree(void* buffer) { delete static_cast<MaxPoolOpData*>(buffer); }
-
 std::string MaxPoolPrepareImpl(TfLiteContext* context, TfLiteNode* node, MaxPoolOpData* d) {
   if (!d->init_error.empty()) return d->init_error;
   const TfLiteTensor* in = Input(context, node, 0);
@@ -651,8 +640,6 @@ void* DecodeInit(const uint8_t* buffer, size_t length, const OpConfig&) {
   d->init_error = ParseDecodeOptions(buffer, length, &d->plan.options);
   return d;
 }
-
-void DecodeFree(void* buffer) { delete static_cast<DecodeOpData*>(buffer); }
 
 // A constant 1-D tensor of `type` with data for every element.
 std::string CheckTable(const TfLiteTensor* t, TfLiteType type, const char* what) {
@@ -728,16 +715,18 @@ void* NoStateInit(const uint8_t*, size_t, const OpConfig&) { return &g_decode_co
 void NoStateFree(void*) {}
 
 const OpKernel kOps[] = {
-    {"LceQuantize", QuantizeInit, QuantizeFree, PrepareWithData<OpConfig, QuantizePrepareImpl>,
-     QuantizeEval},
+    {"LceQuantize", QuantizeInit, FreeData<OpConfig>,
+     PrepareWithData<OpConfig, QuantizePrepareImpl>, QuantizeEval},
     {"LceDequantize", NoStateInit, NoStateFree, PrepareWith<DequantizePrepareImpl>,
      DequantizeEval},
-    {"LceBconv2d", BConvInit, BConvFree, BConvPrepare, BConvEval},
-    {"LceBMaxPool2d", MaxPoolInit, MaxPoolFree, PrepareWithData<MaxPoolOpData, MaxPoolPrepareImpl>,
-     MaxPoolEval},
-    {"BitliteDecodeWeights", DecodeInit, DecodeFree, DecodePrepare, DecodeEval},
-    {"BitliteKbitBconv2d", KbitInit, KbitFree, KbitPrepare, KbitEval},
-    {"BitliteKbitQuantize", KbitQuantizeInit, KbitQuantizeFree,
+    {"LceBconv2d", InitParsed<BConvOpData, BConvOptions, ParseBConvOptions>,
+     FreeData<BConvOpData>, BConvPrepare, BConvEval},
+    {"LceBMaxPool2d", InitParsed<MaxPoolOpData, MaxPoolOptions, ParseMaxPoolOptions>,
+     FreeData<MaxPoolOpData>, PrepareWithData<MaxPoolOpData, MaxPoolPrepareImpl>, MaxPoolEval},
+    {"BitliteDecodeWeights", DecodeInit, FreeData<DecodeOpData>, DecodePrepare, DecodeEval},
+    {"BitliteKbitBconv2d", InitParsed<KbitOpData, KbitOptions, ParseKbitOptions>,
+     FreeData<KbitOpData>, KbitPrepare, KbitEval},
+    {"BitliteKbitQuantize", KbitQuantizeInit, FreeData<KbitQuantizeOpData>,
      PrepareWithData<KbitQuantizeOpData, KbitQuantizePrepareImpl>, KbitQuantizeEval},
 };
 
