@@ -114,10 +114,17 @@ def probe(path: Path, engine: str = "litert", threads: int = 1) -> list[str]:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     out = done.stdout
     if "BITLITE-PROBE-DONE" not in out:
-        tail = (done.stderr.strip().splitlines() or out.strip().splitlines() or ["?"])[-1]
-        raise RuntimeError(f"the probe did not finish: {tail[:200]}")
+        raise RuntimeError(f"the probe did not finish: {_child_error(done.stderr)[:200]}")
     return [line.split(" ", 1)[1] for line in out.splitlines()
             if line.startswith("BITLITE-PROBE-HIT ")]  # fmt: skip
+
+
+def _child_error(stderr: str) -> str:
+    """The child's own exception line (gdb's stop message comes after it), else the last."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    errors = [line for line in lines
+              if re.match(r"^[A-Za-z_.]*(Error|Exception)\b", line) and not line.startswith("gdb.")]
+    return (errors or lines or ["?"])[-1]
 
 
 def units(kernels: list[str]) -> list[str]:
@@ -137,14 +144,21 @@ def describe(path: Path, engine: str = "litert", threads: int = 1) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("file", type=Path)
     parser.add_argument("--engine", choices=("litert", "tf"), default="litert",
                         help="LiteRT's interpreter (ai-edge-litert) or TensorFlow's tf.lite")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    from pipeline.tflite.reader import ModelFormatError, read_model
+
     if not args.file.is_file():
         print(f"no such file: {args.file}", file=sys.stderr)
+        sys.exit(2)
+    try:
+        read_model(args.file.read_bytes())
+    except ModelFormatError as err:
+        print(f"{args.file}: {err}", file=sys.stderr)
         sys.exit(2)
     try:
         found = probe(args.file, args.engine, args.threads)

@@ -76,3 +76,30 @@ def test_describe_says_why_without_gdb(int8_file: Path, monkeypatch: pytest.Monk
     assert describe(int8_file) == (
         "XNNPACK kernels not probed (gdb is not installed (apt-get install gdb))"
     )
+
+
+def test_cli_refuses_what_is_not_a_tflite_file(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                              monkeypatch: pytest.MonkeyPatch):
+    import sys
+
+    from benchmarks import xnnpack_kernels
+
+    bad = tmp_path / "notes.tflite"
+    bad.write_text("not a model")
+    for path, why in [(bad, "not a .tflite file"), (tmp_path / "gone", "no such file")]:
+        monkeypatch.setattr(sys, "argv", ["xnnpack_kernels", str(path)])
+        with pytest.raises(SystemExit) as stop:
+            xnnpack_kernels.main()
+        assert stop.value.code == 2
+        assert why in capsys.readouterr().err
+
+
+def test_child_error_is_the_child_exception_not_gdb_stop():
+    from benchmarks.xnnpack_kernels import _child_error
+
+    stderr = ("Traceback (most recent call last):\n  File \"child.py\", line 9\n"
+              "ValueError: Model provided has model identifier 'xxxx', should be 'TFL3'\n\n"
+              "gdb.error: The program is not being run.\n")
+    assert _child_error(stderr).startswith("ValueError: Model provided")
+    assert _child_error("just one line\n") == "just one line"
+    assert _child_error("") == "?"
