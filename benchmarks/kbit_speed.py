@@ -137,13 +137,13 @@ def build_vgg8(out: Path, names: list[str]) -> tuple[dict[str, Path], dict[str, 
 
 
 def _subject(path: Path, x: np.ndarray, engine: str = "litert"):
-    from benchmarks.kernels import available_kernels, bitlite_subject, litert_subject
+    from benchmarks.kernels import available_kernels, bitlite_subject, host_subject
     from pipeline.tflite.reader import read_model
 
     model = path.read_bytes()
     if read_model(model).custom_ops():  # LCE's or bitlite's ops: bitlite's runtime
         return bitlite_subject(model, available_kernels()[0][0], 1, x)
-    return litert_subject(model, path.stem, 1, x, engine)
+    return host_subject(model, path.stem, 1, x, engine)
 
 
 def host_latency(paths: dict[str, Path], runs: int, cpu_time: bool = False,

@@ -156,7 +156,7 @@ def _host_interpreter(engine: str):
     return Interpreter, "LiteRT"
 
 
-def litert_subject(model: bytes, kind: str, threads: int, x: np.ndarray,
+def host_subject(model: bytes, kind: str, threads: int, x: np.ndarray,
                    engine: str = "litert") -> Subject:
     """``kind`` on the host interpreter ``engine`` (ENGINES); its Subject's kind is
     ``kind`` for LiteRT and ``kind-tf`` for TensorFlow's."""
@@ -229,8 +229,8 @@ def build_subjects(name: str, exports: dict[str, Path], kernels: list[str]) -> l
         for xnnpack in (True, False):
             subjects += [bitlite_subject(models["binary"], k, threads, x, xnnpack)
                          for k in kernels if threads == 1 or k != "reference"]
-        subjects += [litert_subject(models["int8"], "int8", threads, x, e) for e in ENGINES]
-        subjects.append(litert_subject(models["float"], "float", threads, x))
+        subjects += [host_subject(models["int8"], "int8", threads, x, e) for e in ENGINES]
+        subjects.append(host_subject(models["float"], "float", threads, x))
         subjects.append(lce_subject(models["binary"], threads, x))
     return subjects
 
