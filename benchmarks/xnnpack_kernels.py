@@ -10,11 +10,12 @@ tile unit (a matrix engine: a bitwise XOR + popcount kernel has no such unit), w
 TensorFlow 2.16's ``tf.lite.Interpreter`` bundles an older XNNPACK whose best int8 GEMMs
 use AVX-512 VNNI. A binary-vs-int8 ratio means little unless the table says which ran.
 
-How: the file runs under ``gdb`` (batch mode). The child builds the interpreter,
-allocates (XNNPACK's delegate and library are loaded), then stops itself with SIGUSR1;
-gdb then sets a one-shot breakpoint at every ``xnn_*gemm*_ukernel_*`` symbol of the
-loaded libraries (the host library's own symbol table names them), lets the child
-invoke, and prints each micro-kernel that ran. Needs ``gdb`` on PATH.
+How: the file runs under ``gdb`` (batch mode). The child builds the interpreter and
+invokes once (XNNPACK's library is loaded, its weights packed, its kernels chosen), then
+stops itself with SIGUSR1; gdb then sets a one-shot breakpoint at every
+``xnn_*gemm*_ukernel_*`` symbol of the loaded libraries (the host library's own symbol
+table names them), lets the child invoke again, and prints each micro-kernel that ran.
+Needs ``gdb`` on PATH.
 """
 
 from __future__ import annotations
