@@ -556,6 +556,21 @@ void RunRange(const ConvJob& job, Scratch& sc, long begin, long end, int c0, int
   }
 }
 
+// RunRange on a scratch of the job's workspace (or this thread's own); false when no
+// slot is free (more callers than slots: never happens) or scratch cannot be allocated.
+bool RunRangeWithScratch(const ConvJob& job, long begin, long end, int c0, int c1) {
+  const int slot = job.workspace ? job.workspace->Acquire() : -1;
+  if (job.workspace != nullptr && slot < 0) return false;
+  bool ok = true;
+  try {
+    RunRange(job, slot >= 0 ? job.workspace->slots[slot] : ThreadScratch(), begin, end, c0, c1);
+  } catch (...) {  // bad_alloc of scratch: never unwind into the pool or C frames
+    ok = false;
+  }
+  if (slot >= 0) job.workspace->Release(slot);
+  return ok;
+}
+
 void RunTask(void* ctx, int task) {
   ConvJob& job = *static_cast<ConvJob*>(ctx);
   const BConvShape& s = job.plan->shape;
@@ -564,19 +579,15 @@ void RunTask(void* ctx, int task) {
   // reads the filters of its channels only (a small image's filters dominate its data).
   const long begin = (task % job.pix_tasks) * job.pix_chunk;
   const int c0 = static_cast<int>(task / job.pix_tasks) * job.ch_chunk;
-  const int slot = job.workspace ? job.workspace->Acquire() : -1;
-  if (job.workspace != nullptr && slot < 0) {  // more threads than slots: never happens
+  if (!RunRangeWithScratch(job, begin, std::min(pixels, begin + job.pix_chunk), c0,
+                           std::min(s.out_c, c0 + job.ch_chunk)))
     job.failed.store(true);
-    return;
-  }
-  try {
-    Scratch& sc = slot >= 0 ? job.workspace->slots[slot] : ThreadScratch();
-    RunRange(job, sc, begin, std::min(pixels, begin + job.pix_chunk), c0,
-             std::min(s.out_c, c0 + job.ch_chunk));
-  } catch (...) {  // bad_alloc of scratch: never unwind into the pool or C frames
-    job.failed.store(true);
-  }
-  if (slot >= 0) job.workspace->Release(slot);
+}
+
+// The workspace's state if Reserve filled it (out of memory: not used).
+BConvWorkspace::Impl* Usable(BConvWorkspace* workspace) {
+  return workspace && workspace->impl && !workspace->impl->slots.empty() ? workspace->impl.get()
+                                                                         : nullptr;
 }
 
 bool RunOptimized(const BConvPlan& plan, const BgemmKernel* kernel, int num_threads,
@@ -834,10 +845,7 @@ BConvSplit SplitBConv(const BConvPlan& plan, const BgemmKernel* kernel, int num_
 
 bool RunBConv(const BConvPlan& plan, const BgemmKernel* kernel, int num_threads,
               const int32_t* input, void* output, BConvWorkspace* workspace) {
-  // A workspace that Reserve did not fill (out of memory) is not used.
-  BConvWorkspace::Impl* ws =
-      workspace && workspace->impl && !workspace->impl->slots.empty() ? workspace->impl.get()
-                                                                       : nullptr;
+  BConvWorkspace::Impl* ws = Usable(workspace);
   if (kernel == nullptr || kernel->run == nullptr) {
     try {
       RunReference(plan, input, output, ws ? ws->slots[0].accum.data() : nullptr);
@@ -853,11 +861,8 @@ bool RunBConvRange(const BConvPlan& plan, const BgemmKernel* kernel, const int32
                    int32_t* output, long begin, long end, BConvWorkspace* workspace) {
   if (plan.out_type != OutputType::kInt32 || kernel == nullptr || kernel->run == nullptr)
     return false;
-  BConvWorkspace::Impl* ws =
-      workspace && workspace->impl && !workspace->impl->slots.empty() ? workspace->impl.get()
-                                                                       : nullptr;
   ConvJob job;
-  job.workspace = ws;
+  job.workspace = Usable(workspace);
   job.plan = &plan;
   job.kernel = kernel;
   job.input = input;
@@ -867,15 +872,7 @@ bool RunBConvRange(const BConvPlan& plan, const BgemmKernel* kernel, const int32
   job.pix_chunk = end - begin;
   job.ch_chunk = plan.shape.out_c;
   job.ch_tasks = 1;
-  const int slot = ws ? ws->Acquire() : -1;
-  if (ws != nullptr && slot < 0) return false;  // more callers than slots
-  try {
-    RunRange(job, slot >= 0 ? ws->slots[slot] : ThreadScratch(), begin, end, 0, plan.shape.out_c);
-  } catch (...) {  // bad_alloc of scratch
-    job.failed.store(true);
-  }
-  if (slot >= 0) ws->Release(slot);
-  return !job.failed.load();
+  return RunRangeWithScratch(job, begin, end, 0, plan.shape.out_c);
 }
 
 void SetMinMacsPerThread(double macs) { g_min_macs_per_thread.store(macs); }

@@ -21,6 +21,15 @@ long MinPackRows(int channels) {
   return std::max<long>(1, kMinPackValuesPerThread / std::max(1, channels));
 }
 
+// pack(rows' input, n rows, their output) over [0, rows) split across the threads.
+template <typename T, typename Pack>
+void PackRows(const T* in, long rows, int channels, int32_t* out, int threads, Pack pack) {
+  const int64_t words = (int64_t(channels) + 31) / 32;
+  ParallelRanges(threads, rows, MinPackRows(channels), [&](int, long r0, long r1) {
+    pack(in + r0 * int64_t(channels), r1 - r0, out + r0 * words);
+  });
+}
+
 template <typename T, typename Negative>
 void Bitpack(const T* in, long rows, int channels, int32_t* out, Negative negative) {
   // 64-bit: channels may be up to 2^31 - 1 (channels + 31 overflowed an int; fuzzing).
@@ -41,26 +50,21 @@ void Bitpack(const T* in, long rows, int channels, int32_t* out, Negative negati
 }  // namespace
 
 void BitpackFloat(const float* in, long rows, int channels, int32_t* out, int threads) {
-  const int64_t words = (int64_t(channels) + 31) / 32;
-  ParallelRanges(threads, rows, MinPackRows(channels), [&](int, long r0, long r1) {
-    const float* x = in + r0 * int64_t(channels);
-    int32_t* o = out + r0 * words;
+  PackRows(in, rows, channels, out, threads, [channels](const float* x, long n, int32_t* o) {
 #if defined(__x86_64__) || defined(__i386__)
-    if (BitpackFloatX86(x, r1 - r0, channels, o)) return;
+    if (BitpackFloatX86(x, n, channels, o)) return;
 #endif
 #if defined(__aarch64__)
-    if (BitpackFloatNeon(x, r1 - r0, channels, o)) return;
+    if (BitpackFloatNeon(x, n, channels, o)) return;
 #endif
-    Bitpack(x, r1 - r0, channels, o, [](float v) { return v < 0.0f; });
+    Bitpack(x, n, channels, o, [](float v) { return v < 0.0f; });
   });
 }
 
 void BitpackInt8(const int8_t* in, long rows, int channels, int32_t zero_point, int32_t* out,
                  int threads) {
-  const int64_t words = (int64_t(channels) + 31) / 32;
-  ParallelRanges(threads, rows, MinPackRows(channels), [&](int, long r0, long r1) {
-    Bitpack(in + r0 * int64_t(channels), r1 - r0, channels, out + r0 * words,
-            [zero_point](int8_t v) { return int32_t(v) < zero_point; });
+  PackRows(in, rows, channels, out, threads, [=](const int8_t* x, long n, int32_t* o) {
+    Bitpack(x, n, channels, o, [zero_point](int8_t v) { return int32_t(v) < zero_point; });
   });
 }
 
@@ -68,12 +72,10 @@ void BitpackBool(const bool* in, long rows, int channels, int32_t* out, int thre
   // Read as bytes: a model's bool tensor may hold any byte (non-zero is true), and
   // loading one that is neither 0 nor 1 as a C++ bool is undefined behaviour (found by
   // the op-level fuzzer under UBSan).
-  const auto* bytes = reinterpret_cast<const uint8_t*>(in);
-  const int64_t words = (int64_t(channels) + 31) / 32;
-  ParallelRanges(threads, rows, MinPackRows(channels), [&](int, long r0, long r1) {
-    Bitpack(bytes + r0 * int64_t(channels), r1 - r0, channels, out + r0 * words,
-            [](uint8_t v) { return v == 0; });
-  });
+  PackRows(reinterpret_cast<const uint8_t*>(in), rows, channels, out, threads,
+           [channels](const uint8_t* x, long n, int32_t* o) {
+             Bitpack(x, n, channels, o, [](uint8_t v) { return v == 0; });
+           });
 }
 
 std::string ParseMaxPoolOptions(const uint8_t* buffer, size_t length, MaxPoolOptions* out) {
