@@ -427,36 +427,15 @@ int ThreadsFor(long elements, int num_threads) {
   return static_cast<int>(std::max(1L, std::min<long>(num_threads, elements / least)));
 }
 
-struct RangeJob {  // [0, total) rows, pixels or bands, split over the threads
-  long total = 0;
-  const KbitVector* vec = nullptr;
-  const KbitPlan* plan = nullptr;  // the epilogue's
-  KbitCounts counts{};
-  void* out = nullptr;
-  const BgemmKernel* kernel = nullptr;  // the bands' GEMM
-  const int32_t* input = nullptr;
-  BConvWorkspace* workspace = nullptr;
-  int32_t* buffers = nullptr;  // one band's counts per task
-  long buffer_words = 0;
-  std::atomic<bool> failed{false};
-  const float* x = nullptr;  // the quantize's
-  const float* offsets = nullptr;
-  int channels = 0, planes = 0;
-  int32_t* packed = nullptr;
-};
-
-void EpilogueRange(RangeJob& j, int, long q0, long q1) {
-  j.vec->epilogue(*j.plan, j.counts, j.out, q0, q1);
-}
-
-// Bands [b0, b1): per band, each plane's GEMM over the band's conv rows into this
-// part's buffer, then the epilogue of its output rows.
-void BandRange(RangeJob& j, int part, long b0, long b1) {
-  const KbitPlan& plan = *j.plan;
+// Bands [b0, b1) of the k-bit conv: per band, each plane's GEMM over the band's conv
+// rows into `buffer` (this thread's), then the epilogue of its output rows. False if a
+// GEMM cannot run (no scratch).
+bool RunBands(const KbitPlan& plan, const KbitVector& vec, const BgemmKernel* kernel,
+              const int32_t* input, BConvWorkspace* workspace, int32_t* buffer, void* out,
+              long b0, long b1) {
   const BConvShape& s = plan.conv.shape;
   const int bands = CeilDiv(plan.out_h, plan.band_rows);  // per image
   const long plane_pixels = static_cast<long>(plan.batch) * s.out_h * s.out_w;
-  int32_t* buffer = j.buffers + part * j.buffer_words;
   for (long b = b0; b < b1; ++b) {
     const int n = static_cast<int>(b / bands);
     const int oy0 = static_cast<int>(b % bands) * plan.band_rows;
@@ -467,26 +446,15 @@ void BandRange(RangeJob& j, int part, long b0, long b1) {
     const long first = (static_cast<long>(n) * s.out_h + y0) * s.out_w;
     for (int i = 0; i < plan.opt.planes; ++i) {
       const long begin = i * plane_pixels + first;
-      if (!RunBConvRange(plan.conv, j.kernel, j.input, buffer + i * pixels * s.out_c, begin,
-                         begin + pixels, j.workspace)) {
-        j.failed.store(true);
-        return;
-      }
+      if (!RunBConvRange(plan.conv, kernel, input, buffer + i * pixels * s.out_c, begin,
+                         begin + pixels, workspace))
+        return false;
     }
     const long q0 = (static_cast<long>(n) * plan.out_h + oy0) * plan.out_w;
-    j.vec->epilogue(plan, KbitCounts{buffer, first, pixels * s.out_c}, j.out, q0,
-                    q0 + static_cast<long>(oy1 - oy0) * plan.out_w);
+    vec.epilogue(plan, KbitCounts{buffer, first, pixels * s.out_c}, out, q0,
+                 q0 + static_cast<long>(oy1 - oy0) * plan.out_w);
   }
-}
-
-void QuantizeRange(RangeJob& j, int, long r0, long r1) {
-  j.vec->quantize(j.x, j.total, j.channels, j.offsets, j.planes, j.packed, r0, r1);
-}
-
-// Runs `fn` over [0, job->total) in one part per thread.
-void RunRanges(RangeJob* job, int threads, void (*fn)(RangeJob&, int, long, long)) {
-  ParallelRanges(threads, job->total, 1,
-                 [&](int part, long begin, long end) { fn(*job, part, begin, end); });
+  return true;
 }
 
 }  // namespace
@@ -497,22 +465,22 @@ bool RunKbit(const KbitPlan& plan, const BgemmKernel* kernel, int num_threads,
   const int oc = s.out_c;
   const long pixels = static_cast<long>(s.out_h) * s.out_w * plan.batch;
   const bool oracle = kernel == nullptr || kernel->run == nullptr;
-  RangeJob job;
-  job.vec = oracle ? nullptr : &KbitVectorFor(kernel);
-  job.plan = &plan;
-  job.out = output;
-  const int threads = ThreadsFor(pixels * oc * plan.opt.planes, num_threads);
   if (!oracle && plan.band_rows > 0) {
-    job.total = static_cast<long>(plan.batch) * CeilDiv(plan.out_h, plan.band_rows);
-    job.kernel = kernel;
-    job.input = input;
-    job.workspace = &scratch->workspace;
-    job.buffers = scratch->counts.data();
-    job.buffer_words = plan.band_pixels * plan.opt.planes * oc;
-    const long buffers = static_cast<long>(scratch->counts.size()) / job.buffer_words;
+    const KbitVector& vec = KbitVectorFor(kernel);
+    const long total = static_cast<long>(plan.batch) * CeilDiv(plan.out_h, plan.band_rows);
+    const long buffer_words = plan.band_pixels * plan.opt.planes * oc;  // one band's counts
+    const long buffers = static_cast<long>(scratch->counts.size()) / buffer_words;
     if (buffers < 1) return false;
-    RunRanges(&job, static_cast<int>(std::min<long>(std::max(1, num_threads), buffers)), BandRange);
-    return !job.failed.load();
+    std::atomic<bool> failed{false};
+    // One part per thread, each with its own buffer (by part index).
+    ParallelRanges(static_cast<int>(std::min<long>(std::max(1, num_threads), buffers)), total, 1,
+                   [&](int part, long b0, long b1) {
+                     int32_t* buffer = scratch->counts.data() + part * buffer_words;
+                     if (!RunBands(plan, vec, kernel, input, &scratch->workspace, buffer, output,
+                                   b0, b1))
+                       failed.store(true);
+                   });
+    return !failed.load();
   }
   if (scratch->counts.size() < static_cast<size_t>(pixels) * plan.opt.planes * oc) return false;
   if (!RunBConv(plan.conv, kernel, num_threads, input, scratch->counts.data(), &scratch->workspace))
@@ -531,9 +499,11 @@ bool RunKbit(const KbitPlan& plan, const BgemmKernel* kernel, int num_threads,
     LevelsOfPixels(plan, scratch->sums.data(), scratch->key.data(), static_cast<int32_t*>(output));
     return true;
   }
-  job.total = static_cast<long>(plan.batch) * plan.out_h * plan.out_w;
-  job.counts = KbitCounts{scratch->counts.data(), 0, pixels * oc};
-  RunRanges(&job, threads, EpilogueRange);
+  const KbitVector& vec = KbitVectorFor(kernel);
+  const KbitCounts counts{scratch->counts.data(), 0, pixels * oc};
+  ParallelRanges(ThreadsFor(pixels * oc * plan.opt.planes, num_threads),
+                 static_cast<long>(plan.batch) * plan.out_h * plan.out_w, 1,
+                 [&](int, long q0, long q1) { vec.epilogue(plan, counts, output, q0, q1); });
   return true;
 }
 
@@ -543,15 +513,11 @@ void KbitQuantize(const float* x, long rows, int channels, const float* offsets,
     QuantizeLevels(x, rows, channels, offsets, planes, out);
     return;
   }
-  RangeJob job;
-  job.total = rows;
-  job.vec = &KbitVectorFor(kernel);
-  job.x = x;
-  job.offsets = offsets;
-  job.channels = channels;
-  job.planes = planes;
-  job.packed = out;
-  RunRanges(&job, ThreadsFor(rows * channels * ((1L << planes) - 1), num_threads), QuantizeRange);
+  const KbitVector& vec = KbitVectorFor(kernel);
+  ParallelRanges(ThreadsFor(rows * channels * ((1L << planes) - 1), num_threads), rows, 1,
+                 [&](int, long r0, long r1) {
+                   vec.quantize(x, rows, channels, offsets, planes, out, r0, r1);
+                 });
 }
 
 void SetKbitMinElementsPerThread(long elements) { g_min_elements.store(elements); }
