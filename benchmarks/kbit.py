@@ -172,7 +172,8 @@ def lenet_speed(dataset: str, reports: dict, args: argparse.Namespace) -> dict:
 
 def vgg8_section(args: argparse.Namespace) -> str:
     from benchmarks import kbit_speed
-    from benchmarks.kernels import int8_units, units_line
+    from benchmarks.kernels import int8_units, peak_bench, units_line
+    from pipeline.tflite.reader import read_model
 
     names = list(kbit_speed.VGG_VARIANTS)
     with tempfile.TemporaryDirectory(prefix="bitlite-kbit-vgg8-") as tmp:
@@ -188,6 +189,8 @@ def vgg8_section(args: argparse.Namespace) -> str:
         qemu = kbit_speed.instructions({k: v for k, v in paths.items() if k != INT8_TF}
                                        ) if args.aarch64 else {}  # fmt: skip
         sizes = {k: p.stat().st_size for k, p in paths.items()}
+        fused_macs = (read_model(paths[kbit_speed.FUSED].read_bytes()).macs()["binary"]
+                      if kbit_speed.FUSED in paths else 0)  # fmt: skip
     lines = ["### VGG-8 (32×32×3, random weights: speed only)", "", units_line(units), "",
              "| export | size KiB | host ms (1 thread) | host engine | × W1A1 host (faster one) "
              "| int8 LiteRT / this | int8 TF / this | aarch64 instructions (parity) "
@@ -230,7 +233,31 @@ def vgg8_section(args: argparse.Namespace) -> str:
                      f"({'met' if fused < int8 else 'MISSED'}: faster), {int8_tf / fused:.2f}× "
                      f"as fast as int8 on TF's XNNPACK ({'met' if fused < int8_tf else 'MISSED'}: "
                      "faster)")  # fmt: skip
-    return "\n".join(lines + ["", "Goals (issue 16): " + "; ".join(goals) + ".", ""])
+    lines += ["", "Goals (issue 16): " + "; ".join(goals) + "."]
+    if kbit_speed.FUSED in host:
+        lines += ["", ceiling_note(fused_macs, peak_bench(), host[kbit_speed.FUSED][0], int8)]
+    return "\n".join(lines + [""])
+
+
+def ceiling_note(macs: int, peaks: dict[str, float], fused_ms: float, int8_ms: float) -> str:
+    """How near the fused W1A2 file (``macs`` binary products per inference, every one
+    counted) runs to this core's binary ceiling (``peaks``: G MAC/s per sequence of
+    ``runtime/check/peak_bench.cc``) over its whole invoke, and how near it would have to
+    run to beat int8 on LiteRT's XNNPACK."""
+    if "binary_avx512" not in peaks:
+        return "Ceiling: this CPU has no AVX-512 VPOPCNTDQ (no binary ceiling measured)."
+    peak = peaks["binary_avx512"] * 1e9  # binary MAC/s
+    floor_ms, reached = macs / peak * 1e3, macs / (fused_ms / 1e3) / peak
+    needed = macs / (int8_ms / 1e3) / peak
+    amx = (f" (the AMX int8 ceiling is {peaks['int8_amx'] / peaks['binary_avx512']:.2f}× this "
+           "binary one on equal MACs)" if "int8_amx" in peaks else "")  # fmt: skip
+    return (f"Ceiling (`runtime/check/peak_bench.cc`, 1 thread, measured in this command): "
+            f"the fused W1A2 file computes {macs / 1e9:.3f} G binary products per inference; "
+            f"at this core's AVX-512 XOR+VPOPCNT+ADD ceiling ({peak / 1e9:,.0f} G/s, operands "
+            f"in registers) they alone take at least {floor_ms:.3f} ms. Its whole invoke "
+            f"({fused_ms:.3f} ms) runs them at {reached:.0%} of that ceiling; being faster than "
+            f"int8 on LiteRT's XNNPACK ({int8_ms:.3f} ms){amx} needs {needed:.0%} of it over "
+            "the whole invoke, its first float layer, quantizer and head included.")
 
 
 def notes(args: argparse.Namespace, started: float, trained: list[str]) -> str:

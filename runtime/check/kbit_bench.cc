@@ -4,8 +4,8 @@
 // the W1A1 layers of the same shapes (LceBconv2d, bitpacked output), interleaved
 // round by round so the shared machine's load hits all alike. Per layer: W1A1, the
 // k-bit op's GEMM alone (RunBConv over the plane images), the whole k-bit op
-// (RunKbit: in bands where the plan has them), and the epilogue alone over the whole
-// GEMM's counts; and the first k-bit layer's input
+// (RunKbit: on fused tiles where the kernel has them, else GEMM then epilogue, in bands
+// where the plan has them), and the epilogue alone over the whole GEMM's counts; and the first k-bit layer's input
 // quantization (BitliteKbitQuantize, 2 planes) beside W1A1's (LceQuantize's
 // BitpackFloat) of the same 32x32x128 floats.
 //
@@ -181,9 +181,13 @@ int main(int argc, char** argv) {
     for (int i = 0; i <= n + 1; ++i) {
       const double a = pick(us[i][0]), g = pick(us[i][1]), k = pick(us[i][2]);
       const double e = pick(us[i][3]);
-      std::printf("%-22s %9.1f %9.1f %9.1f %9.1f %7.2fx %7.2fx\n",
+      // how RunKbit ran the layer (the k-bit column)
+      const char* path = i >= n ? ""
+                         : KbitUsesTiles(layers[i].kbit, kernel, threads) ? "  fused tiles"
+                             : "  GEMM + epilogue";
+      std::printf("%-22s %9.1f %9.1f %9.1f %9.1f %7.2fx %7.2fx%s\n",
                   i < n ? kLayers[i].name : i == n ? "total" : "quantize 32x32x128", a, k, g,
-                  e, k / a, g / a);
+                  e, k / a, g / a, path);
     }
   }
   return 0;

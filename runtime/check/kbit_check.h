@@ -11,11 +11,17 @@ namespace kbit_check {
 
 // One random configuration; false when the planner refused it (counted by the caller).
 // `banded`: counts the configurations run in bands (KbitPlan::band_rows).
-bool RandomKbit(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernels, int* banded) {
+// `tiled`: counts the (kernel, configuration) runs on fused tiles at 1 thread.
+bool RandomKbit(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernels, int* banded,
+                int* tiled) {
   KbitOptions o;
   o.planes = 1 + rng() % kMaxKbitPlanes;
   o.out_planes = rng() % 4 == 0 ? 0 : 1 + rng() % kMaxKbitPlanes;
-  o.channels_in = 1 + rng() % (rng() % 3 == 0 ? 140 : 40);
+  // A quarter with taps of whole 128-bit chunks (97..128 or 225..256 channels: the fused
+  // tiles read those straight from the input), the rest any count.
+  const int pick = rng() % 4;
+  o.channels_in = pick == 0 ? 128 * (1 + rng() % 2) - int(rng() % 32)
+                            : 1 + rng() % (pick == 1 ? 140 : 40);
   o.padding = rng() % 2;
   o.stride_height = 1 + rng() % 2;
   o.stride_width = 1 + rng() % 2;
@@ -80,6 +86,7 @@ bool RandomKbit(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernel
     KeepFiltersFor(k, &own.conv);
     KbitScratch scratch;
     Expect(scratch.Reserve(own, k, 4), "kbit scratch");
+    if (KbitUsesTiles(own, k, 1)) ++*tiled;
     for (int threads = 1; threads <= 4; ++threads) {
       std::fill(got.begin(), got.end(), 0x55555555);
       const bool ok = RunKbit(own, k, threads, input.data(), got.data(), &scratch);
@@ -126,9 +133,11 @@ void RandomQuantize(std::mt19937& rng, const std::vector<const BgemmKernel*>& ke
 
 void CheckKbit(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernels, int iters) {
   SetKbitMinElementsPerThread(0);  // split even the smallest epilogue over the threads
-  int run = 0, refused = 0, banded = 0;
+  int run = 0, refused = 0, banded = 0, tiled = 0;
+  bool tiles = false;  // some kernel here has fused tiles
+  for (const BgemmKernel* k : kernels) tiles |= KbitVectorFor(k).tiles != nullptr;
   for (int it = 0; it < iters; ++it) {
-    if (kbit_check::RandomKbit(rng, kernels, &banded))
+    if (kbit_check::RandomKbit(rng, kernels, &banded, &tiled))
       ++run;
     else
       ++refused;
@@ -137,6 +146,7 @@ void CheckKbit(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernels
   SetKbitMinElementsPerThread(-1);
   Expect(run > refused, "most random k-bit configurations are runnable");
   Expect(banded > run / 8, "many random k-bit configurations run in bands");
-  std::printf("kbit: %d configurations (%d in bands) and %d quantize inputs compared, %d "
-              "refused\n", run, banded, iters, refused);
+  Expect(!tiles || tiled > run / 4, "many random k-bit configurations run on fused tiles");
+  std::printf("kbit: %d configurations (%d in bands, %d kernel runs on fused tiles) and %d "
+              "quantize inputs compared, %d refused\n", run, banded, tiled, iters, refused);
 }

@@ -39,6 +39,7 @@
 #include "../src/decode_weights.h"
 #include "../src/flexbuffer.h"
 #include "../src/kbit.h"
+#include "../src/kbit_epilogue.h"
 #include "../src/simple_ops.h"
 #include "../src/thread_pool.h"
 #include "flexbuffer_builder.h"

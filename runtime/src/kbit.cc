@@ -189,6 +189,176 @@ void PlanBands(KbitPlan* plan) {
   }
 }
 
+// ---------------------------------------------------------------- fused tiles
+
+constexpr int kMaxTileBlock = 12;  // tiles per kernel call: 48 pixels, as RunBConv's blocks
+constexpr long kTileBlockBytes = 24 << 10;  // im2col rows that stay in L1 beside a filter block
+
+// Whether `vec` has fused tiles and they can run `plan`: every pool window holds at
+// most one tile's pixels (a 2x2 pool, or none).
+bool TilesRun(const KbitPlan& plan, const KbitVector& vec) {
+  return vec.tiles != nullptr && plan.conv.blocked_filters.size() > 0 &&
+         plan.opt.pool_height * plan.opt.pool_width <= kKbitTilePixels;
+}
+
+// Taps of whole 128-bit chunks are read where they lie in the input; else im2col rows.
+bool DirectTaps(const KbitPlan& plan) {
+  return plan.conv.shape.words_per_group % kKWordAlign == 0;
+}
+
+int RunsPerRow(const KbitPlan& plan) {
+  return DirectTaps(plan) ? plan.conv.shape.fh * plan.conv.shape.fw : 1;
+}
+
+// Rows (pixel x plane) of one tile.
+constexpr int TileRows(int planes) { return planes * kKbitTilePixels; }
+
+int TileBlock(const KbitPlan& plan) {
+  if (DirectTaps(plan)) return kMaxTileBlock;
+  const long tile_bytes = static_cast<long>(TileRows(plan.opt.planes)) * plan.conv.kwords * 4;
+  return static_cast<int>(std::clamp<long>(kTileBlockBytes / tile_bytes, 1, kMaxTileBlock));
+}
+
+// Per thread: run pointers and im2col words of one block.
+size_t TilePointers(const KbitPlan& plan) {
+  return static_cast<size_t>(TileBlock(plan)) * TileRows(plan.opt.planes) * RunsPerRow(plan);
+}
+size_t TilePatchWords(const KbitPlan& plan) {
+  return DirectTaps(plan) ? 0
+                          : static_cast<size_t>(TileBlock(plan)) * TileRows(plan.opt.planes) *
+                                plan.conv.kwords;
+}
+
+// Tiles: one per output pixel with a pool, else groups of 4 conv pixels (flat over the
+// batch).
+long TileCount(const KbitPlan& plan) {
+  const long out = static_cast<long>(plan.batch) * plan.out_h * plan.out_w;
+  return plan.opt.pool_height > 0 ? out : (out + kKbitTilePixels - 1) / kKbitTilePixels;
+}
+
+// Tile u's conv pixels: sample n[j] and pixel pix[j] (y * conv_w + x); the last one
+// repeats to fill 4 (a clipped pool window, the last group).
+void TilePixels(const KbitPlan& plan, long u, int n[kKbitTilePixels],
+                long pix[kKbitTilePixels]) {
+  const KbitOptions& o = plan.opt;
+  const int conv_h = plan.conv.shape.out_h, conv_w = plan.conv.shape.out_w;
+  int count = 0;
+  if (o.pool_height > 0) {
+    const long per_out = static_cast<long>(plan.out_h) * plan.out_w;
+    const int py = static_cast<int>((u % per_out) / plan.out_w);
+    const int px = static_cast<int>(u % plan.out_w);
+    const int y0 = py * o.pool_stride_height - plan.pool_pad_top;
+    const int x0 = px * o.pool_stride_width - plan.pool_pad_left;
+    for (int y = std::max(0, y0); y < std::min(conv_h, y0 + o.pool_height); ++y)
+      for (int x = std::max(0, x0); x < std::min(conv_w, x0 + o.pool_width); ++x) {
+        n[count] = static_cast<int>(u / per_out);
+        pix[count++] = static_cast<long>(y) * conv_w + x;
+      }
+  } else {
+    const long per_image = static_cast<long>(conv_h) * conv_w;
+    const long total = per_image * plan.batch;
+    for (long f = u * kKbitTilePixels; f < std::min(total, (u + 1) * kKbitTilePixels); ++f) {
+      n[count] = static_cast<int>(f / per_image);
+      pix[count++] = f % per_image;
+    }
+  }
+  for (int j = count; j < kKbitTilePixels; ++j) n[j] = n[count - 1], pix[j] = pix[count - 1];
+}
+
+// The taps of conv pixel `pix` of plane image `image`, each where it lies in the input
+// or, outside, at `zeros` (read as +1, as im2col's zero words: P's fix corrects it).
+void TapPointers(const KbitPlan& plan, const int32_t* input, long image, long pix,
+                 const uint32_t* zeros, const uint32_t** out) {
+  const BConvShape& s = plan.conv.shape;
+  const BConvOptions& o = plan.conv.opt;
+  const int oy = static_cast<int>(pix / s.out_w), ox = static_cast<int>(pix % s.out_w);
+  const uint32_t* base = reinterpret_cast<const uint32_t*>(input) + image * s.in_h * s.in_w * s.in_words;
+  for (int fy = 0; fy < s.fh; ++fy) {
+    const int iy = oy * o.stride_height - s.pad_top + fy * o.dilation_height;
+    for (int fx = 0; fx < s.fw; ++fx) {
+      const int ix = ox * o.stride_width - s.pad_left + fx * o.dilation_width;
+      const bool inside = iy >= 0 && iy < s.in_h && ix >= 0 && ix < s.in_w;
+      *out++ = inside ? base + (static_cast<long>(iy) * s.in_w + ix) * s.in_words : zeros;
+    }
+  }
+}
+
+struct TileBuffers {  // one thread's
+  const uint32_t** rows;
+  uint32_t* patches;
+  const uint32_t* zeros;
+};
+
+// Tiles [u0, u1) in blocks: their rows' runs (tap pointers or im2col rows), then the
+// fused kernel writes their output pixels.
+void RunTileRange(const KbitPlan& plan, KbitTilesFn fn, const int32_t* input,
+                  const TileBuffers& buf, void* out, long u0, long u1) {
+  const BConvShape& s = plan.conv.shape;
+  const long per_image = static_cast<long>(s.out_h) * s.out_w;
+  const int oc = plan.out_c, kw = plan.conv.kwords, planes = plan.opt.planes;
+  const int words = CeilDiv(oc, kBits), block = TileBlock(plan), runs = RunsPerRow(plan);
+  const bool pool = plan.opt.pool_height > 0, direct = DirectTaps(plan);
+  const long out_pixels = static_cast<long>(plan.batch) * plan.out_h * plan.out_w;
+  const int32_t* fix[kMaxTileBlock * kKbitTilePixels];
+  KbitTiles t;
+  t.rows = buf.rows;
+  t.planes = planes;
+  t.taps = runs;
+  t.chunks = direct ? s.words_per_group / kKWordAlign : kw / kKWordAlign;
+  t.filters = plan.conv.blocked_filters.data();
+  t.n_out = oc;
+  t.fix = fix;
+  t.pool = pool;
+  t.out_planes = plan.opt.out_planes;
+  t.levels = plan.levels;
+  t.key_sign = plan.key_sign.data();
+  t.key_thresholds = plan.key_thresholds.data();
+  t.invert = plan.invert.data();
+  t.bits_stride = 2L * words;
+  t.bits_plane_stride = 2L * words * out_pixels;
+  t.mul = plan.mul.data();
+  t.bias = plan.bias.data();
+  t.hi = static_cast<int32_t>(2 * plan.depth);
+  for (long u = u0; u < u1; u += block) {
+    t.tiles = static_cast<int>(std::min<long>(block, u1 - u));
+    for (int i = 0; i < t.tiles; ++i) {
+      int n[kKbitTilePixels];
+      long pix[kKbitTilePixels];
+      TilePixels(plan, u + i, n, pix);
+      for (int j = 0; j < kKbitTilePixels; ++j) {
+        const int32_t f = plan.fix_index[pix[j]];
+        fix[i * kKbitTilePixels + j] =
+            f < 0 ? nullptr : plan.fix_rows.data() + static_cast<long>(f) * oc;
+        for (int pl = 0; pl < planes; ++pl) {
+          const long row = (static_cast<long>(i) * planes + pl) * kKbitTilePixels + j;
+          const long image = static_cast<long>(pl) * plan.batch + n[j];
+          if (direct) {
+            TapPointers(plan, input, image, pix[j], buf.zeros, buf.rows + row * runs);
+          } else {
+            uint32_t* dst = buf.patches + row * kw;
+            Im2colRow(plan.conv, input, image * per_image + pix[j], dst);
+            buf.rows[row] = dst;
+          }
+        }
+      }
+    }
+    const long q0 = pool ? u : u * kKbitTilePixels;  // the first output pixel
+    const long q1 = pool ? u + t.tiles : std::min(out_pixels, (u + t.tiles) * kKbitTilePixels);
+    t.last = pool ? kKbitTilePixels
+                  : static_cast<int>(q1 - (q1 - 1) / kKbitTilePixels * kKbitTilePixels);
+    if (t.out_planes > 0)
+      t.bits = reinterpret_cast<uint16_t*>(static_cast<int32_t*>(out) + q0 * words);
+    else
+      t.out = static_cast<float*>(out) + q0 * oc;
+    fn(t);
+    // A last word half no block covered (out_c % 32 in 1..16) is zero.
+    if (t.out_planes > 0 && CeilDiv(oc, 16) < 2 * words)
+      for (long q = q0; q < q1; ++q)
+        for (int i = 0; i < t.out_planes; ++i)
+          t.bits[(q - q0) * t.bits_stride + i * t.bits_plane_stride + 2 * words - 1] = 0;
+  }
+}
+
 }  // namespace
 
 std::string ParseKbitOptions(const uint8_t* buffer, size_t length, KbitOptions* out) {
@@ -333,6 +503,10 @@ bool KbitScratch::Reserve(const KbitPlan& plan, const BgemmKernel* kernel, int t
     sums.assign(oracle && plan.opt.out_planes > 0 ? pixels * s.out_c : 0, 0);
     fix.assign(oracle ? s.out_c : 0, 0);
     key.assign(oracle ? s.out_c : 0, 0);
+    const bool tiles = !oracle && TilesRun(plan, KbitVectorFor(kernel));
+    tile_rows.assign(tiles ? tasks * TilePointers(plan) : 0, nullptr);
+    tile_patches.assign(tiles ? tasks * TilePatchWords(plan) : 0, 0);
+    tile_zeros.assign(tiles ? s.words_per_group : 0, 0);
   } catch (const std::bad_alloc&) {
     return false;
   }
@@ -427,6 +601,22 @@ int ThreadsFor(long elements, int num_threads) {
   return static_cast<int>(std::max(1L, std::min<long>(num_threads, elements / least)));
 }
 
+// The threads RunKbit runs `plan`'s fused tiles on (about min_macs_per_thread of the
+// GEMM each), or 0: the kernel has none, or there are fewer tiles than those threads
+// (a dense layer's one pixel: the GEMM then splits the channels).
+int TileThreads(const KbitPlan& plan, const BgemmKernel* kernel, int num_threads) {
+  if (kernel == nullptr || kernel->run == nullptr || !TilesRun(plan, KbitVectorFor(kernel)))
+    return 0;
+  const long tiles = TileCount(plan);
+  const double macs = static_cast<double>(tiles) * TileRows(plan.opt.planes) *
+                      plan.conv.kwords * kBits * plan.out_c;
+  const bool split_all = g_min_elements.load(std::memory_order_relaxed) == 0;  // tests
+  const int threads = static_cast<int>(std::max(
+      1.0, std::min<double>(std::max(1, num_threads),
+                            split_all ? num_threads : macs / kernel->min_macs_per_thread)));
+  return tiles >= threads ? threads : 0;
+}
+
 // Bands [b0, b1) of the k-bit conv: per band, each plane's GEMM over the band's conv
 // rows into `buffer` (this thread's), then the epilogue of its output rows. False if a
 // GEMM cannot run (no scratch).
@@ -465,6 +655,22 @@ bool RunKbit(const KbitPlan& plan, const BgemmKernel* kernel, int num_threads,
   const int oc = s.out_c;
   const long pixels = static_cast<long>(s.out_h) * s.out_w * plan.batch;
   const bool oracle = kernel == nullptr || kernel->run == nullptr;
+  const int tile_threads = TileThreads(plan, kernel, num_threads);
+  const size_t pointers = tile_threads ? TilePointers(plan) : 0;
+  const size_t words = tile_threads ? TilePatchWords(plan) : 0;
+  if (tile_threads > 0 && scratch->tile_rows.size() >= tile_threads * pointers &&
+      scratch->tile_patches.size() >= tile_threads * words &&
+      scratch->tile_zeros.size() >= static_cast<size_t>(s.words_per_group)) {
+    const int threads = tile_threads;
+    const KbitTilesFn fn = KbitVectorFor(kernel).tiles;
+    ParallelRanges(threads, TileCount(plan), 1, [&](int part, long u0, long u1) {
+      const TileBuffers buf{scratch->tile_rows.data() + part * pointers,
+                            scratch->tile_patches.data() + part * words,
+                            scratch->tile_zeros.data()};
+      RunTileRange(plan, fn, input, buf, output, u0, u1);
+    });
+    return true;
+  }
   if (!oracle && plan.band_rows > 0) {
     const KbitVector& vec = KbitVectorFor(kernel);
     const long total = static_cast<long>(plan.batch) * CeilDiv(plan.out_h, plan.band_rows);
@@ -518,6 +724,10 @@ void KbitQuantize(const float* x, long rows, int channels, const float* offsets,
                  [&](int, long r0, long r1) {
                    vec.quantize(x, rows, channels, offsets, planes, out, r0, r1);
                  });
+}
+
+bool KbitUsesTiles(const KbitPlan& plan, const BgemmKernel* kernel, int num_threads) {
+  return TileThreads(plan, kernel, num_threads) > 0;
 }
 
 void SetKbitMinElementsPerThread(long elements) { g_min_elements.store(elements); }

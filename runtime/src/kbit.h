@@ -12,7 +12,12 @@
 // count and gives us either LCE's float transform (post multiplier and bias over the
 // thermometer depth) or the next layer's k-bit level as thresholds on P.
 //
-// BitliteKbitBconv2d runs the k planes through the existing binary GEMM (RunBConv over
+// With a kernel that has fused tiles (AVX-512, kbit_tiles.h) and a pool window of at
+// most 4 pixels (2x2, or none), BitliteKbitBconv2d runs as one pass: each tile of 4 conv
+// pixels x 16 filters forms P for all k planes in its accumulators and ends in the
+// epilogue below, in registers (taps of whole 128-bit chunks read where they lie in the
+// input, others through im2col rows). Otherwise it
+// runs the k planes through the existing binary GEMM (RunBConv over
 // the k * N plane images, raw int32 counts; on large layers per band of output rows,
 // RunBConvRange, so that a band's counts stay in cache) and then one epilogue pass per
 // output pixel combines them: P, the zero-padding fix (a zero-padded activation is q = 0, all planes -1,
@@ -112,6 +117,11 @@ struct KbitScratch {
   std::vector<int32_t> sums;    // oracle: key per pre-pool pixel and channel
   std::vector<int32_t> fix;     // oracle: one pixel's zero-padding fix per channel
   std::vector<int32_t> key;     // oracle: one output pixel's pooled key, then its level
+  // The fused tiles (kbit_tiles.h), where the kernel has them: per thread, one block of
+  // tiles' run pointers (and im2col rows where taps are not whole chunks); the zero
+  // words an outside tap reads.
+  std::vector<const uint32_t*> tile_rows;
+  std::vector<uint32_t> tile_patches, tile_zeros;
   BConvWorkspace workspace;
   bool Reserve(const KbitPlan& plan, const BgemmKernel* kernel, int threads);
 };
@@ -119,6 +129,10 @@ struct KbitScratch {
 // `output`: float* or int32_t* per plan. False: out of memory (scratch not reserved).
 bool RunKbit(const KbitPlan& plan, const BgemmKernel* kernel, int num_threads,
              const int32_t* input, void* output, KbitScratch* scratch);
+
+// Whether RunKbit runs `plan` with `kernel` over `num_threads` on the fused tiles
+// (kbit_tiles.h); else GEMM, then epilogue.
+bool KbitUsesTiles(const KbitPlan& plan, const BgemmKernel* kernel, int num_threads);
 
 // BitliteKbitQuantize: x [rows, channels] float, offsets [levels][channels] (levels =
 // 2^planes - 1) -> out [planes][rows][words], with `kernel`'s vector code (the plain

@@ -189,7 +189,8 @@ const KbitVector& KbitVectorFor(const BgemmKernel* kernel) {
   static const KbitVector kPortable{"portable", portable::Epilogue, portable::Quantize};
 #if defined(__x86_64__) || defined(__i386__)
   // The avx512 / avx2 kernels are selectable only where the CPU has their instructions.
-  static const KbitVector kAvx512{"avx512", avx512::Epilogue, avx512::Quantize};
+  static const KbitVector kAvx512{"avx512", avx512::Epilogue, avx512::Quantize,
+                                  KbitTilesAvx512};
   static const KbitVector kAvx2{"avx2", avx2::Epilogue, avx2::Quantize};
   if (kernel != nullptr && std::strcmp(kernel->name, "avx512") == 0) return kAvx512;
   if (kernel != nullptr && std::strcmp(kernel->name, "avx2") == 0) return kAvx2;

@@ -11,6 +11,7 @@
 
 #include "bgemm.h"
 #include "kbit.h"
+#include "kbit_tiles.h"
 
 namespace bitlite {
 
@@ -30,6 +31,8 @@ struct KbitVector {
   // BitliteKbitQuantize's rows [r0, r1) of x [rows, channels] -> out [planes][rows][words].
   void (*quantize)(const float* x, long rows, int channels, const float* offsets, int planes,
                    int32_t* out, long r0, long r1);
+  // The fused k-bit GEMM (kbit_tiles.h), or null where the kernel has none.
+  KbitTilesFn tiles = nullptr;
 };
 
 // The vector code that goes with a GEMM kernel: AVX-512 with "avx512", AVX2 with

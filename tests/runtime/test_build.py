@@ -35,11 +35,14 @@ def _run_check(binary: Path, arch: str, iterations: int) -> str:
 
 def _assert_kbit_compared(out: str) -> None:
     """The k-bit section (runtime/check/kbit_check.h) ran: most of its 150 random
-    configurations were planned and compared against the oracle."""
+    configurations were planned and compared against the oracle, many of them on the
+    fused tiles where a kernel has them (AVX-512)."""
     line = next(x for x in out.splitlines() if x.startswith("kbit: "))
-    run, banded, quantized, refused = (int(w.strip("()")) for w in line.split()
-                                       if w.strip("()").isdigit())  # fmt: skip
+    run, banded, tiled, quantized, refused = (int(w.strip("()")) for w in line.split()
+                                              if w.strip("()").isdigit())  # fmt: skip
     assert quantized == 150 and run > 100 and run + refused == 150 and banded > 10, line
+    kernels = next(x for x in out.splitlines() if x.startswith("kernels: ")).split()
+    assert tiled > run // 4 if "avx512" in kernels else tiled == 0, line
 
 
 def test_host_kernels_match_reference(tmp_path):
