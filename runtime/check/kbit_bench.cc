@@ -92,7 +92,7 @@ void Prepare(const Layer& l, const BgemmKernel* kernel, int threads, std::mt1993
                  flags.data()};
   if (e.empty()) e = PlanKbit(ko, kt, &p->kbit);
   if (!e.empty()) std::printf("plan %s: %s\n", l.name, e.c_str());
-  KeepFiltersFor(kernel, &p->kbit.conv);
+  KeepKbitFiltersFor(kernel, &p->kbit);
   p->scratch.Reserve(p->kbit, kernel, threads);
   const size_t big = size_t(kPlanes) * l.hw * l.hw * l.cout;
   p->out.resize(big);

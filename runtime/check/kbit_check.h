@@ -17,11 +17,9 @@ bool RandomKbit(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernel
   KbitOptions o;
   o.planes = 1 + rng() % kMaxKbitPlanes;
   o.out_planes = rng() % 4 == 0 ? 0 : 1 + rng() % kMaxKbitPlanes;
-  // A quarter with taps of whole 128-bit chunks (97..128 or 225..256 channels: the fused
-  // tiles read those straight from the input), the rest any count.
-  const int pick = rng() % 4;
-  o.channels_in = pick == 0 ? 128 * (1 + rng() % 2) - int(rng() % 32)
-                            : 1 + rng() % (pick == 1 ? 140 : 40);
+  // 1 in 16 with long filters (fewer 16-filter blocks per fused tile: kbit_avx512_4x64.cc)
+  const bool wide = rng() % 16 == 0;
+  o.channels_in = wide ? 600 + rng() % 1200 : 1 + rng() % (rng() % 3 == 0 ? 140 : 40);
   o.padding = rng() % 2;
   o.stride_height = 1 + rng() % 2;
   o.stride_width = 1 + rng() % 2;
@@ -35,7 +33,8 @@ bool RandomKbit(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernel
   const int words = (o.channels_in + 31) / 32, batch = 1 + rng() % 2;
   const int fh = 1 + rng() % 3, fw = 1 + rng() % 3;
   const int out_c = 1 + rng() % (rng() % 3 == 0 ? 100 : 40);
-  const int in_dims[4] = {o.planes * batch, 2 + int(rng() % 9), 2 + int(rng() % 9), words};
+  const int side = wide ? 4 : 9;
+  const int in_dims[4] = {o.planes * batch, 2 + int(rng() % side), 2 + int(rng() % side), words};
   const int filter_dims[4] = {out_c, fh, fw, words};
   const uint32_t tail = o.channels_in % 32 ? (1u << (o.channels_in % 32)) - 1 : ~0u;
   std::vector<int32_t> filter(size_t(out_c) * fh * fw * words);
@@ -83,7 +82,7 @@ bool RandomKbit(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernel
       std::to_string(o.pool_width) + "/" + std::to_string(o.pool_padding);
   for (const BgemmKernel* k : kernels) {
     KbitPlan own = plan;
-    KeepFiltersFor(k, &own.conv);
+    KeepKbitFiltersFor(k, &own);
     KbitScratch scratch;
     Expect(scratch.Reserve(own, k, 4), "kbit scratch");
     if (KbitUsesTiles(own, k, 1)) ++*tiled;

@@ -875,10 +875,6 @@ bool RunBConvRange(const BConvPlan& plan, const BgemmKernel* kernel, const int32
   return RunRangeWithScratch(job, begin, end, 0, plan.shape.out_c);
 }
 
-void Im2colRow(const BConvPlan& plan, const int32_t* input, long p, uint32_t* row) {
-  Im2colPixel(plan, input, p, 0, row);
-}
-
 void SetMinMacsPerThread(double macs) { g_min_macs_per_thread.store(macs); }
 
 bool RunBConvUnfused(const BConvPlan& plan, const BgemmKernel* kernel, int num_threads,

@@ -160,10 +160,6 @@ bool RunBConv(const BConvPlan& plan, const BgemmKernel* kernel, int num_threads,
 bool RunBConvRange(const BConvPlan& plan, const BgemmKernel* kernel, const int32_t* input,
                    int32_t* output, long begin, long end, BConvWorkspace* workspace);
 
-// im2col of pixel p (flat over the batch) of a one-group plan into `row`: taps x words
-// per group, zeros up to kwords; outside taps read as the plan's pad_values would.
-void Im2colRow(const BConvPlan& plan, const int32_t* input, long p, uint32_t* row);
-
 // How RunBConv splits a convolution: over `threads` threads (fewer than asked when
 // the work is small), in pix_tasks x ch_tasks tasks of pix_chunk pixels (whole 4-pixel
 // tiles) by ch_chunk output channels (a multiple of 32, or out_c), listed channel-major

@@ -18,7 +18,6 @@
 #include <immintrin.h>
 
 #include "bgemm.h"
-#include "kbit_tiles.h"
 
 namespace bitlite {
 namespace {
@@ -39,64 +38,63 @@ BITLITE_AVX512 inline __m512i Reduce4(__m512i a0, __m512i a1, __m512i a2, __m512
 #define BITLITE_PIXEL_STEP(row, a0, a1, a2, a3)                                        \
   do {                                                                               \
     const __m512i x = _mm512_broadcast_i32x4(                                        \
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>((row) + 4 * c)));           \
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>((row) + 4 * k)));           \
     a0 = _mm512_add_epi32(a0, _mm512_popcnt_epi32(_mm512_xor_si512(x, f0)));          \
     a1 = _mm512_add_epi32(a1, _mm512_popcnt_epi32(_mm512_xor_si512(x, f1)));          \
     a2 = _mm512_add_epi32(a2, _mm512_popcnt_epi32(_mm512_xor_si512(x, f2)));          \
     a3 = _mm512_add_epi32(a3, _mm512_popcnt_epi32(_mm512_xor_si512(x, f3)));          \
   } while (0)
 
-#define BITLITE_TWICE(x) x = _mm512_add_epi32(x, x)
-
-// A tile of P (1..4) pixels with named accumulators: GCC keeps an array of __m512i
-// on the stack (a load and two stores per add), named ones in zmm. 4 pixels (16
-// accumulators) is the widest tile GCC 12 compiles without spilling inside the loop
-// (6 x 16 spilled 24 accumulators every chunk).
-// K is `taps` runs of `chunks` 128-bit chunks: pixel j's run t in plane i starts at
-// a[(4 i + j) * taps + t] (an im2col row is one run; the fused k-bit GEMM reads each
-// tap straight from the input, kbit_tiles.h). kPlanes > 1: the sums are
-// P = sum_i 2^i (plane i's counts), the planes run from the last, the accumulators
-// doubled before each next one.
-template <int P, int kPlanes>
-BITLITE_AVX512 inline void Tile(const uint32_t* const* a, int taps, int chunks,
-                                const uint32_t* f, __m512i* sums) {
+// The full 4-pixel tile with named accumulators: GCC keeps an array of
+// __m512i on the stack (a load and two stores per add), named ones in zmm.
+// 4 pixels (16 accumulators) is the widest tile GCC 12 compiles without
+// spilling inside the loop (6 x 16 spilled 24 accumulators every chunk).
+BITLITE_AVX512 inline void Tile4(const uint32_t* const* a, const uint32_t* f, int chunks,
+                                 __m512i* sums) {
+  const uint32_t *r0 = a[0], *r1 = a[1], *r2 = a[2], *r3 = a[3];
   __m512i a00 = _mm512_setzero_si512(), a01 = a00, a02 = a00, a03 = a00;
   __m512i a10 = a00, a11 = a00, a12 = a00, a13 = a00;
   __m512i a20 = a00, a21 = a00, a22 = a00, a23 = a00;
   __m512i a30 = a00, a31 = a00, a32 = a00, a33 = a00;
-  for (int i = kPlanes - 1; i >= 0; --i) {
-    if (i < kPlanes - 1) {
-      BITLITE_TWICE(a00), BITLITE_TWICE(a01), BITLITE_TWICE(a02), BITLITE_TWICE(a03);
-      if (P > 1) BITLITE_TWICE(a10), BITLITE_TWICE(a11), BITLITE_TWICE(a12), BITLITE_TWICE(a13);
-      if (P > 2) BITLITE_TWICE(a20), BITLITE_TWICE(a21), BITLITE_TWICE(a22), BITLITE_TWICE(a23);
-      if (P > 3) BITLITE_TWICE(a30), BITLITE_TWICE(a31), BITLITE_TWICE(a32), BITLITE_TWICE(a33);
-    }
-    const uint32_t* const* rows = a + 4 * i * taps;
-    const uint32_t* fk = f;
-    for (int t = 0; t < taps; ++t) {
-      const uint32_t* r0 = rows[t];
-      const uint32_t* r1 = rows[(P > 1 ? 1 : 0) * taps + t];
-      const uint32_t* r2 = rows[(P > 2 ? 2 : 0) * taps + t];
-      const uint32_t* r3 = rows[(P > 3 ? 3 : 0) * taps + t];
-      for (int c = 0; c < chunks; ++c, fk += kBlockChunkWords) {
-        const __m512i f0 = _mm512_load_si512(fk);
-        const __m512i f1 = _mm512_load_si512(fk + 16);
-        const __m512i f2 = _mm512_load_si512(fk + 32);
-        const __m512i f3 = _mm512_load_si512(fk + 48);
-        BITLITE_PIXEL_STEP(r0, a00, a01, a02, a03);
-        if (P > 1) BITLITE_PIXEL_STEP(r1, a10, a11, a12, a13);
-        if (P > 2) BITLITE_PIXEL_STEP(r2, a20, a21, a22, a23);
-        if (P > 3) BITLITE_PIXEL_STEP(r3, a30, a31, a32, a33);
-      }
-    }
+  for (int k = 0; k < chunks; ++k, f += kBlockChunkWords) {
+    const __m512i f0 = _mm512_load_si512(f);
+    const __m512i f1 = _mm512_load_si512(f + 16);
+    const __m512i f2 = _mm512_load_si512(f + 32);
+    const __m512i f3 = _mm512_load_si512(f + 48);
+    BITLITE_PIXEL_STEP(r0, a00, a01, a02, a03);
+    BITLITE_PIXEL_STEP(r1, a10, a11, a12, a13);
+    BITLITE_PIXEL_STEP(r2, a20, a21, a22, a23);
+    BITLITE_PIXEL_STEP(r3, a30, a31, a32, a33);
+  }
+  sums[0] = Reduce4(a00, a01, a02, a03);
+  sums[1] = Reduce4(a10, a11, a12, a13);
+  sums[2] = Reduce4(a20, a21, a22, a23);
+  sums[3] = Reduce4(a30, a31, a32, a33);
+}
+
+// Edge tiles of 1..3 pixels.
+template <int P>
+BITLITE_AVX512 inline void TileSmall(const uint32_t* const* a, const uint32_t* f, int chunks,
+                                     __m512i* sums) {
+  const uint32_t* r0 = a[0];
+  const uint32_t* r1 = a[P > 1 ? 1 : 0];
+  const uint32_t* r2 = a[P > 2 ? 2 : 0];
+  __m512i a00 = _mm512_setzero_si512(), a01 = a00, a02 = a00, a03 = a00;
+  __m512i a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+  __m512i a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+  for (int k = 0; k < chunks; ++k, f += kBlockChunkWords) {
+    const __m512i f0 = _mm512_load_si512(f);
+    const __m512i f1 = _mm512_load_si512(f + 16);
+    const __m512i f2 = _mm512_load_si512(f + 32);
+    const __m512i f3 = _mm512_load_si512(f + 48);
+    BITLITE_PIXEL_STEP(r0, a00, a01, a02, a03);
+    if (P > 1) BITLITE_PIXEL_STEP(r1, a10, a11, a12, a13);
+    if (P > 2) BITLITE_PIXEL_STEP(r2, a20, a21, a22, a23);
   }
   sums[0] = Reduce4(a00, a01, a02, a03);
   if (P > 1) sums[1] = Reduce4(a10, a11, a12, a13);
   if (P > 2) sums[2] = Reduce4(a20, a21, a22, a23);
-  if (P > 3) sums[3] = Reduce4(a30, a31, a32, a33);
 }
-
-#undef BITLITE_TWICE
 
 // Runs a tile of P valid pixels starting at p0 and stores (or fuses) its sums.
 template <int P>
@@ -107,7 +105,10 @@ BITLITE_AVX512 void TileAndStore(const uint32_t* patches, int p0, int kwords,
   for (int p = 0; p < kTileP; ++p)
     a[p] = patches + static_cast<long>(p0 + (p < P ? p : P - 1)) * kwords;
   __m512i sums[kTileP];
-  Tile<P, 1>(a, 1, kwords / 4, f, sums);
+  if (P == kTileP)
+    Tile4(a, f, kwords / 4, sums);
+  else
+    TileSmall<P>(a, f, kwords / 4, sums);
   if (fused != nullptr && fused->thresholds != nullptr) {
     const __m512i thr = _mm512_maskz_loadu_epi32(lanes, fused->thresholds + o0);
     for (int p = 0; p < P; ++p)
@@ -153,102 +154,6 @@ BITLITE_AVX512 void BgemmAvx512Blocked(const uint32_t* patches, int n_pix,
       case 1: TileAndStore<1>(patches, p, kwords, f, o0, lanes, accum, ldc, fused); break;
       default: break;
     }
-  }
-}
-
-namespace {
-
-// Tile `tile`'s P (its first n pixels x 16 filters of the block at `f`), plus each
-// pixel's fix row.
-template <int kPlanes>
-BITLITE_AVX512 inline void KbitTileP(const KbitTiles& t, int tile, int n, const uint32_t* f,
-                                     int o0, __mmask16 lanes, __m512i* p) {
-  const uint32_t* const* a =
-      t.rows + static_cast<long>(tile) * kPlanes * kKbitTilePixels * t.taps;
-  switch (n) {
-    case 1: Tile<1, kPlanes>(a, t.taps, t.chunks, f, p); break;
-    case 2: Tile<2, kPlanes>(a, t.taps, t.chunks, f, p); break;
-    case 3: Tile<3, kPlanes>(a, t.taps, t.chunks, f, p); break;
-    default: Tile<4, kPlanes>(a, t.taps, t.chunks, f, p); break;
-  }
-  for (int j = 0; j < n; ++j) {
-    const int32_t* fix = t.fix[tile * kKbitTilePixels + j];
-    if (fix != nullptr) p[j] = _mm512_add_epi32(p[j], _mm512_maskz_loadu_epi32(lanes, fix + o0));
-  }
-}
-
-// The level of a key (P or -P) and its bits in each output plane (LCE's bit 1 = -1 =
-// the level's bit is 0; lanes past n_out are 0).
-BITLITE_AVX512 inline void StoreLevelBits(const KbitTiles& t, __m512i key, int o0,
-                                          __mmask16 lanes, long q) {
-  const __m512i one = _mm512_set1_epi32(1);
-  __m512i count = _mm512_setzero_si512();
-  for (int j = 0; j < t.levels; ++j) {
-    const __m512i thr = _mm512_maskz_loadu_epi32(lanes, t.key_thresholds + j * t.n_out + o0);
-    count = _mm512_mask_add_epi32(count, _mm512_cmpgt_epi32_mask(key, thr), count, one);
-  }
-  // invert is 0 or -1: (n ^ -1) + levels + 1 = levels - n
-  const __m512i inv = _mm512_maskz_loadu_epi32(lanes, t.invert + o0);
-  const __m512i level = _mm512_add_epi32(_mm512_xor_si512(count, inv),
-                                         _mm512_and_si512(inv, _mm512_set1_epi32(t.levels + 1)));
-  uint16_t* dst = t.bits + q * t.bits_stride + o0 / 16;
-  for (int i = 0; i < t.out_planes; ++i)
-    dst[i * t.bits_plane_stride] = static_cast<uint16_t>(
-        _mm512_mask_testn_epi32_mask(lanes, level, _mm512_set1_epi32(1 << i)));
-}
-
-template <int kPlanes>
-BITLITE_AVX512 void KbitTilesBody(const KbitTiles& t) {
-  const int blocks = (t.n_out + kBlockFilters - 1) / kBlockFilters;
-  const long block_words = static_cast<long>(t.taps) * t.chunks * kBlockChunkWords;
-  for (int b = 0; b < blocks; ++b) {
-    const int o0 = b * kBlockFilters;
-    const int valid = t.n_out - o0 < kBlockFilters ? t.n_out - o0 : kBlockFilters;
-    const __mmask16 lanes = static_cast<__mmask16>((1u << valid) - 1);
-    const uint32_t* f = t.filters + b * block_words;
-    // The block (kwords * 64 bytes) stays in L1 while the tiles' rows stream by.
-    for (int tile = 0; tile < t.tiles; ++tile) {
-      const int n = tile == t.tiles - 1 && !t.pool ? t.last : kKbitTilePixels;
-      __m512i p[kKbitTilePixels];
-      KbitTileP<kPlanes>(t, tile, n, f, o0, lanes, p);
-      if (t.out_planes == 0) {  // float (never pooled)
-        const __m512 mul = _mm512_maskz_loadu_ps(lanes, t.mul + o0);
-        const __m512 bias = _mm512_maskz_loadu_ps(lanes, t.bias + o0);
-        const __m512i hi = _mm512_set1_epi32(t.hi), zero = _mm512_setzero_si512();
-        for (int j = 0; j < n; ++j) {
-          const __m512i x =
-              _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(p[j], p[j]), zero), hi);
-          const __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(x), mul), bias);
-          _mm512_mask_storeu_ps(t.out + (static_cast<long>(tile) * kKbitTilePixels + j) * t.n_out + o0,
-                                lanes, y);
-        }
-        continue;
-      }
-      // neg is 0 or -1: (P ^ neg) - neg is P or -P
-      const __m512i neg = _mm512_maskz_loadu_epi32(lanes, t.key_sign + o0);
-      __m512i key[kKbitTilePixels];
-      for (int j = 0; j < kKbitTilePixels; ++j)
-        key[j] = _mm512_sub_epi32(_mm512_xor_si512(p[j], neg), neg);
-      if (t.pool) {
-        const __m512i m = _mm512_max_epi32(_mm512_max_epi32(key[0], key[1]),
-                                           _mm512_max_epi32(key[2], key[3]));
-        StoreLevelBits(t, m, o0, lanes, tile);
-        continue;
-      }
-      for (int j = 0; j < n; ++j)
-        StoreLevelBits(t, key[j], o0, lanes, static_cast<long>(tile) * kKbitTilePixels + j);
-    }
-  }
-}
-
-}  // namespace
-
-BITLITE_AVX512 void KbitTilesAvx512(const KbitTiles& t) {
-  switch (t.planes) {
-    case 1: KbitTilesBody<1>(t); break;
-    case 2: KbitTilesBody<2>(t); break;
-    case 3: KbitTilesBody<3>(t); break;
-    default: KbitTilesBody<4>(t); break;
   }
 }
 

@@ -192,41 +192,18 @@ void PlanBands(KbitPlan* plan) {
 // ---------------------------------------------------------------- fused tiles
 
 constexpr int kMaxTileBlock = 12;  // tiles per kernel call: 48 pixels, as RunBConv's blocks
-constexpr long kTileBlockBytes = 24 << 10;  // im2col rows that stay in L1 beside a filter block
 
-// Whether `vec` has fused tiles and they can run `plan`: every pool window holds at
-// most one tile's pixels (a 2x2 pool, or none).
+// Whether `vec` has fused tiles and they can run `plan`: its filters are packed for them
+// and every pool window holds at most one tile's pixels (a 2x2 pool, or none).
 bool TilesRun(const KbitPlan& plan, const KbitVector& vec) {
-  return vec.tiles != nullptr && plan.conv.blocked_filters.size() > 0 &&
+  return vec.tiles != nullptr && plan.tile_filters.size() > 0 &&
          plan.opt.pool_height * plan.opt.pool_width <= kKbitTilePixels;
 }
 
-// Taps of whole 128-bit chunks are read where they lie in the input; else im2col rows.
-bool DirectTaps(const KbitPlan& plan) {
-  return plan.conv.shape.words_per_group % kKWordAlign == 0;
-}
-
-int RunsPerRow(const KbitPlan& plan) {
-  return DirectTaps(plan) ? plan.conv.shape.fh * plan.conv.shape.fw : 1;
-}
-
-// Rows (pixel x plane) of one tile.
-constexpr int TileRows(int planes) { return planes * kKbitTilePixels; }
-
-int TileBlock(const KbitPlan& plan) {
-  if (DirectTaps(plan)) return kMaxTileBlock;
-  const long tile_bytes = static_cast<long>(TileRows(plan.opt.planes)) * plan.conv.kwords * 4;
-  return static_cast<int>(std::clamp<long>(kTileBlockBytes / tile_bytes, 1, kMaxTileBlock));
-}
-
-// Per thread: run pointers and im2col words of one block.
+// Tap pointers per thread: one block of tiles' (pixel x plane) rows.
 size_t TilePointers(const KbitPlan& plan) {
-  return static_cast<size_t>(TileBlock(plan)) * TileRows(plan.opt.planes) * RunsPerRow(plan);
-}
-size_t TilePatchWords(const KbitPlan& plan) {
-  return DirectTaps(plan) ? 0
-                          : static_cast<size_t>(TileBlock(plan)) * TileRows(plan.opt.planes) *
-                                plan.conv.kwords;
+  return static_cast<size_t>(kMaxTileBlock) * plan.opt.planes * kKbitTilePixels *
+         plan.conv.shape.fh * plan.conv.shape.fw;
 }
 
 // Tiles: one per output pixel with a pool, else groups of 4 conv pixels (flat over the
@@ -272,7 +249,8 @@ void TapPointers(const KbitPlan& plan, const int32_t* input, long image, long pi
   const BConvShape& s = plan.conv.shape;
   const BConvOptions& o = plan.conv.opt;
   const int oy = static_cast<int>(pix / s.out_w), ox = static_cast<int>(pix % s.out_w);
-  const uint32_t* base = reinterpret_cast<const uint32_t*>(input) + image * s.in_h * s.in_w * s.in_words;
+  const uint32_t* base =
+      reinterpret_cast<const uint32_t*>(input) + image * s.in_h * s.in_w * s.in_words;
   for (int fy = 0; fy < s.fh; ++fy) {
     const int iy = oy * o.stride_height - s.pad_top + fy * o.dilation_height;
     for (int fx = 0; fx < s.fw; ++fx) {
@@ -283,29 +261,22 @@ void TapPointers(const KbitPlan& plan, const int32_t* input, long image, long pi
   }
 }
 
-struct TileBuffers {  // one thread's
-  const uint32_t** rows;
-  uint32_t* patches;
-  const uint32_t* zeros;
-};
-
-// Tiles [u0, u1) in blocks: their rows' runs (tap pointers or im2col rows), then the
-// fused kernel writes their output pixels.
+// Tiles [u0, u1) in blocks: their rows' tap pointers into `rows` (this thread's), then
+// the fused kernel writes their output pixels.
 void RunTileRange(const KbitPlan& plan, KbitTilesFn fn, const int32_t* input,
-                  const TileBuffers& buf, void* out, long u0, long u1) {
+                  const uint32_t** rows, const uint32_t* zeros, void* out, long u0, long u1) {
   const BConvShape& s = plan.conv.shape;
-  const long per_image = static_cast<long>(s.out_h) * s.out_w;
-  const int oc = plan.out_c, kw = plan.conv.kwords, planes = plan.opt.planes;
-  const int words = CeilDiv(oc, kBits), block = TileBlock(plan), runs = RunsPerRow(plan);
-  const bool pool = plan.opt.pool_height > 0, direct = DirectTaps(plan);
+  const int oc = plan.out_c, planes = plan.opt.planes, taps = s.fh * s.fw;
+  const int words = CeilDiv(oc, kBits);
+  const bool pool = plan.opt.pool_height > 0;
   const long out_pixels = static_cast<long>(plan.batch) * plan.out_h * plan.out_w;
   const int32_t* fix[kMaxTileBlock * kKbitTilePixels];
   KbitTiles t;
-  t.rows = buf.rows;
+  t.rows = rows;
   t.planes = planes;
-  t.taps = runs;
-  t.chunks = direct ? s.words_per_group / kKWordAlign : kw / kKWordAlign;
-  t.filters = plan.conv.blocked_filters.data();
+  t.taps = taps;
+  t.words = s.words_per_group;
+  t.filters = plan.tile_filters.data();
   t.n_out = oc;
   t.fix = fix;
   t.pool = pool;
@@ -319,8 +290,8 @@ void RunTileRange(const KbitPlan& plan, KbitTilesFn fn, const int32_t* input,
   t.mul = plan.mul.data();
   t.bias = plan.bias.data();
   t.hi = static_cast<int32_t>(2 * plan.depth);
-  for (long u = u0; u < u1; u += block) {
-    t.tiles = static_cast<int>(std::min<long>(block, u1 - u));
+  for (long u = u0; u < u1; u += kMaxTileBlock) {
+    t.tiles = static_cast<int>(std::min<long>(kMaxTileBlock, u1 - u));
     for (int i = 0; i < t.tiles; ++i) {
       int n[kKbitTilePixels];
       long pix[kKbitTilePixels];
@@ -329,17 +300,9 @@ void RunTileRange(const KbitPlan& plan, KbitTilesFn fn, const int32_t* input,
         const int32_t f = plan.fix_index[pix[j]];
         fix[i * kKbitTilePixels + j] =
             f < 0 ? nullptr : plan.fix_rows.data() + static_cast<long>(f) * oc;
-        for (int pl = 0; pl < planes; ++pl) {
-          const long row = (static_cast<long>(i) * planes + pl) * kKbitTilePixels + j;
-          const long image = static_cast<long>(pl) * plan.batch + n[j];
-          if (direct) {
-            TapPointers(plan, input, image, pix[j], buf.zeros, buf.rows + row * runs);
-          } else {
-            uint32_t* dst = buf.patches + row * kw;
-            Im2colRow(plan.conv, input, image * per_image + pix[j], dst);
-            buf.rows[row] = dst;
-          }
-        }
+        for (int pl = 0; pl < planes; ++pl)
+          TapPointers(plan, input, static_cast<long>(pl) * plan.batch + n[j], pix[j], zeros,
+                      rows + ((static_cast<long>(i) * planes + pl) * kKbitTilePixels + j) * taps);
       }
     }
     const long q0 = pool ? u : u * kKbitTilePixels;  // the first output pixel
@@ -420,6 +383,13 @@ std::string PlanKbit(const KbitOptions& opt, const KbitTensors& t, KbitPlan* pla
   std::string e = PlanBConv(bopt, bt, &plan->conv);
   if (!e.empty()) return "BitliteKbitBconv2d: " + e;
   if (plan->conv.shape.groups != 1) return Err("grouped convolutions are not supported");
+  {  // the fused tiles' layout (freed by KeepKbitFiltersFor where the kernel has none)
+    const BConvShape& cs = plan->conv.shape;
+    const int k = cs.fh * cs.fw * cs.words_per_group;
+    plan->tile_filters.assign_zero(DwordFilterWords(out_c, k));
+    PackFiltersDwords16(plan->conv.packed_filters.data(), out_c, k, plan->conv.kwords,
+                        plan->tile_filters.data());
+  }
   plan->opt = opt;
   plan->batch = t.in_dims[0] / opt.planes;
   plan->out_c = out_c;
@@ -505,7 +475,6 @@ bool KbitScratch::Reserve(const KbitPlan& plan, const BgemmKernel* kernel, int t
     key.assign(oracle ? s.out_c : 0, 0);
     const bool tiles = !oracle && TilesRun(plan, KbitVectorFor(kernel));
     tile_rows.assign(tiles ? tasks * TilePointers(plan) : 0, nullptr);
-    tile_patches.assign(tiles ? tasks * TilePatchWords(plan) : 0, 0);
     tile_zeros.assign(tiles ? s.words_per_group : 0, 0);
   } catch (const std::bad_alloc&) {
     return false;
@@ -608,7 +577,7 @@ int TileThreads(const KbitPlan& plan, const BgemmKernel* kernel, int num_threads
   if (kernel == nullptr || kernel->run == nullptr || !TilesRun(plan, KbitVectorFor(kernel)))
     return 0;
   const long tiles = TileCount(plan);
-  const double macs = static_cast<double>(tiles) * TileRows(plan.opt.planes) *
+  const double macs = static_cast<double>(tiles) * plan.opt.planes * kKbitTilePixels *
                       plan.conv.kwords * kBits * plan.out_c;
   const bool split_all = g_min_elements.load(std::memory_order_relaxed) == 0;  // tests
   const int threads = static_cast<int>(std::max(
@@ -657,17 +626,12 @@ bool RunKbit(const KbitPlan& plan, const BgemmKernel* kernel, int num_threads,
   const bool oracle = kernel == nullptr || kernel->run == nullptr;
   const int tile_threads = TileThreads(plan, kernel, num_threads);
   const size_t pointers = tile_threads ? TilePointers(plan) : 0;
-  const size_t words = tile_threads ? TilePatchWords(plan) : 0;
   if (tile_threads > 0 && scratch->tile_rows.size() >= tile_threads * pointers &&
-      scratch->tile_patches.size() >= tile_threads * words &&
       scratch->tile_zeros.size() >= static_cast<size_t>(s.words_per_group)) {
-    const int threads = tile_threads;
     const KbitTilesFn fn = KbitVectorFor(kernel).tiles;
-    ParallelRanges(threads, TileCount(plan), 1, [&](int part, long u0, long u1) {
-      const TileBuffers buf{scratch->tile_rows.data() + part * pointers,
-                            scratch->tile_patches.data() + part * words,
-                            scratch->tile_zeros.data()};
-      RunTileRange(plan, fn, input, buf, output, u0, u1);
+    ParallelRanges(tile_threads, TileCount(plan), 1, [&](int part, long u0, long u1) {
+      RunTileRange(plan, fn, input, scratch->tile_rows.data() + part * pointers,
+                   scratch->tile_zeros.data(), output, u0, u1);
     });
     return true;
   }
@@ -724,6 +688,24 @@ void KbitQuantize(const float* x, long rows, int channels, const float* offsets,
                  [&](int, long r0, long r1) {
                    vec.quantize(x, rows, channels, offsets, planes, out, r0, r1);
                  });
+}
+
+size_t DwordFilterWords(int n_out, int k) {
+  return static_cast<size_t>((n_out + 15) / 16) * 16 * k;
+}
+
+void PackFiltersDwords16(const uint32_t* rows, int n_out, int k, int row_stride, uint32_t* out) {
+  std::memset(out, 0, DwordFilterWords(n_out, k) * sizeof(uint32_t));
+  for (int o = 0; o < n_out; ++o)
+    for (int w = 0; w < k; ++w)
+      out[(static_cast<size_t>(o / 16) * k + w) * 16 + o % 16] =
+          rows[static_cast<size_t>(o) * row_stride + w];
+}
+
+void KeepKbitFiltersFor(const BgemmKernel* kernel, KbitPlan* plan) {
+  KeepFiltersFor(kernel, &plan->conv);
+  if (kernel == nullptr || KbitVectorFor(kernel).tiles == nullptr)
+    plan->tile_filters.assign_zero(0);
 }
 
 bool KbitUsesTiles(const KbitPlan& plan, const BgemmKernel* kernel, int num_threads) {

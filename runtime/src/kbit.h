@@ -14,9 +14,8 @@
 //
 // With a kernel that has fused tiles (AVX-512, kbit_tiles.h) and a pool window of at
 // most 4 pixels (2x2, or none), BitliteKbitBconv2d runs as one pass: each tile of 4 conv
-// pixels x 16 filters forms P for all k planes in its accumulators and ends in the
-// epilogue below, in registers (taps of whole 128-bit chunks read where they lie in the
-// input, others through im2col rows). Otherwise it
+// pixels x up to 64 filters reads its taps where they lie in the input, forms P for all
+// k planes in its accumulators and ends in the epilogue below, in registers. Otherwise it
 // runs the k planes through the existing binary GEMM (RunBConv over
 // the k * N plane images, raw int32 counts; on large layers per band of output rows,
 // RunBConvRange, so that a band's counts stay in cache) and then one epilogue pass per
@@ -92,6 +91,9 @@ struct KbitPlan {
   // q = (invert ? levels - n : n), n = #{j : key > key_thresholds[j][c]} (planar;
   // invert is 0 or -1).
   std::vector<int32_t> key_sign, key_thresholds, invert;
+  // The filters in the fused tiles' "dwords 16" layout (kbit_tiles.h), taps x channel
+  // words per filter; empty after KeepKbitFiltersFor with a kernel that has no tiles.
+  AlignedWords tile_filters;
 };
 
 struct KbitTensors {
@@ -118,10 +120,9 @@ struct KbitScratch {
   std::vector<int32_t> fix;     // oracle: one pixel's zero-padding fix per channel
   std::vector<int32_t> key;     // oracle: one output pixel's pooled key, then its level
   // The fused tiles (kbit_tiles.h), where the kernel has them: per thread, one block of
-  // tiles' run pointers (and im2col rows where taps are not whole chunks); the zero
-  // words an outside tap reads.
+  // tiles' tap pointers; the zero words an outside tap reads.
   std::vector<const uint32_t*> tile_rows;
-  std::vector<uint32_t> tile_patches, tile_zeros;
+  std::vector<uint32_t> tile_zeros;
   BConvWorkspace workspace;
   bool Reserve(const KbitPlan& plan, const BgemmKernel* kernel, int threads);
 };
@@ -129,6 +130,10 @@ struct KbitScratch {
 // `output`: float* or int32_t* per plan. False: out of memory (scratch not reserved).
 bool RunKbit(const KbitPlan& plan, const BgemmKernel* kernel, int num_threads,
              const int32_t* input, void* output, KbitScratch* scratch);
+
+// Prepare, once it has chosen the kernel: KeepFiltersFor on the GEMM's plan, and frees
+// the fused tiles' filters unless the kernel has tiles.
+void KeepKbitFiltersFor(const BgemmKernel* kernel, KbitPlan* plan);
 
 // Whether RunKbit runs `plan` with `kernel` over `num_threads` on the fused tiles
 // (kbit_tiles.h); else GEMM, then epilogue.

@@ -3,29 +3,36 @@
 //
 // The banded path (kbit.cc) runs each activation plane through the binary GEMM, stores
 // the int32 counts a_i and reads them back in the epilogue: for a W1A2 layer that is
-// two passes over the patches, two count stores and an epilogue pass per pixel. Here a
-// tile of 4 conv pixels meets 16 filters for all k planes at once, P = sum_i 2^i a_i is
-// formed in the accumulators themselves (plane k-1 first, doubled before each next
-// plane: the same integer sum, reduced once), and the tile ends in the epilogue:
-// P's zero-padding fix, the max pool when the tile's 4 pixels are one pool window (a
-// smaller window repeats a pixel: max is idempotent), then the level's bits or LCE's
-// float transform. Nothing but the output leaves the registers.
+// two passes over im2col patches, two count stores and an epilogue pass per pixel. Here
+// a tile of 4 conv pixels meets up to 64 filters for all k planes at once, reading
+// each tap where it lies in the input (no im2col); P = sum_i 2^i a_i is formed in the
+// accumulators themselves (plane k-1 first, doubled before each next plane: the same
+// integer sum), and the tile ends in the epilogue: P's zero-padding fix, the max pool
+// when the tile's 4 pixels are one pool window (a smaller window repeats a pixel: max
+// is idempotent), then the level's bits or LCE's float transform. Nothing but the
+// output leaves the registers.
+//
+// Filters, "dwords 16": blocks of 16 filters, and inside a block, per K word k, the 16
+// filters' word k (filter 16 b + l's word k at block b's [16 k + l]). One broadcast input
+// word then meets 16 filters in one XOR, and the accumulators hold the 16 sums in
+// filter order (no transpose at the end, unlike bgemm.h's blocked 16x4 layout).
 #ifndef BITLITE_KBIT_TILES_H_
 #define BITLITE_KBIT_TILES_H_
 
+#include <cstddef>
 #include <cstdint>
 
 namespace bitlite {
 
 constexpr int kKbitTilePixels = 4;
+constexpr int kKbitTileBlocks = 4;  // blocks of 16 filters per tile
 
 struct KbitTiles {
-  // K (the filters' kwords) is `taps` runs of `chunks` 128-bit chunks: tile t's pixel j
-  // (< 4) in plane i reads run r at rows[((t * planes + i) * 4 + j) * taps + r] (an
-  // im2col row: one run of kwords / 4 chunks; else a tap of the input itself).
+  // K = taps x words: tile t's pixel j (< 4) in plane i reads tap r's `words` words at
+  // rows[((t * planes + i) * 4 + j) * taps + r].
   const uint32_t* const* rows = nullptr;
-  int tiles = 0, planes = 0, taps = 0, chunks = 0;
-  const uint32_t* filters = nullptr;  // the blocked 16x4 layout (bgemm.h)
+  int tiles = 0, planes = 0, taps = 0, words = 0;
+  const uint32_t* filters = nullptr;  // "dwords 16" (above), taps * words words per filter
   int n_out = 0;
   const int32_t* const* fix = nullptr;  // [tiles * 4]: the pixel's fix row (n_out) or null
   // true: a tile's pixels are one pool window and make one output pixel; false: each
@@ -46,6 +53,12 @@ struct KbitTiles {
 };
 
 using KbitTilesFn = void (*)(const KbitTiles& t);
+
+// Words of the "dwords 16" layout for n_out filters of k words.
+size_t DwordFilterWords(int n_out, int k);
+// Row-major filters [n_out][row_stride] (the first k words of each row) -> "dwords 16"
+// (padding filters are zero).
+void PackFiltersDwords16(const uint32_t* rows, int n_out, int k, int row_stride, uint32_t* out);
 
 #if defined(__x86_64__) || defined(__i386__)
 void KbitTilesAvx512(const KbitTiles& t);  // AVX-512 VPOPCNTDQ CPUs only

@@ -490,7 +490,7 @@ TfLiteStatus KbitPrepare(TfLiteContext* context, TfLiteNode* node) {
   if (!e.empty()) return Report(context, e);
   d->kernel = KernelForPrepare(context, d->config);
   if (d->kernel == nullptr) return kTfLiteError;
-  KeepFiltersFor(d->kernel, &d->plan.conv);
+  KeepKbitFiltersFor(d->kernel, &d->plan);
   if (!d->scratch.Reserve(d->plan, d->kernel, BConvThreads(context, d->config)))
     return Report(context, "BitliteKbitBconv2d: out of memory for the scratch");
   int dims[4];
