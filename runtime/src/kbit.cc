@@ -200,10 +200,48 @@ bool TilesRun(const KbitPlan& plan, const KbitVector& vec) {
          plan.opt.pool_height * plan.opt.pool_width <= kKbitTilePixels;
 }
 
-// Tap pointers per thread: one block of tiles' (pixel x plane) rows.
+// Pixel pointers per thread: one block of tiles' (pixel x plane) base pointers.
 size_t TilePointers(const KbitPlan& plan) {
-  return static_cast<size_t>(kMaxTileBlock) * plan.opt.planes * kKbitTilePixels *
-         plan.conv.shape.fh * plan.conv.shape.fw;
+  return static_cast<size_t>(kMaxTileBlock) * plan.opt.planes * kKbitTilePixels;
+}
+
+// The input as the tiles read it: [k * N][h][w][words] with the conv's zero padding in
+// place, so that every tap lies a fixed offset from its pixel. `copy`: a padded copy
+// (SAME, or a VALID window past the input's edge); else the input itself.
+struct TileInput {
+  int h = 0, w = 0, top = 0, left = 0;
+  bool copy = false;
+};
+
+TileInput TileInputOf(const KbitPlan& plan) {
+  const BConvShape& s = plan.conv.shape;
+  const BConvOptions& o = plan.conv.opt;
+  TileInput g;
+  g.top = s.pad_top;
+  g.left = s.pad_left;
+  g.h = std::max(s.in_h + g.top, (s.out_h - 1) * o.stride_height + (s.fh - 1) * o.dilation_height + 1);
+  g.w = std::max(s.in_w + g.left, (s.out_w - 1) * o.stride_width + (s.fw - 1) * o.dilation_width + 1);
+  g.copy = g.top > 0 || g.left > 0 || g.h > s.in_h || g.w > s.in_w;
+  if (!g.copy) g.h = s.in_h, g.w = s.in_w;
+  return g;
+}
+
+size_t TileInputWords(const KbitPlan& plan) {
+  const TileInput g = TileInputOf(plan);
+  return g.copy ? static_cast<size_t>(plan.opt.planes) * plan.batch * g.h * g.w *
+                      plan.conv.shape.in_words
+                : 0;
+}
+
+// Copies the input planes into the padded buffer's interior (its border stays zero).
+void PadInput(const KbitPlan& plan, const TileInput& g, const int32_t* input, uint32_t* buf) {
+  const BConvShape& s = plan.conv.shape;
+  const long images = static_cast<long>(plan.opt.planes) * plan.batch;
+  const size_t row_bytes = sizeof(uint32_t) * s.in_w * s.in_words;
+  for (long m = 0; m < images; ++m)
+    for (int y = 0; y < s.in_h; ++y)
+      std::memcpy(buf + ((m * g.h + y + g.top) * g.w + g.left) * s.in_words,
+                  input + (m * s.in_h + y) * s.in_w * s.in_words, row_bytes);
 }
 
 // Tiles: one per output pixel with a pool, else groups of 4 conv pixels (flat over the
@@ -242,39 +280,25 @@ void TilePixels(const KbitPlan& plan, long u, int n[kKbitTilePixels],
   for (int j = count; j < kKbitTilePixels; ++j) n[j] = n[count - 1], pix[j] = pix[count - 1];
 }
 
-// The taps of conv pixel `pix` of plane image `image`, each where it lies in the input
-// or, outside, at `zeros` (read as +1, as im2col's zero words: P's fix corrects it).
-void TapPointers(const KbitPlan& plan, const int32_t* input, long image, long pix,
-                 const uint32_t* zeros, const uint32_t** out) {
+// Tiles [u0, u1) in blocks: their rows' pixel pointers into `pixels` (this thread's),
+// then the fused kernel writes their output pixels. `in`: the input as TileInput `g`
+// lays it out.
+void RunTileRange(const KbitPlan& plan, KbitTilesFn fn, const uint32_t* in, const TileInput& g,
+                  const long* tap_offsets, const uint32_t** pixels, void* out, long u0,
+                  long u1) {
   const BConvShape& s = plan.conv.shape;
   const BConvOptions& o = plan.conv.opt;
-  const int oy = static_cast<int>(pix / s.out_w), ox = static_cast<int>(pix % s.out_w);
-  const uint32_t* base =
-      reinterpret_cast<const uint32_t*>(input) + image * s.in_h * s.in_w * s.in_words;
-  for (int fy = 0; fy < s.fh; ++fy) {
-    const int iy = oy * o.stride_height - s.pad_top + fy * o.dilation_height;
-    for (int fx = 0; fx < s.fw; ++fx) {
-      const int ix = ox * o.stride_width - s.pad_left + fx * o.dilation_width;
-      const bool inside = iy >= 0 && iy < s.in_h && ix >= 0 && ix < s.in_w;
-      *out++ = inside ? base + (static_cast<long>(iy) * s.in_w + ix) * s.in_words : zeros;
-    }
-  }
-}
-
-// Tiles [u0, u1) in blocks: their rows' tap pointers into `rows` (this thread's), then
-// the fused kernel writes their output pixels.
-void RunTileRange(const KbitPlan& plan, KbitTilesFn fn, const int32_t* input,
-                  const uint32_t** rows, const uint32_t* zeros, void* out, long u0, long u1) {
-  const BConvShape& s = plan.conv.shape;
-  const int oc = plan.out_c, planes = plan.opt.planes, taps = s.fh * s.fw;
+  const int oc = plan.out_c, planes = plan.opt.planes;
   const int words = CeilDiv(oc, kBits);
   const bool pool = plan.opt.pool_height > 0;
   const long out_pixels = static_cast<long>(plan.batch) * plan.out_h * plan.out_w;
+  const long image_words = static_cast<long>(g.h) * g.w * s.in_words;
   const int32_t* fix[kMaxTileBlock * kKbitTilePixels];
   KbitTiles t;
-  t.rows = rows;
+  t.pixels = pixels;
+  t.tap_offsets = tap_offsets;
   t.planes = planes;
-  t.taps = taps;
+  t.taps = s.fh * s.fw;
   t.words = s.words_per_group;
   t.filters = plan.tile_filters.data();
   t.n_out = oc;
@@ -300,9 +324,12 @@ void RunTileRange(const KbitPlan& plan, KbitTilesFn fn, const int32_t* input,
         const int32_t f = plan.fix_index[pix[j]];
         fix[i * kKbitTilePixels + j] =
             f < 0 ? nullptr : plan.fix_rows.data() + static_cast<long>(f) * oc;
+        // the pixel's top-left tap, in the padded frame
+        const long oy = pix[j] / s.out_w, ox = pix[j] % s.out_w;
+        const long at = (oy * o.stride_height * g.w + ox * o.stride_width) * s.in_words;
         for (int pl = 0; pl < planes; ++pl)
-          TapPointers(plan, input, static_cast<long>(pl) * plan.batch + n[j], pix[j], zeros,
-                      rows + ((static_cast<long>(i) * planes + pl) * kKbitTilePixels + j) * taps);
+          pixels[(static_cast<long>(i) * planes + pl) * kKbitTilePixels + j] =
+              in + (static_cast<long>(pl) * plan.batch + n[j]) * image_words + at;
       }
     }
     const long q0 = pool ? u : u * kKbitTilePixels;  // the first output pixel
@@ -474,8 +501,17 @@ bool KbitScratch::Reserve(const KbitPlan& plan, const BgemmKernel* kernel, int t
     fix.assign(oracle ? s.out_c : 0, 0);
     key.assign(oracle ? s.out_c : 0, 0);
     const bool tiles = !oracle && TilesRun(plan, KbitVectorFor(kernel));
-    tile_rows.assign(tiles ? tasks * TilePointers(plan) : 0, nullptr);
-    tile_zeros.assign(tiles ? s.words_per_group : 0, 0);
+    tile_pixels.assign(tiles ? tasks * TilePointers(plan) : 0, nullptr);
+    tile_input.assign(tiles ? TileInputWords(plan) : 0, 0);
+    tile_offsets.clear();
+    if (tiles) {
+      const TileInput g = TileInputOf(plan);
+      for (int fy = 0; fy < s.fh; ++fy)
+        for (int fx = 0; fx < s.fw; ++fx)
+          tile_offsets.push_back((static_cast<long>(fy) * plan.conv.opt.dilation_height * g.w +
+                                  static_cast<long>(fx) * plan.conv.opt.dilation_width) *
+                                 s.in_words);
+    }
   } catch (const std::bad_alloc&) {
     return false;
   }
@@ -626,12 +662,19 @@ bool RunKbit(const KbitPlan& plan, const BgemmKernel* kernel, int num_threads,
   const bool oracle = kernel == nullptr || kernel->run == nullptr;
   const int tile_threads = TileThreads(plan, kernel, num_threads);
   const size_t pointers = tile_threads ? TilePointers(plan) : 0;
-  if (tile_threads > 0 && scratch->tile_rows.size() >= tile_threads * pointers &&
-      scratch->tile_zeros.size() >= static_cast<size_t>(s.words_per_group)) {
+  if (tile_threads > 0 && scratch->tile_pixels.size() >= tile_threads * pointers &&
+      scratch->tile_input.size() >= TileInputWords(plan) &&
+      scratch->tile_offsets.size() == static_cast<size_t>(s.fh * s.fw)) {
+    const TileInput g = TileInputOf(plan);
+    const uint32_t* in = reinterpret_cast<const uint32_t*>(input);
+    if (g.copy) {
+      PadInput(plan, g, input, scratch->tile_input.data());
+      in = scratch->tile_input.data();
+    }
     const KbitTilesFn fn = KbitVectorFor(kernel).tiles;
     ParallelRanges(tile_threads, TileCount(plan), 1, [&](int part, long u0, long u1) {
-      RunTileRange(plan, fn, input, scratch->tile_rows.data() + part * pointers,
-                   scratch->tile_zeros.data(), output, u0, u1);
+      RunTileRange(plan, fn, in, g, scratch->tile_offsets.data(),
+                   scratch->tile_pixels.data() + part * pointers, output, u0, u1);
     });
     return true;
   }

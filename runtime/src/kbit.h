@@ -120,9 +120,11 @@ struct KbitScratch {
   std::vector<int32_t> fix;     // oracle: one pixel's zero-padding fix per channel
   std::vector<int32_t> key;     // oracle: one output pixel's pooled key, then its level
   // The fused tiles (kbit_tiles.h), where the kernel has them: per thread, one block of
-  // tiles' tap pointers; the zero words an outside tap reads.
-  std::vector<const uint32_t*> tile_rows;
-  std::vector<uint32_t> tile_zeros;
+  // tiles' pixel pointers; the zero-padded input (where the convolution pads; its
+  // border stays zero) and each tap's offset in it.
+  std::vector<const uint32_t*> tile_pixels;
+  std::vector<uint32_t> tile_input;
+  std::vector<long> tile_offsets;
   BConvWorkspace workspace;
   bool Reserve(const KbitPlan& plan, const BgemmKernel* kernel, int threads);
 };

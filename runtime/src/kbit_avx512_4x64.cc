@@ -5,7 +5,7 @@
 // once (a load, no shuffle), then XOR + VPOPCNTD + VPADDD into 16 zmm accumulators: 3
 // vector uops per 512 binary MACs, the port-0/5 bound, and no reduction at the end (each
 // accumulator already holds 16 filters' sums). 64 filters per tile share one pass over
-// the tap pointers and the loop control, which on short receptive fields (3x3 over 128
+// the taps and the loop control, which on short receptive fields (3x3 over 128
 // channels: 36 words a plane) would otherwise take a tenth of the ports.
 #if defined(__x86_64__) || defined(__i386__)
 
@@ -30,7 +30,7 @@ BITLITE_AVX512 inline void TileP(const KbitTiles& t, int tile, const uint32_t* f
                                  Acc& acc) {
   for (int j = 0; j < P; ++j)
     for (int b = 0; b < NB; ++b) acc[j][b] = _mm512_setzero_si512();
-  const uint32_t* const* base = t.rows + static_cast<long>(tile) * kPlanes * kKbitTilePixels * t.taps;
+  const uint32_t* const* base = t.pixels + static_cast<long>(tile) * kPlanes * kKbitTilePixels;
   for (int i = kPlanes - 1; i >= 0; --i) {
     if (i < kPlanes - 1)
       for (int j = 0; j < P; ++j)
@@ -38,7 +38,8 @@ BITLITE_AVX512 inline void TileP(const KbitTiles& t, int tile, const uint32_t* f
     const uint32_t* fk = f;
     for (int r = 0; r < t.taps; ++r) {
       const uint32_t* x[P];
-      for (int j = 0; j < P; ++j) x[j] = base[(i * kKbitTilePixels + j) * t.taps + r];
+      const long off = t.tap_offsets[r];
+      for (int j = 0; j < P; ++j) x[j] = base[i * kKbitTilePixels + j] + off;
       for (int w = 0; w < t.words; ++w, fk += 16) {
         __m512i fv[NB];
         for (int b = 0; b < NB; ++b) fv[b] = _mm512_load_si512(fk + b * bw);

@@ -5,7 +5,7 @@
 // the int32 counts a_i and reads them back in the epilogue: for a W1A2 layer that is
 // two passes over im2col patches, two count stores and an epilogue pass per pixel. Here
 // a tile of 4 conv pixels meets up to 64 filters for all k planes at once, reading
-// each tap where it lies in the input (no im2col); P = sum_i 2^i a_i is formed in the
+// each tap where it lies in the (zero-padded) input, no im2col; P = sum_i 2^i a_i is formed in the
 // accumulators themselves (plane k-1 first, doubled before each next plane: the same
 // integer sum), and the tile ends in the epilogue: P's zero-padding fix, the max pool
 // when the tile's 4 pixels are one pool window (a smaller window repeats a pixel: max
@@ -29,8 +29,10 @@ constexpr int kKbitTileBlocks = 4;  // blocks of 16 filters per tile
 
 struct KbitTiles {
   // K = taps x words: tile t's pixel j (< 4) in plane i reads tap r's `words` words at
-  // rows[((t * planes + i) * 4 + j) * taps + r].
-  const uint32_t* const* rows = nullptr;
+  // pixels[(t * planes + i) * 4 + j] + tap_offsets[r] (in a zero-padded copy of the
+  // input where the convolution pads: every tap a fixed offset from its pixel).
+  const uint32_t* const* pixels = nullptr;
+  const long* tap_offsets = nullptr;
   int tiles = 0, planes = 0, taps = 0, words = 0;
   const uint32_t* filters = nullptr;  // "dwords 16" (above), taps * words words per filter
   int n_out = 0;
