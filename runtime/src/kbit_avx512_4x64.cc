@@ -9,16 +9,18 @@
 // channels: 36 words a plane) would otherwise take a tenth of the ports.
 #if defined(__x86_64__) || defined(__i386__)
 
+#include "kbit_tiles.h"
+
+// GCC 12's AVX-512 intrinsics warn about their own undefined operands when inlined
+// (as in bgemm_avx512_4x16.cc).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
-#include "kbit_tiles.h"
+#define BITLITE_AVX512 __attribute__((target("avx512f,avx512vpopcntdq")))
 
 namespace bitlite {
 namespace {
-
-#define BITLITE_AVX512 __attribute__((target("avx512f,avx512vpopcntdq")))
 
 using Acc = __m512i[kKbitTilePixels][kKbitTileBlocks];
 
