@@ -14,7 +14,7 @@
 //
 // With a kernel that has fused tiles (AVX-512, kbit_tiles.h) and a pool window of at
 // most 4 pixels (2x2, or none), BitliteKbitBconv2d runs as one pass: each tile of 4 conv
-// pixels x up to 64 filters reads its taps where they lie in the input, forms P for all
+// pixels x up to 64 filters reads its taps in the (zero-padded) input, forms P for all
 // k planes in its accumulators and ends in the epilogue below, in registers. Otherwise it
 // runs the k planes through the existing binary GEMM (RunBConv over
 // the k * N plane images, raw int32 counts; on large layers per band of output rows,
