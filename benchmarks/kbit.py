@@ -205,6 +205,8 @@ def vgg8_section(args: argparse.Namespace) -> str:
         count, ok = qemu.get(name, (None, "–"))
         encodings = ", ".join(sorted({p.get("encoding") for p in plans.get(name, [])
                                       if p.get("encoding")})) or "–"  # fmt: skip
+        if name == kbit_speed.FUSED:  # the thermometer export, rewritten (kbit_chains.py)
+            encodings = f"bit planes in bitlite's fused op (rewritten from {encodings})"
         lines.append(
             f"| {name} | {sizes[name] / 1024:.1f} | {ms:.3f} | {engine} | {ms / w1a1:.2f}× "
             f"| {int8 / ms:.2f}× | {int8_tf / ms:.2f}× "
