@@ -5,9 +5,9 @@
 // round by round so the shared machine's load hits all alike. Per layer: W1A1, the
 // k-bit op's GEMM alone (RunBConv over the plane images), the whole k-bit op
 // (RunKbit: on fused tiles where the kernel has them, else GEMM then epilogue, in bands
-// where the plan has them), and the epilogue alone over the whole GEMM's counts; and the first k-bit layer's input
-// quantization (BitliteKbitQuantize, 2 planes) beside W1A1's (LceQuantize's
-// BitpackFloat) of the same 32x32x128 floats.
+// where the plan has them), and the epilogue alone over the whole GEMM's counts; and the
+// first k-bit layer's input quantization (BitliteKbitQuantize, 2 planes) beside W1A1's
+// (LceQuantize's BitpackFloat) of the same 32x32x128 floats.
 //
 //   c++ -std=c++17 -O3 -ffp-contract=off -pthread runtime/check/kbit_bench.cc \
 //       $(ls runtime/src/*.cc | grep -v -e /ops.cc -e /delegate.cc) -o kbit_bench

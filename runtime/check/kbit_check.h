@@ -82,7 +82,7 @@ bool RandomKbit(std::mt19937& rng, const std::vector<const BgemmKernel*>& kernel
       std::to_string(o.pool_width) + "/" + std::to_string(o.pool_padding);
   for (const BgemmKernel* k : kernels) {
     KbitPlan own = plan;
-    KeepKbitFiltersFor(k, &own);
+    Expect(KeepKbitFiltersFor(k, &own), "kbit filters");
     KbitScratch scratch;
     Expect(scratch.Reserve(own, k, 4), "kbit scratch");
     if (KbitUsesTiles(own, k, 1)) ++*tiled;

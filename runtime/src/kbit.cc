@@ -410,13 +410,6 @@ std::string PlanKbit(const KbitOptions& opt, const KbitTensors& t, KbitPlan* pla
   std::string e = PlanBConv(bopt, bt, &plan->conv);
   if (!e.empty()) return "BitliteKbitBconv2d: " + e;
   if (plan->conv.shape.groups != 1) return Err("grouped convolutions are not supported");
-  {  // the fused tiles' layout (freed by KeepKbitFiltersFor where the kernel has none)
-    const BConvShape& cs = plan->conv.shape;
-    const int k = cs.fh * cs.fw * cs.words_per_group;
-    plan->tile_filters.assign_zero(DwordFilterWords(out_c, k));
-    PackFiltersDwords16(plan->conv.packed_filters.data(), out_c, k, plan->conv.kwords,
-                        plan->tile_filters.data());
-  }
   plan->opt = opt;
   plan->batch = t.in_dims[0] / opt.planes;
   plan->out_c = out_c;
@@ -745,10 +738,21 @@ void PackFiltersDwords16(const uint32_t* rows, int n_out, int k, int row_stride,
           rows[static_cast<size_t>(o) * row_stride + w];
 }
 
-void KeepKbitFiltersFor(const BgemmKernel* kernel, KbitPlan* plan) {
+bool KeepKbitFiltersFor(const BgemmKernel* kernel, KbitPlan* plan) {
   KeepFiltersFor(kernel, &plan->conv);
-  if (kernel == nullptr || KbitVectorFor(kernel).tiles == nullptr)
-    plan->tile_filters.assign_zero(0);
+  plan->tile_filters.assign_zero(0);
+  if (kernel == nullptr || kernel->run == nullptr || KbitVectorFor(kernel).tiles == nullptr)
+    return true;
+  const BConvShape& s = plan->conv.shape;
+  const int k = s.fh * s.fw * s.words_per_group;
+  try {
+    plan->tile_filters.assign_zero(DwordFilterWords(plan->out_c, k));
+  } catch (const std::bad_alloc&) {
+    return false;
+  }
+  PackFiltersDwords16(plan->conv.packed_filters.data(), plan->out_c, k, plan->conv.kwords,
+                      plan->tile_filters.data());
+  return true;
 }
 
 bool KbitUsesTiles(const KbitPlan& plan, const BgemmKernel* kernel, int num_threads) {

@@ -92,7 +92,7 @@ struct KbitPlan {
   // invert is 0 or -1).
   std::vector<int32_t> key_sign, key_thresholds, invert;
   // The filters in the fused tiles' "dwords 16" layout (kbit_tiles.h), taps x channel
-  // words per filter; empty after KeepKbitFiltersFor with a kernel that has no tiles.
+  // words per filter; packed by KeepKbitFiltersFor for a kernel that has tiles, else empty.
   AlignedWords tile_filters;
 };
 
@@ -133,9 +133,10 @@ struct KbitScratch {
 bool RunKbit(const KbitPlan& plan, const BgemmKernel* kernel, int num_threads,
              const int32_t* input, void* output, KbitScratch* scratch);
 
-// Prepare, once it has chosen the kernel: KeepFiltersFor on the GEMM's plan, and frees
-// the fused tiles' filters unless the kernel has tiles.
-void KeepKbitFiltersFor(const BgemmKernel* kernel, KbitPlan* plan);
+// Prepare, once it has chosen the kernel: KeepFiltersFor on the GEMM's plan, and the
+// fused tiles' filters packed where the kernel has tiles (else none). False: out of
+// memory.
+bool KeepKbitFiltersFor(const BgemmKernel* kernel, KbitPlan* plan);
 
 // Whether RunKbit runs `plan` with `kernel` over `num_threads` on the fused tiles
 // (kbit_tiles.h); else GEMM, then epilogue.

@@ -490,7 +490,8 @@ TfLiteStatus KbitPrepare(TfLiteContext* context, TfLiteNode* node) {
   if (!e.empty()) return Report(context, e);
   d->kernel = KernelForPrepare(context, d->config);
   if (d->kernel == nullptr) return kTfLiteError;
-  KeepKbitFiltersFor(d->kernel, &d->plan);
+  if (!KeepKbitFiltersFor(d->kernel, &d->plan))
+    return Report(context, "BitliteKbitBconv2d: out of memory while packing the filters");
   if (!d->scratch.Reserve(d->plan, d->kernel, BConvThreads(context, d->config)))
     return Report(context, "BitliteKbitBconv2d: out of memory for the scratch");
   int dims[4];
