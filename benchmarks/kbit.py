@@ -39,7 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.table import write_table
+from benchmarks.table import check_out, write_table
 
 RESULTS = Path(__file__).parent / "results" / "kbit.md"
 # name -> (method, training options, weight bits, activation bits)
@@ -315,6 +315,8 @@ def main() -> None:
     args = p.parse_args()
     if args.epochs < 1 or args.runs < 1:
         p.exit(2, "error: --epochs and --runs must be at least 1\n")
+    if args.write:
+        check_out(args.out)  # before minutes of training and timing, not after
     started = time.time()
     trained: list[str] = []
     sections = [lenet_section(d, args, trained) for d in args.datasets]

@@ -12,10 +12,13 @@ import os
 import platform
 import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from pipeline import runs
+from pipeline.errors import EXIT_BAD_INPUT
 
 LOAD_AT_START = os.getloadavg()[0]
 
@@ -51,9 +54,31 @@ def provenance() -> str:
     )
 
 
+def check_out(path: Path) -> None:
+    """Before a script's work: exit 2 with one line when ``path`` cannot be written (its
+    folder is created, as :func:`write_table` would)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.stem}."):
+            pass
+    except OSError as err:
+        _cannot_write(path, err)
+
+
 def write_table(path: Path, title: str, body: str) -> str:
-    """Write ``# title``, the provenance lines and ``body`` to ``path``; return the text."""
+    """Write ``# title``, the provenance lines and ``body`` to ``path``; return the text.
+    When ``path`` cannot be written the figures are not lost: the table goes to stdout,
+    one line to stderr, and the script exits 2."""
     text = f"# {title}\n\n{provenance()}\n{body.rstrip()}\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    runs.write_text(path, text)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        runs.write_text(path, text)
+    except OSError as err:
+        print(text)
+        _cannot_write(path, err)
     return text
+
+
+def _cannot_write(path: Path, err: OSError) -> NoReturn:
+    print(f"error: cannot write {path}: {err.strerror or err}", file=sys.stderr)
+    sys.exit(EXIT_BAD_INPUT)

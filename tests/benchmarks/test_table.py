@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.table import write_table
+import pytest
+
+from benchmarks.table import check_out, write_table
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -41,3 +43,24 @@ def test_every_committed_table_names_a_command_that_exists():
         path = ROOT / (module.replace(".", "/") + ".py")
         package = ROOT / module.replace(".", "/") / "__main__.py"
         assert path.is_file() or package.is_file(), f"{table.name}: no module {module}"
+
+
+def test_write_table_that_cannot_write_keeps_the_figures_on_stdout(tmp_path, capsys):
+    (tmp_path / "a_file").write_text("")
+    path = tmp_path / "a_file" / "t.md"  # its folder is a file
+    with pytest.raises(SystemExit) as exit_:
+        write_table(path, "T", "| 1.23 |")
+    out, err = capsys.readouterr()
+    assert exit_.value.code == 2
+    assert out.startswith("# T\n") and "| 1.23 |" in out
+    assert err.startswith(f"error: cannot write {path}: ") and err.count("\n") == 1
+    assert not path.exists()
+
+
+def test_check_out_exits_2_before_the_work_and_passes_a_writable_path(tmp_path, capsys):
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(SystemExit) as exit_:
+        check_out(tmp_path / "a_file" / "t.md")
+    assert exit_.value.code == 2 and capsys.readouterr().err.startswith("error: cannot write ")
+    check_out(tmp_path / "new" / "t.md")  # creates the folder, leaves no file
+    assert (tmp_path / "new").is_dir() and list((tmp_path / "new").iterdir()) == []
